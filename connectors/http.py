@@ -1,0 +1,485 @@
+"""Shared HTTP machinery for vendor connectors (httpx based).
+
+API
+---
+MAX_WAIT_S = 120.0                       longest single wait we accept before failing with RateLimitedError
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5, read=30, write=30, pool=10)
+
+RetryPolicy(max_attempts=5, base_backoff_s=0.5, max_backoff_s=30.0, max_wait_s=MAX_WAIT_S,
+            retry_statuses=frozenset({429, 500, 502, 503, 504}))
+RateLimit(count: int, period_s: float)   e.g. RateLimit(400, 60) = 400 requests per minute
+RateLimiter(limits: dict[str, RateLimit|None] | None, *, clock, sleep)
+    .acquire(bucket="default")          sliding window per named bucket; sleeps (injected) when full
+    unknown bucket names fall back to "default"; a None limit means "unlimited".
+DOCUMENTED_LIMITS: dict[vendor, dict[bucket, RateLimit|None]]   (omnisend 400/min + "tags" 60/min,
+    leadspace 30/s, sendgrid/iterable None = pace from 429s only)
+
+HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), transport=None, timeout=DEFAULT_TIMEOUT,
+           retry=None, rate_limits=None, sleep=time.sleep, clock=time.time, rand=random.random)
+    .request(method, path, *, bucket="default", json=None, params=None, content=None, headers=None,
+             ok=(200, 201, 202, 204), on_error=None) -> httpx.Response
+        Retries 429/5xx/connect/read/timeouts per RetryPolicy; statuses in `ok` are returned, anything
+        else raises a ConnectorError (`on_error(resp)` may return a more specific one first).
+    .get/.post/.put/.delete(path, **kw)  shortcuts;  .json(resp) parse or VendorError
+    .close(); context manager.
+    auth_headers are sent only to base_url's origin (absolute URLs elsewhere never get the key).
+make_http_client(...)  same arguments as HttpClient (the one factory).
+retry_wait_s(resp, *, clock) -> float|None   wait implied by Retry-After / X-RateLimit-Reset (epoch) /
+    X-Rate-Limit-Reset (seconds left) / body {"retryAfter": s}
+redact(text, secrets) -> str             replace every secret with "***"
+RedactingFilter(secrets=None)           logging.Filter; redacts registered + given secrets
+register_secret(secret)                 add to the process-wide set redacted by RedactingFilter
+get_logger(name) -> logging.Logger      logger with the RedactingFilter attached
+
+All waiting goes through the injected `sleep`, all time through `clock`, so tests never really wait.
+"""
+from __future__ import annotations
+
+import email.utils
+import json as _json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import httpx
+
+from connectors.errors import (
+    ConnectorError,
+    RateLimitedError,
+    TransientError,
+    VendorError,
+    VendorUnreachableError,
+    error_for_status,
+    vendor_label,
+)
+
+MAX_WAIT_S = 120.0
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=30.0)
+
+# ---------------------------------------------------------------- redaction
+
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+REDACTED = "***"
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so every RedactingFilter removes it from log lines."""
+    if secret and len(secret) >= 4:
+        with _SECRETS_LOCK:
+            _SECRETS.add(secret)
+
+
+def redact(text: Any, secrets: Iterable[str | None] = ()) -> str:
+    """Return `text` as str with each (non-trivial) secret replaced by '***'."""
+    out = text if isinstance(text, str) else str(text)
+    # longest first so a secret containing another is fully removed
+    for s in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        if s in out:
+            out = out.replace(s, REDACTED)
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter: formats the record's message and redacts secrets from it (and exc text)."""
+
+    def __init__(self, secrets: Iterable[str] | None = None) -> None:
+        super().__init__()
+        self.extra = set(secrets or ())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with _SECRETS_LOCK:
+            secrets = set(_SECRETS) | self.extra
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not break logging
+            message = str(record.msg)
+        record.msg = redact(message, secrets)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # pre-render the traceback text redacted; handlers reuse exc_text
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), secrets)
+            record.exc_info = None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
+# httpx logs request URLs at INFO; some vendors may carry keys in query strings.
+for _name in ("httpx", "httpcore"):
+    get_logger(_name)
+
+log = get_logger("connectors.http")
+
+# ---------------------------------------------------------------- rate limiting
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    count: int
+    period_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.count / self.period_s
+
+
+DOCUMENTED_LIMITS: dict[str, dict[str, RateLimit | None]] = {
+    "omnisend": {"default": RateLimit(400, 60.0), "tags": RateLimit(60, 60.0)},
+    "leadspace": {"default": RateLimit(30, 1.0)},
+    # SendGrid does not publish numbers (pace from 429 + headers); Iterable lists GET is 100/s,
+    # subscribe/unsubscribe unstated.
+    "sendgrid": {"default": None},
+    "iterable": {"default": None},
+}
+
+
+class RateLimiter:
+    """Client-side sliding-window limiter with named buckets (thread-safe)."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, RateLimit | None] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = dict(limits or {})
+        self.clock = clock
+        self.sleep = sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self.waited_s = 0.0  # total time spent waiting (for diagnostics/bench)
+
+    def _limit(self, bucket: str) -> tuple[str, RateLimit | None]:
+        if bucket in self.limits:
+            return bucket, self.limits[bucket]
+        return "default", self.limits.get("default")
+
+    def acquire(self, bucket: str = "default") -> None:
+        name, limit = self._limit(bucket)
+        if limit is None:
+            return
+        while True:
+            with self._lock:
+                now = self.clock()
+                sent = self._sent.setdefault(name, deque())
+                while sent and sent[0] <= now - limit.period_s:
+                    sent.popleft()
+                if len(sent) < limit.count:
+                    sent.append(now)
+                    return
+                wait = sent[0] + limit.period_s - now
+            wait = max(wait, 0.001)
+            self.waited_s += wait
+            self.sleep(wait)
+
+
+# ---------------------------------------------------------------- retry policy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    max_wait_s: float = MAX_WAIT_S
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
+
+    def backoff_s(self, attempt: int, rand: Callable[[], float]) -> float:
+        """Exponential backoff with jitter: attempt 1 -> ~base, doubling, capped."""
+        ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** (attempt - 1)))
+        return ceiling / 2 + rand() * ceiling / 2  # "equal jitter": never zero, never above ceiling
+
+
+def _parse_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_wait_s(resp: httpx.Response, *, clock: Callable[[], float] = time.time) -> float | None:
+    """The wait a throttled/unavailable response asks for, or None if it says nothing."""
+    headers = resp.headers
+    ra = headers.get("retry-after")
+    if ra is not None:
+        secs = _parse_float(ra)
+        if secs is not None:
+            return max(0.0, secs)
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - clock())
+    # SendGrid: X-RateLimit-Reset is a Unix epoch
+    reset = _parse_float(headers.get("x-ratelimit-reset"))
+    if reset is not None:
+        return max(0.0, reset - clock())
+    # Omnisend: X-Rate-Limit-Reset is seconds left
+    reset_left = _parse_float(headers.get("x-rate-limit-reset"))
+    if reset_left is not None:
+        return max(0.0, reset_left)
+    # Omnisend 2026: {"retryAfter": seconds} in the body
+    if "json" in headers.get("content-type", "") or resp.content[:1] == b"{":
+        try:
+            body = resp.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if isinstance(body, dict):
+            secs = _parse_float(body.get("retryAfter"))
+            if secs is not None:
+                return max(0.0, secs)
+    return None
+
+
+# ---------------------------------------------------------------- client
+
+_RETRYABLE_TRANSPORT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.ReadTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+    httpx.PoolTimeout,
+    httpx.RemoteProtocolError,
+)
+
+
+class HttpClient:
+    """One pooled httpx.Client per connection, with retries, pacing and redaction."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth_headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        rate_limits: Mapping[str, RateLimit | None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.secrets = tuple(s for s in secrets if s)
+        for s in self.secrets:
+            register_secret(s)
+        self.sleep = sleep or time.sleep
+        self.clock = clock or time.time
+        self.rand = rand or random.random
+        self.retry = retry or RetryPolicy()
+        self.limiter = RateLimiter(rate_limits, clock=self.clock, sleep=self.sleep)
+        self.requests_sent = 0
+        # Auth headers are added per request and ONLY for our own origin, so absolute URLs the vendor
+        # hands us (e.g. SendGrid errors_url on a storage host) never receive the key.
+        self.auth_headers = dict(auth_headers or {})
+        self._origin = httpx.URL(self.base_url).copy_with(path="/", query=None)
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=dict(headers or {}),
+            timeout=timeout,
+            transport=transport,
+            limits=DEFAULT_LIMITS,
+            follow_redirects=False,
+        )
+
+    # -- helpers
+    def redact(self, text: Any) -> str:
+        return redact(text, self.secrets)
+
+    @property
+    def label(self) -> str:
+        return vendor_label(self.vendor)
+
+    def json(self, resp: httpx.Response) -> Any:
+        try:
+            return _json.loads(resp.content)
+        except (ValueError, UnicodeDecodeError):
+            raise VendorError(
+                f"{self.label} returned an answer we could not read.",
+                status=resp.status_code,
+                vendor=self.vendor,
+                detail=self.redact(resp.text[:300]),
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def _same_origin(self, path: str) -> bool:
+        if not path.startswith(("http://", "https://")):
+            return True
+        url = httpx.URL(path)
+        return (url.scheme, url.host, url.port) == (self._origin.scheme, self._origin.host, self._origin.port)
+
+    # -- the one request loop
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        bucket: str = "default",
+        json: Any = None,
+        params: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Iterable[int] = (200, 201, 202, 204),
+        on_error: Callable[[httpx.Response], ConnectorError | None] | None = None,
+    ) -> httpx.Response:
+        ok_statuses = frozenset(ok)
+        if self.auth_headers and self._same_origin(path):
+            headers = {**self.auth_headers, **(headers or {})}
+        if json is not None and content is None:
+            # serialise once, not once per attempt
+            content = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        policy = self.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire(bucket)
+            try:
+                self.requests_sent += 1
+                resp = self._client.request(method, path, params=params, content=content, headers=headers)
+            except _RETRYABLE_TRANSPORT as exc:
+                kind = type(exc).__name__
+                if attempt >= policy.max_attempts:
+                    raise self._transport_error(exc, attempt) from None
+                wait = policy.backoff_s(attempt, self.rand)
+                log.warning("%s %s %s failed (%s), attempt %d; retrying in %.2fs",
+                            self.vendor, method, self.redact(path), kind, attempt, wait)
+                self.sleep(wait)
+                continue
+            except httpx.HTTPError as exc:  # anything else httpx raises (invalid URL, etc.)
+                raise VendorUnreachableError(
+                    f"We could not talk to {self.label}: {self.redact(type(exc).__name__)}.",
+                    vendor=self.vendor,
+                    detail=self.redact(exc),
+                ) from None
+
+            status = resp.status_code
+            if status in ok_statuses:
+                return resp
+            if status in policy.retry_statuses:
+                wait = retry_wait_s(resp, clock=self.clock)
+                if wait is not None and wait > policy.max_wait_s:
+                    raise self._gave_up(resp, attempt, wait)
+                if attempt >= policy.max_attempts:
+                    raise self._gave_up(resp, attempt, wait)
+                if wait is None:
+                    wait = policy.backoff_s(attempt, self.rand)
+                else:
+                    wait += 0.05 * self.rand()  # tiny jitter so parallel workers don't stampede
+                log.warning("%s %s %s -> %d, attempt %d; retrying in %.2fs",
+                            self.vendor, method, self.redact(path), status, attempt, wait)
+                self.sleep(wait)
+                continue
+            raise self._status_error(resp, on_error)
+
+    # -- error building
+    def _detail(self, resp: httpx.Response) -> str:
+        return self.redact(f"HTTP {resp.status_code}: {resp.text[:500]}")
+
+    def _status_error(
+        self, resp: httpx.Response, on_error: Callable[[httpx.Response], ConnectorError | None] | None
+    ) -> ConnectorError:
+        err = on_error(resp) if on_error else None
+        if err is None:
+            err = error_for_status(resp.status_code, self.vendor, detail=self._detail(resp))
+        else:
+            err.user_message = self.redact(err.user_message)
+            err.args = (err.user_message,)
+            if err.detail is None:
+                err.detail = self._detail(resp)
+        log.info("%s %s -> %s: %s", self.vendor, resp.request.url.path if resp.request else "",
+                 type(err).__name__, err.detail)
+        return err
+
+    def _gave_up(self, resp: httpx.Response, attempt: int, wait: float | None) -> ConnectorError:
+        detail = self._detail(resp)
+        if resp.status_code == 429:
+            return RateLimitedError(
+                retry_after_s=wait if wait is not None else self.retry.max_backoff_s,
+                status=429, vendor=self.vendor, detail=detail,
+            )
+        if wait is not None and wait > self.retry.max_wait_s:
+            return TransientError(
+                f"{self.label} is temporarily unavailable. Try again in about {int(wait // 60) + 1} minutes.",
+                status=resp.status_code, vendor=self.vendor, detail=detail,
+            )
+        return TransientError(
+            f"{self.label} kept failing (HTTP {resp.status_code}) after {attempt} tries. Try again in a few minutes.",
+            status=resp.status_code, vendor=self.vendor, detail=detail,
+        )
+
+    def _transport_error(self, exc: Exception, attempt: int) -> ConnectorError:
+        detail = self.redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return VendorUnreachableError(
+                f"We could not reach {self.label} after {attempt} tries. Check the network and the base URL.",
+                vendor=self.vendor, detail=detail,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return TransientError(
+                f"{self.label} did not answer in time after {attempt} tries. Try again in a few minutes.",
+                vendor=self.vendor, detail=detail,
+            )
+        return TransientError(
+            f"The connection to {self.label} kept dropping after {attempt} tries. Try again in a few minutes.",
+            vendor=self.vendor, detail=detail,
+        )
+
+
+def make_http_client(vendor: str, base_url: str, **kw: Any) -> HttpClient:
+    """The one factory for vendor HTTP clients (see HttpClient for keywords)."""
+    return HttpClient(vendor, base_url, **kw)
+
+
+def limits_for(vendor: str, rate_limits: bool | Mapping[str, RateLimit | None] | None) -> dict[str, RateLimit | None]:
+    """Resolve the `rate_limits` constructor argument: True = documented limits, False/None = none,
+    a mapping = those limits."""
+    if rate_limits is True:
+        return dict(DOCUMENTED_LIMITS.get(vendor, {}))
+    if not rate_limits:
+        return {}
+    return dict(rate_limits)

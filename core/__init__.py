@@ -1,0 +1,1 @@
+"""Pure domain logic: no streamlit, httpx or duckdb imports here."""

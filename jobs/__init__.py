@@ -1,0 +1,1 @@
+"""Background work: the run queue (runner.py), runners per kind, the scheduler."""

@@ -1,0 +1,25 @@
+"""Home: counts, recent runs, what to do next."""
+import streamlit as st
+
+from services import home as home_service
+from ui import deps
+from ui.session import current_user
+
+db = deps.get_db()
+user = current_user()
+summary = home_service.summary(db)
+
+st.title("Home")
+cols = st.columns(4)
+for col, (label, value) in zip(cols, summary["counts"].items()):
+    col.metric(label, f"{value:,}")
+
+st.subheader("Recent runs")
+if summary["recent_runs"]:
+    st.dataframe(summary["recent_runs"], hide_index=True, use_container_width=True)
+else:
+    st.info("No runs yet. Runs of enrichments and exports will appear here.")
+
+st.subheader("What to do next")
+for step in home_service.next_steps(summary, user):
+    st.markdown(f"- {step}")

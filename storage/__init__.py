@@ -1,0 +1,1 @@
+"""Persistence: one DuckDB file per installation (see storage/db.py)."""

@@ -1,0 +1,161 @@
+"""One DuckDB database per process: a connection, a cursor per operation, serialized writes.
+
+Use ``db.cursor()`` for reads and ``db.transaction()`` for writes. Values always go in as ``?``
+parameters; identifiers come only from allow-lists and are quoted with :func:`quote_ident`.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseError(Exception):
+    """A problem with the database file that the user must act on (message is plain language)."""
+
+
+class DatabaseBusyError(DatabaseError):
+    pass
+
+
+class DatabaseTooNewError(DatabaseError):
+    pass
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier that came from an allow-list (still escape quotes, belt and braces)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def available_migrations() -> list[tuple[int, Path]]:
+    found = []
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        match = _MIGRATION_NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+class Database:
+    """Owns the process's single DuckDB connection."""
+
+    def __init__(self, path: str | Path, *, migrate: bool = True, read_only: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.RLock()
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseBusyError(
+                    f"The database {self.path} is in use by another Insight Relay process "
+                    "(probably the running app). Stop it, or use the app's Run history instead."
+                ) from exc
+            raise DatabaseError(f"Could not open the database {self.path}: {exc}") from exc
+        if migrate and not read_only:
+            self.migrate()
+
+    # -- access -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction; writers are serialized so DuckDB never sees write conflicts."""
+        with self._write_lock:
+            cur = self._con.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            else:
+                cur.execute("COMMIT")
+                cur.close()
+
+    def query(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+    def query_one(self, sql: str, params: list | tuple | None = None):
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).fetchone()
+
+    def query_dicts(self, sql: str, params: list | tuple | None = None) -> list[dict]:
+        with self.cursor() as cur:
+            res = cur.execute(sql, params or [])
+            cols = [d[0] for d in res.description]
+            return [dict(zip(cols, row)) for row in res.fetchall()]
+
+    def close(self) -> None:
+        self._con.close()
+
+    # -- migrations ---------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self.cursor() as cur:
+            exists = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+            ).fetchone()[0]
+            if not exists:
+                return 0
+            row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+            return int(row[0] or 0)
+
+    def applied_migrations(self) -> set[int]:
+        if self.schema_version() == 0:
+            return set()
+        return {r[0] for r in self.query("SELECT version FROM schema_version")}
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order; refuse a database newer than this code."""
+        known = available_migrations()
+        newest_known = known[-1][0] if known else 0
+        current = self.schema_version()
+        if current > newest_known:
+            raise DatabaseTooNewError(
+                f"The database {self.path} was written by a newer Insight Relay (schema {current}; "
+                f"this version knows up to {newest_known}). Upgrade the app before opening it."
+            )
+        applied = self.applied_migrations()
+        pending = [(n, p) for n, p in known if n not in applied]
+        if not pending:
+            return []
+        if current > 0 and self.path.exists():
+            # Keep a copy of the file as it was before migrating.
+            self._con.execute("CHECKPOINT")
+            backup = self.path.with_name(f"{self.path.name}.before-{pending[0][0]:04d}.bak")
+            shutil.copy2(self.path, backup)
+        done = []
+        with self._write_lock:
+            for number, path in pending:
+                cur = self._con.cursor()
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    cur.execute(path.read_text(encoding="utf-8"))
+                    cur.execute(
+                        "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, now())",
+                        [number, path.stem],
+                    )
+                    cur.execute("COMMIT")
+                except Exception as exc:
+                    cur.execute("ROLLBACK")
+                    raise DatabaseError(f"Migration {path.name} failed: {exc}") from exc
+                finally:
+                    cur.close()
+                done.append(number)
+        return done

@@ -1,0 +1,36 @@
+"""The only st.cache_resource factories: the process's database and job runner."""
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from core import config
+from storage.db import Database
+
+
+@st.cache_resource(show_spinner=False)
+def _open_db(path: str) -> Database:
+    return Database(path)
+
+
+def get_db() -> Database:
+    return _open_db(str(config.db_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _start_runner(path: str):
+    from jobs import runner
+    from jobs import handlers  # noqa: F401  (registers the run kinds)
+
+    workers = int(os.environ.get("INSIGHT_RELAY_WORKERS", "2"))
+    job_runner = runner.JobRunner(_open_db(path), workers=workers)
+    if workers > 0:
+        job_runner.start()
+    else:
+        runner.mark_interrupted(job_runner.db)
+    return job_runner
+
+
+def get_runner():
+    return _start_runner(str(config.db_path()))
