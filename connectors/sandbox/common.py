@@ -215,17 +215,13 @@ class Emulator:
             if applies and f.drop_connections > 0:
                 f.drop_connections -= 1
                 drop = True
+            slow_delay = 0.0
             if applies and f.slow_s > 0:
-                slow = True
+                slow, slow_delay = True, f.slow_s
                 if f.slow_burst > 0:
                     f.slow_burst -= 1
                     if f.slow_burst == 0:
-                        f.slow_s, slow_s = 0.0, f.slow_s
-                        slow_delay = slow_s
-                    else:
-                        slow_delay = f.slow_s
-                else:
-                    slow_delay = f.slow_s
+                        f.slow_s = 0.0
         if drop:
             raise httpx.ReadError("connection dropped by sandbox fault", request=request)
         if slow:
