@@ -53,9 +53,11 @@ def first_run(db) -> None:
 def login_gate(db):
     """Render the login form when needed; return the signed-in User or None."""
     credentials = users_repo.credentials_for_login(db)
+    failed_before = {name: e["failed_login_attempts"] for name, e in credentials["usernames"].items()}
     authenticator = _authenticator(db, credentials)
     st.session_state["ir_authenticator"] = authenticator
-    if not st.session_state.get("authentication_status"):
+    was_signed_in = bool(st.session_state.get("authentication_status"))
+    if not was_signed_in:
         st.title("Insight Relay")
         if settings.get(db, "demo_mode", False):
             st.info("**Demo mode.** Sign in as `admin`, `contributor` or `viewer`; the password is `demo-password` "
@@ -71,7 +73,7 @@ def login_gate(db):
     # Persist failed-attempt counters that streamlit-authenticator tracked in the credentials dict.
     model_creds = authenticator.authentication_controller.authentication_model.credentials["usernames"]
     for name, entry in model_creds.items():
-        before = credentials["usernames"].get(name, {}).get("failed_login_attempts", 0)
+        before = failed_before.get(name, 0)
         if entry.get("failed_login_attempts", 0) > before:
             users_repo.record_login_result(db, name, success=False)
     status = st.session_state.get("authentication_status")
@@ -86,6 +88,8 @@ def login_gate(db):
         return None
     if users_repo.get_by_username(db, user.username)["failed_logins"]:
         users_repo.record_login_result(db, user.username, success=True)
+    if not was_signed_in:
+        st.rerun()  # draw the app without the sign-in form of this run
     return user
 
 

@@ -1,0 +1,371 @@
+"""Omnisend export client (API version 2026-03-15).
+
+OmnisendClient(api_key, *, base_url="https://api.omnisend.com", transport=None, rate_limits=True,
+               sleep=None, clock=None, max_batch_items=100, max_batch_bytes=1_000_000,
+               remove_batch_size=250, poll_first_s=0.0, poll_interval_s=0.05, max_poll_interval_s=5.0,
+               max_poll_s=3600.0, timeout=None, retry=None, rand=None, email_status="nonSubscribed")
+Implements connectors.base.ExportClient. Every request sends `Authorization: Omnisend-API-Key <key>`
+and `Omnisend-Version: 2026-03-15`.
+  verify(): GET /api/brands/current -> VerifyResult (never raises for vendor answers).
+  Targets are TAGS (Omnisend has no list objects): list_targets() -> [] (the API cannot list tags);
+    find_target(name) / create_target(name) -> Target(id=name, name=name), nothing is created
+    remotely. The caller picks the tag text (default "segment: <segment name>", see default_tag()).
+  upsert_batches(contacts): <= max_batch_items (spec maxItems 100) and <= max_batch_bytes (1 MB,
+    Omnisend's guidance) by estimated JSON size.
+  submit_upsert(batch, target): POST /api/batches {method:"POST", endpoint:"contacts", items:[...]}
+    each item = {identifiers:[{type:"email", id, channels:{email:{status:"nonSubscribed"}},
+    sendWelcomeMessage:false}], firstName, lastName, address, city, state, country|countryCode,
+    postalCode, tags:[target.id]} -> Submission(job_id=batchID). Contacts without an email are
+    rejected locally (not sent).
+  collect(sub): polls GET /api/batches/{id} (injected sleep; first poll after poll_first_s, then
+    growing from poll_interval_s to max_poll_interval_s) until status "finished", then
+    GET /api/batches/{id}/items: responses[] -> accepted, errors[] -> rejected with Omnisend's message.
+    Unreported emails -> "pending". Still unfinished after max_poll_s -> TransientError with
+    resume={"job_id": batchID} (the submission can be collected later).
+  remove_batches(emails): <= 250. submit_remove(emails, target): DELETE /api/contacts/tags
+    {tags:[tag], emails:[...]} (202, async; unknown emails are ignored by Omnisend) -> outcomes known at
+    submit time (accepted). Contacts are never deleted or unsubscribed.
+Errors: RFC 9457 problem bodies -> ConnectorError subclasses with Omnisend's title/detail; 401 AuthError,
+403 PermissionMissingError, 410 VendorError ("API version retired"), 429 retried using `retryAfter`
+(body) / X-Rate-Limit-Reset; 5xx retried (connectors.http).
+Rate limits (client side, rate_limits=True): 400 requests/min "default" bucket; 60/min "tags" bucket
+for /api/contacts/tags.
+FIELD_LIMITS: {} - the 2026-03-15 ContactRequest schema declares no maxLength for any field.
+FIELD_MAP: our standard field key -> Omnisend ContactRequest property.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable, Iterator
+
+import httpx
+
+from connectors.base import Contact, Outcome, Submission, Target, VerifyResult, batched, complete_outcomes
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    PermissionMissingError,
+    RecordRejectedError,
+    TransientError,
+    VendorError,
+)
+from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+
+log = get_logger("connectors.omnisend")
+
+VENDOR = "omnisend"
+API_VERSION = "2026-03-15"
+DEFAULT_BASE_URL = "https://api.omnisend.com"
+MAX_BATCH_ITEMS = 100  # CreateBatchRequest.items maxItems (the v5 docs say 1,000: conflict, spec wins)
+MAX_BATCH_BYTES = 1_000_000  # "keep the payload under 1 MB" (Omnisend's sync guide)
+MAX_TAG_EMAILS = 250  # RemoveTagsRequest.emails maxItems
+MAX_TAGS_PER_CONTACT = 100
+TAG_PREFIX = "segment: "
+
+FIELD_MAP = {
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "address": "address",
+    "city": "city",
+    "state": "state",
+    "country": "country",
+    "postal_code": "postalCode",
+}
+FIELD_LIMITS: dict[str, int] = {}  # the spec gives no maxLength for contact fields
+
+_ENVELOPE_OVERHEAD = 80  # {"method":"POST","endpoint":"contacts","items":[...]}
+_ITEM_OVERHEAD = 160  # identifiers/channels/sendWelcomeMessage/tags scaffolding per item
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ISO2_RE = re.compile(r"^[A-Za-z]{2}$")
+
+
+def default_tag(segment_name: str) -> str:
+    """The default Omnisend tag for a segment: "segment: <segment name>"."""
+    return f"{TAG_PREFIX}{segment_name}"
+
+
+def _json_len(s: str) -> int:
+    n = len(s) if s.isascii() else len(s.encode("utf-8"))
+    return n + 2 + s.count('"') + s.count("\\")
+
+
+def _problem_text(resp: httpx.Response) -> str:
+    """Omnisend's own words from an RFC 9457 body: detail (or title) plus field errors."""
+    try:
+        body = json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return problem_message(body)
+
+
+def problem_message(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    text = str(body.get("detail") or body.get("title") or body.get("error") or "").strip()
+    fields = []
+    for e in body.get("errors") or ():
+        if isinstance(e, dict) and e.get("message"):
+            fields.append(f"{e.get('field')}: {e['message']}" if e.get("field") else str(e["message"]))
+    if fields:
+        joined = "; ".join(fields[:5])
+        text = joined if not text or joined in text else f"{text} ({joined})"
+    return text[:400]
+
+
+class OmnisendClient:
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rate_limits: Any = True,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        max_batch_items: int = MAX_BATCH_ITEMS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        remove_batch_size: int = MAX_TAG_EMAILS,
+        poll_first_s: float = 0.0,
+        poll_interval_s: float = 0.05,
+        max_poll_interval_s: float = 5.0,
+        max_poll_s: float = 3600.0,
+        timeout: Any = None,
+        retry: RetryPolicy | None = None,
+        rand: Callable[[], float] | None = None,
+        email_status: str = "nonSubscribed",
+        **_ignored: Any,
+    ) -> None:
+        kw: dict[str, Any] = {}
+        if timeout is not None:
+            kw["timeout"] = timeout
+        self.http = HttpClient(
+            VENDOR, base_url or DEFAULT_BASE_URL,
+            headers={"Accept": "application/json", "Omnisend-Version": API_VERSION, "User-Agent": "insight-relay"},
+            auth_headers={"Authorization": f"Omnisend-API-Key {api_key}"}, secrets=[api_key],
+            transport=transport, retry=retry, rate_limits=limits_for(VENDOR, rate_limits),
+            sleep=sleep, clock=clock, rand=rand, **kw,
+        )
+        self.max_batch_items = max(1, min(max_batch_items, MAX_BATCH_ITEMS))
+        self.max_batch_bytes = max(1000, min(max_batch_bytes, MAX_BATCH_BYTES))
+        self.remove_batch_size = max(1, min(remove_batch_size, MAX_TAG_EMAILS))
+        self.poll_first_s = poll_first_s
+        self.poll_interval_s = poll_interval_s
+        self.max_poll_interval_s = max_poll_interval_s
+        self.max_poll_s = max_poll_s
+        self.email_status = email_status
+
+    # ------------------------------------------------------------ connection
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "OmnisendClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
+        """Map an Omnisend problem response to a ConnectorError with Omnisend's message."""
+        status = resp.status_code
+        said = _problem_text(resp)
+        suffix = f" Omnisend said: {said}" if said else ""
+        if status == 401:
+            return AuthError("Omnisend rejected the API key. Check that you copied the whole key." + suffix,
+                             status=status, vendor=VENDOR)
+        if status == 403:
+            return PermissionMissingError(
+                "The Omnisend API key is valid but lacks a permission this needs (contacts read/write "
+                "and brand read)." + suffix, status=status, vendor=VENDOR)
+        if status == 410:
+            return VendorError(
+                f"Omnisend has retired API version {API_VERSION}, which this release of Insight Relay uses. "
+                "Update Insight Relay to a release that supports a current Omnisend API version." + suffix,
+                status=status, vendor=VENDOR)
+        if status in (400, 413, 422):
+            return RecordRejectedError("Omnisend rejected the request." + suffix, status=status, vendor=VENDOR)
+        if status == 404:
+            return VendorError("Omnisend could not find what we asked for." + suffix, status=status, vendor=VENDOR)
+        return None
+
+    def verify(self) -> VerifyResult:
+        try:
+            body = self.http.json(self.http.get("/api/brands/current", on_error=self._on_error))
+        except ConnectorError as exc:
+            return VerifyResult(False, exc.user_message, exc.detail)
+        name = (body or {}).get("name") or "your brand"
+        website = (body or {}).get("website")
+        where = f" ({website})" if website else ""
+        return VerifyResult(True, f"Connected to Omnisend brand {name}{where}.",
+                            f"brandID {body.get('brandID')}" if isinstance(body, dict) else None)
+
+    # ------------------------------------------------------------ targets = tags
+    def list_targets(self) -> list[Target]:
+        return []  # the 2026-03-15 API has no endpoint that lists tags
+
+    def _tag_target(self, name: str) -> Target:
+        tag = (name or "").strip()
+        if not tag:
+            raise VendorError("An Omnisend tag cannot be empty.", vendor=VENDOR)
+        return Target(id=tag, name=tag)
+
+    def find_target(self, name: str) -> Target | None:
+        return self._tag_target(name)
+
+    def create_target(self, name: str) -> Target:
+        return self._tag_target(name)
+
+    # ------------------------------------------------------------ upsert
+    def _size_of(self, c: Contact) -> int:
+        size = _ITEM_OVERHEAD + _json_len(c.email or "")
+        for k, v in c.fields.items():
+            if v and k in FIELD_MAP:
+                size += len(FIELD_MAP[k]) + 4 + _json_len(v)
+        return size
+
+    def upsert_batches(self, contacts: Iterable[Contact]) -> Iterator[list[Contact]]:
+        # target tag length is unknown here; _ITEM_OVERHEAD covers tags up to ~60 chars and the 2%
+        # margin the rest for typical batches.
+        budget = int(self.max_batch_bytes * 0.98) - _ENVELOPE_OVERHEAD
+        return batched(contacts, self.max_batch_items, budget, self._size_of)
+
+    def contact_body(self, c: Contact, tag: str | None) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "identifiers": [{"type": "email", "id": c.email,
+                             "channels": {"email": {"status": self.email_status}},
+                             "sendWelcomeMessage": False}],
+        }
+        for k, v in c.fields.items():
+            prop = FIELD_MAP.get(k)
+            if prop is None or v is None or v == "":
+                continue
+            if not isinstance(v, str):
+                v = str(v)
+            if prop == "country" and _ISO2_RE.match(v):
+                item["countryCode"] = v.upper()  # countryCode wins over country in Omnisend
+            else:
+                item[prop] = v
+        if tag:
+            item["tags"] = [tag]
+        return item
+
+    def submit_upsert(self, batch: list[Contact], target: Target) -> Submission:
+        emails = [c.email for c in batch]
+        rejected: dict[str, str] = {}
+        items = []
+        for c in batch:
+            if not c.email or not _EMAIL_RE.match(c.email):
+                rejected[c.email] = "Not a valid email address, so it was not sent to Omnisend."
+            else:
+                items.append(self.contact_body(c, target.id))
+        extra: dict[str, Any] = {"rejected": rejected} if rejected else {}
+        if not items:
+            return Submission(VENDOR, "upsert", None, emails, None, target, extra)
+        resp = self.http.post("/api/batches", json={"method": "POST", "endpoint": "contacts", "items": items},
+                              on_error=self._on_error)
+        body = self.http.json(resp)
+        batch_id = body.get("batchID") if isinstance(body, dict) else None
+        if not batch_id:
+            raise VendorError("Omnisend accepted the batch but gave no batch id.", vendor=VENDOR,
+                              detail=self.http.redact(resp.text[:300]))
+        return Submission(VENDOR, "upsert", str(batch_id), emails, None, target, extra)
+
+    # ------------------------------------------------------------ collect
+    def collect(self, submission: Submission) -> list[Outcome]:
+        if submission.outcomes is not None:
+            return submission.outcomes
+        reported = [Outcome(e, "rejected", r) for e, r in (submission.extra.get("rejected") or {}).items()]
+        if submission.job_id is None:
+            outcomes = complete_outcomes(submission.emails, reported, "rejected", "Not sent to Omnisend.")
+            submission.outcomes = outcomes
+            return outcomes
+        self.wait_for_batch(submission.job_id)
+        items = self.http.json(self.http.get(f"/api/batches/{submission.job_id}/items", on_error=self._on_error))
+        reported += outcomes_from_items(items)
+        outcomes = complete_outcomes(submission.emails, reported, "pending",
+                                     "Omnisend did not report a result for this contact.")
+        submission.outcomes = outcomes
+        return outcomes
+
+    def wait_for_batch(self, batch_id: str) -> dict:
+        """Poll GET /api/batches/{id} until finished; TransientError(resume=...) after max_poll_s."""
+        waited = 0.0
+        if self.poll_first_s > 0:
+            self.http.sleep(self.poll_first_s)
+            waited += self.poll_first_s
+        interval = self.poll_interval_s
+        while True:
+            body = self.http.json(self.http.get(f"/api/batches/{batch_id}", on_error=self._on_error))
+            status = body.get("status") if isinstance(body, dict) else None
+            if status == "finished":
+                return body
+            if status == "stopped":
+                raise VendorError("Omnisend stopped processing the batch before it finished.", vendor=VENDOR,
+                                  detail=f"batch {batch_id}")
+            if waited >= self.max_poll_s:
+                raise TransientError(
+                    "Omnisend is still processing the batch. Resume the export later to collect the results.",
+                    vendor=VENDOR, resume={"job_id": batch_id})
+            self.http.sleep(interval)
+            waited += interval
+            interval = min(self.max_poll_interval_s, interval * 2)
+
+    # ------------------------------------------------------------ remove (untag)
+    def remove_batches(self, emails: Iterable[str]) -> Iterator[list[str]]:
+        return batched(emails, self.remove_batch_size)
+
+    def submit_remove(self, emails: list[str], target: Target) -> Submission:
+        reported: list[Outcome] = []
+        valid = []
+        for e in emails:
+            if e and _EMAIL_RE.match(e):
+                valid.append(e)
+            else:
+                reported.append(Outcome(e, "rejected", "Not a valid email address."))
+        for chunk in batched(valid, self.remove_batch_size):
+            self.http.request("DELETE", "/api/contacts/tags", bucket="tags",
+                              json={"tags": [target.id], "emails": chunk}, on_error=self._on_error)
+        outcomes = complete_outcomes(emails, reported, "accepted", None)
+        return Submission(VENDOR, "remove", None, list(emails), outcomes, target, {})
+
+
+def _item_email(item: dict) -> str | None:
+    for source in (item.get("request"), item.get("response")):
+        if not isinstance(source, dict):
+            continue
+        for ident in source.get("identifiers") or ():
+            if isinstance(ident, dict) and ident.get("type") == "email" and ident.get("id"):
+                return str(ident["id"])
+        if source.get("email"):
+            return str(source["email"])
+    return None
+
+
+def outcomes_from_items(body: Any) -> list[Outcome]:
+    """Batch items (GET /api/batches/{id}/items) -> outcomes: responses[] accepted, errors[] rejected."""
+    out: list[Outcome] = []
+    if not isinstance(body, dict):
+        return out
+    for item in body.get("errors") or ():
+        if not isinstance(item, dict):
+            continue
+        email = _item_email(item)
+        if email is None:
+            continue
+        said = problem_message(item.get("response")) or f"HTTP {item.get('responseCode')}"
+        out.append(Outcome(email, "rejected", f"Omnisend: {said}"))
+    for item in body.get("responses") or ():
+        if not isinstance(item, dict):
+            continue
+        email = _item_email(item)
+        if email is None:
+            continue
+        code = item.get("responseCode")
+        if isinstance(code, int) and code >= 400:
+            said = problem_message(item.get("response")) or f"HTTP {code}"
+            out.append(Outcome(email, "rejected", f"Omnisend: {said}"))
+        else:
+            out.append(Outcome(email, "accepted", None))
+    return out

@@ -1,0 +1,73 @@
+"""Admin > Users: add, set role, reset password, activate/deactivate, unlock."""
+import streamlit as st
+
+from core.permissions import Role
+from services import users as user_service
+from storage import users as users_repo
+from ui import deps
+from ui.session import current_user
+
+db = deps.get_db()
+actor = current_user()
+
+st.title("Users")
+rows = users_repo.list_users(db)
+st.dataframe(
+    [{"Username": r["username"], "Name": r["display_name"] or "", "Role": r["role"],
+      "Active": r["active"], "Locked": bool(r["locked_until"] and r["failed_logins"] >= users_repo.MAX_FAILED_LOGINS),
+      "Demo": r["is_demo"], "Created": r["created_at"]} for r in rows],
+    hide_index=True, use_container_width=True,
+)
+
+roles = [r.value for r in Role]
+with st.expander("Add a user", expanded=False):
+    with st.form("add_user", clear_on_submit=True):
+        new_username = st.text_input("Username", key="add_username")
+        new_name = st.text_input("Display name (optional)", key="add_display_name")
+        new_role = st.selectbox("Role", roles, index=1, key="add_role")
+        new_password = st.text_input("Initial password", type="password", key="add_password")
+        if st.form_submit_button("Add user", type="primary"):
+            try:
+                user_service.add_user(db, actor, new_username, new_password, new_role, new_name or None)
+                st.success(f"Added {new_username.strip().lower()} as {new_role}.")
+                st.rerun()
+            except (user_service.UserError, PermissionError) as exc:
+                st.error(str(exc))
+            except Exception as exc:  # PermissionDenied and friends: plain message
+                st.error(str(exc))
+
+st.subheader("Change a user")
+by_name = {r["username"]: r for r in rows}
+chosen = st.selectbox("User", list(by_name), key="edit_user")
+if chosen:
+    target = by_name[chosen]
+    c1, c2 = st.columns(2)
+    with c1:
+        role = st.selectbox("Role", roles, index=roles.index(target["role"]), key="edit_role")
+        if st.button("Save role", key="save_role"):
+            try:
+                user_service.set_role(db, actor, target["id"], role)
+                st.success("Role saved.")
+                st.rerun()
+            except Exception as exc:
+                st.error(str(exc))
+        label = "Deactivate" if target["active"] else "Activate"
+        if st.button(label, key="toggle_active"):
+            try:
+                user_service.set_active(db, actor, target["id"], not target["active"])
+                st.rerun()
+            except Exception as exc:
+                st.error(str(exc))
+        if target["failed_logins"]:
+            if st.button("Unlock sign-in", key="unlock"):
+                user_service.unlock(db, actor, target["id"])
+                st.rerun()
+    with c2:
+        with st.form("reset_password", clear_on_submit=True):
+            pw = st.text_input("New password", type="password", key="reset_pw")
+            if st.form_submit_button("Reset password"):
+                try:
+                    user_service.reset_password(db, actor, target["id"], pw)
+                    st.success(f"Password for {chosen} reset.")
+                except Exception as exc:
+                    st.error(str(exc))

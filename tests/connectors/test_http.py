@@ -1,0 +1,247 @@
+"""Unit tests for connectors.http (retries, waits, limiter, redaction) and connectors.base helpers.
+All waiting goes through FakeClock.sleep: nothing really waits."""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+
+import httpx
+import pytest
+
+from connectors.base import Contact, Outcome, Submission, Target, batched, complete_outcomes
+from connectors.errors import (
+    AuthError,
+    RateLimitedError,
+    STATUS_ERRORS,
+    TransientError,
+    VendorUnreachableError,
+    error_for_status,
+)
+from connectors.http import (
+    MAX_WAIT_S,
+    HttpClient,
+    RateLimit,
+    RateLimiter,
+    RedactingFilter,
+    RetryPolicy,
+    redact,
+    retry_wait_s,
+)
+from connectors.sandbox.common import FakeClock
+
+SECRET = "SG.supersecret-key-ABCDEFG"
+
+
+def scripted(responses):
+    """MockTransport answering from a list of Response objects / exceptions (last one repeats)."""
+    calls = []
+
+    def handler(request: httpx.Request):
+        calls.append(request)
+        item = responses[min(len(calls) - 1, len(responses) - 1)]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return httpx.MockTransport(handler), calls
+
+
+def make(transport, clock, **kw):
+    kw.setdefault("retry", RetryPolicy(max_attempts=4, base_backoff_s=1.0, max_backoff_s=8.0))
+    return HttpClient("sendgrid", "http://vendor.test", auth_headers={"Authorization": f"Bearer {SECRET}"},
+                      secrets=[SECRET], transport=transport, sleep=clock.sleep, clock=clock, rand=lambda: 0.5, **kw)
+
+
+def ok(body=None):
+    return httpx.Response(200, json=body or {"ok": True})
+
+
+def test_retry_after_seconds(fake_clock):
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": "7"}), ok()])
+    resp = make(t, fake_clock).get("/x")
+    assert resp.status_code == 200 and len(calls) == 2
+    assert 7 <= fake_clock.slept[0] < 7.1
+
+
+def test_retry_after_http_date(fake_clock):
+    when = email.utils.formatdate(fake_clock.now + 20, usegmt=True)
+    t, calls = scripted([httpx.Response(503, headers={"Retry-After": when}), ok()])
+    make(t, fake_clock).get("/x")
+    assert 19 <= fake_clock.slept[0] <= 21
+
+
+def test_sendgrid_ratelimit_reset_epoch(fake_clock):
+    reset = int(fake_clock.now) + 12
+    t, calls = scripted([httpx.Response(429, headers={"X-RateLimit-Reset": str(reset), "X-RateLimit-Remaining": "0"},
+                                        json={"errors": [{"field": None, "message": "too many requests"}]}), ok()])
+    make(t, fake_clock).get("/x")
+    assert 11 <= fake_clock.slept[0] <= 12.1
+
+
+def test_omnisend_reset_seconds_left_and_body_retry_after(fake_clock):
+    r1 = httpx.Response(429, headers={"X-Rate-Limit-Reset": "4"})
+    r2 = httpx.Response(429, json={"retryAfter": 9, "status": 429})
+    assert retry_wait_s(r1, clock=fake_clock) == 4
+    assert retry_wait_s(r2, clock=fake_clock) == 9
+    assert retry_wait_s(httpx.Response(429), clock=fake_clock) is None
+
+
+def test_exponential_backoff_without_hint(fake_clock):
+    t, calls = scripted([httpx.Response(500), httpx.Response(502), httpx.Response(503), ok()])
+    make(t, fake_clock).get("/x")
+    # equal jitter with rand=0.5: 0.75 * base * 2^(n-1)
+    assert fake_clock.slept == pytest.approx([0.75, 1.5, 3.0])
+
+
+def test_backoff_is_capped():
+    p = RetryPolicy(base_backoff_s=1, max_backoff_s=5)
+    assert p.backoff_s(10, lambda: 1.0) == 5
+    assert p.backoff_s(1, lambda: 0.0) == 0.5
+
+
+def test_wait_beyond_cap_raises_rate_limited_with_retry_after(fake_clock):
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": str(int(MAX_WAIT_S) + 3600)})])
+    with pytest.raises(RateLimitedError) as ei:
+        make(t, fake_clock).get("/x")
+    assert len(calls) == 1 and fake_clock.slept == []
+    assert ei.value.retry_after_s == pytest.approx(MAX_WAIT_S + 3600)
+    assert "Try again in about" in ei.value.user_message and "62 minutes" in ei.value.user_message
+
+
+def test_429_until_max_attempts_is_rate_limited(fake_clock):
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": "2"})])
+    with pytest.raises(RateLimitedError) as ei:
+        make(t, fake_clock).get("/x")
+    assert len(calls) == 4 and ei.value.retry_after_s == 2
+
+
+def test_5xx_burst_gives_transient_after_max_attempts(fake_clock):
+    t, calls = scripted([httpx.Response(503)])
+    with pytest.raises(TransientError) as ei:
+        make(t, fake_clock).get("/x")
+    assert len(calls) == 4 and "4 tries" in ei.value.user_message and ei.value.status == 503
+
+
+def test_5xx_burst_recovers(fake_clock):
+    t, calls = scripted([httpx.Response(500)] * 3 + [ok()])
+    assert make(t, fake_clock).get("/x").status_code == 200
+
+
+def test_connect_errors_retry_then_unreachable(fake_clock):
+    t, calls = scripted([httpx.ConnectError("refused")])
+    with pytest.raises(VendorUnreachableError) as ei:
+        make(t, fake_clock).get("/x")
+    assert len(calls) == 4 and "could not reach SendGrid" in ei.value.user_message
+
+
+def test_read_timeout_retried_then_recovers(fake_clock):
+    t, calls = scripted([httpx.ReadTimeout("slow"), httpx.ReadError("dropped"), ok()])
+    assert make(t, fake_clock).get("/x").status_code == 200 and len(calls) == 3
+
+
+def test_read_timeouts_give_transient(fake_clock):
+    t, calls = scripted([httpx.ReadTimeout("slow")])
+    with pytest.raises(TransientError) as ei:
+        make(t, fake_clock).get("/x")
+    assert "did not answer in time" in ei.value.user_message
+
+
+def test_non_retryable_status_maps_via_table(fake_clock):
+    t, calls = scripted([httpx.Response(401, json={"errors": [{"message": f"bad key {SECRET}"}]})])
+    with pytest.raises(AuthError) as ei:
+        make(t, fake_clock).get("/x")
+    assert len(calls) == 1
+    assert ei.value.user_message == "The API key was rejected by SendGrid. Check that you copied the whole key."
+    assert SECRET not in (ei.value.detail or "") and "***" in ei.value.detail
+
+
+def test_status_table_covers_key_statuses():
+    for status in (400, 401, 403, 404, 413, 427, 429, 500, 503):
+        assert status in STATUS_ERRORS
+    err = error_for_status(427, "leadspace")
+    assert type(err).__name__ == "InsufficientCreditsError" and "Leadspace" in err.user_message
+
+
+def test_redaction_in_errors_and_logs(fake_clock, caplog):
+    t, calls = scripted([httpx.ConnectError(f"cannot connect with key {SECRET}")])
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(VendorUnreachableError) as ei:
+        make(t, fake_clock).get(f"/x?api_key={SECRET}")
+    assert SECRET not in str(ei.value) and SECRET not in (ei.value.detail or "")
+    assert caplog.records, "expected retry warnings"
+    for rec in caplog.records:
+        assert SECRET not in rec.getMessage()
+    assert SECRET not in caplog.text
+    # logging a secret through any connectors logger is redacted too
+    logging.getLogger("connectors.http").warning("leaking %s", SECRET)
+    assert SECRET not in caplog.text
+
+
+def test_redact_helper_and_filter():
+    assert redact(f"a {SECRET} b {SECRET}", [SECRET]) == "a *** b ***"
+    assert redact("nothing", ["abc"]) == "nothing"  # too short to be a secret
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "key=%s", ("topsecret-1",), None)
+    RedactingFilter(["topsecret-1"]).filter(rec)
+    assert rec.getMessage() == "key=***"
+
+
+def test_auth_header_only_sent_to_own_origin(fake_clock):
+    t, calls = scripted([ok()])
+    c = make(t, fake_clock)
+    c.get("/x")
+    c.get("https://storage.other.test/errors.csv")
+    assert calls[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert "authorization" not in calls[1].headers
+
+
+def test_rate_limiter_sliding_window(fake_clock):
+    lim = RateLimiter({"default": RateLimit(3, 1.0), "tags": RateLimit(1, 60.0)}, clock=fake_clock, sleep=fake_clock.sleep)
+    start = fake_clock.now
+    for _ in range(7):
+        lim.acquire()
+    # 3 per second: the 7th request is in the third second
+    assert 2.0 <= fake_clock.now - start < 2.01
+    lim.acquire("tags")
+    t0 = fake_clock.now
+    lim.acquire("tags")
+    assert fake_clock.now - t0 == pytest.approx(60.0)
+    lim.acquire("unknown-bucket-uses-default")
+
+
+def test_rate_limits_on_client(fake_clock):
+    t, calls = scripted([ok()])
+    c = make(t, fake_clock, rate_limits={"default": RateLimit(400, 60.0)})
+    for _ in range(401):
+        c.get("/x")
+    assert fake_clock.now - 1_700_000_000.0 == pytest.approx(60.0)
+
+
+def test_batched_count_and_bytes():
+    assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    items = ["aaaa", "bb", "cccccc", "d"]
+    out = list(batched(items, 10, max_bytes=8, size_of=len))
+    assert out == [["aaaa", "bb"], ["cccccc"], ["d"]]
+    assert list(batched(["x" * 20], 5, max_bytes=8, size_of=len)) == [["x" * 20]]
+    # lazy: works on an endless generator
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+    gen = batched(endless(), 2)
+    assert next(gen) == [0, 1] and next(gen) == [2, 3]
+
+
+def test_data_classes_round_trip_json():
+    sub = Submission("sendgrid", "upsert", "job-1", ["a@x.com"], [Outcome("a@x.com", "accepted")],
+                     Target("L1", "seg"), {"rejected": {"b": "r"}})
+    again = Submission.from_dict(json.loads(json.dumps(sub.to_dict())))
+    assert again == sub
+    c = Contact("a@x.com", {"first_name": "A", "city": None})
+    assert Contact.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_complete_outcomes_one_per_email():
+    out = complete_outcomes(["A@x.com", "b@x.com"], [Outcome("a@x.com", "rejected", "bad"), Outcome("z@x.com", "rejected")])
+    assert [(o.email, o.status) for o in out] == [("A@x.com", "rejected"), ("b@x.com", "accepted")]

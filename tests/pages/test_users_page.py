@@ -1,0 +1,58 @@
+import pytest
+
+from core.permissions import PermissionDenied
+from services import users as user_service
+from tests.pages.helpers import app_as, switch_to
+
+
+def test_viewer_never_sees_admin_pages(db, admin, viewer):
+    db.close()
+    at = app_as("victor").run()
+    assert not at.exception
+    # Admin pages are never registered for a viewer: switching to one fails.
+    with pytest.raises(Exception):
+        switch_to(at, "users.py")
+
+
+def test_admin_adds_user_through_page(db, admin):
+    db.close()
+    at = app_as("alice").run()
+    at = switch_to(at, "users.py")
+    assert not at.exception
+    at.text_input(key="add_username").input("bob")
+    at.text_input(key="add_password").input("secret-pass-1")
+    at.selectbox(key="add_role").select("viewer")
+    at.button[0].click()  # form submit is the first button inside the form
+    at.run()
+    assert not at.exception
+    from ui import deps
+    assert deps.get_db().query_one("SELECT role FROM users WHERE username = 'bob'")[0] == "viewer"
+
+
+def test_user_functions_refuse_viewer(db, admin, viewer):
+    with pytest.raises(PermissionDenied):
+        user_service.add_user(db, viewer, "mallory", "password-1", "admin")
+    with pytest.raises(PermissionDenied):
+        user_service.set_role(db, viewer, viewer.id, "admin")
+    with pytest.raises(PermissionDenied):
+        user_service.reset_password(db, viewer, admin.id, "whatever-123")
+    with pytest.raises(PermissionDenied):
+        user_service.set_active(db, viewer, admin.id, False)
+
+
+def test_last_admin_cannot_be_demoted_or_deactivated(db, admin):
+    with pytest.raises(user_service.UserError):
+        user_service.set_role(db, admin, admin.id, "viewer")
+    with pytest.raises(user_service.UserError):
+        user_service.set_active(db, admin, admin.id, False)
+    other = user_service.add_user(db, admin, "second", "password-22", "admin")
+    user_service.set_role(db, admin, admin.id, "contributor")  # now allowed
+    assert db.query_one("SELECT role FROM users WHERE id = ?", [admin.id])[0] == "contributor"
+    assert other
+
+
+def test_audit_records_user_changes_without_secrets(db, admin):
+    user_service.add_user(db, admin, "dave", "plain-secret-99", "viewer")
+    rows = db.query("SELECT action, after_json FROM audit_log")
+    assert any(a == "add_user" for a, _ in rows)
+    assert all("plain-secret-99" not in (after or "") for _, after in rows)

@@ -1,0 +1,84 @@
+import pytest
+
+from storage.db import Database, DatabaseTooNewError, available_migrations
+
+
+def test_fresh_database_applies_all_migrations(tmp_path):
+    db = Database(tmp_path / "a.duckdb")
+    assert db.schema_version() == available_migrations()[-1][0]
+    assert db.query_one("SELECT count(*) FROM attribute_catalogue WHERE standard")[0] >= 18
+    db.close()
+
+
+def test_refuses_database_newer_than_code(tmp_path):
+    path = tmp_path / "b.duckdb"
+    db = Database(path)
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO schema_version VALUES (9999, 'future', now())")
+    db.close()
+    with pytest.raises(DatabaseTooNewError) as exc:
+        Database(path)
+    assert "newer" in str(exc.value)
+
+
+def test_backup_copy_before_migrating(tmp_path, monkeypatch):
+    import storage.db as dbmod
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_core.sql").write_text(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP);"
+        "CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);")
+    monkeypatch.setattr(dbmod, "MIGRATIONS_DIR", migrations)
+    path = tmp_path / "c.duckdb"
+    Database(path).close()
+    (migrations / "0002_more.sql").write_text("ALTER TABLE t ADD COLUMN b INTEGER;")
+    db = Database(path)
+    assert db.schema_version() == 2
+    db.close()
+    backups = list(tmp_path.glob("c.duckdb.before-0002.bak"))
+    assert backups
+    import duckdb
+    con = duckdb.connect(str(backups[0]), read_only=True)
+    assert [c[0] for c in con.execute("DESCRIBE t").fetchall()] == ["a"]
+    con.close()
+
+
+def test_failed_migration_leaves_database_unchanged(tmp_path, monkeypatch):
+    import storage.db as dbmod
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_core.sql").write_text(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP);")
+    monkeypatch.setattr(dbmod, "MIGRATIONS_DIR", migrations)
+    path = tmp_path / "e.duckdb"
+    Database(path).close()
+    (migrations / "0002_bad.sql").write_text("CREATE TABLE ok_table (a INT); SELECT * FROM no_such_table;")
+    with pytest.raises(dbmod.DatabaseError):
+        Database(path)
+    db = Database(path, migrate=False)
+    assert db.schema_version() == 1
+    assert db.query_one("SELECT count(*) FROM information_schema.tables WHERE table_name = 'ok_table'")[0] == 0
+    db.close()
+
+
+def test_transaction_rolls_back_on_error(db):
+    with pytest.raises(RuntimeError):
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO settings (key, value_json) VALUES ('x', '1')")
+            raise RuntimeError("boom")
+    assert db.query_one("SELECT count(*) FROM settings WHERE key = 'x'")[0] == 0
+
+
+def test_second_process_gets_clear_busy_message(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "d.duckdb"
+    db = Database(path)
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from storage.db import Database, DatabaseBusyError\n"
+        "try:\n    Database(%r)\nexcept DatabaseBusyError as e:\n    print('BUSY', e)\n"
+    ) % (str(__import__('pathlib').Path(__file__).resolve().parents[1]), str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    db.close()
+    assert "BUSY" in out.stdout and "in use" in out.stdout
