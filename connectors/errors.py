@@ -128,6 +128,8 @@ class VendorUnreachableError(ConnectorError):
 
 def _human_seconds(seconds: float) -> str:
     s = max(0, int(round(seconds)))
+    if s < 5:
+        return "a few seconds"
     if s < 90:
         return f"{s} seconds"
     if s < 90 * 60:

@@ -439,7 +439,7 @@ class HttpClient:
         detail = self._detail(resp)
         if resp.status_code == 429:
             return RateLimitedError(
-                retry_after_s=wait if wait is not None else self.retry.max_backoff_s,
+                retry_after_s=wait if wait is not None else max(60.0, self.retry.max_backoff_s),
                 status=429, vendor=self.vendor, detail=detail,
             )
         if wait is not None and wait > self.retry.max_wait_s:

@@ -5,6 +5,9 @@
 * Handlers receive a :class:`RunContext` and return a :class:`RunResult`.
 * On start, runs left ``running`` by a crashed process become ``interrupted``; ``resume`` queues a
   new run carrying ``{"resume_of": old_id}`` so the handler continues where it stopped.
+* ``run_child`` lets a run (the refresh) start and execute another run in its own thread, as a
+  child (``parent_run_id``), still single-flight; cancelling the parent cancels the running child.
+* After every run finishes, ``services.alerts.on_run_finished(db, run)`` is called (never fatal).
 """
 from __future__ import annotations
 
@@ -25,6 +28,17 @@ log = logging.getLogger(__name__)
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "partially_succeeded", "failed", "cancelled", "skipped", "interrupted")
 PROGRESS_WRITE_INTERVAL_S = 0.5
+BUSY_POLL_INTERVAL_S = 1.0
+STATUS_LABELS = {
+    "queued": "Queued", "running": "Running", "succeeded": "Succeeded",
+    "partially_succeeded": "Partially succeeded", "failed": "Failed", "cancelled": "Cancelled",
+    "skipped": "Skipped", "interrupted": "Interrupted",
+}
+TRIGGER_LABELS = {
+    "manual": "Manual", "system_refresh": "System refresh", "own_schedule": "Own schedule",
+    "retry": "Retry", "resume": "Resume",
+}
+RESUMABLE_STATUSES = ("interrupted", "failed", "cancelled", "partially_succeeded")
 
 
 class AlreadyRunning(Exception):
@@ -132,7 +146,7 @@ def resume(db, actor: User | str | None, run_id: int) -> int:
     if row is None:
         raise ValueError("That run does not exist.")
     kind, target_id, target_name, status, params_json = row
-    if status not in ("interrupted", "failed", "cancelled", "partially_succeeded"):
+    if status not in RESUMABLE_STATUSES:
         raise ValueError(f"Only interrupted, failed or cancelled runs can be resumed (this one is {status}).")
     params = json.loads(params_json or "{}")
     params["resume_of"] = run_id
@@ -176,7 +190,12 @@ class RunContext:
             )
 
     def cancelled(self) -> bool:
-        row = self.db.query_one("SELECT cancel_requested FROM runs WHERE id = ?", [self.run_id])
+        # A child of a running refresh stops too when the refresh is cancelled.
+        row = self.db.query_one(
+            "SELECT r.cancel_requested OR coalesce(p.status = 'running' AND p.cancel_requested, FALSE) "
+            "FROM runs r LEFT JOIN runs p ON p.id = r.parent_run_id WHERE r.id = ?",
+            [self.run_id],
+        )
         return bool(row and row[0])
 
     def check_cancelled(self) -> None:
@@ -199,12 +218,30 @@ def execute_run(db, run_id: int) -> dict:
     except Exception as exc:  # a handler bug must not kill the worker; record it honestly
         log.error("run %s failed: %s", run_id, traceback.format_exc())
         result = RunResult("failed", {}, f"The run stopped because of an unexpected error: {type(exc).__name__}: {exc}")
+    if not isinstance(result, RunResult) or result.status not in FINAL_STATUSES:
+        got = getattr(result, "status", result)
+        result = RunResult("failed", getattr(result, "counts", None) or {},
+                           f"The {run['kind']} runner returned an unknown result ({got!r}); treated as failed.")
     with db.transaction() as cur:
         cur.execute(
             "UPDATE runs SET status = ?, finished_at = now(), counts_json = ?, message = ? WHERE id = ?",
-            [result.status, json.dumps(result.counts, default=str), result.message, run_id],
+            [result.status, json.dumps(result.counts or {}, default=str), result.message, run_id],
         )
-    return get_run(db, run_id)
+    finished = get_run(db, run_id)
+    _notify_finished(db, finished)
+    return finished
+
+
+def _notify_finished(db, run: dict) -> None:
+    """Alerts after every finished run; a broken alert path must never fail the run or the worker."""
+    try:
+        from services import alerts
+    except ImportError:
+        return
+    try:
+        alerts.on_run_finished(db, run)
+    except Exception:  # alerting is best effort; the run's own status is already recorded
+        log.error("alert hook failed for run %s: %s", run.get("id"), traceback.format_exc())
 
 
 def claim_next(db, kinds: tuple[str, ...] | None = None) -> int | None:
@@ -223,6 +260,89 @@ def claim_next(db, kinds: tuple[str, ...] | None = None) -> int | None:
     return None
 
 
+def claim(db, run_id: int) -> bool:
+    """Move one given queued run to running (single-flight respected); False if it cannot start."""
+    with db.transaction() as cur:
+        row = cur.execute(
+            "SELECT q.id FROM runs q WHERE q.id = ? AND q.status = 'queued' AND NOT EXISTS ("
+            " SELECT 1 FROM runs r WHERE r.status = 'running' AND r.kind = q.kind "
+            " AND r.target_id IS NOT DISTINCT FROM q.target_id)",
+            [run_id],
+        ).fetchone()
+        if row is None:
+            return False
+        cur.execute("UPDATE runs SET status = 'running', started_at = now() WHERE id = ?", [run_id])
+    return True
+
+
+def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: str | None,
+              params: dict | None = None, *, trigger: str = "system_refresh",
+              busy_wait_s: float = 0.0) -> dict:
+    """Start a child run of ``ctx``'s run and execute it here, synchronously. Returns the child run.
+
+    Single-flight: if that item already has a queued or running run, no second one is started. A
+    child with status ``skipped`` records why; if the other run is *running* and ``busy_wait_s`` > 0,
+    we wait for it (honouring cancel) and its final status becomes this step's ``outcome``.
+    The returned dict has ``outcome``: the status that steps depending on this one should consider.
+    """
+    db = ctx.db
+    with db.transaction() as cur:
+        busy = cur.execute(
+            "SELECT id, status FROM runs WHERE kind = ? AND target_id IS NOT DISTINCT FROM ? "
+            "AND status IN ('queued','running') ORDER BY id LIMIT 1",
+            [kind, target_id],
+        ).fetchone()
+        child_id = None
+        if busy is None:
+            child_id = cur.execute(
+                "INSERT INTO runs (kind, target_id, target_name, trigger, requested_by, status, started_at, "
+                "params_json, parent_run_id) VALUES (?, ?, ?, ?, ?, 'running', now(), ?, ?) RETURNING id",
+                [kind, target_id, target_name, trigger, ctx.actor_username, json.dumps(params or {}), ctx.run_id],
+            ).fetchone()[0]
+            audit.record(cur, ctx.actor_username, "start_run", kind, target_id,
+                         after={"run_id": child_id, "trigger": trigger, "name": target_name, "parent_run_id": ctx.run_id})
+    if child_id is not None:
+        child = execute_run(db, child_id)
+        child["outcome"] = child["status"]
+        return child
+
+    other_id, other_status = busy
+    outcome = "skipped"
+    if other_status == "running" and busy_wait_s > 0:
+        other = wait_for(db, other_id, timeout_s=busy_wait_s, should_stop=ctx.cancelled)
+        if other and other["status"] not in ACTIVE_STATUSES:
+            outcome = other["status"]
+            message = (f"Already running as run #{other_id} when the refresh reached it; the refresh waited "
+                       f"and used that run's result ({STATUS_LABELS.get(outcome, outcome).lower()}).")
+        else:
+            message = f"Skipped: already running as run #{other_id}; the refresh did not start a second one."
+    else:
+        message = f"Skipped: already {other_status} as run #{other_id}; the refresh did not start a second one."
+    skipped_id = submit(db, ctx.actor_username, kind, target_id, target_name, trigger, params or {},
+                        parent_run_id=ctx.run_id, status="skipped", message=message)
+    child = get_run(db, skipped_id)
+    child["outcome"] = outcome
+    child["busy_run_id"] = other_id
+    return child
+
+
+def wait_for(db, run_id: int, *, timeout_s: float = 60.0, poll_s: float = BUSY_POLL_INTERVAL_S,
+             should_stop: Callable[[], bool] | None = None) -> dict | None:
+    """Poll a run until it is no longer queued/running, the timeout passes, or ``should_stop()``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = get_run(db, run_id)
+        if run is None or run["status"] not in ACTIVE_STATUSES:
+            return run
+        if time.monotonic() >= deadline or (should_stop is not None and should_stop()):
+            return run
+        time.sleep(poll_s)
+
+
+def child_runs(db, run_id: int) -> list[dict]:
+    return list_runs(db, parent_run_id=run_id, limit=1000, order="asc")
+
+
 def run_pending(db, *, max_runs: int = 100, kinds: tuple[str, ...] | None = None) -> list[int]:
     """Run queued runs synchronously in this thread (tests and the CLI use this)."""
     done = []
@@ -236,7 +356,8 @@ def run_pending(db, *, max_runs: int = 100, kinds: tuple[str, ...] | None = None
 
 
 class JobRunner:
-    """A few daemon worker threads polling the queue. Start once per process."""
+    """A few daemon worker threads polling the queue, plus one ticker thread for ``tick_hooks``
+    (the scheduler), so a long run never delays a scheduled one. Start once per process."""
 
     def __init__(self, db, workers: int = 2, poll_interval_s: float = 0.5):
         self.db = db
@@ -244,12 +365,16 @@ class JobRunner:
         self.poll_interval_s = poll_interval_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.tick_hooks: list[Callable[[], None]] = []  # e.g. the scheduler, called by worker 0
+        self.tick_hooks: list[Callable[[], None]] = []  # e.g. the scheduler (jobs.scheduler.install)
 
     def start(self) -> "JobRunner":
         mark_interrupted(self.db)
         for i in range(self.workers):
             t = threading.Thread(target=self._loop, args=(i,), name=f"insight-relay-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.workers > 0:
+            t = threading.Thread(target=self._tick_loop, name="insight-relay-ticker", daemon=True)
             t.start()
             self._threads.append(t)
         return self
@@ -259,12 +384,26 @@ class JobRunner:
         for t in self._threads:
             t.join(timeout_s)
 
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def tick_once(self) -> None:
+        """Call every tick hook once; one failing hook does not stop the others."""
+        for hook in list(self.tick_hooks):
+            try:
+                hook()
+            except Exception:  # keep ticking; the failure is logged
+                log.error("tick hook error: %s", traceback.format_exc())
+
+    def _tick_loop(self) -> None:
+        while not self._stop.is_set():
+            self.tick_once()
+            self._stop.wait(self.poll_interval_s)
+
     def _loop(self, index: int) -> None:
         while not self._stop.is_set():
             try:
-                if index == 0:
-                    for hook in self.tick_hooks:
-                        hook()
                 run_id = claim_next(self.db)
                 if run_id is not None:
                     execute_run(self.db, run_id)
@@ -274,14 +413,39 @@ class JobRunner:
             self._stop.wait(self.poll_interval_s)
 
 
-def list_runs(db, *, kind: str | None = None, status: str | None = None, target_id: int | None = None,
-              limit: int = 100, offset: int = 0) -> list[dict]:
+def _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since):
     where, params = [], []
-    for col, val in (("kind", kind), ("status", status), ("target_id", target_id)):
-        if val is not None:
+    for col, val in (("kind", kind), ("status", status), ("target_id", target_id), ("trigger", trigger),
+                     ("parent_run_id", parent_run_id), ("requested_by", requested_by)):
+        if val is None:
+            continue
+        if isinstance(val, (list, tuple, set)):
+            vals = list(val)
+            if not vals:
+                continue
+            where.append(f"{col} IN ({', '.join('?' for _ in vals)})")
+            params.extend(vals)
+        else:
             where.append(f"{col} = ?")
             params.append(val)
-    sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ? OFFSET ?"
+    if top_level_only:
+        # Resumed runs point at the run they resume; they are top-level entries of their own.
+        where.append("(parent_run_id IS NULL OR trigger = 'resume')")
+    if since is not None:
+        where.append("queued_at >= ?")
+        params.append(since)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def list_runs(db, *, kind: str | list | None = None, status: str | list | None = None,
+              target_id: int | None = None, limit: int = 100, offset: int = 0,
+              trigger: str | list | None = None, parent_run_id: int | None = None,
+              top_level_only: bool = False, requested_by: str | None = None,
+              since: datetime | None = None, order: str = "desc") -> list[dict]:
+    """Runs, newest first; every filter is optional. Columns are selected by a fixed list."""
+    where, params = _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since)
+    direction = "ASC" if order == "asc" else "DESC"
+    sql = f"SELECT * FROM runs{where} ORDER BY id {direction} LIMIT ? OFFSET ?"
     out = []
     for run in db.query_dicts(sql, params + [limit, offset]):
         run["counts"] = json.loads(run.pop("counts_json") or "{}")
@@ -294,3 +458,9 @@ def list_runs(db, *, kind: str | None = None, status: str | None = None, target_
             run["duration_s"] = None
         out.append(run)
     return out
+
+
+def count_runs(db, *, kind=None, status=None, target_id=None, trigger=None, parent_run_id=None,
+               top_level_only: bool = False, requested_by=None, since=None) -> int:
+    where, params = _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since)
+    return int(db.query_one(f"SELECT count(*) FROM runs{where}", params)[0])

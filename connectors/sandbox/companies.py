@@ -422,6 +422,7 @@ def _location_verdict(c: Company, city: str | None, country: str | None, postal_
     return 0
 
 
+@lru_cache(maxsize=131072)  # many profiles share a company: same inputs, same answer
 def match_company(
     name: str | None,
     website: str | None = None,

@@ -30,7 +30,8 @@ Emulator policies (Leadspace does not document these):
   {"status":"failure","code":427,"error":"Insufficient credits"} and the bulk's bulkStatus is
   INSUFFICIENT_CREDITS. Results polling costs nothing.
 - Per-record failures in bulk results: {"status":"failure","external_id","code":1200,"error":...}
-  for invalid input (no company name), code 1100 for internal errors.
+  for invalid input (no company name), code 1100 for internal errors. A single request for a record
+  in `internal_error_ids` answers 200 with that same failure record (not a 500, which clients retry).
 - Matching and confidence: see companies.match_company (name + website + location).
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -58,18 +60,23 @@ def _now_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@lru_cache(maxsize=16384)
 def company_payload(c: Company, confidence: str) -> dict:
-    """The EnrichedCompany subset the sandbox returns (vendor-apis.md §4.3)."""
+    """The EnrichedCompany subset the sandbox returns (vendor-apis.md §4.3). Cached and shared:
+    treat the returned dict as read-only."""
     return {
-        "ug_company_id": c.ls_company_id, "ls_id": c.ls_company_id, "name": c.name, "original_name": c.name,
+        "ug_company_id": c.ls_company_id, "name": c.name,
         "website": c.website, "industry": c.industry, "sub_industry": c.sub_industry, "sic": c.sic,
         "naics": c.naics, "employees": {"exact": c.employees_exact, "range": c.employees_range},
         "revenue_dollar": {"exact": c.revenue_exact, "range": c.revenue_range},
         "address": {"country": c.country, "state": c.state, "city": c.city, "address": c.street,
                     "zipcode": c.postal_code},
-        "primary_location": f"{c.city}, {c.country}",
         "matching_confidence": {"level": confidence},
     }
+
+
+def _text(v: Any) -> str | None:
+    return v if type(v) is str and v else None
 
 
 class _Bulk:
@@ -156,14 +163,12 @@ class LeadspaceEmulator(Emulator):
         if external_id is not None and str(external_id) in self.internal_error_ids:
             return "error", {"status": "failure", **base, "code": CODE_INTERNAL_ERROR,
                              "error": "Internal error while enriching this record"}
-        address = company.get("address") if isinstance(company.get("address"), dict) else {}
-
-        def s(v: Any) -> str | None:
-            return v if isinstance(v, str) and v else None
-
+        address = company.get("address")
+        if type(address) is not dict:
+            address = {}
         match, confidence = match_company(
-            name, s(company.get("website")), s(address.get("city")), s(address.get("state")),
-            s(address.get("country")), s(address.get("postalcode")))
+            name, _text(company.get("website")), _text(address.get("city")), _text(address.get("state")),
+            _text(address.get("country")), _text(address.get("postalcode")))
         if match is None:
             return "not_matched", {"status": "success", **base, "data": {"enrichment_status": "Not Enriched"}}
         if self.credits < self.credits_per_match:
@@ -197,8 +202,6 @@ class LeadspaceEmulator(Emulator):
             self._count(kind)
         if kind == "invalid":
             return self.envelope(400, "Insufficient input", "Account enrichment requires company.name.")
-        if kind == "error":
-            return self.envelope(500, "Internal server error", "Internal error while enriching this record.")
         if kind == "credits":
             return self.envelope(427, "Insufficient credits", "The program has no credits left.")
         return json_response(200, result)

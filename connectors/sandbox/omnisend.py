@@ -2,16 +2,20 @@
 
 API
 ---
-OmnisendEmulator(*, clock=None, sleep=None, batch_delay_s=2.0)
+OmnisendEmulator(*, clock=None, sleep=None, batch_delay_s=0.0)
     Emulator subclass (see connectors/sandbox/common.py for faults, rate limits, transport()).
     Knobs (plain attributes, change any time):
       batch_delay_s: float          a batch is pending for the first quarter of this delay, then
-                                    inProgress, then finished (on the injected clock). 0 = finished at
-                                    once (used by the 1M-contact bench).
+                                    inProgress, then finished (on the injected clock). Default 0 =
+                                    finished at once (the 1M-contact bench needs it); set e.g. 2.0 to
+                                    show pending/inProgress batches in a demo.
       supported_versions: set[str]  {"2026-03-15"}; remove it to emulate a retired version (410).
       max_batch_bytes: int          request bodies above this get 413 (1 MiB).
+      failing_emails: set[str]      batch items for these (lower-cased) emails fail with 400 (fault knob)
+      fail_next_batches: int        the next N batches finish with every item failed (500 per item)
     State: contacts by email (tags, fields, status), batches. `contact(email) -> dict|None`,
-    `contacts_with_tag(tag) -> list[str]`, `batch(batch_id) -> dict|None` for tests.
+    `contacts_with_tag(tag) -> list[str]`, `batch(batch_id) -> dict|None`, `batch_ids()`,
+    `contact_count` for tests.
     snapshot(): contacts total, contacts per tag (+ up to max_members emails per tag), recent batches
     with status and counts, batch counts by status, request counters.
 
@@ -26,8 +30,9 @@ Routes (base https://api.omnisend.com, paths /api/...):
                                        item validated by a cheap checker derived from ContactRequest
     GET  /api/batches                  offset paging, status/endpoint filters
     GET  /api/batches/{id}             Batch (status pending|inProgress|finished)
-    GET  /api/batches/{id}/items       Batch with responses[] (ok items) and errors[] (failed items:
-                                       responseCode 400 + a ValidationProblem as response)
+    GET  /api/batches/{id}/items       Batch with responses[] (ok items: responseCode 201/200 and
+                                       response {id, email}) and errors[] (failed items: the original
+                                       request + responseCode 400 and a ValidationProblem as response)
 
 Policies (emulator choices, stated because the docs are silent):
 - Auth: `Authorization: Omnisend-API-Key <key>` (or `Bearer <token>`); sandbox key policy of
@@ -112,13 +117,32 @@ EMAIL_RE = re.compile(
 )
 MAX_EMAIL_LEN = 254
 
-_BATCH_VALIDATOR = jsonschema.Draft7Validator(CREATE_BATCH_REQUEST_SCHEMA)
+def _without_empty_subschemas(schema: Any) -> Any:
+    """Drop `"items": {}` (accepts anything) so jsonschema does not descend into 100 items for nothing;
+    validation results are identical."""
+    if isinstance(schema, dict):
+        return {k: _without_empty_subschemas(v) for k, v in schema.items() if not (k == "items" and v == {})}
+    return schema
+
+
+# compiled once; item bodies are checked by check_contact_item (cheap, derived from ContactRequest)
+_BATCH_VALIDATOR = jsonschema.Draft7Validator(_without_empty_subschemas(CREATE_BATCH_REQUEST_SCHEMA))
 _TAGS_VALIDATOR = jsonschema.Draft7Validator(TAGS_REQUEST_SCHEMA)
 PROBLEM_TYPE = "https://problems.omnisend.com/"
 
 
+_ISO_CACHE: dict[int, str] = {}
+
+
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC seconds; cached because a whole batch shares one timestamp."""
+    key = int(ts)
+    got = _ISO_CACHE.get(key)
+    if got is None:
+        if len(_ISO_CACHE) > 4096:
+            _ISO_CACHE.clear()
+        got = _ISO_CACHE[key] = datetime.fromtimestamp(key, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return got
 
 
 def problem(status: int, title: str, detail: str, *, errors: list[dict] | None = None,
@@ -153,12 +177,13 @@ def _schema_errors(validator: jsonschema.Draft7Validator, body: Any) -> list[dic
 
 def check_contact_item(item: Any) -> tuple[str | None, str, list[dict]]:
     """Cheap ContactRequest check. Returns (email lower-cased or None, email status, field errors)."""
-    if not isinstance(item, dict):
+    if type(item) is not dict:
         return None, "", [{"field": "body", "code": "type", "message": "Contact must be an object"}]
+    type_checks = _TYPE_CHECKS
     errors: list[dict] = []
     for key, value in item.items():
-        t = _TYPE_CHECKS.get(key)
-        if t is not None and not isinstance(value, t):
+        t = type_checks.get(key)
+        if t is not None and type(value) is not t and not isinstance(value, t):
             errors.append({"field": key, "code": "type",
                            "message": f"Must be of type {CONTACT_REQUEST_TYPES[key]}"})
     if errors:
@@ -167,37 +192,40 @@ def check_contact_item(item: Any) -> tuple[str | None, str, list[dict]]:
     if gender is not None and gender not in GENDERS:
         errors.append({"field": "gender", "code": "enum", "message": "Must be one of: m, f"})
     tags = item.get("tags")
-    if tags is not None:
+    if tags:
         if len(tags) > MAX_TAGS_PER_CONTACT:
             errors.append({"field": "tags", "code": "maxItems", "message": "At most 100 tags"})
-        elif not all(isinstance(t, str) and t for t in tags):
-            errors.append({"field": "tags", "code": "type", "message": "Tags must be non-empty strings"})
+        else:
+            for t in tags:
+                if type(t) is not str or not t:
+                    errors.append({"field": "tags", "code": "type", "message": "Tags must be non-empty strings"})
+                    break
     email: str | None = None
     status = "nonSubscribed"
     for i, ident in enumerate(item.get("identifiers") or ()):
-        if not isinstance(ident, dict):
+        if type(ident) is not dict:
             errors.append({"field": f"identifiers.{i}", "code": "type", "message": "Must be an object"})
             continue
         itype, ivalue = ident.get("type"), ident.get("id")
         if itype not in IDENTIFIER_TYPES:
             errors.append({"field": f"identifiers.{i}.type", "code": "enum", "message": "Must be one of: email, phone"})
             continue
-        if not isinstance(ivalue, str) or not ivalue:
+        if type(ivalue) is not str or not ivalue:
             errors.append({"field": f"identifiers.{i}.id", "code": "required", "message": "Identifier id is required"})
             continue
         channels = ident.get("channels")
         if channels is not None:
-            if not isinstance(channels, dict):
+            if type(channels) is not dict:
                 errors.append({"field": f"identifiers.{i}.channels", "code": "type", "message": "Must be an object"})
             else:
                 for ch_name, ch in channels.items():
-                    if not isinstance(ch, dict) or ch.get("status") not in CHANNEL_STATUSES:
+                    if type(ch) is not dict or ch.get("status") not in CHANNEL_STATUSES:
                         errors.append({"field": f"identifiers.{i}.channels.{ch_name}.status", "code": "enum",
                                        "message": "Must be one of: subscribed, nonSubscribed, unsubscribed"})
-                    elif itype == "email" and ch_name == "email":
+                    elif ch_name == "email" and itype == "email":
                         status = ch["status"]
         swm = ident.get("sendWelcomeMessage")
-        if swm is not None and not isinstance(swm, bool):
+        if swm is not None and type(swm) is not bool:
             errors.append({"field": f"identifiers.{i}.sendWelcomeMessage", "code": "type", "message": "Must be a boolean"})
         if itype == "email" and email is None:
             if len(ivalue) > MAX_EMAIL_LEN or not EMAIL_RE.match(ivalue):
@@ -205,10 +233,12 @@ def check_contact_item(item: Any) -> tuple[str | None, str, list[dict]]:
                                "message": "Must be a valid email address"})
             else:
                 email = ivalue.lower()
-    if email is None and not errors:
-        errors.append({"field": "identifiers", "code": "required",
-                       "message": "An email identifier is required (the sandbox stores contacts by email)"})
-    return (email if not errors else None), status, errors
+    if errors:
+        return None, "", errors
+    if email is None:
+        return None, "", [{"field": "identifiers", "code": "required",
+                           "message": "An email identifier is required (the sandbox stores contacts by email)"}]
+    return email, status, errors
 
 
 class _Contact:
@@ -225,7 +255,7 @@ class _Contact:
 
 class _Batch:
     __slots__ = ("id", "method", "endpoint", "origin", "created", "due", "total", "items", "results",
-                 "errors_count", "done", "ended")
+                 "errors_count", "done", "ended", "fail_all")
 
     def __init__(self, batch_id: str, method: str, endpoint: str, origin: str, created: float, due: float,
                  items: list) -> None:
@@ -242,6 +272,7 @@ class _Batch:
         self.errors_count = 0
         self.done = False
         self.ended = created
+        self.fail_all = False
 
 
 def contact_id(num: int) -> str:
@@ -265,10 +296,12 @@ class OmnisendEmulator(Emulator):
     ]
 
     def __init__(self, *, clock: Callable[[], float] | None = None, sleep: Callable[[float], None] | None = None,
-                 batch_delay_s: float = 2.0) -> None:
+                 batch_delay_s: float = 0.0) -> None:
         self.batch_delay_s = batch_delay_s
         self.supported_versions = {API_VERSION}
         self.max_batch_bytes = MAX_BATCH_BYTES
+        self.failing_emails: set[str] = set()
+        self.fail_next_batches = 0
         super().__init__(clock=clock, sleep=sleep)
 
     # ------------------------------------------------------------ state
@@ -283,6 +316,8 @@ class OmnisendEmulator(Emulator):
         self._status_counts = {"pending": 0, "finished": 0}
         self.tag_requests = {"add": 0, "remove": 0}
         self.supported_versions = {API_VERSION}
+        self.failing_emails = set()
+        self.fail_next_batches = 0
 
     def _canon_tags(self, tags: set[str] | tuple) -> tuple:
         key = tuple(sorted(tags))
@@ -310,8 +345,18 @@ class OmnisendEmulator(Emulator):
         items, b.items = b.items or [], None
         results = b.results
         update_only = b.method == "PUT"
+        if getattr(b, "fail_all", False):
+            for item in items:
+                results.append((500, item, {"type": PROBLEM_TYPE + "internal-server-error",
+                                            "title": "Internal server error", "status": 500,
+                                            "detail": "The item could not be processed (sandbox fault)."}))
+            items = []
+        failing = self.failing_emails
         for item in items:
             email, status, errors = check_contact_item(item)
+            if not errors and failing and email in failing:
+                errors = [{"field": "identifiers.0.id", "code": "blocked",
+                           "message": "This contact cannot be imported (sandbox fault)"}]
             if errors:
                 results.append((400, item, {
                     "type": PROBLEM_TYPE + "validation-failed", "title": "Validation failed", "status": 400,
@@ -337,8 +382,9 @@ class OmnisendEmulator(Emulator):
         if c is None:
             if update_only:
                 return 404
-            values = [item.get(f) for f in _FIELDS]
-            fields = _SEP.join(v if isinstance(v, str) else "" for v in values) if any(values) else _EMPTY_FIELDS
+            fields = _SEP.join([v if type(v) is str else "" for v in map(item.get, _FIELDS)])
+            if fields == _EMPTY_FIELDS:
+                fields = _EMPTY_FIELDS  # share one object (and let _contact_json skip the split)
             tags = self._canon_tags(set(new_tags)) if new_tags else ()
             self._contacts[email] = _Contact(len(self._order), fields, tags, sys.intern(status), now)
             self._order.append(email)
@@ -366,20 +412,21 @@ class OmnisendEmulator(Emulator):
         return 200
 
     def _contact_json(self, email: str, c: _Contact) -> dict:
-        vals = c.fields.split(_SEP)
+        created = iso(c.created)
         out: dict[str, Any] = {
             "id": contact_id(c.num), "email": email,
             "identifiers": [{"type": "email", "id": email,
-                             "channels": {"email": {"status": c.status, "statusChangedAt": iso(c.created)}}}],
+                             "channels": {"email": {"status": c.status, "statusChangedAt": created}}}],
         }
-        for f, v in zip(_FIELDS, vals):
-            if v:
-                out[f] = v
+        if c.fields is not _EMPTY_FIELDS:
+            for f, v in zip(_FIELDS, c.fields.split(_SEP)):
+                if v:
+                    out[f] = v
         out["tags"] = list(c.tags)
         out["segments"] = []
         out["status"] = c.status
-        out["createdAt"] = iso(c.created)
-        out["updatedAt"] = iso(c.updated)
+        out["createdAt"] = created
+        out["updatedAt"] = created if c.updated is c.created else iso(c.updated)
         return out
 
     # ------------------------------------------------------------ test helpers
@@ -399,6 +446,10 @@ class OmnisendEmulator(Emulator):
             self._settle()
             b = self._batches.get(batch_id)
             return None if b is None else self._batch_json(b, self.clock())
+
+    def batch_ids(self) -> list[str]:
+        with self.lock:
+            return list(self._batches)
 
     @property
     def contact_count(self) -> int:
@@ -623,6 +674,9 @@ class OmnisendEmulator(Emulator):
             batch_id = f"65f0ba7c{self._batch_seq:016x}"
             b = _Batch(batch_id, body["method"], body["endpoint"], str(body.get("origin") or "api"), now,
                        now + max(0.0, self.batch_delay_s), body["items"])
+            if self.fail_next_batches > 0:
+                self.fail_next_batches -= 1
+                b.fail_all = True
             self._batches[batch_id] = b
             self._status_counts["pending"] += 1
             if self.batch_delay_s <= 0:
@@ -691,12 +745,13 @@ class OmnisendEmulator(Emulator):
             for i, r in enumerate(b.results):
                 item_id = f"{b.id}-{i:04d}"
                 if r[0] < 400:
+                    # lean success items (BatchItem.request/response are untyped in the spec): the
+                    # contact's id and email, enough to match the result; keeps 1M-contact runs fast
                     email = r[1]
                     c = self._contacts.get(email)
                     responses.append({
                         "itemID": item_id, "status": "finished", "responseCode": r[0],
-                        "request": {"identifiers": [{"type": "email", "id": email}]},
-                        "response": self._contact_json(email, c) if c is not None else {"email": email},
+                        "response": {"id": contact_id(c.num) if c is not None else None, "email": email},
                     })
                 else:
                     errors.append({"itemID": item_id, "status": "finished", "responseCode": r[0],

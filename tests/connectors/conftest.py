@@ -123,15 +123,49 @@ register_harness(Harness(
     small_batch_opts={"batch_size": 4},
 ))
 
-# Other export vendors register here, e.g.:
-# try: from tests.connectors.harness_omnisend import HARNESS as _om; register_harness(_om)
-# except ImportError: pass
-try:  # pragma: no cover - provided by the Omnisend engineer
-    from tests.connectors.harness_omnisend import HARNESS as _OMNISEND_HARNESS  # type: ignore
+# ---------------------------------------------------------------- omnisend
+def _omnisend_emulator(clock: FakeClock | None) -> Emulator:
+    from connectors.sandbox.omnisend import OmnisendEmulator
 
-    register_harness(_OMNISEND_HARNESS)
-except ImportError:
-    pass
+    return OmnisendEmulator(clock=clock, sleep=clock.sleep if clock else None, batch_delay_s=0.0)
+
+
+def _omnisend_client(emulator: Emulator, **kw: Any) -> Any:
+    from connectors.omnisend import OmnisendClient
+
+    kw.setdefault("base_url", "http://sandbox.omnisend.local")
+    return OmnisendClient(kw.pop("api_key", "om-test-key-0123456789"), **kw)
+
+
+def _omnisend_members(em: Any, target: Target) -> set[str]:
+    return {e.lower() for e in em.contacts_with_tag(target.id)}
+
+
+def _omnisend_rows_fail(em: Any, emails: list[str]) -> None:
+    em.failing_emails.update(e.lower() for e in emails)
+
+
+def _omnisend_job_delay(em: Any, s: float) -> None:
+    em.batch_delay_s = s
+
+
+def _omnisend_fail_jobs(em: Any, n: int) -> None:
+    em.fail_next_batches = n
+
+
+register_harness(Harness(
+    vendor="omnisend",
+    make_emulator=_omnisend_emulator,
+    make_client=_omnisend_client,
+    members=_omnisend_members,
+    upsert_path=r"^/api/batches$",
+    make_rows_fail=_omnisend_rows_fail,
+    # passes the client's cheap check, rejected per item by Omnisend's (emulated) validation
+    invalid_email="user@bad_domain.example",
+    set_job_delay=_omnisend_job_delay,
+    fail_next_jobs=_omnisend_fail_jobs,
+    small_batch_opts={"max_batch_items": 4},
+))
 
 
 # ---------------------------------------------------------------- fixtures

@@ -1,0 +1,87 @@
+"""Leadspace bulk enrichment throughput over loopback. Prints one JSON object per figure per line.
+
+  .venv/bin/python bench/enrichment_api.py [--window-s 25] [--bulk-delay-s 0.5] [--only limited|unlimited]
+
+Figures (bench "leadspace.bulk"):
+  rate_limited=true   emulator enforces 30 requests/s, client paces at its documented 30/s. A bulk of 500
+                      records costs at least 2 requests (submit + one successful poll), so the limit-bound
+                      throughput is 30 / 2 * 500 = 7,500 records/s; share_of_limit_bound = achieved / that
+                      (target >= 0.9).
+  rate_limited=false  no limits anywhere: records/s the client + emulator + loopback manage.
+Each run is bounded by --window-s (wall clock, default 25 s; both runs together stay around a minute).
+Records cycle through the sandbox company directory (names + websites), so every record is a match.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectors.leadspace import MAX_BULK_RECORDS, CompanyInput, LeadspaceClient  # noqa: E402
+from connectors.sandbox.companies import company_for_index  # noqa: E402
+from connectors.sandbox.leadspace import LeadspaceEmulator  # noqa: E402
+from connectors.sandbox.server import serve  # noqa: E402
+
+LIMIT_TPS = 30
+MIN_REQUESTS_PER_BULK = 2  # submit + one poll that finds the results ready
+
+
+def records():
+    i = 0
+    while True:
+        c = company_for_index(i)
+        yield CompanyInput(f"r{i}", c.name, c.website, city=c.city, country=c.country)
+        i += 1
+
+
+def run(rate_limited: bool, window_s: float, bulk_delay_s: float) -> dict:
+    em = LeadspaceEmulator(credits=10**9, bulk_delay_s=bulk_delay_s)
+    em.rate_limits_enabled = rate_limited
+    with serve(em) as server:
+        client = LeadspaceClient("bench-token-0123456789", base_url=server.url, rate_limits=rate_limited,
+                                 first_poll_s=bulk_delay_s * 1.05 + 0.01, poll_interval_s=0.1,
+                                 max_in_flight=64)
+        done = 0
+        t0 = time.perf_counter()
+        deadline = t0 + window_s
+        for results in client.iter_enrich_bulk(records()):
+            done += len(results)
+            if time.perf_counter() >= deadline:
+                break
+        secs = time.perf_counter() - t0
+        requests = client.http.requests_sent
+        client.close()
+    routed = sum(em.requests_by_route.values())
+    out = {
+        "bench": "leadspace.bulk", "rate_limited": rate_limited, "seconds": round(secs, 2), "records": done,
+        "records_per_s": round(done / secs), "requests": requests, "requests_per_s": round(requests / secs, 2),
+        "bulk_records": MAX_BULK_RECORDS, "bulk_delay_s": bulk_delay_s,
+        "http_429s": em.request_count - routed, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if rate_limited:
+        bound = LIMIT_TPS / MIN_REQUESTS_PER_BULK * MAX_BULK_RECORDS
+        out.update({"limit_tps": LIMIT_TPS, "limit_bound_records_per_s": round(bound),
+                    "share_of_limit_bound": round(done / secs / bound, 3)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--window-s", type=float, default=25.0)
+    p.add_argument("--bulk-delay-s", type=float, default=0.5)
+    p.add_argument("--only", choices=["limited", "unlimited"])
+    args = p.parse_args(argv)
+    for limited in (True, False):
+        if args.only and args.only != ("limited" if limited else "unlimited"):
+            continue
+        print(json.dumps(run(limited, args.window_s, args.bulk_delay_s)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

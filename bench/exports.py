@@ -1,0 +1,192 @@
+"""Export benchmarks: one JSON object per figure per line.
+
+  .venv/bin/python bench/exports.py [--contacts 1000000] [--vendors sendgrid,iterable,omnisend]
+                                    [--limits-window-s 120] [--skip-limits]
+
+Per vendor, in a fresh subprocess (so peak RSS is per vendor; the emulator lives in the same process
+and is included in it):
+  exports.<vendor>.full    full export of N contacts to the LOOPBACK emulator (real HTTP, rate limits off)
+  exports.<vendor>.rerun   re-run after 1 % of the profiles changed (sends only those)
+  exports.<vendor>.limits  with the vendor's documented/emulated rate limits on (client and emulator),
+                           on a shared fake clock (simulated seconds, so CPU time does not count): the
+                           achieved request rate as a share of the limit-bound rate, and contacts/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _world(tmp: Path, contacts: int):
+    os.environ["INSIGHT_RELAY_DATA_DIR"] = str(tmp)
+    from core.permissions import Role, User
+    from services import connections
+    from storage import users
+    from storage.db import Database
+
+    db = Database(tmp / "bench.duckdb")
+    with db.transaction() as cur:
+        uid = users.insert(cur, "bench", users.hash_password("bench-password-1"), "admin")
+    admin = User(uid, "bench", Role.ADMIN)
+    connections.demo_setup(db, admin)
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO profiles (customer_id, email, first_name, last_name, city, country, email_opt_out) "
+            "SELECT 'c' || i, 'person' || i || '@example' || (i % 1000) || '.com', 'First' || i, 'Last' || i, "
+            "'City' || (i % 5000), 'Norway', FALSE FROM range(?) t(i)", [contacts])
+        sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES ('Everyone', 'static', '{}') "
+                          "RETURNING id").fetchone()[0]
+        cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles", [sid])
+    return db, admin, sid
+
+
+def _save(db, admin, vendor, sid):
+    from services import connections as conn_svc
+    from services import exports
+
+    conn = next(c for c in conn_svc.usable_connections(db, admin, "export") if c["vendor"] == vendor)
+    mapping = [{"field": "first_name", "attribute": "profile.first_name"},
+               {"field": "last_name", "attribute": "profile.last_name"},
+               {"field": "city", "attribute": "profile.city"}]
+    return exports.save_export(db, admin, {"name": f"bench {vendor}", "connection_id": conn["id"], "mapping": mapping,
+                                           "segment_ids": [sid], "targets": {sid: {"mode": "name"}},
+                                           "sync_mode": "mirror", "over_limit": "truncate"})
+
+
+def _run(db, admin, export_id):
+    from jobs import runner
+    from services import exports
+
+    run_id = exports.run_export(db, admin, export_id, confirm_removals=True)
+    t0 = time.perf_counter()
+    runner.run_pending(db)
+    seconds = time.perf_counter() - t0
+    return runner.get_run(db, run_id), seconds
+
+
+def one_vendor(vendor: str, contacts: int) -> list[dict]:
+    from connectors.registry import make_client
+    from connectors.sandbox import emulator_class
+    from connectors.sandbox.server import serve
+    from jobs import export_run
+
+    out = []
+    emulator = emulator_class(vendor)()
+    server = serve(emulator)
+    export_run.CLIENT_FACTORY = lambda db, export: make_client(vendor, "bench-key", "sandbox", base_url=server.url,
+                                                               rate_limits=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        db, admin, sid = _world(Path(tmp), contacts)
+        setup_s = time.perf_counter() - t0
+        export_id = _save(db, admin, vendor, sid)
+        run, seconds = _run(db, admin, export_id)
+        c = run["counts"]
+        out.append({"bench": f"exports.{vendor}.full", "contacts": contacts, "seconds": round(seconds, 2),
+                    "peak_rss_mb": round(_rss_mb(), 1), "status": run["status"], "accepted": c.get("accepted"),
+                    "requests": emulator.request_count, "setup_seconds": round(setup_s, 2)})
+        with db.transaction() as cur:
+            cur.execute("UPDATE profiles SET first_name = first_name || ' changed' "
+                        "WHERE hash(customer_id) % 100 = 0")
+        requests_before = emulator.request_count
+        rerun, rerun_s = _run(db, admin, export_id)
+        rc = rerun["counts"]
+        out.append({"bench": f"exports.{vendor}.rerun", "contacts": contacts, "changed": rc.get("sent"),
+                    "seconds": round(rerun_s, 2), "share_of_full": round(rerun_s / seconds, 3),
+                    "peak_rss_mb": round(_rss_mb(), 1), "status": rerun["status"],
+                    "requests": emulator.request_count - requests_before})
+        db.close()
+    server.close()
+    export_run.CLIENT_FACTORY = None
+    return out
+
+
+# Limit-bound request rates (requests/s) the emulator enforces on the bucket that carries contacts.
+LIMITED_BUCKETS = {"sendgrid": ("contacts", 30_000), "iterable": ("subscribe", 1000), "omnisend": ("default", 100)}
+
+
+def limits_vendor(vendor: str, window_s: float) -> dict:
+    """Rate limits on: how close to the limit-bound rate does a run get (simulated clock)."""
+    from connectors.registry import make_client
+    from connectors.sandbox import FakeClock, emulator_class
+    from jobs import export_run
+
+    clock = FakeClock()
+    emulator = emulator_class(vendor)(clock=clock, sleep=clock.sleep)
+    emulator.rate_limits_enabled = True
+    bucket, per_request = LIMITED_BUCKETS[vendor]
+    count, period = emulator.rate_limit_rules[bucket]
+    default_count, default_period = emulator.rate_limit_rules.get("default", (count, period))
+    contacts = int(window_s * count / period * per_request)
+    if vendor == "sendgrid":   # 30k per PUT: the bound is the per-request size, far above this bench's size
+        contacts = min(contacts, 300_000)
+    export_run.CLIENT_FACTORY = lambda db, export: make_client(
+        vendor, "bench-key", "sandbox", transport=emulator.transport(), rate_limits=True,
+        sleep=clock.sleep, clock=clock)
+    with tempfile.TemporaryDirectory() as tmp:
+        db, admin, sid = _world(Path(tmp), contacts)
+        export_id = _save(db, admin, vendor, sid)
+        from jobs import runner
+        from services import exports
+
+        run_id = exports.run_export(db, admin, export_id)
+        t0 = clock.time()
+        runner.run_pending(db)
+        simulated = clock.time() - t0
+        run = runner.get_run(db, run_id)
+        db.close()
+    export_run.CLIENT_FACTORY = None
+    by_route = emulator.requests_by_route
+    requests = emulator.request_count
+    bound_rps = default_count / default_period if vendor == "omnisend" else count / period
+    achieved_rps = requests / simulated if simulated else float("inf")
+    contacts_per_s = contacts / simulated if simulated else float("inf")
+    bound_contacts_per_s = count / period * per_request
+    return {"bench": f"exports.{vendor}.limits", "contacts": contacts, "simulated_seconds": round(simulated, 1),
+            "requests": requests, "limit_rps": round(bound_rps, 3), "achieved_rps": round(achieved_rps, 3),
+            "share_of_limit": round(min(achieved_rps / bound_rps, 9.99), 3) if simulated else None,
+            "contacts_per_s": round(contacts_per_s, 1), "bound_contacts_per_s_one_request_per_batch":
+                round(bound_contacts_per_s, 1), "status": run["status"], "routes": by_route}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--vendors", default="sendgrid,iterable,omnisend")
+    parser.add_argument("--limits-window-s", type=float, default=120.0)
+    parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--limits-one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        for fig in one_vendor(args.one, args.contacts):
+            print(json.dumps(fig), flush=True)
+        return 0
+    if args.limits_one:
+        print(json.dumps(limits_vendor(args.limits_one, args.limits_window_s)), flush=True)
+        return 0
+    for vendor in [v.strip() for v in args.vendors.split(",") if v.strip()]:
+        cmd = [sys.executable, __file__, "--one", vendor, "--contacts", str(args.contacts)]
+        subprocess.run(cmd, check=False, env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
+        if not args.skip_limits:
+            cmd = [sys.executable, __file__, "--limits-one", vendor, "--limits-window-s", str(args.limits_window_s)]
+            subprocess.run(cmd, check=False, env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

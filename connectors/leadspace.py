@@ -1,0 +1,482 @@
+"""Leadspace company enrichment client (Enrichment API: single + bulk).
+
+Data classes (JSON-serialisable: to_dict() / from_dict())
+    CompanyInput(external_id: str, name: str|None, website: str|None = None, street=None, city=None,
+                 state=None, country=None, postal_code=None)
+    EnrichmentResult(external_id, status: "enriched"|"not_matched"|"invalid_input"|"error",
+                     confidence: "HIGH"|"MEDIUM"|"LOW"|"VERY LOW"|None, company: dict, reason: str|None)
+        company keys (COMPANY_KEYS): ls_company_id, name, website, industry, sub_industry, sic, naics,
+        employees_exact, employees_range, revenue_exact, revenue_range, hq_street, hq_city, hq_state,
+        hq_country, hq_postal_code (all present, None when unknown; {} unless status == "enriched").
+
+LeadspaceClient(api_key, *, base_url="https://apigw.leadspace.com", transport=None, rate_limits=True,
+                sleep=None, clock=None, bulk_size=500, max_in_flight=32, first_poll_s=1.0,
+                poll_interval_s=0.5, max_poll_interval_s=10.0, max_poll_s=3600.0, timeout=None,
+                retry=None, rand=None)
+  verify() -> VerifyResult: POST /enrichment/enrich/single with {} (vendor-apis.md §4.3):
+      400 -> ok (token accepted, no credit used); 401 -> not ok (AuthError message);
+      427 -> not ok (InsufficientCreditsError message). Never raises for vendor answers.
+  enrich_single(rec: CompanyInput) -> EnrichmentResult       (400 -> invalid_input, not raised)
+  submit_bulk(records: list[CompanyInput] (<= 500)) -> bulk_id  (202 {"id":"/v3/enrichment/results/<id>"})
+  poll_bulk(bulk_id) -> list[EnrichmentResult] | None         (None while 204 = still processing)
+  iter_enrich_bulk(records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]
+      chunks of bulk_size, up to max_in_flight bulks submitted ahead, each polled first after
+      first_poll_s then with growing waits; yields each bulk's results in submission order.
+  enrich_bulk(records) -> list[EnrichmentResult]               (all of the above, collected)
+  close()
+Errors: 427 anywhere -> InsufficientCreditsError (message: credits ran out, the next run continues);
+  it carries `.partial_results` (list[EnrichmentResult] finished before credits ran out) and
+  `.done_external_ids`. 401 -> AuthError; 429/5xx retried (no rate headers: backoff); other ->
+  ConnectorError subclasses (connectors.http).
+Per-record codes in bulk results: 1100 internal error -> status "error"; 1200 invalid input ->
+  "invalid_input"; 427 (credits ran out inside a bulk) -> InsufficientCreditsError after the bulk's
+  other results are kept.
+Rate limit (client side, rate_limits=True): 30 requests per second ("default" bucket).
+"""
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Literal
+
+import httpx
+
+from connectors.base import VerifyResult, batched
+from connectors.errors import (
+    AuthError,
+    ConnectorError,
+    InsufficientCreditsError,
+    RecordRejectedError,
+    TransientError,
+    VendorError,
+)
+from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+
+log = get_logger("connectors.leadspace")
+
+VENDOR = "leadspace"
+DEFAULT_BASE_URL = "https://apigw.leadspace.com"
+SINGLE_PATH = "/enrichment/enrich/single"
+BULK_PATH = "/enrichment/enrich/bulk"
+RESULTS_PREFIX = "/v3/enrichment/results/"
+MAX_BULK_RECORDS = 500
+CODE_INTERNAL_ERROR = 1100
+CODE_INVALID_INPUT = 1200
+CODE_INSUFFICIENT_CREDITS = 427
+
+ResultStatus = Literal["enriched", "not_matched", "invalid_input", "error"]
+CONFIDENCE_LEVELS = ("HIGH", "MEDIUM", "LOW", "VERY LOW")
+COMPANY_KEYS = (
+    "ls_company_id", "name", "website", "industry", "sub_industry", "sic", "naics", "employees_exact",
+    "employees_range", "revenue_exact", "revenue_range", "hq_street", "hq_city", "hq_state", "hq_country",
+    "hq_postal_code",
+)
+
+
+@dataclass(slots=True)
+class CompanyInput:
+    external_id: str
+    name: str | None
+    website: str | None = None
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    postal_code: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CompanyInput":
+        return cls(**{k: d.get(k) for k in ("external_id", "name", "website", "street", "city", "state",
+                                             "country", "postal_code")})
+
+    def to_request(self) -> dict:
+        """The Leadspace request record (only non-empty inputs are sent)."""
+        company: dict[str, Any] = {}
+        if self.name:
+            company["name"] = self.name
+        if self.website:
+            company["website"] = self.website
+        address = {k: v for k, v in (("street", self.street), ("city", self.city), ("state", self.state),
+                                     ("country", self.country), ("postalcode", self.postal_code)) if v}
+        if address:
+            company["address"] = address
+        return {"external_id": str(self.external_id), "company": company}
+
+
+@dataclass(slots=True)
+class EnrichmentResult:
+    external_id: str
+    status: ResultStatus
+    confidence: str | None = None
+    company: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"external_id": self.external_id, "status": self.status, "confidence": self.confidence,
+                "company": dict(self.company), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EnrichmentResult":
+        return cls(external_id=d["external_id"], status=d["status"], confidence=d.get("confidence"),
+                   company=dict(d.get("company") or {}), reason=d.get("reason"))
+
+
+def _num(v: Any) -> int | float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+    try:
+        f = float(str(v).replace(",", ""))
+    except ValueError:
+        return None
+    return int(f) if f.is_integer() else f
+
+
+def _str(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    return str(v)
+
+
+def company_from_payload(c: dict) -> dict[str, Any]:
+    """Leadspace EnrichedCompany -> our flat company dict (COMPANY_KEYS)."""
+    address = c.get("address") if isinstance(c.get("address"), dict) else {}
+    employees = c.get("employees") if isinstance(c.get("employees"), dict) else {}
+    revenue = c.get("revenue_dollar") if isinstance(c.get("revenue_dollar"), dict) else {}
+    return {
+        "ls_company_id": _str(c.get("ug_company_id") or c.get("ls_id")),
+        "name": _str(c.get("name")),
+        "website": _str(c.get("website")),
+        "industry": _str(c.get("industry")),
+        "sub_industry": _str(c.get("sub_industry")),
+        "sic": _str(c.get("sic")),
+        "naics": _str(c.get("naics")),
+        "employees_exact": _num(employees.get("exact")),
+        "employees_range": _str(employees.get("range")),
+        "revenue_exact": _num(revenue.get("exact")),
+        "revenue_range": _str(revenue.get("range")),
+        "hq_street": _str(address.get("address") or address.get("street")),
+        "hq_city": _str(address.get("city")),
+        "hq_state": _str(address.get("state")),
+        "hq_country": _str(address.get("country")),
+        "hq_postal_code": _str(address.get("zipcode") or address.get("postalcode")),
+    }
+
+
+def _record_code(rec: dict) -> int | None:
+    for key in ("code", "error_code", "errorCode"):
+        v = rec.get(key)
+        if v is not None:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return None
+    err = rec.get("error")
+    if isinstance(err, dict) and err.get("code") is not None:
+        try:
+            return int(err["code"])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _record_reason(rec: dict) -> str | None:
+    err = rec.get("error")
+    if isinstance(err, dict):
+        err = err.get("message") or err.get("error")
+    text = err or rec.get("message") or rec.get("details")
+    return str(text)[:300] if text else None
+
+
+def parse_result(rec: Any, external_id: str | None = None) -> tuple[EnrichmentResult | None, int | None]:
+    """One Leadspace result record -> (EnrichmentResult, None), or (None, 427) for a record that was
+    not processed because credits ran out."""
+    if not isinstance(rec, dict):
+        return EnrichmentResult(str(external_id or ""), "error", reason="Leadspace returned an unreadable record."), None
+    ext = str(rec.get("external_id") if rec.get("external_id") is not None else (external_id or ""))
+    code = _record_code(rec)
+    if code == CODE_INSUFFICIENT_CREDITS:
+        return None, CODE_INSUFFICIENT_CREDITS
+    if rec.get("status") == "failure" or code is not None:
+        reason = _record_reason(rec)
+        if code == CODE_INVALID_INPUT:
+            return EnrichmentResult(ext, "invalid_input", reason=reason or "Leadspace said the input is invalid."), None
+        return EnrichmentResult(ext, "error", reason=reason or (
+            "Leadspace had an internal error for this record." if code == CODE_INTERNAL_ERROR
+            else "Leadspace could not enrich this record.")), None
+    data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
+    company = data.get("company") if isinstance(data.get("company"), dict) else None
+    status_text = str(data.get("enrichment_status") or "")
+    if not company or status_text == "Not Enriched":
+        return EnrichmentResult(ext, "not_matched", reason="Leadspace found no matching company."), None
+    confidence = (company.get("matching_confidence") or {}).get("level") if isinstance(
+        company.get("matching_confidence"), dict) else None
+    if confidence not in CONFIDENCE_LEVELS:
+        confidence = None
+    return EnrichmentResult(ext, "enriched", confidence, company_from_payload(company)), None
+
+
+def _credits_error(done: int, partial: list[EnrichmentResult]) -> InsufficientCreditsError:
+    if done:
+        msg = (f"Your Leadspace account ran out of credits after {done} profiles were enriched in this run. "
+               "Add credits; the next run continues with the profiles not enriched yet.")
+    else:
+        msg = ("Your Leadspace account has run out of credits. Add credits; the next run continues "
+               "with the profiles not enriched yet.")
+    err = InsufficientCreditsError(msg, status=427, vendor=VENDOR)
+    err.partial_results = partial  # type: ignore[attr-defined]
+    err.done_external_ids = [r.external_id for r in partial]  # type: ignore[attr-defined]
+    return err
+
+
+class LeadspaceClient:
+    vendor = VENDOR
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rate_limits: Any = True,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        bulk_size: int = MAX_BULK_RECORDS,
+        max_in_flight: int = 32,
+        first_poll_s: float = 1.0,
+        poll_interval_s: float = 0.5,
+        max_poll_interval_s: float = 10.0,
+        max_poll_s: float = 3600.0,
+        timeout: Any = None,
+        retry: RetryPolicy | None = None,
+        rand: Callable[[], float] | None = None,
+        **_ignored: Any,
+    ) -> None:
+        kw: dict[str, Any] = {}
+        if timeout is not None:
+            kw["timeout"] = timeout
+        self.http = HttpClient(
+            VENDOR, base_url or DEFAULT_BASE_URL,
+            headers={"Accept": "application/json", "User-Agent": "insight-relay"},
+            auth_headers={"Authorization": f"Bearer {api_key}"}, secrets=[api_key], transport=transport,
+            retry=retry, rate_limits=limits_for(VENDOR, rate_limits), sleep=sleep, clock=clock, rand=rand, **kw,
+        )
+        self.bulk_size = max(1, min(bulk_size, MAX_BULK_RECORDS))
+        self.max_in_flight = max(1, max_in_flight)
+        self.first_poll_s = first_poll_s
+        self.poll_interval_s = poll_interval_s
+        self.max_poll_interval_s = max_poll_interval_s
+        self.max_poll_s = max_poll_s
+
+    # ------------------------------------------------------------ connection
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "LeadspaceClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
+        status = resp.status_code
+        if status == 401:
+            return AuthError("Leadspace rejected the token (wrong or expired). Check the Leadspace token.",
+                             status=401, vendor=VENDOR)
+        if status == 427:
+            return _credits_error(0, [])
+        said = _envelope_text(resp)
+        if status == 400:
+            return RecordRejectedError("Leadspace rejected the request." + (f" Leadspace said: {said}" if said else ""),
+                                       status=400, vendor=VENDOR)
+        if status == 404:
+            return VendorError("Leadspace no longer has these bulk results (unknown or expired id).",
+                               status=404, vendor=VENDOR)
+        return None
+
+    def verify(self) -> VerifyResult:
+        try:
+            resp = self.http.post(SINGLE_PATH, json={}, ok=(200, 400), on_error=self._on_error)
+        except ConnectorError as exc:
+            return VerifyResult(False, exc.user_message, exc.detail)
+        if resp.status_code == 400:
+            return VerifyResult(True, "Connected to Leadspace. The token was accepted (no credits used).",
+                                _envelope_text(resp) or None)
+        return VerifyResult(True, "Connected to Leadspace. The token was accepted.", None)
+
+    # ------------------------------------------------------------ single
+    def enrich_single(self, rec: CompanyInput) -> EnrichmentResult:
+        if not (rec.name or "").strip():
+            return EnrichmentResult(str(rec.external_id), "invalid_input",
+                                    reason="A company name is required for enrichment.")
+        resp = self.http.post(SINGLE_PATH, json=rec.to_request(), ok=(200, 400), on_error=self._on_error)
+        if resp.status_code == 400:
+            said = _envelope_text(resp)
+            return EnrichmentResult(str(rec.external_id), "invalid_input",
+                                    reason=f"Leadspace said the input is invalid: {said}" if said
+                                    else "Leadspace said the input is invalid.")
+        result, code = parse_result(self.http.json(resp), str(rec.external_id))
+        if code == CODE_INSUFFICIENT_CREDITS or result is None:
+            raise _credits_error(0, [])
+        result.external_id = str(rec.external_id)
+        return result
+
+    # ------------------------------------------------------------ bulk
+    def submit_bulk(self, records: list[CompanyInput]) -> str:
+        if not records:
+            raise ValueError("submit_bulk needs at least one record")
+        if len(records) > MAX_BULK_RECORDS:
+            raise ValueError(f"a Leadspace bulk takes at most {MAX_BULK_RECORDS} records")
+        resp = self.http.post(BULK_PATH, json={"data": [r.to_request() for r in records]}, ok=(200, 201, 202),
+                              on_error=self._on_error)
+        body = self.http.json(resp)
+        ref = body.get("id") if isinstance(body, dict) else None
+        if not ref:
+            raise VendorError("Leadspace accepted the bulk but gave no results id.", vendor=VENDOR,
+                              detail=self.http.redact(resp.text[:300]))
+        return str(ref).rstrip("/").rsplit("/", 1)[-1]
+
+    def poll_bulk(self, bulk_id: str) -> list[EnrichmentResult] | None:
+        resp = self.http.get(f"{RESULTS_PREFIX}{bulk_id}", ok=(200, 204), on_error=self._on_error)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        body = self.http.json(resp)
+        records = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise VendorError("Leadspace returned bulk results we could not read.", vendor=VENDOR,
+                              detail=self.http.redact(resp.text[:300]))
+        results: list[EnrichmentResult] = []
+        out_of_credits = False
+        for rec in records:
+            result, code = parse_result(rec)
+            if code == CODE_INSUFFICIENT_CREDITS:
+                out_of_credits = True
+            elif result is not None:
+                results.append(result)
+        if out_of_credits:
+            raise _credits_error(sum(1 for r in results if r.status == "enriched"), results)
+        return results
+
+    def wait_bulk(self, bulk_id: str) -> list[EnrichmentResult]:
+        """Poll one bulk until done (first after first_poll_s, then growing waits)."""
+        waited = 0.0
+        wait = self.first_poll_s
+        interval = self.poll_interval_s
+        while True:
+            if wait > 0:
+                self.http.sleep(wait)
+                waited += wait
+            results = self.poll_bulk(bulk_id)
+            if results is not None:
+                return results
+            if waited >= self.max_poll_s:
+                raise TransientError("Leadspace is still processing the bulk. Try the enrichment again later.",
+                                     vendor=VENDOR, resume={"bulk_id": bulk_id})
+            wait = interval
+            interval = min(self.max_poll_interval_s, interval * 1.5)
+
+    def iter_enrich_bulk(self, records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]:
+        """Pipelined bulk enrichment: yields each bulk's results in submission order.
+
+        Invalid inputs (no company name) are answered locally as invalid_input without using a
+        request. On 427 (at submit or inside a bulk) the bulks already accepted are still collected
+        and yielded, then InsufficientCreditsError is raised (partial_results = the bulk it hit).
+        Results within a bulk follow the input order."""
+        clock, sleep = self.http.clock, self.http.sleep
+        # entry: [bulk_id|None, next_poll_at, interval, submitted_at, local results, input order]
+        in_flight: deque[list] = deque()
+        chunks = batched(records, self.bulk_size)
+        exhausted = False
+        credits_hit: InsufficientCreditsError | None = None
+        enriched_so_far = 0
+        while True:
+            # submit while there is room and nothing is due
+            while not exhausted and credits_hit is None and len(in_flight) < self.max_in_flight and \
+                    not (in_flight and clock() >= in_flight[0][1]):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                order = [str(r.external_id) for r in chunk]
+                local = [EnrichmentResult(str(r.external_id), "invalid_input",
+                                          reason="A company name is required for enrichment.")
+                         for r in chunk if not (r.name or "").strip()]
+                sendable = [r for r in chunk if (r.name or "").strip()]
+                now = clock()
+                if not sendable:
+                    in_flight.append([None, now, 0.0, now, local, order])
+                    continue
+                try:
+                    bulk_id = self.submit_bulk(sendable)
+                except InsufficientCreditsError as exc:
+                    credits_hit = exc
+                    break
+                now = clock()
+                in_flight.append([bulk_id, now + self.first_poll_s, self.poll_interval_s, now, local, order])
+            if not in_flight:
+                break
+            head = in_flight[0]
+            now = clock()
+            if head[0] is not None and now < head[1]:
+                sleep(head[1] - now)
+                continue
+            if head[0] is None:
+                in_flight.popleft()
+                yield head[4]
+                continue
+            try:
+                results = self.poll_bulk(head[0])
+            except InsufficientCreditsError as exc:
+                partial = getattr(exc, "partial_results", [])
+                in_flight.popleft()
+                credits_hit = credits_hit or exc
+                # keep collecting the bulks already accepted (their credits are spent), then raise
+                enriched_so_far += sum(1 for r in partial if r.status == "enriched")
+                yield _in_order(head[4] + partial, head[5])
+                continue
+            if results is None:
+                if clock() - head[3] >= self.max_poll_s:
+                    raise TransientError("Leadspace is still processing the bulk. Try the enrichment again later.",
+                                         vendor=VENDOR, resume={"bulk_id": head[0]})
+                head[1] = clock() + head[2]
+                head[2] = min(self.max_poll_interval_s, head[2] * 1.5)
+                continue
+            in_flight.popleft()
+            enriched_so_far += sum(1 for r in results if r.status == "enriched")
+            yield _in_order(head[4] + results, head[5]) if head[4] else results
+        if credits_hit is not None:
+            raise _credits_error(enriched_so_far, getattr(credits_hit, "partial_results", []))
+
+    def enrich_bulk(self, records: Iterable[CompanyInput]) -> list[EnrichmentResult]:
+        """Enrich any number of records through bulk requests; on InsufficientCreditsError the
+        exception's partial_results holds every result obtained in this call."""
+        out: list[EnrichmentResult] = []
+        try:
+            for results in self.iter_enrich_bulk(records):
+                out.extend(results)
+        except InsufficientCreditsError as exc:
+            exc.partial_results = out  # type: ignore[attr-defined]
+            exc.done_external_ids = [r.external_id for r in out]  # type: ignore[attr-defined]
+            raise
+        return out
+
+
+def _in_order(results: list[EnrichmentResult], order: list[str]) -> list[EnrichmentResult]:
+    pos = {ext: i for i, ext in enumerate(order)}
+    return sorted(results, key=lambda r: pos.get(r.external_id, len(order)))
+
+
+def _envelope_text(resp: httpx.Response) -> str:
+    try:
+        body = json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body[k]) for k in ("error", "details") if body.get(k)]
+    return ": ".join(parts)[:300]

@@ -1,0 +1,493 @@
+"""The export runner (run kind "export"): incremental, consent-gated, crash-safe segment sync.
+
+One run of an export, per destination list ("target"):
+  1. recover: collect submissions a crashed/cancelled run persisted but never collected, fold them;
+  2. diff (DuckDB SQL, storage.exports.plan_sql): segment members x mapped columns, hashed, against
+     export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
+     Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
+  3. send new/changed/failed contacts in vendor-sized batches; every Submission is persisted BEFORE
+     collect(); up to PIPELINE_WINDOW submissions are in flight so async vendor jobs overlap;
+  4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
+  5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
+     same transaction that marks the submission collected -> a resumed run never re-sends them.
+
+params: dry_run (record the plan only), confirm_removals, retry_failed, resume_of (set by runner.resume).
+Counts (RunResult.counts): planned = sent + skipped; sent = accepted + rejected + pending; plus added,
+updated, retried, removed, unchanged, recovered, skipped_by_reason, targets, warnings.
+
+Test/bench hooks: CLIENT_OPTIONS (extra kwargs for the connector client, e.g. sleep/clock/base_url),
+CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client_for).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any, Callable, Iterator
+
+from core import sync
+from jobs import runner
+from jobs.runner import RunContext, RunResult
+from storage import exports as repo
+from storage import settings
+
+PIPELINE_WINDOW = 4            # submissions in flight before the oldest is collected
+FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
+FETCH_ROWS = 10_000            # cursor.fetchmany size
+SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
+SETTING_LIMITS_HARD = "export_limits_hard"
+
+CLIENT_OPTIONS: dict[str, Any] = {}
+CLIENT_FACTORY: Callable[[Any, dict], Any] | None = None
+
+
+class RemovalGuardError(Exception):
+    """A run would remove more than the allowed share of a list and was not confirmed."""
+
+
+class LimitExceededError(Exception):
+    """Over the vendor's contact limit while the admin made limits hard."""
+
+
+def make_client(db, export: dict):
+    if CLIENT_FACTORY is not None:
+        return CLIENT_FACTORY(db, export)
+    from services import connections
+
+    return connections.make_client_for(db, export["connection_id"], **CLIENT_OPTIONS)
+
+
+def max_removal_share(db) -> float:
+    return float(settings.get(db, SETTING_MAX_REMOVAL_SHARE, sync.DEFAULT_MAX_REMOVAL_SHARE))
+
+
+def limits_hard(db) -> bool:
+    return bool(settings.get(db, SETTING_LIMITS_HARD, False))
+
+
+def segment_names(db, segment_ids: list[int]) -> dict[int, str]:
+    from storage import segments
+
+    out = {}
+    for sid in segment_ids:
+        seg = segments.get_segment(db, sid)
+        out[sid] = seg["name"] if seg else f"segment {sid}"
+    return out
+
+
+def plan_targets(db, export: dict) -> list[dict]:
+    """Group the export's segments by destination: [{key, mode, id, name, segment_ids}]."""
+    names = segment_names(db, export["segment_ids"])
+    groups: dict[str, dict] = {}
+    for sid in export["segment_ids"]:
+        t = dict(export["targets"].get(sid) or {"mode": "name"})
+        if t.get("mode") != "id" and not t.get("name"):
+            t["name"] = sync.default_target_name(export["vendor"], names[sid])
+        key = repo.target_key(t)
+        g = groups.setdefault(key, {"key": key, "mode": t.get("mode", "name"), "id": t.get("id"),
+                                    "name": t.get("name") or t.get("id"), "segment_ids": []})
+        g["segment_ids"].append(sid)
+    return list(groups.values())
+
+
+def _count_plan(db, export: dict, target: dict, retry_run: int | None) -> dict[str, int]:
+    sql, params, _ = repo.plan_sql(db, export, target["segment_ids"], target["key"], only_emails_from_run=retry_run)
+    counts = {a: n for a, n in db.query(f"SELECT action, count(*) FROM ({sql}) GROUP BY action", params)}
+    removals = 0
+    if export["sync_mode"] == sync.MODE_MIRROR:
+        rsql, rparams = repo.removal_sql(db, export, target["segment_ids"], target["key"],
+                                         only_emails_from_run=retry_run)
+        removals = db.query_one(f"SELECT count(*) FROM ({rsql})", rparams)[0]
+    counts[sync.REMOVE] = removals
+    return counts
+
+
+def check_removal_guard(db, export: dict, targets: list[dict], plans: dict[str, dict]) -> list[dict]:
+    """Targets whose planned removals exceed the allowed share of what this export delivered there."""
+    share = max_removal_share(db)
+    over = []
+    for t in targets:
+        removals = plans[t["key"]].get(sync.REMOVE, 0)
+        size = repo.delivered_count(db, export["id"], t["key"])
+        if sync.needs_removal_confirmation(removals, size, share):
+            over.append({"target": t["name"], "removals": removals, "list_size": size,
+                         "share": sync.removal_share(removals, size), "max_share": share})
+    return over
+
+
+def limit_warning(vendor: str, contacts: int) -> str | None:
+    limit = sync.VENDOR_CONTACT_LIMITS.get(vendor)
+    if limit is None or contacts <= limit:
+        return None
+    from connectors.errors import vendor_label
+
+    return (f"This export has {contacts:,} contacts; {vendor_label(vendor)} recommends at most {limit:,} "
+            "per export. It may take a long time or be refused by the vendor.")
+
+
+class ExportRun:
+    """One execution. Construct with the run's context pieces; call .execute() -> RunResult."""
+
+    def __init__(self, db, export: dict, client, run_id: int, params: dict, *,
+                 progress: Callable[..., None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.db = db
+        self.export = export
+        self.client = client
+        self.run_id = run_id
+        self.params = params or {}
+        self.dry_run = bool(self.params.get("dry_run"))
+        self._progress = progress or (lambda *a, **k: None)
+        self._cancelled = cancelled or (lambda: False)
+        self._clock = clock
+        self._started = clock()
+        self.limits = dict(sync.VENDOR_FIELD_LIMITS.get(export["vendor"], {}))
+        self.limits.update(_connector_field_limits(export["vendor"]))
+        self.counts: dict[str, Any] = {k: 0 for k in (
+            "planned", "sent", "skipped", "accepted", "rejected", "pending", "added", "updated", "retried",
+            "removed", "unchanged", "recovered")}
+        self.counts["skipped_by_reason"] = {}
+        self.counts["targets"] = {}
+        self.counts["warnings"] = []
+        self._inflight: deque = deque()
+        self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
+        self._collected_n = 0
+        self._skips: list[tuple] = []
+        self.done = 0
+        self.total = 0
+        self.stopped_by_cancel = False
+
+    # ------------------------------------------------------------------ helpers
+    def _tcounts(self, tkey: str) -> dict:
+        return self.counts["targets"].setdefault(tkey, {
+            "name": tkey.split(":", 1)[-1], "planned": 0, "sent": 0, "skipped": 0, "accepted": 0, "rejected": 0,
+            "pending": 0, "added": 0, "updated": 0, "retried": 0, "removed": 0, "unchanged": 0})
+
+    def _bump(self, tkey: str, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+        t = self._tcounts(tkey)
+        t[key] = t.get(key, 0) + n
+
+    def _tick(self, force: bool = False) -> None:
+        elapsed = self._clock() - self._started
+        left = sync.estimate_seconds_left(self.done, self.total, elapsed)
+        msg = f"{self.done:,} of {self.total:,} contacts"
+        if self.counts["accepted"] or self.counts["rejected"]:
+            msg += f" · {self.counts['accepted']:,} accepted, {self.counts['rejected']:,} rejected"
+        if left is not None and self.done < self.total:
+            msg += f" · about {_human(left)} left"
+        self._progress(self.done, self.total, msg, force=force)
+
+    def _skip(self, tkey: str, email: str | None, customer_id: str | None, reason: str) -> None:
+        self._bump(tkey, "planned")
+        self._bump(tkey, "skipped")
+        key = reason.split(":", 1)[0]
+        self.counts["skipped_by_reason"][key] = self.counts["skipped_by_reason"].get(key, 0) + 1
+        self._skips.append((self.run_id, self.export["id"], tkey, email, customer_id, sync.SKIP, "skipped", reason))
+        self.done += 1
+        if len(self._skips) >= FLUSH_CONTACTS:
+            self._flush()
+
+    # ------------------------------------------------------------------ submissions
+    def _submit(self, tkey: str, kind: str, emails: list[str], meta: dict[str, list], send: Callable[[], Any]) -> None:
+        submission = send()   # if this raises, the batch was not sent: it is not counted and stays different
+        self._bump(tkey, "planned", len(emails))
+        self._bump(tkey, "sent", len(emails))
+        self.done += len(emails)
+        with self.db.transaction() as cur:
+            sub_id = repo.save_submission(cur, self.run_id, self.export["id"], tkey, kind, submission.to_dict(), meta)
+        self._inflight.append((sub_id, tkey, meta, submission))
+        while len(self._inflight) >= PIPELINE_WINDOW:
+            self._collect_oldest()
+
+    def _collect_oldest(self) -> None:
+        sub_id, tkey, meta, submission = self._inflight.popleft()
+        outcomes = self.client.collect(submission)
+        self._collected.append((sub_id, tkey, meta, outcomes))
+        self._collected_n += len(outcomes)
+        if self._collected_n >= FLUSH_CONTACTS:
+            self._flush()
+
+    def _drain(self) -> None:
+        while self._inflight:
+            self._collect_oldest()
+        self._flush()
+
+    def _flush(self, recovered: bool = False) -> None:
+        """One transaction: per-contact outcomes, delivery state, submissions marked collected."""
+        outcome_rows, skips = [], self._skips
+        by_target: dict[str, list[tuple]] = {}
+        done_ids, keep_ids = [], []
+        for sub_id, tkey, meta, outcomes in self._collected:
+            any_pending = False
+            for o in outcomes:
+                email = o.email.lower()
+                customer_id, chash, action = (meta.get(email) or meta.get(o.email) or [None, None, sync.ADD])
+                reason = o.reason if o.status != "accepted" else None
+                outcome_rows.append((self.run_id, self.export["id"], tkey, email, customer_id, action, o.status, reason))
+                by_target.setdefault(tkey, []).append((email, customer_id, chash, action, o.status))
+                self._bump(tkey, o.status)
+                if recovered:
+                    self._bump(tkey, "planned")
+                    self._bump(tkey, "sent")
+                    self.counts["recovered"] += 1
+                if o.status == "accepted":
+                    self._bump(tkey, {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried",
+                                      sync.REMOVE: "removed"}[action])
+                any_pending = any_pending or o.status == "pending"
+            (keep_ids if any_pending else done_ids).append(sub_id)
+        if not outcome_rows and not skips and not done_ids:
+            self._collected, self._collected_n = [], 0
+            return
+        with self.db.transaction() as cur:
+            repo.record_outcomes(cur, skips)
+            repo.record_outcomes(cur, outcome_rows)
+            for tkey, rows in by_target.items():
+                repo.apply_delivered(cur, self.export["id"], tkey, self.run_id, rows)
+            for sub_id in done_ids:
+                repo.mark_collected(cur, sub_id)
+        self._collected, self._collected_n, self._skips = [], 0, []
+        self._tick()
+
+    # ------------------------------------------------------------------ phases
+    def recover(self) -> None:
+        """Collect submissions earlier runs persisted but never collected (crash, kill, cancel)."""
+        from connectors.base import Submission
+
+        for row in repo.uncollected_submissions(self.db, self.export["id"]):
+            submission = Submission.from_dict(row["submission"])
+            outcomes = self.client.collect(submission)
+            self._collected.append((row["id"], row["target_key"], row["meta"], outcomes))
+            self._flush(recovered=True)
+
+    def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
+        sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
+                                       only_emails_from_run=retry_run)
+        with self.db.cursor() as cur:
+            cur.execute(f"SELECT * FROM ({sql}) WHERE action <> 'unchanged'", params)
+            while True:
+                rows = cur.fetchmany(FETCH_ROWS)
+                if not rows:
+                    return
+                yield from rows
+
+    def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, meta: dict) -> Iterator:
+        """Stream Contacts to send; record skips; fill meta[email] = [customer_id, hash, action]."""
+        from connectors.base import Contact
+
+        tkey = target["key"]
+        policy = self.export["over_limit"]
+        for row in self._plan_rows(target, retry_run):
+            action, customer_id, email, chash, skip_reason = row[:5]
+            if action == sync.SKIP:
+                self._skip(tkey, email, customer_id, skip_reason)
+                continue
+            problem = sync.email_problem(email)
+            if problem:
+                self._skip(tkey, email, customer_id, problem)
+                continue
+            fields, problem = sync.apply_field_limits(dict(zip(field_keys, row[5:])), self.limits, policy)
+            if problem:
+                self._skip(tkey, email, customer_id, problem)
+                continue
+            meta[email] = [customer_id, chash, action]
+            yield Contact(email, fields)
+
+    def _field_keys(self) -> list[str]:
+        return [m["field"] for m in self.export["mapping"]]
+
+    def upserts(self, target: dict, vendor_target, retry_run: int | None) -> None:
+        tkey = target["key"]
+        meta: dict[str, list] = {}
+        contacts = self._contacts(target, self._field_keys(), retry_run, meta)
+        if self.dry_run:
+            for c in contacts:
+                customer_id, chash, action = meta.pop(c.email)
+                self._bump(tkey, "planned")
+                self._skips.append((self.run_id, self.export["id"], tkey, c.email, customer_id, action, "planned", None))
+                self._bump(tkey, {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried"}[action])
+                self.done += 1
+                if len(self._skips) >= FLUSH_CONTACTS:
+                    self._flush()
+            self._flush()
+            return
+        for batch in self.client.upsert_batches(contacts):
+            emails = [c.email for c in batch]
+            batch_meta = {e: meta.pop(e) for e in emails}
+            self._submit(tkey, "upsert", emails, batch_meta,
+                         lambda b=batch: self.client.submit_upsert(b, vendor_target))
+            self._tick()
+            if self._cancelled():
+                self.stopped_by_cancel = True
+                return
+
+    def removals(self, target: dict, vendor_target, retry_run: int | None) -> None:
+        tkey = target["key"]
+        sql, params = repo.removal_sql(self.db, self.export, target["segment_ids"], tkey,
+                                       only_emails_from_run=retry_run)
+        customer_of: dict[str, str] = {}
+
+        def emails() -> Iterator[str]:
+            with self.db.cursor() as cur:
+                cur.execute(sql, params)
+                while True:
+                    rows = cur.fetchmany(FETCH_ROWS)
+                    if not rows:
+                        return
+                    for email, customer_id in rows:
+                        customer_of[email] = customer_id
+                        yield email
+
+        if self.dry_run:
+            for email in emails():
+                self._bump(tkey, "planned")
+                self._bump(tkey, "removed")
+                self._skips.append((self.run_id, self.export["id"], tkey, email, customer_of.pop(email), sync.REMOVE,
+                                    "planned", None))
+                self.done += 1
+                if len(self._skips) >= FLUSH_CONTACTS:
+                    self._flush()
+            self._flush()
+            return
+        for batch in self.client.remove_batches(emails()):
+            batch_meta = {e: [customer_of.pop(e, None), None, sync.REMOVE] for e in batch}
+            self._submit(tkey, "remove", list(batch), batch_meta,
+                         lambda b=list(batch): self.client.submit_remove(b, vendor_target))
+            self._tick()
+            if self._cancelled():
+                self.stopped_by_cancel = True
+                return
+
+    def resolve_target(self, target: dict):
+        from connectors.base import Target
+
+        if target["mode"] == "id":
+            return Target(str(target["id"]), target.get("name") or str(target["id"]))
+        found = self.client.find_target(target["name"])
+        if found is None:
+            found = self.client.create_target(target["name"])
+        with self.db.transaction() as cur:
+            for sid in target["segment_ids"]:
+                repo.set_resolved_target(cur, self.export["id"], sid, found.id)
+        return found
+
+    def execute(self) -> RunResult:
+        export = self.export
+        targets = plan_targets(self.db, export)
+        retry_run = None
+        if self.params.get("retry_failed"):
+            retry_run = self.db.query_one(
+                "SELECT max(run_id) FROM export_run_contacts WHERE export_id = ? AND outcome = 'rejected'",
+                [export["id"]])[0]
+            if retry_run is None:
+                return RunResult("succeeded", self.counts, "Nothing to retry: the last runs had no rejected contacts.")
+        if not self.dry_run:
+            self.recover()
+        plans = {t["key"]: _count_plan(self.db, export, t, retry_run) for t in targets}
+        members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
+        warning = limit_warning(export["vendor"], members)
+        if warning:
+            if limits_hard(self.db) and not self.dry_run:
+                return RunResult("failed", self.counts, warning + " An admin has made this limit a hard stop.")
+            self.counts["warnings"].append(warning)
+        over = check_removal_guard(self.db, export, targets, plans) if export["sync_mode"] == sync.MODE_MIRROR else []
+        if over:
+            self.counts["removal_guard"] = over
+            if not self.dry_run and not self.params.get("confirm_removals"):
+                worst = over[0]
+                return RunResult("skipped", self.counts, (
+                    f"Not run: it would remove {worst['removals']:,} of {worst['list_size']:,} contacts "
+                    f"({worst['share']:.0%}) from “{worst['target']}”, more than the {worst['max_share']:.0%} "
+                    "allowed. Check the dry run, then run it again with the removals confirmed."))
+        self.total = sum(n for p in plans.values() for a, n in p.items() if a != sync.UNCHANGED)
+        for t in targets:
+            self._tcounts(t["key"])["name"] = t["name"]
+            unchanged = plans[t["key"]].get(sync.UNCHANGED, 0)
+            self._bump(t["key"], "unchanged", unchanged)
+        self._tick(force=True)
+        mirror = export["sync_mode"] == sync.MODE_MIRROR
+        error = None
+        try:
+            for t in targets:
+                vendor_target = None if self.dry_run else self.resolve_target(t)
+                self.upserts(t, vendor_target, retry_run)
+                if self.stopped_by_cancel:
+                    break
+                if mirror:
+                    self.removals(t, vendor_target, retry_run)
+                    if self.stopped_by_cancel:
+                        break
+        except Exception as exc:  # a vendor failure mid-run: keep what is known, report honestly
+            error = exc
+        try:
+            self._drain()
+        except Exception as exc:  # collecting failed too; submissions stay stored for the next run
+            error = error or exc
+        self._tick(force=True)
+        return self._result(error)
+
+    def _result(self, error: Exception | None) -> RunResult:
+        c = self.counts
+        problems = [] if self.dry_run else sync.check_counts(c)
+        if problems:
+            c["warnings"].append("Counts do not add up: " + "; ".join(problems))
+        if self.dry_run:
+            msg = (f"Dry run: {c['added']:,} to add, {c['updated'] + c['retried']:,} to update, {c['removed']:,} to "
+                   f"remove, {c['skipped']:,} skipped, {c['unchanged']:,} unchanged.")
+            return RunResult("succeeded", c, msg)
+        summary = (f"{c['sent']:,} sent: {c['accepted']:,} accepted, {c['rejected']:,} rejected"
+                   + (f", {c['pending']:,} still pending at the vendor" if c["pending"] else "")
+                   + f"; {c['skipped']:,} skipped; {c['unchanged']:,} unchanged.")
+        if error is not None:
+            text = getattr(error, "user_message", None) or f"{type(error).__name__}: {error}"
+            return RunResult("failed", c, f"The run stopped: {text} {summary} The next run continues from here.")
+        if self.stopped_by_cancel:
+            return RunResult("cancelled", c, "Cancelled. " + summary + " The next run continues from here.")
+        if c["rejected"] or c["pending"]:
+            status = "partially_succeeded" if c["accepted"] or c["unchanged"] else "failed"
+            return RunResult(status, c, summary + " Rejected contacts are retried by the next run or by Retry failed.")
+        return RunResult("succeeded", c, summary)
+
+
+def _connector_field_limits(vendor: str) -> dict[str, int]:
+    import importlib
+
+    try:
+        module = importlib.import_module(f"connectors.{vendor}")
+    except ImportError:
+        return {}
+    limits = dict(getattr(module, "FIELD_LIMITS", {}) or {})
+    limits.pop("email", None)
+    return limits
+
+
+def _human(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    return f"{s / 3600:.1f} h"
+
+
+def handle(ctx: RunContext) -> RunResult:
+    export = repo.get_export(ctx.db, ctx.target_id)
+    if export is None:
+        return RunResult("failed", {}, "This export no longer exists.")
+    if not export["segment_ids"]:
+        return RunResult("failed", {}, "This export has no segments. Edit it and pick at least one.")
+    try:
+        client = make_client(ctx.db, export)
+    except Exception as exc:  # connection missing/inactive/unreadable key: say so plainly
+        return RunResult("failed", {}, getattr(exc, "user_message", None) or str(exc))
+    try:
+        run = ExportRun(ctx.db, export, client, ctx.run_id, ctx.params, progress=ctx.progress,
+                        cancelled=ctx.cancelled)
+        return run.execute()
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()
+
+
+runner.register("export", handle)

@@ -1,0 +1,435 @@
+"""Data > Exports: the list, the Add destination wizard, dry runs, runs and their results."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import sync
+from core.permissions import Action, can
+from services import exports as svc
+from ui import deps
+from ui.session import current_user
+from ui.wizard import Step, Wizard
+
+WIZ = "export_wiz"
+VIEW = "exports.view"          # ("list",) | ("wizard", export_id|None) | ("detail", export_id)
+FLASH = "exports.flash"
+PAGE_ROWS = 50
+ACTIVE = ("queued", "running")
+
+db = deps.get_db()
+deps.get_runner()
+user = current_user()
+may_edit, may_run = can(user, Action.EDIT_EXPORTS), can(user, Action.RUN)
+st.title("Exports")
+
+
+def _go(*view) -> None:
+    st.session_state[VIEW] = view
+
+
+def _flash(kind: str, text: str) -> None:
+    st.session_state[FLASH] = (kind, text)
+
+
+def _segments() -> dict[int, str]:
+    from storage import segments
+
+    return {s["id"]: s["name"] for s in segments.list_segments(db)}
+
+
+def _call(fn, *args, ok: str | None = None, **kw):
+    try:
+        result = fn(*args, **kw)
+    except Exception as exc:  # services raise plain-language errors; show them, never a traceback
+        st.session_state[FLASH] = ("error", getattr(exc, "user_message", None) or str(exc))
+        return None
+    if ok:
+        _flash("success", ok)
+    return result
+
+
+# ---------------------------------------------------------------- wizard
+def _conns() -> dict[int, dict]:
+    return {c["id"]: c for c in svc.usable_connections(db, user)}
+
+
+def _vendor(wiz: Wizard) -> str | None:
+    conn = _conns().get(wiz.data.get("connection_id"))
+    return conn["vendor"] if conn else None
+
+
+def step_connection(wiz: Wizard) -> None:
+    conns = _conns()
+    by_vendor: dict[str, list[dict]] = {}
+    for c in conns.values():
+        by_vendor.setdefault(c["vendor"], []).append(c)
+    for vendor in ("sendgrid", "iterable", "omnisend"):
+        if vendor not in by_vendor:
+            continue  # the vendor's section is absent when the user may use none of its connections
+        st.markdown(f"**{svc._vendor_label(vendor)}**")
+        for c in by_vendor[vendor]:
+            chosen = wiz.data.get("connection_id") == c["id"]
+            label = f"{c['name']}" + (" ✓" if chosen else "") + (" (Sandbox)" if c["region"] == "sandbox" else "")
+
+            def choose(cid=c["id"]):
+                if wiz.data.get("connection_id") != cid:
+                    wiz.data["mapping"], wiz.data["targets"] = [], {}
+                wiz.data["connection_id"] = cid
+            st.button(label, key=f"exports_conn_{c['id']}", on_click=choose)
+
+
+def step_name(wiz: Wizard) -> None:
+    st.text_input("Export name", key=wiz.widget_key("name", ""), max_chars=svc.MAX_NAME)
+
+
+def step_matching(wiz: Wizard) -> None:
+    vendor = _vendor(wiz)
+    attrs = {a["key"]: a["label"] for a in svc.attribute_choices(db)}
+    specs = {f.key: f.label for f in svc.vendor_field_specs(vendor)}
+    limits = svc.field_limits(vendor)
+    mapping = wiz.data.setdefault("mapping", [])
+    st.markdown("**Email** ← Email (required)")
+    for i, m in enumerate(mapping):
+        cols = st.columns([3, 3, 1])
+        limit = f" (max {limits[m['field']]} characters)" if m["field"] in limits else ""
+        cols[0].write(f"{specs.get(m['field'], m['field'])}{limit}")
+        cols[1].write(f"← {attrs.get(m['attribute'], m['attribute'])}")
+
+        def drop(i=i):
+            wiz.data["mapping"].pop(i)
+        cols[2].button("Remove", key=f"exports_map_remove_{i}", on_click=drop)
+    free = [k for k in specs if k not in {m["field"] for m in mapping}]
+    options = free + (["(data field)"] if svc.allows_data_fields(vendor) else [])
+    if not options:
+        return
+    st.markdown("**Add attribute**")
+    cols = st.columns(3)
+    field = cols[0].selectbox("Vendor field", options, key="exports_new_field",
+                              format_func=lambda k: specs.get(k, "Data field (type a name)"))
+    if field == "(data field)":
+        field = cols[0].text_input("Data field name", key="exports_new_field_name").strip()
+    default = next((f.default_attribute for f in svc.vendor_field_specs(vendor) if f.key == field), None)
+    keys = list(attrs)
+    attribute = cols[1].selectbox("Attribute", keys, key="exports_new_attr", format_func=attrs.get,
+                                  index=keys.index(default) if default in keys else 0)
+
+    def add():
+        if field and field not in {m["field"] for m in wiz.data["mapping"]}:
+            wiz.data["mapping"].append({"field": field, "attribute": attribute})
+    cols[2].button("Add attribute", key="exports_add_attr", on_click=add)
+
+
+def step_segments(wiz: Wizard) -> None:
+    segs = _segments()
+    if not segs:
+        st.info("There are no segments yet. Build one in Data › Segments first.")
+        return
+    st.multiselect("Segments", list(segs), key=wiz.widget_key("segment_ids", []), format_func=segs.get)
+
+
+def step_destination(wiz: Wizard) -> None:
+    vendor, segs = _vendor(wiz), _segments()
+    targets = wiz.data.setdefault("targets", {})
+    for sid in wiz.value("segment_ids", []) or []:
+        name = segs.get(sid, f"#{sid}")
+        st.markdown(f"**{name}**")
+        if vendor == "iterable":
+            st.caption(f"Iterable list “{name}” (found or created when the export runs).")
+        elif vendor == "omnisend":
+            st.text_input("Omnisend tag", key=wiz.widget_key(f"tname_{sid}", sync.default_target_name(vendor, name)))
+        else:
+            modes = {"name": f"Create or reuse a list named “{name}”", "id": "Type a list ID",
+                     "pick": "Pick from the account's lists"}
+            mode = st.radio("SendGrid list", list(modes), key=wiz.widget_key(f"tmode_{sid}", "name"),
+                            format_func=modes.get, horizontal=True)
+            if mode == "id":
+                st.text_input("List ID", key=wiz.widget_key(f"tid_{sid}", ""))
+            elif mode == "pick":
+                lists = st.session_state.get("exports.account_lists")
+                if lists is None and st.button("Load the account's lists", key=f"exports_load_lists_{sid}"):
+                    lists = _call(svc.vendor_targets, db, wiz.data["connection_id"]) or []
+                    st.session_state["exports.account_lists"] = lists
+                if lists:
+                    ids = {t["id"]: t["name"] for t in lists}
+                    st.selectbox("List", list(ids), key=wiz.widget_key(f"tpick_{sid}"), format_func=ids.get)
+        targets[sid] = targets.get(sid, {})
+
+
+def _draft(wiz: Wizard) -> dict:
+    d = wiz._view()
+    vendor = _vendor(wiz)
+    targets = {}
+    for sid in d.get("segment_ids") or []:
+        mode = d.get(f"tmode_{sid}", "name") if vendor == "sendgrid" else "name"
+        if mode == "id":
+            targets[sid] = {"mode": "id", "id": d.get(f"tid_{sid}")}
+        elif mode == "pick":
+            targets[sid] = {"mode": "id", "id": d.get(f"tpick_{sid}")}
+        else:
+            targets[sid] = {"mode": "name", "name": d.get(f"tname_{sid}")}
+    return {"name": d.get("name"), "connection_id": d.get("connection_id"), "mapping": d.get("mapping") or [],
+            "segment_ids": d.get("segment_ids") or [], "targets": targets,
+            "sync_mode": d.get("sync_mode", sync.MODE_MIRROR), "over_limit": d.get("over_limit", "truncate")}
+
+
+def step_mode(wiz: Wizard) -> None:
+    st.radio("Sync mode", list(sync.SYNC_MODES), key=wiz.widget_key("sync_mode", sync.MODE_MIRROR),
+             format_func=sync.SYNC_MODES.get)
+    vendor = _vendor(wiz)
+    limits = svc.field_limits(vendor)
+    mapped = [m["field"] for m in wiz.data.get("mapping") or [] if m["field"] in limits]
+    if mapped:
+        st.caption("Some mapped fields have limits: " + ", ".join(f"{f} ≤ {limits[f]} characters" for f in mapped))
+        st.radio("Values over a limit", ["truncate", "skip"], key=wiz.widget_key("over_limit", "truncate"),
+                 format_func={"truncate": "Truncate the value", "skip": "Skip the contact"}.get, horizontal=True)
+
+
+def step_review(wiz: Wizard) -> None:
+    draft = _draft(wiz)
+    try:
+        clean = svc.clean_draft(db, user, draft, wiz.data.get("export_id"))
+        checks = svc.draft_checks(db, clean)
+    except Exception as exc:
+        st.error(str(exc))
+        return
+    segs = _segments()
+    st.write(f"**{clean['name']}** → {svc._vendor_label(clean['vendor'])} ({_conns()[clean['connection_id']]['name']})")
+    st.write("Email" + "".join(f", {m['field']} ← {m['attribute']}" for m in clean["mapping"]))
+    for sid in clean["segment_ids"]:
+        t = clean["targets"][sid]
+        st.write(f"- {segs.get(sid)} → " + (f"list ID {t['id']}" if t["mode"] == "id" else f"“{t['name']}”"))
+    st.write(f"Sync mode: {sync.SYNC_MODES[clean['sync_mode']]}")
+    st.metric("Contacts in the segments", f"{checks['contacts']:,}")
+    if checks["limit_warning"]:
+        (st.error if checks["hard"] else st.warning)(checks["limit_warning"])
+    for field, n in checks["over_limit_fields"].items():
+        st.warning(f"{n:,} contacts have a {field} over the limit; they will be "
+                   f"{'truncated' if clean['over_limit'] == 'truncate' else 'skipped'}.")
+    st.caption("Saving never runs the export.")
+    if st.button("Save", key="exports_save", type="primary"):
+        new_id = _call(svc.save_export, db, user, draft, wiz.data.get("export_id"), ok=f"Saved “{clean['name']}”.")
+        if new_id:
+            wiz.clear()
+            _go("detail", new_id)
+            st.rerun()
+
+
+def _validate_connection(w):
+    return None if w.data.get("connection_id") in _conns() else "Pick a connection."
+
+
+def _validate_name(w):
+    return None if (w.data.get("name") or "").strip() else "Give the export a name."
+
+
+def _validate_segments(w):
+    return None if w.data.get("segment_ids") else "Pick at least one segment."
+
+
+def show_wizard(export_id: int | None) -> None:
+    wiz = Wizard(WIZ, [
+        Step("Connection", step_connection, validate=_validate_connection),
+        Step("Name", step_name, validate=_validate_name),
+        Step("Data matching", step_matching),
+        Step("Segments", step_segments, validate=_validate_segments),
+        Step("Destination", step_destination),
+        Step("Sync mode", step_mode),
+        Step("Review", step_review),
+    ])
+    if export_id and wiz.data.get("export_id") != export_id:
+        e = svc.get_export(db, export_id)
+        wiz.data.update({"export_id": export_id, "connection_id": e["connection_id"], "name": e["name"],
+                         "mapping": e["mapping"], "segment_ids": e["segment_ids"], "sync_mode": e["sync_mode"],
+                         "over_limit": e["over_limit"], "targets": {}})
+        for sid, t in e["targets"].items():
+            wiz.data[f"tmode_{sid}"] = t["mode"]
+            wiz.data[f"tid_{sid}"] = t["id"] or ""
+            wiz.data[f"tname_{sid}"] = t["name"]
+    st.subheader("Edit export" if export_id else "Add destination")
+    wiz.show(on_cancel=lambda: _go("list"))
+
+
+# ---------------------------------------------------------------- detail
+def _counts_chart(counts: dict) -> None:
+    data = pd.DataFrame({"contacts": [counts.get(k, 0) for k in ("accepted", "rejected", "pending", "skipped")]},
+                        index=["accepted", "rejected", "pending", "skipped"])
+    st.bar_chart(data)
+
+
+def _contacts_table(run_id: int, key: str, *, outcome=None, action=None, label="contacts") -> None:
+    page = st.number_input("Page", min_value=1, value=1, step=1, key=f"{key}_page")
+    rows, total = svc.run_contacts_page(db, run_id, outcome=outcome, action=action, limit=PAGE_ROWS,
+                                        offset=(int(page) - 1) * PAGE_ROWS)
+    st.caption(f"{total:,} {label} · page {int(page)} of {max(1, -(-total // PAGE_ROWS))}")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        if can(user, Action.DOWNLOAD):
+            st.download_button("Download CSV", svc.run_contacts_csv(db, run_id, outcome=outcome, action=action),
+                               file_name=f"export-run-{run_id}-{label.replace(' ', '-')}.csv", mime="text/csv",
+                               key=f"{key}_csv")
+
+
+def _run_panel(export_id: int) -> None:
+    run = svc.last_run(db, export_id, dry_run=False)
+    if run is None:
+        st.info("This export has not run yet.")
+        return
+    st.markdown(f"**Last run #{run['id']}: {run['status'].replace('_', ' ')}** · {run.get('message') or ''}")
+    if run["status"] in ACTIVE:
+        total = run.get("progress_total") or 0
+        st.progress(min(1.0, (run["progress_done"] or 0) / total) if total else 0.0,
+                    text=run.get("progress_message") or "Waiting for a worker…")
+        if may_run and st.button("Cancel", key="exports_cancel"):
+            _call(svc.cancel_run, db, user, run["id"], ok="Cancel requested.")
+            st.rerun()
+        return
+    counts = run["counts"] or {}
+    cols = st.columns(6)
+    for col, k in zip(cols, ("planned", "sent", "accepted", "rejected", "pending", "skipped")):
+        col.metric(k.capitalize(), f"{counts.get(k, 0):,}")
+    st.caption(f"Added {counts.get('added', 0):,} · updated {counts.get('updated', 0):,} · retried "
+               f"{counts.get('retried', 0):,} · removed {counts.get('removed', 0):,} · unchanged "
+               f"{counts.get('unchanged', 0):,}")
+    for w in counts.get("warnings", []):
+        st.warning(w)
+    _counts_chart(counts)
+    if counts.get("rejected"):
+        st.markdown("**Rejections**")
+        _contacts_table(run["id"], "exports_rejections", outcome="rejected", label="rejections")
+        if may_run and st.button("Retry failed", key="exports_retry_failed"):
+            _call(svc.retry_failed, db, user, export_id, ok="Retry queued.")
+            st.rerun()
+    if counts.get("skipped"):
+        with st.expander(f"Skipped ({counts['skipped']:,})"):
+            _contacts_table(run["id"], "exports_skipped", outcome="skipped", label="skipped")
+    if run["status"] in ("interrupted", "failed", "cancelled") and may_run:
+        if st.button("Resume", key="exports_resume"):
+            _call(svc.resume_run, db, user, run["id"], ok="Resumed.")
+            st.rerun()
+
+
+def _dry_run_panel(export_id: int) -> None:
+    run = svc.last_run(db, export_id, dry_run=True)
+    if run is None:
+        return
+    st.subheader(f"Dry run #{run['id']}")
+    if run["status"] in ACTIVE:
+        st.progress(0.0, text=run.get("progress_message") or "Waiting for a worker…")
+        return
+    counts = run["counts"] or {}
+    cols = st.columns(5)
+    for col, (label, k) in zip(cols, (("To add", "added"), ("To update", "updated"), ("To retry", "retried"),
+                                      ("To remove", "removed"), ("Skipped", "skipped"))):
+        col.metric(label, f"{counts.get(k, 0):,}")
+    per_list = [{"list": t["name"], "add": t["added"], "update": t["updated"] + t["retried"], "remove": t["removed"],
+                 "skip": t["skipped"], "unchanged": t["unchanged"]} for t in counts.get("targets", {}).values()]
+    if per_list:
+        st.dataframe(pd.DataFrame(per_list), hide_index=True, use_container_width=True)
+    for g in counts.get("removal_guard", []):
+        st.warning(f"Running would remove {g['removals']:,} of {g['list_size']:,} contacts ({g['share']:.0%}) "
+                   f"from “{g['target']}” — more than {g['max_share']:.0%}. The run needs your confirmation.")
+    action = st.selectbox("Show", ["add", "update", "retry", "remove", "skip"], key="exports_dry_action")
+    _contacts_table(run["id"], f"exports_dry_{action}", action=action, label=f"to {action}")
+
+
+def show_detail(export_id: int) -> None:
+    e = svc.get_export(db, export_id)
+    if e is None:
+        _go("list")
+        st.rerun()
+    segs = _segments()
+    st.button("← All exports", key="exports_back", on_click=lambda: _go("list"))
+    st.subheader(e["name"])
+    st.caption(f"{svc._vendor_label(e['vendor'])} · {sync.SYNC_MODES[e['sync_mode']]} · segments: "
+               + ", ".join(segs.get(s, f"#{s}") for s in e["segment_ids"]))
+    if may_run:
+        check = svc.pre_run_check(db, export_id)
+        if check["limit_warning"]:
+            (st.error if check["hard"] else st.warning)(check["limit_warning"])
+        confirm = False
+        for g in check["removal_guard"]:
+            st.warning(f"This run would remove {g['removals']:,} of {g['list_size']:,} contacts "
+                       f"({g['share']:.0%}) from “{g['target']}”.")
+        if check["removal_guard"]:
+            confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
+        cols = st.columns(4)
+        if cols[0].button("Run", key="exports_run_now", type="primary"):
+            if _call(svc.run_export, db, user, export_id, confirm_removals=confirm, ok="Run queued."):
+                st.rerun()
+        if cols[1].button("Dry run", key="exports_dry_run_now"):
+            if _call(svc.dry_run, db, user, export_id, ok="Dry run queued."):
+                st.rerun()
+        if may_edit and cols[2].button("Edit", key="exports_edit"):
+            _go("wizard", export_id)
+            st.rerun()
+
+    @st.fragment(run_every=2)
+    def live():
+        _run_panel(export_id)
+        _dry_run_panel(export_id)
+    live()
+
+
+# ---------------------------------------------------------------- list
+def show_list() -> None:
+    if may_edit:
+        if svc.usable_connections(db, user):
+            if st.button("Add destination", key="exports_add", type="primary"):
+                Wizard(WIZ, [Step("x", lambda w: None)]).clear()
+                _go("wizard", None)
+                st.rerun()
+        else:
+            st.info("No export connection is available to you. An admin adds and shares them in Admin › Connections.")
+    rows = svc.overview(db)
+    if not rows:
+        st.info("No exports yet.")
+        return
+    table = pd.DataFrame([{k: r[k] for k in ("name", "connection", "type", "segments", "last_status", "last_counts",
+                                             "last_refreshed", "schedule")} for r in rows])
+    st.dataframe(table, hide_index=True, use_container_width=True)
+    names = {r["id"]: r["name"] for r in rows}
+    picked = st.selectbox("Export", list(names), format_func=names.get, key="exports_pick")
+    cols = st.columns(6)
+    if cols[0].button("View", key="exports_view"):
+        _go("detail", picked)
+        st.rerun()
+    if may_edit and cols[1].button("Edit", key="exports_edit_list"):
+        _go("wizard", picked)
+        st.rerun()
+    if may_run and cols[2].button("Dry run", key="exports_dry_run"):
+        if _call(svc.dry_run, db, user, picked, ok="Dry run queued."):
+            _go("detail", picked)
+            st.rerun()
+    if may_run and cols[3].button("Run", key="exports_run"):
+        check = svc.pre_run_check(db, picked)
+        if check["removal_guard"] or (check["limit_warning"]):
+            _go("detail", picked)   # warnings and the removal confirmation live on the detail view
+            st.rerun()
+        if _call(svc.run_export, db, user, picked, ok="Run queued."):
+            _go("detail", picked)
+            st.rerun()
+    if may_edit and cols[4].button("Duplicate", key="exports_duplicate"):
+        _call(svc.duplicate_export, db, user, picked, ok="Duplicated.")
+        st.rerun()
+    if may_edit:
+        if cols[5].button("Remove", key="exports_remove"):
+            st.session_state["exports.remove_id"] = picked
+        if st.session_state.get("exports.remove_id") == picked:
+            st.warning(f"Remove “{names[picked]}”? Contacts stay at the vendor; its delivery history is deleted.")
+            if st.button("Yes, remove it", key="exports_remove_confirm"):
+                st.session_state.pop("exports.remove_id", None)
+                _call(svc.delete_export, db, user, picked, ok="Removed.")
+                st.rerun()
+
+
+if FLASH in st.session_state:
+    kind, text = st.session_state.pop(FLASH)
+    getattr(st, kind)(text)
+view = st.session_state.get(VIEW, ("list",))
+if view[0] == "wizard" and may_edit:
+    show_wizard(view[1])
+elif view[0] == "detail":
+    show_detail(view[1])
+else:
+    show_list()

@@ -1,0 +1,121 @@
+"""Run history: every run of every kind, with filters, details, Run all, Cancel and Resume."""
+import streamlit as st
+
+from core.permissions import Action, PermissionDenied, can
+from jobs import runner
+from services import schedule as schedule_service
+from ui import deps, nav
+from ui.alerts import page_link_or_text
+from ui.session import current_user, show_error
+
+PAGE_SIZE = 100
+KINDS = ("refresh", "enrichment", "segment", "export")
+DETAIL_PAGES = {"export": ("exports.py", "Open in Exports"), "enrichment": ("enrichment.py", "Open in Enrichment")}
+
+db = deps.get_db()
+user = current_user()
+may_run = can(user, Action.RUN)
+st.title("Run history")
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in counts.items())
+
+
+def _status(run: dict) -> str:
+    label = runner.STATUS_LABELS.get(run["status"], run["status"])
+    if run["status"] == "running" and run["progress_total"]:
+        label += f" ({run['progress_done']:,}/{run['progress_total']:,})"
+    return label
+
+
+# -- actions --------------------------------------------------------------------------------------
+if may_run:
+    cols = st.columns([1, 5])
+    if cols[0].button("Run all", key="history_run_all", help="Refresh every active item now."):
+        try:
+            st.success(f"Refresh queued as run #{schedule_service.run_all(db, user)}.")
+        except runner.AlreadyRunning as busy:
+            st.warning(str(busy))
+        except PermissionDenied as exc:
+            show_error(exc)
+
+# -- filters --------------------------------------------------------------------------------------
+f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
+kinds = f1.multiselect("Kind", KINDS, key="history_kind")
+statuses = f2.multiselect("Status", list(runner.STATUS_LABELS), format_func=runner.STATUS_LABELS.get,
+                          key="history_status")
+triggers = f3.multiselect("Trigger", list(runner.TRIGGER_LABELS), format_func=runner.TRIGGER_LABELS.get,
+                          key="history_trigger")
+show_children = f4.toggle("Include steps of refreshes", key="history_children")
+filters = dict(kind=kinds or None, status=statuses or None, trigger=triggers or None, top_level_only=not show_children)
+requested = st.query_params.get("run")
+any_active = runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) > 0
+
+
+@st.fragment(run_every=2 if any_active else None)
+def history() -> None:
+    if any_active and runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) == 0:
+        st.rerun()  # everything finished: redraw the whole page once, which also stops the auto-refresh
+    runs = runner.list_runs(db, limit=PAGE_SIZE, **filters)
+    total = runner.count_runs(db, **filters)
+    if not runs:
+        st.info("No runs match. Runs of enrichments, exports and refreshes appear here.")
+        return
+    st.dataframe(
+        [{"Run": r["id"], "Kind": r["kind"], "Name": r["target_name"] or "",
+          "Trigger": runner.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
+          "Started": r["started_at"] or r["queued_at"], "Duration": _duration(r["duration_s"]),
+          "Status": _status(r), "Counts": _counts(r["counts"]), "Message": r["message"] or ""} for r in runs],
+        hide_index=True, use_container_width=True, key="history_table")
+    if total > len(runs):
+        st.caption(f"Showing the newest {len(runs)} of {total} runs; narrow the filters to see older ones.")
+    ids = [r["id"] for r in runs]
+    preselect = int(requested) if requested and requested.isdigit() and int(requested) in ids else ids[0]
+    chosen = st.selectbox("Run details", ids, index=ids.index(preselect), key="history_detail",
+                          format_func=lambda i: next(f"#{r['id']} {r['kind']} {r['target_name'] or ''} - "
+                                                     f"{_status(r)}" for r in runs if r["id"] == i))
+    details(runner.get_run(db, chosen))
+
+
+def details(run: dict) -> None:
+    with st.container(border=True, key="history_details"):
+        st.markdown(f"**Run #{run['id']}** · {run['kind']} {run['target_name'] or ''} · "
+                    f"{runner.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'} · "
+                    f"**{_status(run)}**")
+        if run["message"]:
+            st.write(run["message"])
+        if run["status"] == "running" and run["progress_message"]:
+            st.caption(run["progress_message"])
+        if run["counts"]:
+            st.dataframe([{"Count": k, "Value": v} for k, v in run["counts"].items()], hide_index=True)
+        children = runner.child_runs(db, run["id"])
+        if children:
+            st.markdown("**Steps**")
+            st.dataframe([{"Run": c["id"], "Kind": c["kind"], "Name": c["target_name"] or "", "Status": _status(c),
+                           "Counts": _counts(c["counts"]), "Message": c["message"] or ""} for c in children],
+                         hide_index=True, use_container_width=True)
+        if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
+            page, label = DETAIL_PAGES[run["kind"]]
+            page_link_or_text(f"pages/{page}", label, label.replace("Open in ", "Data › "),
+                              icon=":material/open_in_new:", query_params={"run": str(run["id"])})
+        if not may_run:
+            return
+        if run["status"] in runner.ACTIVE_STATUSES and st.button("Cancel", key=f"history_cancel_{run['id']}"):
+            outcome = runner.request_cancel(db, user, run["id"])
+            st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+        if run["status"] in runner.RESUMABLE_STATUSES and st.button("Resume", key=f"history_resume_{run['id']}"):
+            try:
+                st.success(f"Resumed as run #{runner.resume(db, user, run['id'])}.")
+            except (runner.AlreadyRunning, ValueError, PermissionDenied) as exc:
+                show_error(exc)
+
+
+history()

@@ -1,0 +1,98 @@
+"""Sandbox: what each vendor emulator received (lists and members, tags, jobs, batches, enrichment
+requests, credits), with a reset for demos."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.permissions import Action, PermissionDenied, can
+from services import connections as svc
+from ui import deps
+from ui.session import current_user
+
+# Emulator settings and counters that say nothing about what was received: shown under "Details".
+TECHNICAL_KEYS = {"vendor", "faults", "rate_limit_rules", "rate_limits_enabled", "requests_by_route",
+                  "supported_versions", "job_delay_s", "batch_delay_s", "bulk_delay_s", "fail_next_jobs"}
+
+db = deps.get_db()
+user = current_user()
+st.title("Sandbox")
+if not can(user, Action.USE_SANDBOX):
+    st.error("Your role cannot use the Sandbox.")
+    st.stop()
+st.caption("Sandbox connections talk to built-in emulators of each vendor's API. This is what they received.")
+
+if "sandbox.flash" in st.session_state:
+    st.success(st.session_state.pop("sandbox.flash"))
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _cell(value):
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+
+
+def _records_table(rows: list[dict]) -> None:
+    st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in r.items()} for r in rows]), hide_index=True,
+                 width="stretch")
+
+
+def show_snapshot(snapshot: dict) -> None:
+    scalars = {k: v for k, v in snapshot.items()
+               if k not in TECHNICAL_KEYS and isinstance(v, (int, float, str, bool)) and not isinstance(v, bool)}
+    if scalars:
+        cols = st.columns(min(len(scalars), 5))
+        for i, (k, v) in enumerate(scalars.items()):
+            cols[i % len(cols)].metric(_label(k), f"{v:,}" if isinstance(v, (int, float)) else v)
+    for key, value in snapshot.items():
+        if key in TECHNICAL_KEYS or key in scalars or isinstance(value, bool):
+            continue
+        st.markdown(f"**{_label(key)}**")
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            _records_table([{k: v for k, v in r.items() if k != "members"} for r in value])
+            for r in value:
+                if "members" in r:
+                    with st.expander(f"Members of {r.get('name', r.get('id'))} ({len(r['members'])} shown)"):
+                        st.write(", ".join(r["members"]) or "none")
+        elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+            for name, members in value.items():
+                with st.expander(f"{name} ({len(members)} shown)"):
+                    st.write(", ".join(map(str, members)) or "none")
+        elif isinstance(value, dict):
+            if value:
+                _records_table([{"": k, "count": v} for k, v in value.items()])
+            else:
+                st.caption("none")
+        elif isinstance(value, list):
+            st.write(", ".join(map(str, value)) if value else "none")
+        else:
+            st.write(value)
+    with st.expander("Details (requests by route, faults, rate limits)"):
+        st.json({k: snapshot[k] for k in snapshot if k in TECHNICAL_KEYS}, expanded=False)
+
+
+vendors = svc.sandbox_vendors(db)
+if not vendors:
+    st.info("There are no active Sandbox connections. An admin can add one in Admin › Connections.")
+    st.stop()
+catalog = svc.vendor_catalog()
+for tab, vendor in zip(st.tabs([catalog[v]["label"] for v in vendors]), vendors):
+    with tab:
+        try:
+            show_snapshot(svc.sandbox_snapshot(user, vendor))
+        except PermissionDenied as exc:
+            st.error(str(exc))
+            continue
+        if st.button(f"Reset {catalog[vendor]['label']} sandbox", key=f"sandbox.reset.{vendor}",
+                     help="Forget everything this emulator received (for a fresh demo)."):
+            try:
+                svc.reset_sandbox(db, user, vendor)
+            except (PermissionDenied, svc.ConnectionInputError) as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["sandbox.flash"] = f"{catalog[vendor]['label']} sandbox reset."
+                st.rerun()

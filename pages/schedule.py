@@ -1,0 +1,129 @@
+"""Admin > Schedule: the system refresh, Run all / Cancel, item schedules, alert settings."""
+import streamlit as st
+
+from core.permissions import Action, PermissionDenied, can
+from core.schedule import DAY_NAMES, MAX_TIMES_PER_DAY, ScheduleError, timezone_names, zone
+from jobs import runner
+from services import alerts as alert_service
+from services import schedule as schedule_service
+from ui import deps
+from ui.session import current_user, show_error
+
+TIME_OPTIONS = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 15, 30, 45)]
+MODE_LABELS = {"off": "Off", "daily": "Daily", "weekly": "Weekly"}
+
+db = deps.get_db()
+user = current_user()
+st.title("Schedule")
+if not can(user, Action.MANAGE_SCHEDULE):
+    st.error("Only administrators can change the schedule.")
+    st.stop()
+
+# -- system refresh -------------------------------------------------------------------------------
+st.subheader("System refresh")
+st.caption("A refresh runs active enrichments, then evaluates segments, then runs active exports. "
+           "A step that depends on a failed one is skipped, with the reason.")
+current = schedule_service.get_system_schedule(db)
+mode = st.radio("Refresh", list(MODE_LABELS), index=list(MODE_LABELS).index(current.mode),
+                format_func=MODE_LABELS.get, horizontal=True, key="sched_mode")
+days = []
+if mode == "weekly":
+    days = st.multiselect("Days", list(range(7)), default=list(current.days), format_func=lambda d: DAY_NAMES[d],
+                          key="sched_days")
+times = []
+if mode != "off":
+    options = sorted(set(TIME_OPTIONS) | set(current.times))
+    times = st.multiselect(f"Times of day (up to {MAX_TIMES_PER_DAY})", options, default=list(current.times),
+                           max_selections=MAX_TIMES_PER_DAY, key="sched_times")
+zones = timezone_names()
+tz_name = st.selectbox("Time zone", zones, index=zones.index(current.timezone) if current.timezone in zones else 0,
+                       key="sched_tz")
+if st.button("Save schedule", type="primary", key="sched_save"):
+    try:
+        saved = schedule_service.save_system_schedule(
+            db, user, {"mode": mode, "days": days, "times": times or ["06:00"], "timezone": tz_name})
+        st.success(f"Saved: {saved.describe()}.")
+        current = saved
+    except (ScheduleError, PermissionDenied) as exc:
+        show_error(exc)
+
+st.markdown(f"**Current schedule:** {current.describe()}")
+upcoming = schedule_service.next_system_runs(db, 5)
+if upcoming:
+    tz = zone(current.timezone)
+    st.markdown("**Next runs:** " + " · ".join(t.astimezone(tz).strftime("%a %d %b %H:%M") for t in upcoming))
+
+# -- run now --------------------------------------------------------------------------------------
+st.subheader("Run now")
+active = schedule_service.active_refresh(db)
+if active:
+    st.info(f"Refresh run #{active[0]} is {active[1]}.")
+    if st.button("Cancel refresh", key="sched_cancel_refresh"):
+        outcome = runner.request_cancel(db, user, active[0])
+        st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+if st.button("Run all", key="sched_run_all", help="Run every active enrichment, then segments, then every active export."):
+    try:
+        run_id = schedule_service.run_all(db, user)
+        st.success(f"Refresh queued as run #{run_id}. Follow it in Run history.")
+    except runner.AlreadyRunning as busy:
+        st.session_state["sched_busy"] = busy.run_id
+    except PermissionDenied as exc:
+        show_error(exc)
+if st.session_state.get("sched_busy"):
+    st.warning(f"A refresh is already running (run #{st.session_state['sched_busy']}).")
+    if st.button("Queue another refresh after it", key="sched_queue_refresh"):
+        run_id = schedule_service.run_all(db, user, queue_if_busy=True)
+        st.session_state.pop("sched_busy", None)
+        st.success(f"Refresh queued as run #{run_id}.")
+
+# -- item schedules -------------------------------------------------------------------------------
+st.subheader("Exports and enrichments on their own schedule")
+items = [r for r in schedule_service.list_item_schedules(db) if r["mode"] != "system"]
+if items:
+    st.dataframe([{"Kind": r["kind"], "Name": r["name"] or f"#{r['target_id']}", "Schedule": r["description"],
+                   "Next run (UTC)": r["next_run_at"], "Last run (UTC)": r["last_run_at"]} for r in items],
+                 hide_index=True, use_container_width=True)
+else:
+    st.caption("Every export and enrichment follows the system refresh. Set an item's own schedule on its page.")
+
+# -- alerts ---------------------------------------------------------------------------------------
+st.subheader("Alerts")
+cfg = alert_service.public_config(db)
+store_password = alert_service.can_store_password()
+with st.form("alerts_form"):
+    on_failure = st.checkbox("E-mail on failure", value=cfg["email_on_failure"])
+    on_recovery = st.checkbox("E-mail on recovery", value=cfg["email_on_recovery"])
+    host = st.text_input("SMTP host", value=cfg["smtp_host"])
+    port = st.number_input("SMTP port", min_value=1, max_value=65535, value=int(cfg["smtp_port"]), step=1)
+    sender = st.text_input("From", value=cfg["smtp_from"])
+    recipients = st.text_input("To (comma-separated)", value=", ".join(cfg["smtp_to"]))
+    starttls = st.checkbox("Use STARTTLS", value=cfg["smtp_starttls"])
+    username = st.text_input("SMTP username", value=cfg["smtp_username"])
+    password = st.text_input("SMTP password", type="password", disabled=not store_password,
+                             help="Leave blank to keep the stored password." if store_password else None)
+    if not store_password:
+        st.caption(f"The password is not stored by this version; set {alert_service.PASSWORD_ENV} in the app's environment.")
+    elif cfg["password_stored"]:
+        st.caption("A password is stored (encrypted).")
+    threshold_on = st.checkbox("Alert when an export's rejected share is too high",
+                               value=cfg["rejected_share_threshold_pct"] is not None)
+    threshold = st.number_input("Rejected share threshold (%)", min_value=0.0, max_value=100.0, step=1.0,
+                                value=float(cfg["rejected_share_threshold_pct"] or 10.0))
+    if st.form_submit_button("Save alert settings"):
+        try:
+            alert_service.save_config(
+                db, user, email_on_failure=on_failure, email_on_recovery=on_recovery, smtp_host=host,
+                smtp_port=int(port), smtp_from=sender, smtp_to=recipients, smtp_starttls=starttls,
+                smtp_username=username, smtp_password=password or None,
+                rejected_share_threshold_pct=threshold if threshold_on else None)
+            st.success("Alert settings saved.")
+        except (alert_service.AlertConfigError, PermissionDenied) as exc:
+            show_error(exc)
+if st.button("Send test e-mail", key="alerts_test"):
+    st.info(alert_service.send_test_email(db, user))
+events = alert_service.list_events(db, limit=10)
+if events:
+    st.caption("Recent alerts")
+    st.dataframe([{"When": e["occurred_at"], "Run": e["run_id"], "Event": e["event"], "Message": e["message"],
+                   "E-mail": e["email_status"] + (f" ({e['email_error']})" if e["email_error"] else "")}
+                  for e in events], hide_index=True, use_container_width=True)

@@ -1,0 +1,371 @@
+"""Enrichment use cases: save (wizard), preview, run / cancel, activate, delete, browse results,
+review queue. Every state-changing function checks the actor's role and writes the audit log.
+
+API
+---
+EnrichmentInputError                          bad input (message shown as is)
+connection_choices(db, actor) -> list[{id, name, vendor, region}]     Leadspace connections actor may use
+segment_choices(db) -> list[{id, name}]
+name_columns(db) -> list[(column, label)]     profile text attributes for the name/website mapping
+connection_tps(db, connection_id) -> float    requests per second of the connection (30 for Leadspace)
+preview(db, config, enrichment_id=None) -> dict   profiles, skipped_recent, invalid_input, duplicates,
+                                              companies (to send), credits, bulk_calls, seconds, duration
+save_enrichment(db, actor, name, config, enrichment_id=None) -> id      (saving never runs it)
+set_active(db, actor, id, active); delete_enrichment(db, actor, id)
+run_enrichment(db, actor, id, trigger="manual") -> run_id    (continues an unfinished pass)
+cancel_run(db, actor, run_id) -> str
+list_enrichments(db) -> list[dict]            status, last refresh, enriched, match rate, coverage
+get_enrichment(db, id) -> dict | None; latest_run(db, id) -> dict | None; run_history(db, id)
+confidence_distribution(db, id); enriched_data(db, id, search, industry, min_confidence, page, page_size)
+profile_comparison(db, id, customer_id) -> list[{field, original, enriched}] + confidence
+review_queue(db, id, limit, offset) -> list[dict]; decide(db, actor, id, customer_ids, accept) -> n
+demo_setup(db, actor) -> id | None
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core import enrichment as core
+from core.enrichment import EnrichmentConfig
+from core.permissions import Action, User, require
+from jobs import runner
+from storage import audit
+from storage import enrichment as repo
+
+ENTITY = "enrichment"
+MAX_NAME_LEN = 80
+DEMO_NAME = "Company firmographics"
+
+
+class EnrichmentInputError(ValueError):
+    """Invalid input for an enrichment (message shown as is)."""
+
+
+# ---------------------------------------------------------------- choices for the wizard
+
+def connection_choices(db, actor: User) -> list[dict]:
+    try:
+        from services import connections as connection_service
+    except ImportError:
+        return []
+    return [c for c in connection_service.usable_connections(db, actor, "enrichment") if c["vendor"] == "leadspace"]
+
+
+def segment_choices(db) -> list[dict]:
+    try:
+        from storage import segments
+    except ImportError:
+        return []
+    return [{"id": s["id"], "name": s["name"]} for s in segments.list_segments(db)]
+
+
+def name_columns(db) -> list[tuple[str, str]]:
+    return repo.profile_text_columns(db)
+
+
+def connection_tps(db, connection_id: int | None) -> float:
+    try:
+        from connectors.http import DOCUMENTED_LIMITS
+        limit = DOCUMENTED_LIMITS.get("leadspace", {}).get("default")
+        return float(limit.count / limit.period_s) if limit else float(core.DEFAULT_TPS)
+    except (ImportError, AttributeError):
+        return float(core.DEFAULT_TPS)
+
+
+# ---------------------------------------------------------------- preview / save
+
+def preview(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> dict:
+    """What a run would send: profiles after skips and de-duplication, credits and duration."""
+    try:
+        plan = repo.plan(db, config, enrichment_id)
+    except ValueError as exc:
+        raise EnrichmentInputError(str(exc)) from None
+    tps = connection_tps(db, config.connection_id)
+    est = core.estimate(plan.to_send, tps=tps)
+    return {
+        "profiles": plan.profiles, "skipped_recent": plan.skipped_recent, "invalid_input": plan.invalid_input,
+        "duplicates": plan.duplicates, "companies": plan.to_send, "credits": est.credits,
+        "bulk_calls": est.bulk_calls, "requests": est.requests, "tps": tps, "seconds": est.seconds,
+        "duration": core.human_duration(est.seconds),
+    }
+
+
+def _clean_name(cur, name: str, exclude_id: int | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise EnrichmentInputError("Give the enrichment a name.")
+    if len(name) > MAX_NAME_LEN:
+        raise EnrichmentInputError(f"Keep the name under {MAX_NAME_LEN} characters.")
+    if repo.name_taken(cur, name, exclude_id):
+        raise EnrichmentInputError(f"An enrichment named “{name}” already exists. Choose another name.")
+    return name
+
+
+def _check_config(db, actor: User, config: EnrichmentConfig) -> None:
+    problems = config.problems()
+    if problems:
+        raise EnrichmentInputError(" ".join(problems))
+    if config.connection_id is not None:
+        usable = {c["id"] for c in connection_choices(db, actor)}
+        if usable and config.connection_id not in usable:
+            raise EnrichmentInputError("You cannot use that connection. Pick one of the Leadspace connections listed.")
+    allowed = {c for c, _ in repo.profile_text_columns(db)}
+    if config.name_column not in allowed:
+        raise EnrichmentInputError("The company name must come from a text attribute of the profiles.")
+    if "company_website" in config.fields and config.website_column not in allowed:
+        raise EnrichmentInputError("The company website must come from a text attribute of the profiles.")
+
+
+def save_enrichment(db, actor: User, name: str, config: EnrichmentConfig, enrichment_id: int | None = None) -> int:
+    """Create or edit an enrichment. Saving never runs it. Editing abandons an unfinished pass
+    (it was planned with the old settings)."""
+    require(actor, Action.EDIT_ENRICHMENTS)
+    _check_config(db, actor, config)
+    with db.transaction() as cur:
+        clean = _clean_name(cur, name, enrichment_id)
+        if enrichment_id is None:
+            eid = repo.insert(cur, clean, config, actor.username)
+            repo.create_results_table(cur, eid)
+            row = {"id": eid, "name": clean, "active": True}
+            repo.sync_catalogue(cur, row)
+            audit.record(cur, actor, "create", ENTITY, eid, after={"name": clean, **config.model_dump()})
+            return eid
+        before = cur.execute("SELECT name, config_json, active FROM enrichments WHERE id = ?",
+                             [int(enrichment_id)]).fetchone()
+        if before is None:
+            raise EnrichmentInputError("That enrichment no longer exists.")
+        repo.update(cur, enrichment_id, name=clean, connection_id=config.connection_id,
+                    config_json=config.model_dump_json(), updated_by=actor.username)
+        if json.loads(before[1]) != json.loads(config.model_dump_json()):
+            repo.abandon_open_passes(cur, enrichment_id)
+        repo.sync_catalogue(cur, {"id": enrichment_id, "name": clean, "active": before[2]})
+        audit.record(cur, actor, "update", ENTITY, enrichment_id,
+                     before={"name": before[0], **json.loads(before[1])}, after={"name": clean, **config.model_dump()})
+        return int(enrichment_id)
+
+
+def set_active(db, actor: User, enrichment_id: int, active: bool) -> None:
+    """Inactive enrichments are not run by refreshes and their attributes leave the catalogue
+    (segments and exports use only active enrichments); activating puts them back."""
+    require(actor, Action.EDIT_ENRICHMENTS)
+    with db.transaction() as cur:
+        row = cur.execute("SELECT name, active FROM enrichments WHERE id = ?", [int(enrichment_id)]).fetchone()
+        if row is None:
+            raise EnrichmentInputError("That enrichment no longer exists.")
+        repo.update(cur, enrichment_id, active=bool(active), updated_by=actor.username)
+        repo.sync_catalogue(cur, {"id": enrichment_id, "name": row[0], "active": bool(active)})
+        audit.record(cur, actor, "activate" if active else "deactivate", ENTITY, enrichment_id,
+                     before={"active": row[1]}, after={"active": bool(active)})
+
+
+def delete_enrichment(db, actor: User, enrichment_id: int) -> None:
+    """Delete the enrichment, its results table, review queue and catalogue attributes.
+    A queued run is cancelled; a running one must be cancelled first."""
+    require(actor, Action.EDIT_ENRICHMENTS)
+    active = runner.active_run(db, "enrichment", int(enrichment_id))
+    if active and active[1] == "running":
+        raise EnrichmentInputError("This enrichment is running. Cancel the run, then delete it.")
+    if active:
+        runner.request_cancel(db, actor, active[0])
+    with db.transaction() as cur:
+        row = cur.execute("SELECT name, config_json FROM enrichments WHERE id = ?", [int(enrichment_id)]).fetchone()
+        if row is None:
+            return
+        repo.delete(cur, enrichment_id)
+        audit.record(cur, actor, "delete", ENTITY, enrichment_id, before={"name": row[0], **json.loads(row[1])})
+
+
+# ---------------------------------------------------------------- runs
+
+def run_enrichment(db, actor: User | str, enrichment_id: int, trigger: str = "manual") -> int:
+    """Queue a run. If the last run stopped early (crash, cancel, credits), this one continues it."""
+    if isinstance(actor, User):
+        require(actor, Action.RUN)
+    row = repo.get(db, enrichment_id)
+    if row is None:
+        raise EnrichmentInputError("That enrichment no longer exists.")
+    if not row["active"]:
+        raise EnrichmentInputError("This enrichment is inactive. Activate it first.")
+    params: dict[str, Any] = {}
+    last = latest_run(db, enrichment_id)
+    if last and last["status"] in ("interrupted", "failed", "cancelled", "partially_succeeded") \
+            and repo.open_pass(db, enrichment_id) is not None:
+        params["resume_of"] = last["id"]
+        trigger = "resume" if trigger == "manual" else trigger
+    return runner.submit(db, actor, "enrichment", int(enrichment_id), row["name"], trigger, params,
+                         parent_run_id=params.get("resume_of"))
+
+
+def cancel_run(db, actor: User, run_id: int) -> str:
+    require(actor, Action.RUN)
+    return runner.request_cancel(db, actor, run_id)
+
+
+def latest_run(db, enrichment_id: int) -> dict | None:
+    runs = runner.list_runs(db, kind="enrichment", target_id=int(enrichment_id), limit=1)
+    return runs[0] if runs else None
+
+
+def run_history(db, enrichment_id: int, limit: int = 50) -> list[dict]:
+    """Finished runs, oldest first: enriched profiles and outcome counts per run (for charts)."""
+    out = []
+    for run in reversed(runner.list_runs(db, kind="enrichment", target_id=int(enrichment_id), limit=limit)):
+        c = run["counts"] or {}
+        if run["status"] in ("queued", "running"):
+            continue
+        out.append({"run_id": run["id"], "finished_at": run["finished_at"], "status": run["status"],
+                    "enriched": int(c.get("enriched", 0)), "below_threshold": int(c.get("below_threshold", 0)),
+                    "not_matched": int(c.get("not_matched", 0)), "errors": int(c.get("error", 0)),
+                    "sent": int(c.get("sent_this_run", 0))})
+    return out
+
+
+# ---------------------------------------------------------------- reads
+
+def get_enrichment(db, enrichment_id: int) -> dict | None:
+    return repo.get(db, enrichment_id)
+
+
+def _status(row: dict, last: dict | None) -> str:
+    if not row["active"]:
+        return "Inactive"
+    if last is None:
+        return "Not run yet"
+    return {"queued": "Queued", "running": "Running", "succeeded": "Succeeded",
+            "partially_succeeded": "Partially succeeded", "failed": "Failed", "cancelled": "Cancelled",
+            "skipped": "Skipped", "interrupted": "Interrupted"}.get(last["status"], last["status"])
+
+
+def list_enrichments(db) -> list[dict]:
+    out = []
+    for row in repo.list_all(db):
+        last = latest_run(db, row["id"])
+        enriched = repo.results_count(db, row["id"])
+        counts = (last or {}).get("counts") or {}
+        valid = counts.get("profiles", 0) - counts.get("skipped_recent", 0) - counts.get("invalid_input", 0)
+        cov = repo.coverage(db, row["id"]) if enriched else {}
+        out.append({
+            "id": row["id"], "name": row["name"], "active": row["active"], "status": _status(row, last),
+            "last_run_id": last["id"] if last else None, "last_refreshed_at": row["last_refreshed_at"],
+            "profiles_enriched": enriched,
+            "match_rate": (counts.get("enriched", 0) / valid) if valid > 0 else None,
+            "review_pending": repo.review_count(db, row["id"]),
+            "coverage": {f.label: (cov.get(f.column, 0) / enriched if enriched else 0.0)
+                         for f in core.ENRICHED_FIELDS if f.column in cov},
+            "message": last["message"] if last else None,
+        })
+    return out
+
+
+def confidence_distribution(db, enrichment_id: int) -> dict[str, int]:
+    return repo.confidence_distribution(db, enrichment_id)
+
+
+def enriched_data(db, enrichment_id: int, *, search: str | None = None, industry: str | None = None,
+                  min_confidence: str | None = None, page: int = 1, page_size: int = 50) -> dict:
+    page = max(1, int(page))
+    rows, total = repo.enriched_rows(db, enrichment_id, search=search or None, industry=industry or None,
+                                     min_confidence=min_confidence or None, limit=page_size,
+                                     offset=(page - 1) * page_size)
+    pages = max(1, -(-total // page_size))
+    return {"rows": rows, "total": total, "page": min(page, pages), "pages": pages}
+
+
+def industries(db, enrichment_id: int) -> list[str]:
+    return repo.industries(db, enrichment_id)
+
+
+_COMPARE = (  # (label, original profile column or address part, enriched column)
+    ("Company name", "name", "company_name"),
+    ("Website", "website", "website"),
+    ("Street", "street", "hq_street"),
+    ("City", "city", "hq_city"),
+    ("State", "state", "hq_state"),
+    ("Country", "country", "hq_country"),
+    ("Postal code", "postal_code", "hq_postal_code"),
+)
+
+
+def profile_comparison(db, enrichment_id: int, customer_id: str) -> dict | None:
+    """Original values beside the enriched ones, with the match confidence."""
+    row = repo.get(db, enrichment_id)
+    enriched = repo.enriched_row(db, enrichment_id, customer_id)
+    if row is None or enriched is None:
+        return None
+    config: EnrichmentConfig = row["config"]
+    addr = core.address_columns(config.address)
+    cols = {"name": config.name_column, "website": config.website_column, **addr}
+    allowed = {c for c, _ in repo.profile_text_columns(db)}
+    from storage.db import quote_ident
+    select = ", ".join(f"{quote_ident(cols[k])} AS {quote_ident(k)}" for k in cols if cols[k] in allowed)
+    original = db.query_dicts(f"SELECT {select} FROM profiles WHERE customer_id = ? LIMIT 1", [customer_id])
+    original = original[0] if original else {}
+    pairs = [{"field": label, "original": original.get(src), "enriched": enriched.get(dst)}
+             for label, src, dst in _COMPARE]
+    for f in core.ENRICHED_FIELDS:
+        if f.column in {"company_name", "website", "hq_street", "hq_city", "hq_state", "hq_country",
+                        "hq_postal_code", "confidence", "enriched_at"}:
+            continue
+        pairs.append({"field": f.label, "original": None, "enriched": enriched.get(f.column)})
+    return {"customer_id": customer_id, "confidence": enriched.get("confidence"),
+            "enriched_at": enriched.get("enriched_at"), "accepted_by": enriched.get("accepted_by"), "fields": pairs}
+
+
+def review_queue(db, enrichment_id: int, limit: int = 200, offset: int = 0) -> list[dict]:
+    """Matches below the threshold, flattened: input beside the proposed match."""
+    out = []
+    for r in repo.review_rows(db, enrichment_id, "pending", limit, offset):
+        inp = json.loads(r["input_json"] or "{}")
+        res = json.loads(r["result_json"] or "{}")
+        location = ", ".join(v for v in (inp.get("city"), inp.get("country")) if v)
+        out.append({
+            "customer_id": r["customer_id"], "confidence": r["confidence"],
+            "input_name": inp.get("name"), "input_website": inp.get("website"), "input_location": location or None,
+            "match_name": res.get("name"), "match_website": res.get("website"),
+            "match_location": ", ".join(v for v in (res.get("hq_city"), res.get("hq_country")) if v) or None,
+            "match_industry": res.get("industry"),
+        })
+    return out
+
+
+def review_count(db, enrichment_id: int) -> int:
+    return repo.review_count(db, enrichment_id)
+
+
+def decide(db, actor: User, enrichment_id: int, customer_ids: list[str], accept: bool) -> int:
+    """Accept (becomes enriched data) or reject below-threshold matches. Returns how many changed."""
+    require(actor, Action.REVIEW_MATCHES)
+    row = repo.get(db, enrichment_id)
+    if row is None:
+        raise EnrichmentInputError("That enrichment no longer exists.")
+    ids = [str(c) for c in customer_ids]
+    if not ids:
+        raise EnrichmentInputError("Select at least one match.")
+    with db.transaction() as cur:
+        n = repo.decide_review(cur, row, ids, accept, actor.username)
+        audit.record(cur, actor, "review_accept" if accept else "review_reject", ENTITY, enrichment_id,
+                     after={"customer_ids": ids[:100], "count": n})
+    return n
+
+
+# ---------------------------------------------------------------- demo
+
+def demo_setup(db, actor: User) -> int | None:
+    """One enrichment "Company firmographics" over all profiles on the first Leadspace Sandbox
+    connection, if there is one and the enrichment does not exist yet. It is not run."""
+    require(actor, Action.EDIT_ENRICHMENTS)
+    try:
+        from storage import connections
+    except ImportError:
+        return None
+    sandbox = [c for c in connections.list_connections(db, vendor="leadspace") if c.get("region") == "sandbox"]
+    if not sandbox:
+        return None
+    with db.cursor() as cur:
+        if repo.name_taken(cur, DEMO_NAME):
+            row = cur.execute("SELECT id FROM enrichments WHERE lower(name) = lower(?)", [DEMO_NAME]).fetchone()
+            return int(row[0]) if row else None
+    config = EnrichmentConfig(connection_id=int(sandbox[0]["id"]), dataset="all", address="primary",
+                              fields=["company_name", "company_website", "company_location"])
+    return save_enrichment(db, actor, DEMO_NAME, config)

@@ -1,0 +1,487 @@
+"""Segment exports: save (wizard), list, dry run, run, retry failed, duplicate, remove, demo.
+
+Every state-changing function checks the actor's role (Action.EDIT_EXPORTS or Action.RUN) and writes
+the audit log. Runs go through the job queue (kind "export", jobs/export_run.py); saving never runs.
+
+API
+---
+ExportInputError (message shown as is)
+vendor_field_specs(vendor) -> list[FieldSpec]; allows_data_fields(vendor) -> bool
+field_limits(vendor) -> {field: max chars}
+attribute_choices(db) -> list[{key, label, source}]       catalogue attributes for "Add attribute"
+usable_connections(db, actor) -> list[{id, name, vendor, region}]
+vendor_targets(db, connection_id) -> list[{id, name}]     the account's lists (SendGrid picker)
+draft_checks(db, draft) -> {"contacts": n, "limit_warning": str|None, "hard": bool,
+                            "over_limit_fields": {field: n}}      shown before saving
+save_export(db, actor, draft, export_id=None) -> id
+    draft: name, connection_id, mapping [{field, attribute}], segment_ids, targets {segment_id: {mode:
+    "id"|"name", id, name}}, sync_mode "mirror"|"add_only", over_limit "truncate"|"skip"
+delete_export(db, actor, id); duplicate_export(db, actor, id) -> id; set_active(db, actor, id, active)
+pre_run_check(db, id) -> {"contacts", "limit_warning", "hard", "removal_guard": [...], "plans": {...}}
+run_export(db, actor, id, *, confirm_removals=False, trigger="manual") -> run_id
+dry_run(db, actor, id) -> run_id; retry_failed(db, actor, id) -> run_id
+cancel_run(db, actor, run_id); resume_run(db, actor, run_id) -> run_id
+overview(db) -> list[dict]                                the Exports list rows
+get_export(db, id); runs_of(db, id, limit) ; last_run(db, id, *, dry_run=None)
+run_detail(db, run_id) -> {"run", "by_outcome", "targets"}
+run_contacts_page(db, run_id, *, outcome, action, limit, offset) -> (rows, total)
+run_contacts_csv(db, run_id, *, outcome=None, action=None) -> str
+demo_setup(db, actor) -> list[id]
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from core import sync
+from core.permissions import Action, User, require
+from jobs import runner
+from storage import audit
+from storage import exports as repo
+
+KIND = "export"
+MAX_NAME = 100
+
+
+class ExportInputError(ValueError):
+    """Bad wizard input; the message is shown to the user as is."""
+
+
+# ------------------------------------------------------------------------------ vendor facts
+
+def vendor_field_specs(vendor: str) -> list[sync.FieldSpec]:
+    return list(sync.VENDOR_FIELDS.get(vendor, []))
+
+
+def allows_data_fields(vendor: str) -> bool:
+    return sync.VENDOR_ALLOWS_DATA_FIELDS.get(vendor, False)
+
+
+def field_limits(vendor: str) -> dict[str, int]:
+    from jobs.export_run import _connector_field_limits
+
+    limits = dict(sync.VENDOR_FIELD_LIMITS.get(vendor, {}))
+    limits.update(_connector_field_limits(vendor))
+    return limits
+
+
+def attribute_choices(db) -> list[dict]:
+    from storage import catalogue
+
+    return [{"key": a.key, "label": a.label if a.source == "profile" else f"{a.label} (enriched)",
+             "source": a.source} for a in catalogue.list_attributes(db) if a.key != "profile.email_opt_out"]
+
+
+def usable_connections(db, actor: User) -> list[dict]:
+    from services import connections
+
+    return [c for c in connections.usable_connections(db, actor, "export") if c["vendor"] in sync.VENDOR_FIELDS]
+
+
+def _connection(db, connection_id) -> dict | None:
+    from storage import connections
+
+    return connections.get_connection(db, connection_id)
+
+
+def vendor_targets(db, connection_id: int) -> list[dict]:
+    """The account's lists for the picker (ConnectorError.user_message is raised as ExportInputError)."""
+    from jobs.export_run import CLIENT_OPTIONS
+    from services import connections
+
+    client = connections.make_client_for(db, connection_id, **CLIENT_OPTIONS)
+    try:
+        return [{"id": t.id, "name": t.name} for t in client.list_targets()]
+    except Exception as exc:
+        raise ExportInputError(getattr(exc, "user_message", None) or str(exc)) from None
+    finally:
+        client.close()
+
+
+# ------------------------------------------------------------------------------ validation
+
+def _segment_names(db, segment_ids: list[int]) -> dict[int, str]:
+    from storage import segments
+
+    out = {}
+    for sid in segment_ids:
+        seg = segments.get_segment(db, int(sid))
+        if seg is None:
+            raise ExportInputError(f"Segment {sid} no longer exists. Pick the segments again.")
+        out[int(sid)] = seg["name"]
+    return out
+
+
+def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> dict:
+    name = (draft.get("name") or "").strip()
+    if not name:
+        raise ExportInputError("Give the export a name.")
+    if len(name) > MAX_NAME:
+        raise ExportInputError(f"Keep the name under {MAX_NAME} characters.")
+    if repo.name_taken(db, name, export_id):
+        raise ExportInputError(f"An export named “{name}” already exists. Pick another name.")
+    usable = {c["id"]: c for c in usable_connections(db, actor)}
+    conn_id = draft.get("connection_id")
+    if conn_id is None or int(conn_id) not in usable:
+        raise ExportInputError("Pick a connection you may use for exports.")
+    vendor = usable[int(conn_id)]["vendor"]
+    allowed_fields = {f.key for f in vendor_field_specs(vendor)}
+    catalogue_keys = {a["key"] for a in attribute_choices(db)}
+    mapping, seen = [], set()
+    for item in draft.get("mapping") or []:
+        field, attribute = (item.get("field") or "").strip(), item.get("attribute")
+        if not field or not attribute:
+            raise ExportInputError("Each added attribute needs both a vendor field and a source attribute.")
+        if field not in allowed_fields and not (allows_data_fields(vendor) and sync.valid_data_field_name(field)):
+            raise ExportInputError(f"“{field}” is not a field this vendor accepts." + (
+                " Data field names start with a letter and use letters, digits and _." if allows_data_fields(vendor) else ""))
+        if field in seen:
+            raise ExportInputError(f"“{field}” is mapped twice. Map each vendor field once.")
+        if attribute not in catalogue_keys:
+            raise ExportInputError(f"The attribute {attribute!r} does not exist.")
+        seen.add(field)
+        mapping.append({"field": field, "attribute": attribute})
+    segment_ids = [int(s) for s in draft.get("segment_ids") or []]
+    if not segment_ids:
+        raise ExportInputError("Pick at least one segment.")
+    if len(set(segment_ids)) != len(segment_ids):
+        raise ExportInputError("A segment is picked twice.")
+    names = _segment_names(db, segment_ids)
+    targets = {}
+    for sid in segment_ids:
+        t = dict((draft.get("targets") or {}).get(sid) or (draft.get("targets") or {}).get(str(sid)) or {})
+        mode = t.get("mode") or "name"
+        if vendor == "sendgrid" and mode == "id":
+            tid = (t.get("id") or "").strip()
+            if not tid:
+                raise ExportInputError(f"Type or pick the SendGrid list ID for “{names[sid]}”.")
+            targets[sid] = {"mode": "id", "id": tid, "name": (t.get("name") or "").strip() or None}
+        else:
+            default = sync.default_target_name(vendor, names[sid])
+            tname = default if vendor == "iterable" else ((t.get("name") or "").strip() or default)
+            if len(tname) > 100:
+                raise ExportInputError(f"The {sync.VENDOR_TARGET_WORD[vendor]} name for “{names[sid]}” is too long.")
+            targets[sid] = {"mode": "name", "id": None, "name": tname}
+    sync_mode = draft.get("sync_mode") or sync.MODE_MIRROR
+    if sync_mode not in sync.SYNC_MODES:
+        raise ExportInputError("Pick a sync mode: mirror or add only.")
+    over_limit = draft.get("over_limit") or sync.OVER_LIMIT_TRUNCATE
+    if over_limit not in (sync.OVER_LIMIT_TRUNCATE, sync.OVER_LIMIT_SKIP):
+        raise ExportInputError("Pick what to do with values over the vendor's limits: truncate or skip.")
+    return {"name": name, "connection_id": int(conn_id), "vendor": vendor, "mapping": mapping,
+            "segment_ids": segment_ids, "targets": targets, "sync_mode": sync_mode, "over_limit": over_limit}
+
+
+def count_contacts(db, segment_ids: list[int]) -> int:
+    """Distinct members over the export's segments (what the vendor limit is about)."""
+    if not segment_ids:
+        return 0
+    sql, params = repo._members_sql(db, [int(s) for s in segment_ids])
+    return int(db.query_one(f"SELECT count(*) FROM ({sql})", params)[0])
+
+
+def _over_limit_counts(db, vendor: str, mapping: list[dict], segment_ids: list[int]) -> dict[str, int]:
+    limits = field_limits(vendor)
+    checked = [m for m in mapping if m["field"] in limits]
+    if not checked or not segment_ids:
+        return {}
+    exprs, joins, keys = repo._mapping_columns(db, checked)
+    members, params = repo._members_sql(db, segment_ids)
+    counts = ", ".join(f"count(*) FILTER (WHERE length({e}) > {int(limits[k])})" for e, k in zip(exprs, keys))
+    row = db.query_one(f"SELECT {counts} FROM profiles p {' '.join(joins)} "
+                       f"WHERE p.customer_id IN ({members})", params)
+    return {k: int(n) for k, n in zip(keys, row) if n}
+
+
+def draft_checks(db, draft: dict) -> dict:
+    from jobs.export_run import limit_warning, limits_hard
+
+    vendor = draft.get("vendor")
+    if vendor is None and draft.get("connection_id") is not None:
+        conn = _connection(db, draft["connection_id"])
+        vendor = conn["vendor"] if conn else None
+    segment_ids = [int(s) for s in draft.get("segment_ids") or []]
+    contacts = count_contacts(db, segment_ids)
+    return {"contacts": contacts, "limit_warning": limit_warning(vendor, contacts) if vendor else None,
+            "hard": limits_hard(db),
+            "over_limit_fields": _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
+            if vendor else {}}
+
+
+# ------------------------------------------------------------------------------ save / remove
+
+def _public(export: dict | None) -> dict | None:
+    if export is None:
+        return None
+    keys = ("name", "connection_id", "vendor", "sync_mode", "over_limit", "mapping", "segment_ids", "active")
+    out = {k: export.get(k) for k in keys}
+    out["targets"] = {str(k): v for k, v in (export.get("targets") or {}).items()}
+    return out
+
+
+def save_export(db, actor: User, draft: dict, export_id: int | None = None) -> int:
+    """Create (export_id None) or edit an export. Never runs it."""
+    require(actor, Action.EDIT_EXPORTS)
+    clean = clean_draft(db, actor, draft, export_id)
+    checks = draft_checks(db, clean)
+    if checks["limit_warning"] and checks["hard"]:
+        raise ExportInputError(checks["limit_warning"] + " An admin has made this limit a hard stop.")
+    with db.transaction() as cur:
+        if export_id is None:
+            export_id = repo.insert_export(cur, {**clean, "created_by": actor.username},
+                                           clean["segment_ids"], clean["targets"])
+            audit.record(cur, actor, "create_export", "export", export_id, after=_public(clean))
+        else:
+            before = repo.get_export(cur, export_id)
+            if before is None:
+                raise ExportInputError("This export no longer exists.")
+            repo.update_export(cur, export_id, {**clean, "updated_by": actor.username},
+                               clean["segment_ids"], clean["targets"])
+            audit.record(cur, actor, "edit_export", "export", export_id, before=_public(before), after=_public(clean))
+    return export_id
+
+
+def _require_export(db, export_id: int) -> dict:
+    export = repo.get_export(db, int(export_id))
+    if export is None:
+        raise ExportInputError("This export no longer exists.")
+    return export
+
+
+def delete_export(db, actor: User, export_id: int) -> None:
+    """Remove an export and its delivery state (contacts stay at the vendor). Refused while it runs."""
+    require(actor, Action.EDIT_EXPORTS)
+    export = _require_export(db, export_id)
+    active = runner.active_run(db, KIND, int(export_id))
+    if active and active[1] == "running":
+        raise ExportInputError(f"“{export['name']}” is running (run #{active[0]}). Cancel it first.")
+    with db.transaction() as cur:
+        cur.execute("UPDATE runs SET status = 'cancelled', finished_at = now(), message = 'The export was removed.' "
+                    "WHERE kind = ? AND target_id = ? AND status = 'queued'", [KIND, int(export_id)])
+        repo.delete_export(cur, int(export_id))
+        audit.record(cur, actor, "delete_export", "export", export_id, before=_public(export))
+    try:
+        from services import schedule
+
+        schedule.delete_item_schedule(db, KIND, int(export_id))
+    except (ImportError, AttributeError):
+        pass
+
+
+def duplicate_export(db, actor: User, export_id: int) -> int:
+    require(actor, Action.EDIT_EXPORTS)
+    export = _require_export(db, export_id)
+    base = f"Copy of {export['name']}"[:MAX_NAME]
+    name, n = base, 2
+    while repo.name_taken(db, name):
+        name, n = f"{base} ({n})", n + 1
+    draft = {**export, "name": name,
+             "targets": {sid: {**t, "id": t["id"] if t["mode"] == "id" else None}
+                         for sid, t in export["targets"].items()}}
+    new_id = save_export(db, actor, draft)
+    with db.transaction() as cur:
+        audit.record(cur, actor, "duplicate_export", "export", new_id, after={"from": export_id, "name": name})
+    return new_id
+
+
+def set_active(db, actor: User, export_id: int, active: bool) -> None:
+    require(actor, Action.EDIT_EXPORTS)
+    export = _require_export(db, export_id)
+    with db.transaction() as cur:
+        repo.set_active(cur, int(export_id), active)
+        audit.record(cur, actor, "activate_export" if active else "deactivate_export", "export", export_id,
+                     before={"active": export["active"]}, after={"active": bool(active)})
+
+
+# ------------------------------------------------------------------------------ runs
+
+def pre_run_check(db, export_id: int) -> dict:
+    """Warnings to show before Run: vendor limit, and lists the run would shrink past the guard."""
+    from jobs import export_run
+
+    export = _require_export(db, export_id)
+    targets = export_run.plan_targets(db, export)
+    plans = {t["key"]: export_run._count_plan(db, export, t, None) for t in targets}
+    contacts = count_contacts(db, export["segment_ids"])
+    guard = (export_run.check_removal_guard(db, export, targets, plans)
+             if export["sync_mode"] == sync.MODE_MIRROR else [])
+    return {"contacts": contacts, "limit_warning": export_run.limit_warning(export["vendor"], contacts),
+            "hard": export_run.limits_hard(db), "removal_guard": guard,
+            "plans": {t["name"]: plans[t["key"]] for t in targets}}
+
+
+def _submit(db, actor: User, export: dict, trigger: str, params: dict) -> int:
+    conn = _connection(db, export["connection_id"])
+    attributed = (conn or {}).get("export_user") or actor.username
+    params = {**params, "requested_by": actor.username}
+    return runner.submit(db, attributed, KIND, export["id"], export["name"], trigger, params)
+
+
+def run_export(db, actor: User, export_id: int, *, confirm_removals: bool = False, trigger: str = "manual") -> int:
+    require(actor, Action.RUN)
+    export = _require_export(db, export_id)
+    if not export["active"]:
+        raise ExportInputError(f"“{export['name']}” is inactive. Activate it before running.")
+    run_id = _submit(db, actor, export, trigger, {"confirm_removals": bool(confirm_removals)})
+    with db.transaction() as cur:
+        audit.record(cur, actor, "run_export", "export", export_id, after={"run_id": run_id, "trigger": trigger})
+        if confirm_removals:
+            audit.record(cur, actor, "confirm_export_removals", "export", export_id, after={"run_id": run_id})
+    return run_id
+
+
+def dry_run(db, actor: User, export_id: int) -> int:
+    require(actor, Action.RUN)
+    export = _require_export(db, export_id)
+    run_id = _submit(db, actor, export, "dry_run", {"dry_run": True})
+    with db.transaction() as cur:
+        audit.record(cur, actor, "dry_run_export", "export", export_id, after={"run_id": run_id})
+    return run_id
+
+
+def retry_failed(db, actor: User, export_id: int) -> int:
+    require(actor, Action.RUN)
+    export = _require_export(db, export_id)
+    run_id = _submit(db, actor, export, "retry", {"retry_failed": True, "confirm_removals": True})
+    with db.transaction() as cur:
+        audit.record(cur, actor, "retry_failed_export", "export", export_id, after={"run_id": run_id})
+    return run_id
+
+
+def cancel_run(db, actor: User, run_id: int) -> str:
+    return runner.request_cancel(db, actor, run_id)
+
+
+def resume_run(db, actor: User, run_id: int) -> int:
+    require(actor, Action.RUN)
+    return runner.resume(db, actor, run_id)
+
+
+# ------------------------------------------------------------------------------ reading
+
+def get_export(db, export_id: int) -> dict | None:
+    return repo.get_export(db, export_id)
+
+
+def runs_of(db, export_id: int, limit: int = 20) -> list[dict]:
+    return runner.list_runs(db, kind=KIND, target_id=int(export_id), limit=limit)
+
+
+def last_run(db, export_id: int, *, dry_run: bool | None = False) -> dict | None:
+    for run in runs_of(db, export_id, limit=50):
+        is_dry = run["trigger"] == "dry_run"
+        if dry_run is None or is_dry == dry_run:
+            return run
+    return None
+
+
+def _schedule_text(db, export_id: int) -> str:
+    try:
+        from services import schedule
+
+        return schedule.describe_item_schedule(db, KIND, export_id)
+    except (ImportError, AttributeError):
+        return "With every system refresh"
+    except Exception:  # a schedule problem must not break the list
+        return "—"
+
+
+def overview(db) -> list[dict]:
+    from storage import connections
+
+    conns = {c["id"]: c for c in connections.list_connections(db)}
+    try:
+        from storage import segments
+
+        seg_names = {s["id"]: s["name"] for s in segments.list_segments(db)}
+    except ImportError:
+        seg_names = {}
+    out = []
+    for e in repo.list_exports(db):
+        conn = conns.get(e["connection_id"]) or {}
+        run = last_run(db, e["id"])
+        counts = (run or {}).get("counts") or {}
+        out.append({
+            "id": e["id"], "name": e["name"], "connection": conn.get("name", "(removed)"), "vendor": e["vendor"],
+            "type": _vendor_label(e["vendor"]),
+            "segments": ", ".join(seg_names.get(s, f"#{s}") for s in e["segment_ids"]),
+            "sync_mode": e["sync_mode"], "active": e["active"],
+            "last_status": (run or {}).get("status") or "never run",
+            "last_counts": (f"{counts.get('accepted', 0):,} accepted · {counts.get('rejected', 0):,} rejected · "
+                            f"{counts.get('skipped', 0):,} skipped") if run and counts else "",
+            "last_refreshed": (run or {}).get("finished_at"),
+            "schedule": _schedule_text(db, e["id"]),
+            "last_run_id": (run or {}).get("id"),
+        })
+    return out
+
+
+def _vendor_label(vendor: str) -> str:
+    from connectors.errors import vendor_label
+
+    return vendor_label(vendor)
+
+
+def run_detail(db, run_id: int) -> dict | None:
+    run = runner.get_run(db, run_id)
+    if run is None or run["kind"] != KIND:
+        return None
+    return {"run": run, "by_outcome": repo.run_outcome_counts(db, run_id),
+            "targets": (run.get("counts") or {}).get("targets", {})}
+
+
+def run_contacts_page(db, run_id: int, *, outcome: str | None = None, action: str | None = None,
+                      limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    return repo.run_contacts_page(db, run_id, outcome=outcome, action=action, limit=limit, offset=offset)
+
+
+def run_contacts_csv(db, run_id: int, *, outcome: str | None = None, action: str | None = None) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["list", "email", "customer_id", "action", "outcome", "reason"])
+    for tkey, email, cid, act, out, reason in repo.iter_run_contacts(db, run_id, outcome=outcome, action=action):
+        writer.writerow([tkey.split(":", 1)[-1], email, cid, act, out, reason or ""])
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------ demo
+
+def demo_setup(db, actor: User) -> list[int]:
+    """One export per Sandbox export connection over one demo segment; not run. Idempotent by name."""
+    require(actor, Action.EDIT_EXPORTS)
+    from storage import connections, segments
+
+    segs = segments.list_segments(db)
+    if not segs:
+        return []
+    segment = segs[0]
+    ids = []
+    for conn in connections.list_connections(db):
+        if conn["region"] != "sandbox" or conn["vendor"] not in sync.VENDOR_FIELDS or not conn["active"]:
+            continue
+        name = f"{segment['name']} to {conn['name']}"
+        existing = [e for e in repo.list_exports(db) if e["name"].lower() == name.lower()]
+        if existing:
+            ids.append(existing[0]["id"])
+            continue
+        vendor = conn["vendor"]
+        mapping = [{"field": f.key, "attribute": f.default_attribute} for f in vendor_field_specs(vendor)
+                   if f.default_attribute]
+        draft = {"name": name, "connection_id": conn["id"], "mapping": mapping, "segment_ids": [segment["id"]],
+                 "targets": {segment["id"]: {"mode": "name"}}, "sync_mode": sync.MODE_MIRROR,
+                 "over_limit": sync.OVER_LIMIT_TRUNCATE}
+        try:
+            ids.append(save_export(db, actor, draft))
+        except ExportInputError:
+            continue
+    return ids
+
+
+__all__ = [
+    "ExportInputError", "attribute_choices", "cancel_run", "delete_export", "demo_setup", "draft_checks",
+    "dry_run", "duplicate_export", "get_export", "overview", "pre_run_check", "resume_run", "retry_failed",
+    "run_contacts_csv", "run_contacts_page", "run_detail", "run_export", "runs_of", "save_export", "set_active",
+    "usable_connections", "vendor_field_specs", "vendor_targets",
+]

@@ -1,0 +1,213 @@
+"""Schedules: the system refresh (Admin > Schedule), per-item schedules, Run all.
+
+Items (exports, enrichments) default to following the system refresh. ``mode``:
+  * ``system``: run by every system refresh (the default for an item without a row);
+  * ``own``: its own cron schedule (presets or a cron expression), not part of the system refresh;
+  * ``manual``: only when someone presses Run.
+**Run all** runs every *active* item regardless of its mode (scope ``all``); the scheduled system
+refresh runs only the active items that follow it (scope ``system``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from core.permissions import Action, User, require
+from core.schedule import (
+    ItemSchedule, ScheduleError, SystemSchedule, next_cron_runs, next_system_runs as _next_system_runs, utc,
+)
+from jobs import runner
+from storage import audit, settings
+
+SYSTEM_KEY = "schedule.system"
+SYSTEM_STATE_KEY = "schedule.system_state"   # {"checked_until": ISO UTC}: slots up to here are handled
+ITEM_TABLES = {"export": "exports", "enrichment": "enrichments"}   # fixed allow-list of table names
+REFRESH_KIND = "refresh"
+REFRESH_NAME = "System refresh"
+
+__all__ = [
+    "ScheduleError", "get_system_schedule", "save_system_schedule", "next_system_runs", "run_all",
+    "get_item_schedule", "set_item_schedule", "describe_item_schedule", "list_item_schedules",
+    "preview_cron", "active_items",
+]
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _naive_utc(dt: datetime | None) -> datetime | None:
+    return None if dt is None else utc(dt).replace(tzinfo=None)
+
+
+# -- system refresh ------------------------------------------------------------------------------
+def get_system_schedule(db) -> SystemSchedule:
+    return SystemSchedule.from_dict(settings.get(db, SYSTEM_KEY))
+
+
+def get_system_state(db) -> dict:
+    return settings.get(db, SYSTEM_STATE_KEY, {}) or {}
+
+
+def save_system_schedule(db, actor: User, schedule: SystemSchedule | dict, *, now: datetime | None = None) -> SystemSchedule:
+    """Validate and store; times already past at saving time do not fire retroactively."""
+    require(actor, Action.MANAGE_SCHEDULE)
+    if isinstance(schedule, dict):
+        schedule = SystemSchedule.from_dict(schedule)
+    schedule = schedule.validated()
+    before = get_system_schedule(db)
+    with db.transaction() as cur:
+        settings.put(cur, SYSTEM_KEY, schedule.to_dict())
+        settings.put(cur, SYSTEM_STATE_KEY, {"checked_until": utc(now or now_utc()).isoformat()})
+        audit.record(cur, actor, "update", "schedule", "system", before=before.to_dict(), after=schedule.to_dict())
+    return schedule
+
+
+def next_system_runs(db, count: int = 5, now: datetime | None = None) -> list[datetime]:
+    return _next_system_runs(get_system_schedule(db), now or now_utc(), count)
+
+
+def run_all(db, actor: User, *, queue_if_busy: bool = False) -> int:
+    """Queue a refresh of every active item now (raises runner.AlreadyRunning if one is active)."""
+    require(actor, Action.RUN)
+    return runner.submit(db, actor, REFRESH_KIND, None, REFRESH_NAME, "manual", {"scope": "all"},
+                         queue_if_busy=queue_if_busy)
+
+
+def active_refresh(db) -> tuple[int, str] | None:
+    return runner.active_run(db, REFRESH_KIND, None)
+
+
+# -- items ---------------------------------------------------------------------------------------
+def _columns(db, table: str) -> set[str]:
+    rows = db.query("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])
+    return {r[0] for r in rows}
+
+
+def item_table_exists(db, kind: str) -> bool:
+    return kind in ITEM_TABLES and bool(_columns(db, ITEM_TABLES[kind]))
+
+
+def item_name(db, kind: str, target_id: int) -> str | None:
+    if not item_table_exists(db, kind):
+        return None
+    row = db.query_one(f"SELECT name FROM {ITEM_TABLES[kind]} WHERE id = ?", [target_id])  # table from allow-list
+    return row[0] if row else None
+
+
+def active_items(db, kind: str, scope: str = "all") -> list[tuple[int, str]]:
+    """(id, name) of the active exports or enrichments; scope 'system' keeps those following the refresh.
+
+    Tables owned by other areas may not exist yet: then there is nothing to run.
+    """
+    if kind not in ITEM_TABLES:
+        raise ValueError(f"unknown item kind {kind!r}")
+    table = ITEM_TABLES[kind]
+    cols = _columns(db, table)
+    if not cols:
+        return []
+    where = []
+    if "active" in cols:
+        where.append("t.active")
+    if "deleted_at" in cols:
+        where.append("t.deleted_at IS NULL")
+    if scope == "system":
+        where.append("coalesce(s.mode, 'system') = 'system'")
+    sql = (f"SELECT t.id, t.name FROM {table} t LEFT JOIN item_schedules s ON s.kind = ? AND s.target_id = t.id"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.id")
+    return [(int(r[0]), r[1]) for r in db.query(sql, [kind])]
+
+
+def _row_to_item(kind: str, target_id: int, row: dict | None) -> ItemSchedule:
+    if row is None:
+        return ItemSchedule(kind, int(target_id))
+    return ItemSchedule(kind, int(target_id), row["mode"], row["cron"], row["timezone"],
+                        utc(row["next_run_at"]) if row["next_run_at"] else None,
+                        utc(row["last_run_at"]) if row["last_run_at"] else None)
+
+
+def get_item_schedule(db, kind: str, target_id: int) -> dict:
+    """{kind, target_id, mode, cron, timezone, next_run_at, last_run_at, description}; default mode 'system'."""
+    rows = db.query_dicts("SELECT * FROM item_schedules WHERE kind = ? AND target_id = ?", [kind, target_id])
+    item = _row_to_item(kind, target_id, rows[0] if rows else None)
+    return {
+        "kind": item.kind, "target_id": item.target_id, "mode": item.mode, "cron": item.cron,
+        "timezone": item.timezone, "next_run_at": item.next_run_at, "last_run_at": item.last_run_at,
+        "description": item.describe(),
+    }
+
+
+def set_item_schedule(db, actor: User, kind: str, target_id: int, mode: str, cron: str | None = None,
+                      tz: str | None = None, *, now: datetime | None = None) -> dict:
+    """Store an item's schedule (validated; raises ScheduleError with a plain message)."""
+    require(actor, Action.EDIT_EXPORTS if kind == "export" else Action.EDIT_ENRICHMENTS)
+    item = ItemSchedule(kind, int(target_id), mode, cron, tz or "UTC").validated()
+    next_run = next_cron_runs(item.cron, item.timezone, now or now_utc(), 1)[0] if item.mode == "own" else None
+    before = get_item_schedule(db, kind, target_id)
+    with db.transaction() as cur:
+        cur.execute(
+            "INSERT INTO item_schedules (kind, target_id, mode, cron, timezone, next_run_at, updated_by, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT (kind, target_id) DO UPDATE SET mode = excluded.mode, "
+            "cron = excluded.cron, timezone = excluded.timezone, next_run_at = excluded.next_run_at, "
+            "updated_by = excluded.updated_by, updated_at = now()",
+            [kind, item.target_id, item.mode, item.cron, item.timezone, _naive_utc(next_run), actor.username],
+        )
+        after = {"mode": item.mode, "cron": item.cron, "timezone": item.timezone}
+        audit.record(cur, actor, "update_schedule", kind, target_id,
+                     before={k: before[k] for k in ("mode", "cron", "timezone")}, after=after)
+    return get_item_schedule(db, kind, target_id)
+
+
+def delete_item_schedule(db, kind: str, target_id: int) -> None:
+    """For the exports/enrichment services when an item is deleted (no permission check of its own)."""
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM item_schedules WHERE kind = ? AND target_id = ?", [kind, target_id])
+
+
+def describe_item_schedule(db, kind: str, target_id: int) -> str:
+    """One short line for list columns, e.g. 'Daily at 06:30 (Europe/Berlin)' or 'With the system refresh'."""
+    sched = get_item_schedule(db, kind, target_id)
+    text = sched["description"]
+    if sched["mode"] == "system" and get_system_schedule(db).mode == "off":
+        text += " (system refresh is off)"
+    return text
+
+
+def list_item_schedules(db, kind: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM item_schedules" + (" WHERE kind = ?" if kind else "") + " ORDER BY kind, target_id"
+    out = []
+    for row in db.query_dicts(sql, [kind] if kind else []):
+        item = _row_to_item(row["kind"], row["target_id"], row)
+        out.append({**row, "next_run_at": item.next_run_at, "last_run_at": item.last_run_at,
+                    "name": item_name(db, row["kind"], row["target_id"]), "description": item.describe()})
+    return out
+
+
+def preview_cron(cron: str, tz: str | None, count: int = 5, now: datetime | None = None) -> list[datetime]:
+    """Next ``count`` run times (UTC-aware; show them in ``tz``). Raises ScheduleError if invalid."""
+    return next_cron_runs(cron, tz, now or now_utc(), count)
+
+
+def due_item_schedules(db, now: datetime) -> list[dict]:
+    rows = db.query_dicts(
+        "SELECT * FROM item_schedules WHERE mode = 'own' AND next_run_at IS NOT NULL AND next_run_at <= ? "
+        "ORDER BY next_run_at", [_naive_utc(now)])
+    return rows
+
+
+def advance_item_schedule(db, kind: str, target_id: int, ran_at: datetime, next_run: datetime | None) -> None:
+    with db.transaction() as cur:
+        cur.execute("UPDATE item_schedules SET last_run_at = ?, next_run_at = ? WHERE kind = ? AND target_id = ?",
+                    [_naive_utc(ran_at), _naive_utc(next_run), kind, target_id])
+
+
+def set_system_checked_until(db, when: datetime) -> None:
+    with db.transaction() as cur:
+        state = settings.get(db, SYSTEM_STATE_KEY, {}) or {}
+        state["checked_until"] = utc(when).isoformat()
+        settings.put(cur, SYSTEM_STATE_KEY, state)
+
+
+def record_system_fired(db, slot: datetime, run_id: int, fired_at: datetime) -> None:
+    with db.transaction() as cur:
+        settings.put(cur, SYSTEM_STATE_KEY, {"checked_until": utc(fired_at).isoformat(),
+                                             "last_slot": utc(slot).isoformat(), "last_run_id": run_id})

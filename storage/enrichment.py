@@ -1,0 +1,547 @@
+"""Enrichment repository: enrichments, passes (planned work, resumable), work items, review queue,
+and the per-enrichment results table ``enrichment_<id>_results``. No permission checks here.
+
+API
+---
+results_table_name(enrichment_id) -> "enrichment_<id>_results"
+get(db, id) -> dict | None (config parsed into "config": EnrichmentConfig); list_all(db) -> list[dict]
+name_taken(cur, name, exclude_id=None); insert(cur, name, config, actor_name) -> id; update(cur, id, **fields)
+delete(cur, id)                          rows, passes, review, catalogue rows, results table
+create_results_table(cur, id); sync_catalogue(cur, enrichment)  (active -> rows, inactive -> none)
+profile_text_columns(db) -> list[(column, label)]                 allow-list for the name/website mapping
+plan(db, config, enrichment_id=None) -> Plan                     members + distinct company inputs
+open_pass(db, enrichment_id) -> dict | None; create_pass(db, pass_id, enrichment_id, config, plan)
+abandon_open_passes(cur, enrichment_id); finish_pass(cur, pass_id, enrichment_id, run_id)
+pending_chunks(db, pass_id) -> list[int]; chunk_inputs(db, pass_id, chunk_no) -> list[(key, input parts)]
+mark_submitted(db, pass_id, chunk_no, keys, bulk_id, run_id)    right after the vendor's 202
+submitted_bulks(db, pass_id) -> [(bulk_id, keys)]; bulk_keys(db, pass_id, bulk_id)
+record_bulk_results(db, pass_id, bulk_id, rows, keys, missing_pending=False) -> done   append answers,
+    mark the bulk collected (one transaction); record_local_results(db, pass_id, rows)
+apply_results(db, enrichment, pass_id, run_id) -> bulks applied   results upsert (overwrite / fill
+    blanks) + review queue, set-based, idempotent
+pass_counts(db, pass_id) -> dict           profile outcomes, companies done/pending, etc.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from core import enrichment as core
+from core.enrichment import ENRICHED_FIELDS, EnrichmentConfig
+from storage import catalogue
+from storage.db import quote_ident
+
+SOURCE = "enrichment"
+_UPDATABLE = {"name", "connection_id", "config_json", "active", "updated_by", "last_run_id", "last_refreshed_at"}
+_RESULT_COLUMNS = [f.column for f in ENRICHED_FIELDS]
+_COMPANY_COLUMNS = [c for c in _RESULT_COLUMNS if c not in ("confidence", "enriched_at")]
+
+
+def results_table_name(enrichment_id: int) -> str:
+    return f"enrichment_{int(enrichment_id)}_results"
+
+
+def _rows(cur, sql: str, params: list | None = None) -> list[dict]:
+    res = cur.execute(sql, params or [])
+    cols = [d[0] for d in res.description]
+    return [dict(zip(cols, r)) for r in res.fetchall()]
+
+
+def _decorate(row: dict) -> dict:
+    row["config"] = EnrichmentConfig.model_validate_json(row["config_json"])
+    return row
+
+
+def get(db, enrichment_id: int) -> dict | None:
+    rows = db.query_dicts("SELECT * FROM enrichments WHERE id = ?", [int(enrichment_id)])
+    return _decorate(rows[0]) if rows else None
+
+
+def list_all(db) -> list[dict]:
+    return [_decorate(r) for r in db.query_dicts("SELECT * FROM enrichments ORDER BY lower(name)")]
+
+
+def name_taken(cur, name: str, exclude_id: int | None = None) -> bool:
+    row = cur.execute(
+        "SELECT count(*) FROM enrichments WHERE lower(trim(name)) = lower(trim(?)) AND id IS DISTINCT FROM ?",
+        [name, exclude_id],
+    ).fetchone()
+    return row[0] > 0
+
+
+def insert(cur, name: str, config: EnrichmentConfig, actor_name: str) -> int:
+    new_id = cur.execute("SELECT nextval('enrichments_id_seq')").fetchone()[0]
+    cur.execute(
+        "INSERT INTO enrichments (id, name, connection_id, config_json, results_table, created_by, updated_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [new_id, name.strip(), config.connection_id, config.model_dump_json(), results_table_name(new_id),
+         actor_name, actor_name],
+    )
+    return int(new_id)
+
+
+def update(cur, enrichment_id: int, **fields: Any) -> None:
+    bad = set(fields) - _UPDATABLE
+    if bad:
+        raise ValueError(f"Not updatable: {sorted(bad)}")
+    if not fields:
+        return
+    sets = ", ".join(f"{k} = ?" for k in fields) + ", updated_at = now()"
+    cur.execute(f"UPDATE enrichments SET {sets} WHERE id = ?", [*fields.values(), int(enrichment_id)])
+
+
+def create_results_table(cur, enrichment_id: int) -> None:
+    cols = ", ".join(f"{quote_ident(f.column)} {f.sql_type}" for f in ENRICHED_FIELDS)
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {quote_ident(results_table_name(enrichment_id))} ("
+        f"customer_id VARCHAR PRIMARY KEY, {cols}, pass_id BIGINT, run_id BIGINT, accepted_by VARCHAR)"
+    )
+
+
+def sync_catalogue(cur, enrichment: dict) -> None:
+    """Active enrichments' fields are in the catalogue (usable in segments/exports); inactive ones not."""
+    eid = int(enrichment["id"])
+    catalogue.remove_source(cur, SOURCE, eid)
+    if not enrichment.get("active", True):
+        return
+    table = results_table_name(eid)
+    for position, f in enumerate(ENRICHED_FIELDS):
+        catalogue.upsert_attribute(
+            cur,
+            catalogue.Attribute(key=f"enrichment.{eid}.{f.column}", label=f"{enrichment['name']}: {f.label}",
+                                type=f.type, source=SOURCE, source_id=eid, table_name=table, column_name=f.column),
+            position=1000 + position,
+        )
+
+
+def delete(cur, enrichment_id: int) -> None:
+    eid = int(enrichment_id)
+    catalogue.remove_source(cur, SOURCE, eid)
+    cur.execute("DELETE FROM enrichment_review WHERE enrichment_id = ?", [eid])
+    pass_ids = [r[0] for r in cur.execute("SELECT id FROM enrichment_passes WHERE enrichment_id = ?", [eid]).fetchall()]
+    for pid in pass_ids:
+        cur.execute("DELETE FROM enrichment_work_items WHERE pass_id = ?", [pid])
+        cur.execute("DELETE FROM enrichment_work_results WHERE pass_id = ?", [pid])
+        cur.execute("DELETE FROM enrichment_bulks WHERE pass_id = ?", [pid])
+        cur.execute("DELETE FROM enrichment_pass_members WHERE pass_id = ?", [pid])
+    cur.execute("DELETE FROM enrichment_passes WHERE enrichment_id = ?", [eid])
+    cur.execute(f"DROP TABLE IF EXISTS {quote_ident(results_table_name(eid))}")
+    cur.execute("DELETE FROM enrichments WHERE id = ?", [eid])
+
+
+# ---------------------------------------------------------------- planning
+
+def profile_text_columns(db) -> list[tuple[str, str]]:
+    """Profile attributes a company name / website may come from (the allow-list for SQL)."""
+    return [(a.column_name, a.label) for a in catalogue.list_attributes(db, source="profile")
+            if a.table_name == "profiles" and a.type == "text" and a.column_name != "customer_id"]
+
+
+@dataclass
+class Plan:
+    profiles: int = 0                  # in the dataset
+    skipped_recent: int = 0            # enriched in the last N days, not sent
+    invalid_input: int = 0             # no company name
+    customer_ids: list[str] = field(default_factory=list)
+    member_keys: list[str | None] = field(default_factory=list)   # None = invalid input
+    companies: dict[str, tuple] = field(default_factory=dict)     # key -> input parts (first profile seen)
+
+    @property
+    def to_send(self) -> int:
+        return len(self.companies)
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.customer_ids) - self.invalid_input - len(self.companies)
+
+
+def _results_table_exists(cur, enrichment_id: int | None) -> bool:
+    if enrichment_id is None:
+        return False
+    return cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                       [results_table_name(enrichment_id)]).fetchone()[0] > 0
+
+
+def dataset_sql(db, config: EnrichmentConfig) -> tuple[str, list]:
+    """SQL selecting customer_id of the dataset (all profiles, or one segment's members)."""
+    if config.dataset == "segment":
+        if config.segment_id is None:
+            raise ValueError("Choose the segment to enrich.")
+        try:
+            from storage import segments
+        except ImportError as exc:
+            raise ValueError("Segments are not available in this version.") from exc
+        sql, params = segments.member_query(db, int(config.segment_id))
+        return sql, list(params)
+    return "SELECT customer_id FROM profiles", []
+
+
+def _trimmed(column: str | None) -> str:
+    if column is None:
+        return "NULL"
+    return f"nullif(trim(CAST(p.{quote_ident(column)} AS VARCHAR)), '')"
+
+
+def plan(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> Plan:
+    """Read the dataset, skip recently enriched profiles, and group profiles by company key."""
+    allowed = {c for c, _ in profile_text_columns(db)}
+    if config.name_column not in allowed:
+        raise ValueError("The company name must come from a text attribute of the profiles.")
+    website_col = config.website_column if "company_website" in config.fields else None
+    if website_col is not None and website_col not in allowed:
+        raise ValueError("The company website must come from a text attribute of the profiles.")
+    addr = core.address_columns(config.address) if "company_location" in config.fields else {}
+    select = [_trimmed(config.name_column), _trimmed(website_col)]
+    select += [_trimmed(addr.get(p)) for p in ("street", "city", "state", "country", "postal_code")]
+    if config.dataset == "all":
+        base, params = "FROM profiles p WHERE TRUE", []
+    else:
+        member_sql, params = dataset_sql(db, config)
+        base = f"FROM profiles p WHERE p.customer_id IN ({member_sql})"
+    out = Plan()
+    with db.cursor() as cur:
+        out.profiles = cur.execute(f"SELECT count(DISTINCT p.customer_id) {base}", params).fetchone()[0]
+        skip_sql, skip_params = "", []
+        if config.skip_recent_days > 0 and _results_table_exists(cur, enrichment_id):
+            skip_sql = (f" AND p.customer_id NOT IN (SELECT customer_id FROM "
+                        f"{quote_ident(results_table_name(enrichment_id))} "
+                        "WHERE enriched_at >= now() - to_days(CAST(? AS INTEGER)))")
+            skip_params = [int(config.skip_recent_days)]
+        rows = cur.execute(
+            f"SELECT CAST(p.customer_id AS VARCHAR), {', '.join(select)} {base}{skip_sql} ORDER BY p.customer_id",
+            params + skip_params,
+        ).fetchall()
+    seen: set[str] = set()
+    key_of = core.input_key_of
+    companies = out.companies
+    for row in rows:
+        cid = row[0]
+        if cid in seen:  # a duplicated customer id is one profile
+            continue
+        seen.add(cid)
+        parts = row[1:]
+        key = key_of(*parts)
+        if key is None:
+            out.invalid_input += 1
+        elif key not in companies:
+            companies[key] = parts
+        out.customer_ids.append(cid)
+        out.member_keys.append(key)
+    out.skipped_recent = max(0, out.profiles - len(out.customer_ids))
+    return out
+
+
+# ---------------------------------------------------------------- passes
+
+def open_pass(db, enrichment_id: int) -> dict | None:
+    rows = db.query_dicts(
+        "SELECT * FROM enrichment_passes WHERE enrichment_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
+        [int(enrichment_id)])
+    return rows[0] if rows else None
+
+
+def abandon_open_passes(cur, enrichment_id: int) -> None:
+    cur.execute("UPDATE enrichment_passes SET status = 'abandoned', finished_at = now() "
+                "WHERE enrichment_id = ? AND status = 'open'", [int(enrichment_id)])
+
+
+def create_pass(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, p: Plan) -> None:
+    members = pd.DataFrame({"customer_id": pd.Series(p.customer_ids, dtype="object"),
+                            "input_key": pd.Series(p.member_keys, dtype="object")})
+    keys = list(p.companies)
+    parts = list(zip(*p.companies.values())) if keys else [[] for _ in core.INPUT_PARTS]
+    items = pd.DataFrame({"input_key": pd.Series(keys, dtype="object"),
+                          "chunk_no": pd.Series([i // core.BULK_SIZE for i in range(len(keys))], dtype="int32"),
+                          **{name: pd.Series(col, dtype="object") for name, col in zip(core.INPUT_PARTS, parts)}})
+    with db.transaction() as cur:
+        abandon_open_passes(cur, enrichment_id)
+        cur.execute(
+            "INSERT INTO enrichment_passes (id, enrichment_id, status, config_json, profiles, skipped_recent, companies) "
+            "VALUES (?, ?, 'open', ?, ?, ?, ?)",
+            [pass_id, enrichment_id, config.model_dump_json(), p.profiles, p.skipped_recent, len(keys)])
+        if len(members):
+            cur.register("ir_members_df", members)
+            cur.execute("INSERT INTO enrichment_pass_members (pass_id, customer_id, input_key) "
+                        "SELECT ?, customer_id, input_key FROM ir_members_df", [pass_id])
+            cur.unregister("ir_members_df")
+        if len(items):
+            cur.register("ir_items_df", items)
+            cols = ", ".join(core.INPUT_PARTS)
+            cur.execute(f"INSERT INTO enrichment_work_items (pass_id, input_key, chunk_no, {cols}) "
+                        f"SELECT ?, input_key, chunk_no, {cols} FROM ir_items_df", [pass_id])
+            cur.unregister("ir_items_df")
+
+
+def finish_pass(cur, pass_id: int, enrichment_id: int, run_id: int) -> None:
+    cur.execute("UPDATE enrichment_passes SET status = 'finished', finished_at = now() WHERE id = ?", [pass_id])
+    cur.execute("UPDATE enrichments SET last_run_id = ?, last_refreshed_at = now() WHERE id = ?",
+                [run_id, int(enrichment_id)])
+
+
+_NOT_DONE_OR_IN_FLIGHT = (
+    "NOT EXISTS (SELECT 1 FROM enrichment_work_results r WHERE r.pass_id = w.pass_id AND r.input_key = w.input_key) "
+    "AND w.input_key NOT IN (SELECT unnest(b.input_keys) FROM enrichment_bulks b "
+    "                        WHERE b.pass_id = w.pass_id AND b.status = 'submitted')")
+
+
+def pending_chunks(db, pass_id: int) -> list[int]:
+    return [r[0] for r in db.query(
+        f"SELECT DISTINCT w.chunk_no FROM enrichment_work_items w WHERE w.pass_id = ? AND {_NOT_DONE_OR_IN_FLIGHT} "
+        "ORDER BY 1", [pass_id])]
+
+
+def chunk_inputs(db, pass_id: int, chunk_no: int) -> list[tuple[str, tuple]]:
+    """Pending (key, input parts) of one chunk."""
+    rows = db.query(f"SELECT w.input_key, {', '.join('w.' + p for p in core.INPUT_PARTS)} "
+                    f"FROM enrichment_work_items w WHERE w.pass_id = ? AND w.chunk_no = ? AND {_NOT_DONE_OR_IN_FLIGHT} "
+                    "ORDER BY w.input_key", [pass_id, chunk_no])
+    return [(r[0], tuple(r[1:])) for r in rows]
+
+
+def mark_submitted(db, pass_id: int, chunk_no: int, keys: list[str], bulk_id: str, run_id: int) -> None:
+    """Persist the bulk right after the vendor accepted it: a resumed run polls it, never resubmits."""
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO enrichment_bulks (pass_id, bulk_id, chunk_no, run_id, input_keys, status) "
+                    "VALUES (?, ?, ?, ?, ?, 'submitted')", [pass_id, bulk_id, chunk_no, run_id, keys])
+
+
+def submitted_bulks(db, pass_id: int) -> list[tuple[str, list[str]]]:
+    """Bulks accepted by the vendor whose results were not collected yet (oldest first)."""
+    return [(r[0], list(r[1])) for r in db.query(
+        "SELECT bulk_id, input_keys FROM enrichment_bulks WHERE pass_id = ? AND status = 'submitted' "
+        "ORDER BY submitted_at, chunk_no", [pass_id])]
+
+
+def bulk_keys(db, pass_id: int, bulk_id: str) -> list[str]:
+    row = db.query_one("SELECT input_keys FROM enrichment_bulks WHERE pass_id = ? AND bulk_id = ?", [pass_id, bulk_id])
+    return list(row[0]) if row else []
+
+
+def _result_select(table_alias: str = "w") -> str:
+    def js(key: str) -> str:
+        return f"json_extract_string({table_alias}.result_json, '$.{key}')"
+    parts = []
+    for f in ENRICHED_FIELDS:
+        if f.column in ("confidence", "enriched_at"):
+            continue
+        src = next(k for k, c in core.COMPANY_TO_COLUMN.items() if c == f.column)
+        expr = js(src)
+        if f.sql_type != "VARCHAR":
+            expr = f"TRY_CAST({expr} AS {f.sql_type})"
+        parts.append(f"{expr} AS {quote_ident(f.column)}")
+    return ", ".join(parts)
+
+
+def _upsert_results_sql(enrichment_id: int, write_mode: str, source_sql: str) -> str:
+    table = quote_ident(results_table_name(enrichment_id))
+    cols = ["customer_id", *_RESULT_COLUMNS, "pass_id", "run_id", "accepted_by"]
+    if write_mode == "fill_blanks":
+        sets = [f"{quote_ident(c)} = coalesce({table}.{quote_ident(c)}, excluded.{quote_ident(c)})"
+                for c in _COMPANY_COLUMNS + ["confidence"]]
+    else:
+        sets = [f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in _COMPANY_COLUMNS + ["confidence"]]
+    sets += ["enriched_at = excluded.enriched_at", "pass_id = excluded.pass_id", "run_id = excluded.run_id",
+             "accepted_by = excluded.accepted_by"]
+    return (f"INSERT INTO {table} ({', '.join(quote_ident(c) for c in cols)}) {source_sql} "
+            f"ON CONFLICT (customer_id) DO UPDATE SET {', '.join(sets)}")
+
+
+_RESULT_FIELDS = ["input_key", "result_status", "confidence", "outcome", "reason", "result_json"]
+NO_RESULT_REASON = "Leadspace returned no result for this company."
+
+
+def record_bulk_results(db, pass_id: int, bulk_id: str, rows: list[dict], keys: list[str], *,
+                        missing_pending: bool = False) -> int:
+    """Store one collected bulk's answers (append-only) and mark the bulk collected, atomically.
+
+    rows: {input_key, result_status, confidence, outcome, reason, result_json}. Keys of the bulk without
+    a row end as errors, or, with missing_pending=True (refused for credits inside the bulk, so not
+    charged), become pending again. Returns how many companies of the bulk are now done.
+    """
+    wanted = set(keys)
+    answered: dict[str, dict] = {}
+    for r in rows:
+        if r["input_key"] in wanted and r["input_key"] not in answered:
+            answered[r["input_key"]] = r
+    if not missing_pending:
+        for k in keys:
+            if k not in answered:
+                answered[k] = {"input_key": k, "result_status": "error", "confidence": None, "outcome": "error",
+                               "reason": NO_RESULT_REASON, "result_json": None}
+    df = pd.DataFrame([[r.get(c) for c in _RESULT_FIELDS] for r in answered.values()], columns=_RESULT_FIELDS,
+                      dtype="object")
+    with db.transaction() as cur:
+        if len(df):
+            cur.register("ir_results_df", df)
+            try:
+                cur.execute(f"INSERT INTO enrichment_work_results (pass_id, bulk_id, {', '.join(_RESULT_FIELDS)}) "
+                            f"SELECT ?, ?, {', '.join(_RESULT_FIELDS)} FROM ir_results_df", [pass_id, bulk_id])
+            finally:
+                cur.unregister("ir_results_df")
+        cur.execute("UPDATE enrichment_bulks SET status = 'collected', collected_at = now() "
+                    "WHERE pass_id = ? AND bulk_id = ?", [pass_id, bulk_id])
+    return len(answered)
+
+
+def record_local_results(db, pass_id: int, rows: list[dict]) -> None:
+    """Answers decided without the vendor (e.g. a bulk the vendor forgot): appended like any other."""
+    df = pd.DataFrame([[r.get(c) for c in _RESULT_FIELDS] for r in rows], columns=_RESULT_FIELDS, dtype="object")
+    with db.transaction() as cur:
+        cur.register("ir_local_df", df)
+        try:
+            cur.execute(f"INSERT INTO enrichment_work_results (pass_id, {', '.join(_RESULT_FIELDS)}) "
+                        f"SELECT ?, {', '.join(_RESULT_FIELDS)} FROM ir_local_df", [pass_id])
+        finally:
+            cur.unregister("ir_local_df")
+
+
+_INPUT_JSON = "CAST(json_object(" + ", ".join(f"'{p}', w.{p}" for p in core.INPUT_PARTS) + ") AS VARCHAR)"
+
+
+def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
+    """Move collected, not yet applied answers into the results table (with the write mode) and the
+    review queue, set-based in one transaction. Idempotent; a resumed run applies what a crash left."""
+    eid = int(enrichment["id"])
+    config: EnrichmentConfig = enrichment["config"]
+    with db.transaction() as cur:
+        todo = [r[0] for r in cur.execute(
+            "SELECT bulk_id FROM enrichment_bulks WHERE pass_id = ? AND status = 'collected' AND NOT applied",
+            [pass_id]).fetchall()]
+        if not todo:
+            return 0
+        scope = "r.pass_id = ? AND list_contains(?, r.bulk_id)"
+        source = (
+            f"SELECT m.customer_id, {_result_select('r')}, r.confidence, now(), m.pass_id, ?, NULL "
+            "FROM enrichment_work_results r JOIN enrichment_pass_members m "
+            "ON m.pass_id = r.pass_id AND m.input_key = r.input_key "
+            f"WHERE {scope} AND r.outcome = 'enriched'")
+        cur.execute(_upsert_results_sql(eid, config.write_mode, source), [run_id, pass_id, todo])
+        # Below-threshold matches wait for an analyst; a newer one replaces an older pending one.
+        below = (f"FROM enrichment_work_results r JOIN enrichment_pass_members m "
+                 "ON m.pass_id = r.pass_id AND m.input_key = r.input_key "
+                 "JOIN enrichment_work_items w ON w.pass_id = r.pass_id AND w.input_key = r.input_key "
+                 f"WHERE {scope} AND r.outcome = 'below_threshold'")
+        cur.execute(f"DELETE FROM enrichment_review WHERE enrichment_id = ? AND status = 'pending' "
+                    f"AND customer_id IN (SELECT m.customer_id {below})", [eid, pass_id, todo])
+        cur.execute(
+            "INSERT INTO enrichment_review (enrichment_id, customer_id, pass_id, input_json, result_json, confidence, status) "
+            f"SELECT ?, m.customer_id, m.pass_id, {_INPUT_JSON}, r.result_json, r.confidence, 'pending' {below}",
+            [eid, pass_id, todo])
+        cur.execute("UPDATE enrichment_bulks SET applied = TRUE WHERE pass_id = ? AND list_contains(?, bulk_id)",
+                    [pass_id, todo])
+    return len(todo)
+
+
+def pass_counts(db, pass_id: int) -> dict:
+    """Profile outcomes of a pass (each profile exactly one; 'pending' = not answered yet)."""
+    rows = db.query(
+        "SELECT CASE WHEN m.input_key IS NULL THEN 'invalid_input' ELSE coalesce(r.outcome, 'pending') END, count(*) "
+        "FROM enrichment_pass_members m LEFT JOIN enrichment_work_results r "
+        "ON r.pass_id = m.pass_id AND r.input_key = m.input_key WHERE m.pass_id = ? GROUP BY 1", [pass_id])
+    counts = {o: 0 for o in (*core.OUTCOMES, "pending")}
+    for outcome, n in rows:
+        counts[outcome] = counts.get(outcome, 0) + int(n)
+    prow = db.query_one("SELECT profiles, skipped_recent, companies FROM enrichment_passes WHERE id = ?", [pass_id])
+    done = db.query_one("SELECT count(*) FROM enrichment_work_results WHERE pass_id = ?", [pass_id])[0]
+    counts.update(profiles=int(prow[0]), skipped_recent=int(prow[1]), companies=int(prow[2]),
+                  companies_done=int(done), companies_left=int(prow[2]) - int(done))
+    return counts
+
+
+def pass_errors(db, pass_id: int, limit: int = 5) -> list[tuple[str, int]]:
+    return [(r[0], int(r[1])) for r in db.query(
+        "SELECT reason, count(*) FROM enrichment_work_results WHERE pass_id = ? AND outcome = 'error' "
+        "GROUP BY reason ORDER BY 2 DESC LIMIT ?", [pass_id, limit])]
+
+
+# ---------------------------------------------------------------- results and review (reads)
+
+def results_count(db, enrichment_id: int) -> int:
+    with db.cursor() as cur:
+        if not _results_table_exists(cur, enrichment_id):
+            return 0
+        return cur.execute(f"SELECT count(*) FROM {quote_ident(results_table_name(enrichment_id))}").fetchone()[0]
+
+
+def coverage(db, enrichment_id: int) -> dict[str, int]:
+    """Non-empty values per enriched field."""
+    table = quote_ident(results_table_name(enrichment_id))
+    cols = [f.column for f in ENRICHED_FIELDS if f.column not in ("confidence", "enriched_at")]
+    row = db.query_one("SELECT " + ", ".join(f"count({quote_ident(c)})" for c in cols) + f" FROM {table}")
+    return dict(zip(cols, (int(v) for v in row)))
+
+
+def confidence_distribution(db, enrichment_id: int) -> dict[str, int]:
+    table = quote_ident(results_table_name(enrichment_id))
+    found = dict(db.query(f"SELECT confidence, count(*) FROM {table} GROUP BY 1"))
+    return {lvl: int(found.get(lvl, 0)) for lvl in reversed(core.CONFIDENCE_LEVELS)}
+
+
+def enriched_rows(db, enrichment_id: int, *, search: str | None = None, industry: str | None = None,
+                  min_confidence: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    table = quote_ident(results_table_name(enrichment_id))
+    where, params = [], []
+    if search:
+        where.append("(r.customer_id ILIKE ? OR r.company_name ILIKE ? OR p.company_name ILIKE ?)")
+        params += [f"%{search}%"] * 3
+    if industry:
+        where.append("r.industry = ?")
+        params.append(industry)
+    if min_confidence and core.confidence_rank(min_confidence) >= 0:
+        allowed = list(core.CONFIDENCE_LEVELS[core.confidence_rank(min_confidence):])
+        where.append("list_contains(?, r.confidence)")
+        params.append(allowed)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    base = f"FROM {table} r LEFT JOIN profiles p ON p.customer_id = r.customer_id{clause}"
+    total = db.query_one(f"SELECT count(*) {base}", params)[0]
+    rows = db.query_dicts(
+        f"SELECT r.customer_id, p.company_name AS original_company_name, r.company_name, r.website, r.industry, "
+        f"r.employees_range, r.revenue_range, r.hq_city, r.hq_country, r.confidence, r.enriched_at "
+        f"{base} ORDER BY r.customer_id LIMIT ? OFFSET ?", params + [limit, offset])
+    return rows, int(total)
+
+
+def industries(db, enrichment_id: int) -> list[str]:
+    table = quote_ident(results_table_name(enrichment_id))
+    return [r[0] for r in db.query(f"SELECT DISTINCT industry FROM {table} WHERE industry IS NOT NULL ORDER BY 1")]
+
+
+def enriched_row(db, enrichment_id: int, customer_id: str) -> dict | None:
+    table = quote_ident(results_table_name(enrichment_id))
+    rows = db.query_dicts(f"SELECT * FROM {table} WHERE customer_id = ?", [customer_id])
+    return rows[0] if rows else None
+
+
+def review_rows(db, enrichment_id: int, status: str = "pending", limit: int = 200, offset: int = 0) -> list[dict]:
+    return db.query_dicts(
+        "SELECT customer_id, pass_id, input_json, result_json, confidence, status, created_at, decided_by, decided_at "
+        "FROM enrichment_review WHERE enrichment_id = ? AND status = ? ORDER BY customer_id LIMIT ? OFFSET ?",
+        [int(enrichment_id), status, limit, offset])
+
+
+def review_count(db, enrichment_id: int, status: str = "pending") -> int:
+    return db.query_one("SELECT count(*) FROM enrichment_review WHERE enrichment_id = ? AND status = ?",
+                        [int(enrichment_id), status])[0]
+
+
+def decide_review(cur, enrichment: dict, customer_ids: list[str], accept: bool, actor_name: str) -> int:
+    """Accepted matches become enriched data (with the enrichment's write mode); rejected ones are kept
+    as rejected so the queue shows only what still needs a decision."""
+    eid = int(enrichment["id"])
+    ids = [str(c) for c in customer_ids]
+    pending = cur.execute(
+        "SELECT count(*) FROM enrichment_review WHERE enrichment_id = ? AND status = 'pending' "
+        "AND list_contains(?, customer_id)", [eid, ids]).fetchone()[0]
+    if accept and pending:
+        source = (f"SELECT v.customer_id, {_result_select('v')}, v.confidence, now(), v.pass_id, NULL, ? "
+                  "FROM enrichment_review v WHERE v.enrichment_id = ? AND v.status = 'pending' "
+                  "AND list_contains(?, v.customer_id)")
+        cur.execute(_upsert_results_sql(eid, enrichment["config"].write_mode, source), [actor_name, eid, ids])
+    cur.execute(
+        "UPDATE enrichment_review SET status = ?, decided_by = ?, decided_at = now() "
+        "WHERE enrichment_id = ? AND status = 'pending' AND list_contains(?, customer_id)",
+        ["accepted" if accept else "rejected", actor_name, eid, ids])
+    return int(pending)

@@ -1,0 +1,438 @@
+"""Exports repository (migration 0040): definitions, targets, delivery state, run outcomes, the
+incremental plan SQL, and the suppression list. No permission checks here (services/exports.py).
+
+API
+---
+insert_export(cur, row, segments, targets) -> id      row: name, connection_id, vendor, sync_mode,
+    over_limit, mapping (list of {"field","attribute"}), created_by; targets: {segment_id: {mode, id, name}}
+update_export(cur, id, row, segments, targets)        replaces segments and targets
+delete_export(cur, id)                                also its delivery state, outcomes and submissions
+set_active(cur, id, active)
+get_export(db, id) -> dict | None                     + "mapping", "segment_ids", "targets" {segment_id: {...}}
+list_exports(db) -> list[dict]                        same shape, ordered by name
+name_taken(db_or_cur, name, exclude_id=None) -> bool
+exports_using_segment(db, segment_id) -> list[{id, name}]
+set_resolved_target(cur, export_id, segment_id, target_id)
+target_key(target: dict) -> str                       "id:<vendor id>" or "name:<name>"
+member_query(db, segment_id) -> (sql, params)         delegates to storage.segments.member_query
+plan_sql(db, export, segment_ids, target_key, *, retry_emails_run_id=None) -> (sql, params, field_keys)
+    one row per segment member: action (add|update|retry|unchanged|skip), customer_id, email,
+    contact_hash, skip_reason, then the mapped field values (field_keys order).
+removal_sql(db, export, segment_ids, target_key, ...) -> (sql, params)   rows (email, customer_id)
+delivered_count(db, export_id, target_key) -> int
+record_outcomes(cur, rows)                            rows: (run_id, export_id, target_key, email,
+                                                      customer_id, action, outcome, reason) bulk insert
+apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
+save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
+mark_collected(cur, submission_id)
+uncollected_submissions(db, export_id) -> list[dict]
+run_outcome_counts / run_contacts_page / iter_run_contacts   (pages and CSV downloads)
+Suppression: suppressed_count(db), list_suppressed(db, limit, offset), add_suppressed(cur, emails, reason,
+    by) -> added, remove_suppressed(cur, emails) -> removed, clear_suppressed(cur)
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from core import sync
+from storage.db import quote_ident
+
+EXPORT_COLUMNS = ("id", "name", "connection_id", "vendor", "sync_mode", "over_limit", "mapping_json", "active",
+                  "created_by", "created_at", "updated_by", "updated_at")
+
+
+def _rows(cur, sql: str, params: list | tuple = ()) -> list[dict]:
+    res = cur.execute(sql, list(params))
+    cols = [d[0] for d in res.description]
+    return [dict(zip(cols, r)) for r in res.fetchall()]
+
+
+def _read(db, fn):
+    if hasattr(db, "transaction"):
+        with db.cursor() as cur:
+            return fn(cur)
+    return fn(db)
+
+
+# ------------------------------------------------------------------------------ definitions
+
+def _write_children(cur, export_id: int, segment_ids: list[int], targets: dict) -> None:
+    cur.execute("DELETE FROM export_segments WHERE export_id = ?", [export_id])
+    cur.execute("DELETE FROM export_targets WHERE export_id = ?", [export_id])
+    for pos, seg_id in enumerate(segment_ids):
+        cur.execute("INSERT INTO export_segments (export_id, segment_id, position) VALUES (?, ?, ?)",
+                    [export_id, int(seg_id), pos])
+        t = targets.get(seg_id) or targets.get(str(seg_id)) or {}
+        cur.execute("INSERT INTO export_targets (export_id, segment_id, target_mode, target_id, target_name) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [export_id, int(seg_id), t.get("mode", "name"), t.get("id"), t.get("name")])
+
+
+def insert_export(cur, row: dict, segment_ids: list[int], targets: dict) -> int:
+    export_id = cur.execute(
+        "INSERT INTO exports (name, connection_id, vendor, sync_mode, over_limit, mapping_json, active, created_by, "
+        "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [row["name"], int(row["connection_id"]), row["vendor"], row["sync_mode"], row["over_limit"],
+         json.dumps(row["mapping"]), bool(row.get("active", True)), row.get("created_by"), row.get("created_by")],
+    ).fetchone()[0]
+    _write_children(cur, export_id, segment_ids, targets)
+    return export_id
+
+
+def update_export(cur, export_id: int, row: dict, segment_ids: list[int], targets: dict) -> None:
+    cur.execute(
+        "UPDATE exports SET name = ?, connection_id = ?, vendor = ?, sync_mode = ?, over_limit = ?, mapping_json = ?, "
+        "updated_by = ?, updated_at = now() WHERE id = ?",
+        [row["name"], int(row["connection_id"]), row["vendor"], row["sync_mode"], row["over_limit"],
+         json.dumps(row["mapping"]), row.get("updated_by"), export_id],
+    )
+    _write_children(cur, export_id, segment_ids, targets)
+
+
+def delete_export(cur, export_id: int) -> None:
+    for table in ("export_segments", "export_targets", "export_delivered", "export_run_contacts",
+                  "export_pending_submissions"):
+        cur.execute(f"DELETE FROM {table} WHERE export_id = ?", [export_id])  # table names allow-listed
+    cur.execute("DELETE FROM exports WHERE id = ?", [export_id])
+
+
+def set_active(cur, export_id: int, active: bool) -> None:
+    cur.execute("UPDATE exports SET active = ?, updated_at = now() WHERE id = ?", [bool(active), export_id])
+
+
+def set_resolved_target(cur, export_id: int, segment_id: int, target_id: str) -> None:
+    cur.execute("UPDATE export_targets SET target_id = ? WHERE export_id = ? AND segment_id = ?",
+                [str(target_id), export_id, segment_id])
+
+
+def _hydrate(cur, rows: list[dict]) -> list[dict]:
+    if not rows:
+        return rows
+    ids = [r["id"] for r in rows]
+    marks = ",".join("?" * len(ids))
+    segs: dict[int, list[int]] = {}
+    for eid, sid in cur.execute(f"SELECT export_id, segment_id FROM export_segments WHERE export_id IN ({marks}) "
+                                "ORDER BY export_id, position", ids).fetchall():
+        segs.setdefault(eid, []).append(sid)
+    targets: dict[int, dict] = {}
+    for eid, sid, mode, tid, tname in cur.execute(
+            f"SELECT export_id, segment_id, target_mode, target_id, target_name FROM export_targets "
+            f"WHERE export_id IN ({marks})", ids).fetchall():
+        targets.setdefault(eid, {})[sid] = {"mode": mode, "id": tid, "name": tname}
+    for r in rows:
+        r["mapping"] = json.loads(r.pop("mapping_json") or "[]")
+        r["segment_ids"] = segs.get(r["id"], [])
+        r["targets"] = targets.get(r["id"], {})
+    return rows
+
+
+def get_export(db, export_id: int) -> dict | None:
+    def q(cur):
+        rows = _rows(cur, f"SELECT {', '.join(EXPORT_COLUMNS)} FROM exports WHERE id = ?", [int(export_id)])
+        return _hydrate(cur, rows)
+    rows = _read(db, q)
+    return rows[0] if rows else None
+
+
+def list_exports(db, *, connection_id: int | None = None) -> list[dict]:
+    def q(cur):
+        sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM exports"
+        params: list = []
+        if connection_id is not None:
+            sql += " WHERE connection_id = ?"
+            params.append(int(connection_id))
+        return _hydrate(cur, _rows(cur, sql + " ORDER BY lower(name), id", params))
+    return _read(db, q)
+
+
+def name_taken(db, name: str, exclude_id: int | None = None) -> bool:
+    def q(cur):
+        return cur.execute("SELECT count(*) FROM exports WHERE lower(trim(name)) = lower(trim(?)) "
+                           "AND id IS DISTINCT FROM ?", [name, exclude_id]).fetchone()[0] > 0
+    return _read(db, q)
+
+
+def exports_using_segment(db, segment_id: int) -> list[dict]:
+    return _read(db, lambda cur: _rows(
+        cur, "SELECT e.id, e.name FROM exports e JOIN export_segments s ON s.export_id = e.id "
+             "WHERE s.segment_id = ? ORDER BY e.name", [int(segment_id)]))
+
+
+def target_key(target: dict) -> str:
+    if target.get("mode") == "id":
+        return f"id:{target.get('id')}"
+    return f"name:{target.get('name')}"
+
+
+# ------------------------------------------------------------------------------ plan SQL
+
+def member_query(db, segment_id: int) -> tuple[str, list]:
+    """SQL selecting customer_id of the segment's current members (owned by the segments area)."""
+    from storage import segments  # lazy: another area's module
+
+    return segments.member_query(db, segment_id)
+
+
+def _members_sql(db, segment_ids: list[int]) -> tuple[str, list]:
+    parts, params = [], []
+    for seg_id in segment_ids:
+        sql, p = member_query(db, seg_id)
+        parts.append(f"SELECT customer_id FROM ({sql}) AS seg_{int(seg_id)}")
+        params.extend(p)
+    return " UNION ".join(parts), params
+
+
+def _mapping_columns(db, mapping: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """(select expressions, join clauses, field keys) for the mapped attributes (catalogue only)."""
+    from storage import catalogue
+
+    attrs = {a.key: a for a in catalogue.list_attributes(db)}
+    exprs, joins, keys = [], [], []
+    aliases: dict[str, str] = {"profiles": "p"}
+    for item in mapping:
+        attr = attrs.get(item["attribute"])
+        if attr is None:
+            raise ValueError(f"The attribute {item['attribute']!r} no longer exists. Edit the export's data matching.")
+        if attr.table_name not in aliases:
+            alias = f"j{len(aliases)}"
+            aliases[attr.table_name] = alias
+            joins.append(f"LEFT JOIN {quote_ident(attr.table_name)} {alias} ON {alias}.customer_id = p.customer_id")
+        alias = aliases[attr.table_name]
+        exprs.append(f"CAST({alias}.{quote_ident(attr.column_name)} AS VARCHAR)")
+        keys.append(item["field"])
+    return exprs, joins, keys
+
+
+def _hash_sql(keys: list[str], n: int) -> str:
+    """SQL twin of core.sync.contact_hash over columns f0..f{n-1}."""
+    if not keys:
+        return "md5('')"
+    parts = []
+    for i, key in enumerate(keys):
+        safe_key = key.replace("'", "''")
+        parts.append(f"'{safe_key}=' || coalesce(f{i}, chr(0))")
+    return "md5(concat_ws(chr(31), " + ", ".join(parts) + "))"
+
+
+def _eligible_cte(db, export: dict, segment_ids: list[int]) -> tuple[str, list, list[str]]:
+    members, params = _members_sql(db, segment_ids)
+    exprs, joins, keys = _mapping_columns(db, export["mapping"])
+    fcols = "".join(f", {e} AS f{i}" for i, e in enumerate(exprs))
+    fnames = "".join(f", f{i}" for i in range(len(exprs)))
+    cte = (
+        f"WITH members AS ({members}), "
+        f"src AS (SELECT p.customer_id, nullif(lower(trim(p.email)), '') AS email{fcols} "
+        f"  FROM profiles p {' '.join(joins)} WHERE p.customer_id IN (SELECT customer_id FROM members)), "
+        "blocked AS (SELECT email FROM suppression_list UNION "
+        "  SELECT DISTINCT lower(trim(email)) FROM profiles WHERE email_opt_out AND email IS NOT NULL), "
+        f"ranked AS (SELECT customer_id, email{fnames}, {_hash_sql(keys, len(exprs))} AS contact_hash, "
+        "  row_number() OVER (PARTITION BY email ORDER BY customer_id) AS dup_rank FROM src), "
+        "classified AS (SELECT r.*, CASE "
+        f"  WHEN r.email IS NULL THEN '{sync.SKIP_MISSING_EMAIL}' "
+        f"  WHEN r.email IN (SELECT email FROM blocked) THEN '{sync.SKIP_NO_CONSENT}' "
+        f"  WHEN r.dup_rank > 1 THEN '{sync.SKIP_DUPLICATE}' ELSE NULL END AS skip_reason FROM ranked r) "
+    )
+    return cte, params, keys
+
+
+def plan_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_emails_from_run: int | None = None
+             ) -> tuple[str, list, list[str]]:
+    cte, params, keys = _eligible_cte(db, export, segment_ids)
+    fnames = "".join(f", c.f{i}" for i in range(len(keys)))
+    sql = (
+        cte +
+        "SELECT CASE WHEN c.skip_reason IS NOT NULL THEN 'skip' WHEN d.email IS NULL THEN 'add' "
+        "  WHEN d.last_status <> 'accepted' THEN 'retry' "
+        "  WHEN d.contact_hash IS DISTINCT FROM c.contact_hash THEN 'update' ELSE 'unchanged' END AS action, "
+        f"c.customer_id, c.email, c.contact_hash, c.skip_reason{fnames} "
+        "FROM classified c LEFT JOIN (SELECT email, contact_hash, last_status FROM export_delivered "
+        "  WHERE export_id = ? AND target_key = ?) d ON d.email = c.email"
+    )
+    params = params + [export["id"], tkey]
+    if only_emails_from_run is not None:
+        sql += (" WHERE c.email IN (SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
+                "AND outcome = 'rejected' AND action <> 'remove')")
+        params += [only_emails_from_run, tkey]
+    return sql, params, keys
+
+
+def removal_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_emails_from_run: int | None = None
+                ) -> tuple[str, list]:
+    cte, params, _ = _eligible_cte(db, export, segment_ids)
+    sql = (cte + "SELECT d.email, d.customer_id FROM export_delivered d "
+           "WHERE d.export_id = ? AND d.target_key = ? AND d.added_by_export "
+           "AND d.email NOT IN (SELECT email FROM classified WHERE skip_reason IS NULL)")
+    params = params + [export["id"], tkey]
+    if only_emails_from_run is not None:
+        sql += (" AND d.email IN (SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
+                "AND outcome = 'rejected' AND action = 'remove')")
+        params += [only_emails_from_run, tkey]
+    return sql, params
+
+
+def delivered_count(db, export_id: int, tkey: str) -> int:
+    return _read(db, lambda cur: cur.execute(
+        "SELECT count(*) FROM export_delivered WHERE export_id = ? AND target_key = ?", [export_id, tkey]
+    ).fetchone()[0])
+
+
+def delivered_emails(db, export_id: int, tkey: str) -> set[str]:
+    return {r[0] for r in _read(db, lambda cur: cur.execute(
+        "SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ?", [export_id, tkey]).fetchall())}
+
+
+# ------------------------------------------------------------------------------ outcomes and state
+
+def record_outcomes(cur, rows: list[tuple]) -> None:
+    """Bulk insert (run_id, export_id, target_key, email, customer_id, action, outcome, reason)."""
+    if not rows:
+        return
+    cols = list(zip(*rows))
+    cur.execute(
+        "INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, outcome, reason) "
+        "SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+        [list(c) for c in cols],
+    )
+
+
+def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tuple]) -> None:
+    """Fold known outcomes into the delivery state. rows: (email, customer_id, contact_hash, action, outcome).
+
+    upsert accepted -> on the list with this hash; update/retry rejected -> still on the list but marked
+    rejected (resent next run); add rejected -> nothing (not on the list; it's new again next run);
+    remove accepted -> no longer delivered; remove rejected -> kept (removal retried next run);
+    pending -> nothing until collected.
+    """
+    upserts = [(e, c, h, "accepted") for e, c, h, a, o in rows if a != sync.REMOVE and o == "accepted"]
+    upserts += [(e, c, h, "rejected") for e, c, h, a, o in rows
+                if a in (sync.UPDATE, sync.RETRY) and o == "rejected"]
+    removed = [e for e, c, h, a, o in rows if a == sync.REMOVE and o == "accepted"]
+    if upserts:
+        emails, cids, hashes, statuses = (list(c) for c in zip(*upserts))
+        # A rejected update keeps the old hash (so the next diff still sees it as changed).
+        cur.execute(
+            "INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, added_by_export, "
+            "last_status, last_run_id, updated_at) "
+            "SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), TRUE, "
+            "unnest(?::VARCHAR[]), ?, now() "
+            "ON CONFLICT DO UPDATE SET customer_id = excluded.customer_id, "
+            "contact_hash = CASE WHEN excluded.last_status = 'accepted' THEN excluded.contact_hash "
+            "  ELSE export_delivered.contact_hash END, "
+            "last_status = excluded.last_status, last_run_id = excluded.last_run_id, updated_at = now()",
+            [export_id, tkey, emails, cids, hashes, statuses, run_id],
+        )
+    if removed:
+        cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
+                    "AND email IN (SELECT unnest(?::VARCHAR[]))", [export_id, tkey, removed])
+
+
+def save_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, submission: dict, meta: list) -> int:
+    return cur.execute(
+        "INSERT INTO export_pending_submissions (run_id, export_id, target_key, kind, submission_json, meta_json) "
+        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        [run_id, export_id, tkey, kind, json.dumps(submission), json.dumps(meta)],
+    ).fetchone()[0]
+
+
+def mark_collected(cur, submission_id: int) -> None:
+    cur.execute("UPDATE export_pending_submissions SET collected = TRUE, collected_at = now() WHERE id = ?",
+                [submission_id])
+
+
+def uncollected_submissions(db, export_id: int) -> list[dict]:
+    rows = _read(db, lambda cur: _rows(
+        cur, "SELECT id, run_id, target_key, kind, submission_json, meta_json FROM export_pending_submissions "
+             "WHERE export_id = ? AND NOT collected ORDER BY id", [export_id]))
+    for r in rows:
+        r["submission"] = json.loads(r.pop("submission_json"))
+        r["meta"] = json.loads(r.pop("meta_json"))
+    return rows
+
+
+def run_outcome_counts(db, run_id: int) -> list[dict]:
+    return _read(db, lambda cur: _rows(
+        cur, "SELECT target_key, action, outcome, count(*) AS contacts FROM export_run_contacts WHERE run_id = ? "
+             "GROUP BY ALL ORDER BY target_key, action, outcome", [run_id]))
+
+
+_OUTCOME_COLUMNS = "target_key, email, customer_id, action, outcome, reason"
+
+
+def _outcome_filter(run_id: int, outcome: str | None, action: str | None) -> tuple[str, list]:
+    where, params = ["run_id = ?"], [run_id]
+    if outcome:
+        where.append("outcome = ?")
+        params.append(outcome)
+    if action:
+        where.append("action = ?")
+        params.append(action)
+    return " WHERE " + " AND ".join(where), params
+
+
+def run_contacts_page(db, run_id: int, *, outcome: str | None = None, action: str | None = None,
+                      limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    where, params = _outcome_filter(run_id, outcome, action)
+
+    def q(cur):
+        total = cur.execute("SELECT count(*) FROM export_run_contacts" + where, params).fetchone()[0]
+        rows = _rows(cur, f"SELECT {_OUTCOME_COLUMNS} FROM export_run_contacts{where} "
+                          "ORDER BY target_key, action, email LIMIT ? OFFSET ?", params + [limit, offset])
+        return rows, total
+    return _read(db, q)
+
+
+def iter_run_contacts(db, run_id: int, *, outcome: str | None = None, action: str | None = None,
+                      chunk: int = 10_000) -> Iterator[tuple]:
+    """Stream (target_key, email, customer_id, action, outcome, reason) with fetchmany."""
+    where, params = _outcome_filter(run_id, outcome, action)
+    with db.cursor() as cur:
+        cur.execute(f"SELECT {_OUTCOME_COLUMNS} FROM export_run_contacts{where} ORDER BY target_key, action, email",
+                    params)
+        while True:
+            rows = cur.fetchmany(chunk)
+            if not rows:
+                break
+            yield from rows
+
+
+# ------------------------------------------------------------------------------ suppression list
+
+def suppressed_count(db) -> int:
+    return _read(db, lambda cur: cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0])
+
+
+def list_suppressed(db, *, limit: int = 100, offset: int = 0, search: str | None = None) -> list[dict]:
+    sql, params = "SELECT email, reason, added_by, added_at FROM suppression_list", []
+    if search:
+        sql += " WHERE email LIKE ?"
+        params.append(f"%{search.strip().lower()}%")
+    return _read(db, lambda cur: _rows(cur, sql + " ORDER BY email LIMIT ? OFFSET ?", params + [limit, offset]))
+
+
+def add_suppressed(cur, emails: list[str], reason: str | None, added_by: str) -> int:
+    if not emails:
+        return 0
+    before = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
+    cur.execute("INSERT INTO suppression_list (email, reason, added_by) "
+                "SELECT DISTINCT unnest(?::VARCHAR[]), ?, ? ON CONFLICT DO NOTHING", [emails, reason, added_by])
+    return cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0] - before
+
+
+def remove_suppressed(cur, emails: list[str]) -> int:
+    before = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
+    cur.execute("DELETE FROM suppression_list WHERE email IN (SELECT unnest(?::VARCHAR[]))", [emails])
+    return before - cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
+
+
+def clear_suppressed(cur) -> int:
+    n = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
+    cur.execute("DELETE FROM suppression_list")
+    return n
+
+
+def attribute_labels(db) -> dict[str, Any]:
+    from storage import catalogue
+
+    return {a.key: a.label for a in catalogue.list_attributes(db)}

@@ -1,0 +1,145 @@
+"""AppTest of Data > Enrichment: discover tile, the wizard (with the mapping limit), list, review."""
+from __future__ import annotations
+
+from tests.pages.helpers import app_as, switch_to
+from tests.test_enrichment_support import insert_profiles, make_connection, make_profiles
+
+
+def open_page(username):
+    at = app_as(username).run()     # signs in (sets the current user), then opens the page
+    assert not at.exception, at.exception
+    return switch_to(at, "enrichment.py")
+
+
+def _button(at, key):
+    return at.button(key=key)
+
+
+def _next(at):
+    return _button(at, "enr_wiz.next").click().run()
+
+
+def _errors(at):
+    return [e.value for e in at.error]
+
+
+def _setup(db, admin, n=20):
+    insert_profiles(db, make_profiles(n, per_company=2, invalid=1))
+    cid = make_connection(db, admin)
+    db.close()
+    return cid
+
+
+def test_wizard_creates_enrichment_with_mapping_limit(db, admin):
+    _setup(db, admin)
+    at = open_page("alice")
+    assert not at.exception, at.exception
+    _button(at, "enr_discover_leadspace").click().run()
+    assert "Step 1 of 7: Connection" in [c.value for c in at.caption]
+    assert at.selectbox(key="enr_wiz.w.connection_id").value is not None
+    _next(at)                                               # -> Dataset
+    assert at.radio(key="enr_wiz.w.dataset").value == "all"
+    _next(at)                                               # -> Address
+    at.radio(key="enr_wiz.w.address").set_value("secondary").run()
+    _button(at, "enr_wiz.back").click().run()               # Back keeps answers
+    assert "Step 2 of 7: Dataset" in [c.value for c in at.caption]
+    _next(at)
+    assert at.radio(key="enr_wiz.w.address").value == "secondary"
+    at.radio(key="enr_wiz.w.address").set_value("primary").run()
+    _next(at)                                               # -> Field mapping
+    assert "Step 4 of 7: Field mapping" in [c.value for c in at.caption]
+    _button(at, "enr_map_add").click().run()
+    _button(at, "enr_map_add").click().run()
+    assert not _errors(at)
+    _button(at, "enr_map_add").click().run()                # a third optional field is refused
+    assert any("at most two fields" in e for e in _errors(at))
+    fields = [s.value for s in at.selectbox if s.label == "Leadspace field"]
+    assert sorted(fields) == ["company_location", "company_website"]
+    # mapping the same field twice is refused at Next
+    at.selectbox(key="enr_wiz.w.extra_field_1").set_value("company_website").run()
+    _next(at)
+    assert any("mapped once" in e for e in _errors(at))
+    at.selectbox(key="enr_wiz.w.extra_field_1").set_value("company_location").run()
+    _next(at)                                               # -> Matching policy
+    assert "Step 5 of 7: Matching policy" in [c.value for c in at.caption]
+    assert at.selectbox(key="enr_wiz.w.min_confidence").value == "MEDIUM"
+    at.number_input(key="enr_wiz.w.skip_recent_days").set_value(30).run()
+    _next(at)                                               # -> Name
+    at.text_input(key="enr_wiz.w.name").set_value("").run()
+    _next(at)
+    assert any("name" in e for e in _errors(at))
+    at.text_input(key="enr_wiz.w.name").set_value("Firmographics").run()
+    _next(at)                                               # -> Review
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Profiles in the dataset"] == "41"
+    assert metrics["Companies to send"] == "20"
+    assert metrics["Estimated credits (at most)"] == "20"
+    _button(at, "enr_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved" in s.value for s in at.success)
+
+    from ui import deps
+    from services import enrichment as svc
+    [row] = svc.list_enrichments(deps.get_db())
+    cfg = svc.get_enrichment(deps.get_db(), row["id"])["config"]
+    assert cfg.fields == ["company_name", "company_website", "company_location"]
+    assert cfg.skip_recent_days == 30 and row["status"] == "Not run yet"   # saving does not run it
+
+
+def test_first_step_requires_a_connection(db, admin):
+    insert_profiles(db, make_profiles(2))
+    db.close()
+    at = open_page("alice")
+    _button(at, "enr_discover_leadspace").click().run()
+    assert any("no Leadspace connection" in i.value for i in at.info)
+    _next(at)
+    assert any("Choose a Leadspace connection" in e for e in _errors(at))
+
+
+def test_list_run_and_review_queue(db, admin):
+    from core.enrichment import EnrichmentConfig
+    from services import enrichment as svc
+
+    cid = make_connection(db, admin)
+    insert_profiles(db, make_profiles(3, per_company=1))
+    eid = svc.save_enrichment(db, admin, "Firmographics", EnrichmentConfig(connection_id=cid))
+    # put two matches in the review queue directly (as a run would)
+    with db.transaction() as cur:
+        for cust in ("c000000", "c000001"):
+            cur.execute("INSERT INTO enrichment_review (enrichment_id, customer_id, pass_id, input_json, result_json, "
+                        "confidence, status) VALUES (?, ?, 1, '{\"name\":\"Acme\"}', "
+                        "'{\"name\":\"Acme Corp\",\"industry\":\"Software\",\"employees_exact\":12}', 'LOW', 'pending')",
+                        [eid, cust])
+    db.close()
+    at = open_page("alice")
+    assert not at.exception, at.exception
+    assert any(b.key == f"enr_run_{eid}" for b in at.button)
+    _button(at, f"enr_review_{eid}").click().run()
+    assert not at.exception, at.exception
+    at.multiselect(key="enr_review_pick").set_value(["c000000"]).run()
+    _button(at, "enr_review_accept").click().run()
+    assert not at.exception, at.exception
+    assert any("Accepted 1 match" in s.value for s in at.success)
+    _button(at, "enr_review_select_all").click().run()
+    assert at.multiselect(key="enr_review_pick").value == ["c000001"]
+    _button(at, "enr_review_reject").click().run()
+    assert any("Rejected 1 match" in s.value for s in at.success)
+
+    from ui import deps
+    from storage import enrichment as repo
+    row = repo.enriched_row(deps.get_db(), eid, "c000000")
+    assert row["industry"] == "Software" and row["accepted_by"] == "alice"
+    # Run queues a background run (workers are off in tests)
+    _button(at, "enr_back_home").click().run()
+    _button(at, f"enr_run_{eid}").click().run()
+    assert not at.exception, at.exception
+    assert any("queued" in s.value for s in at.success)
+    assert at.button(key=f"enr_cancel_{eid}") is not None
+
+
+def test_viewer_sees_no_edit_buttons(db, admin, viewer):
+    _setup(db, admin)
+    at = open_page("victor")
+    assert not at.exception, at.exception
+    assert not any(b.key == "enr_discover_leadspace" for b in at.button)

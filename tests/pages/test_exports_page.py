@@ -1,0 +1,123 @@
+"""AppTest of Data > Exports: the Add destination wizard per vendor, the list, dry run and run."""
+from __future__ import annotations
+
+import pytest
+
+from tests.pages.helpers import app_as, switch_to
+from tests.test_exports_support import VENDORS, World, base_people
+
+
+def _prepare(db, admin, monkeypatch):
+    world = World(db, admin, monkeypatch)
+    world.add_profiles(base_people(5))
+    sid = world.segment("Nordics", [f"c{i}" for i in range(5)])
+    return world, sid
+
+
+def _next(at):
+    at.button(key="export_wiz.next").click()
+    return at.run()
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_wizard_saves_export_per_vendor(db, admin, monkeypatch, vendor):
+    world, sid = _prepare(db, admin, monkeypatch)
+    conn_id = world.connections[vendor]
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    assert not at.exception
+    at.button(key="exports_add").click()
+    at.run()
+    at.button(key=f"exports_conn_{conn_id}").click()
+    at.run()
+    at = _next(at)
+    at.text_input(key="export_wiz.w.name").input(f"Nordics to {vendor}")
+    at = _next(at)
+    # Data matching: add the first offered vendor field, mapped to its suggested attribute
+    at.button(key="exports_add_attr").click()
+    at.run()
+    at = _next(at)
+    at.multiselect(key="export_wiz.w.segment_ids").select(sid)
+    at.run()
+    at = _next(at)
+    if vendor == "omnisend":
+        assert at.text_input(key=f"export_wiz.w.tname_{sid}").value == "segment: Nordics"
+    if vendor == "sendgrid":
+        at.radio(key=f"export_wiz.w.tmode_{sid}").set_value("id")
+        at.run()
+        at.text_input(key=f"export_wiz.w.tid_{sid}").input("list-123")
+        at.run()
+    at = _next(at)
+    at.radio(key="export_wiz.w.sync_mode").set_value("add_only")
+    at.run()
+    at = _next(at)
+    assert not at.exception
+    assert any("Contacts in the segments" in m.label for m in at.metric)
+    at.button(key="exports_save").click()
+    at.run()
+    assert not at.exception, at.exception
+    from ui import deps
+    from services import exports
+
+    live = deps.get_db()
+    rows = live.query("SELECT id, name, vendor, sync_mode, mapping_json FROM exports")
+    assert len(rows) == 1 and rows[0][1] == f"Nordics to {vendor}" and rows[0][2] == vendor
+    assert rows[0][3] == "add_only"
+    export = exports.get_export(live, rows[0][0])
+    assert export["segment_ids"] == [sid] and export["mapping"][0]["field"] == "first_name"
+    if vendor == "sendgrid":
+        assert export["targets"][sid] == {"mode": "id", "id": "list-123", "name": None}
+    # saving never runs it
+    assert live.query_one("SELECT count(*) FROM runs WHERE kind = 'export'")[0] == 0
+
+
+def test_list_dry_run_and_run(db, admin, monkeypatch):
+    world, sid = _prepare(db, admin, monkeypatch)
+    eid = world.export("iterable", [sid], name="Nordics to Iterable")
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    assert not at.exception
+    assert "Nordics to Iterable" in at.dataframe[0].value["name"].tolist()
+    at.button(key="exports_dry_run").click()
+    at.run()
+    assert not at.exception
+    from jobs import runner
+    from ui import deps
+
+    live = deps.get_db()
+    runner.run_pending(live)
+    at.run()
+    assert not at.exception
+    assert any(m.label == "To add" and m.value == "5" for m in at.metric)
+    at.button(key="exports_run_now").click()
+    at.run()
+    runner.run_pending(live)
+    at.run()
+    assert not at.exception
+    run = runner.list_runs(live, kind="export", limit=1)[0]
+    assert run["status"] == "succeeded" and run["counts"]["accepted"] == 5
+    assert any(m.label == "Accepted" and m.value == "5" for m in at.metric)
+
+
+def test_viewer_sees_list_without_actions(db, admin, viewer, monkeypatch):
+    world, sid = _prepare(db, admin, monkeypatch)
+    world.export("omnisend", [sid], name="Tagged")
+    db.close()
+    at = switch_to(app_as("victor").run(), "exports.py")
+    assert not at.exception
+    keys = {b.key for b in at.button}
+    assert "exports_add" not in keys and "exports_run" not in keys and "exports_remove" not in keys
+    assert "exports_view" in keys
+
+
+def test_suppression_page_upload(db, admin):
+    db.close()
+    at = switch_to(app_as("alice").run(), "suppression.py")
+    assert not at.exception
+    at.text_area(key="suppression_typed").input("A@Example.com\nb@example.com")
+    next(b for b in at.button if b.label == "Add").click()
+    at.run()
+    assert not at.exception
+    from ui import deps
+
+    assert deps.get_db().query_one("SELECT count(*) FROM suppression_list")[0] == 2

@@ -1,0 +1,110 @@
+"""Data > Run history (AppTest): one honest list, filters, details with steps, Run all, Cancel, Resume."""
+from __future__ import annotations
+
+import pytest
+
+from jobs import runner
+from tests.pages.helpers import app_as, switch_to
+
+
+@pytest.fixture
+def seeded(db, admin, viewer):
+    refresh = runner.submit(db, admin, "refresh", None, "System refresh", status="partially_succeeded",
+                            message="1 step(s) succeeded, 0 failed, 1 skipped")
+    runner.submit(db, "alice", "enrichment", 1, "Firmographics", "system_refresh", parent_run_id=refresh,
+                  status="succeeded")
+    runner.submit(db, "alice", "export", 5, "Newsletter", "system_refresh", parent_run_id=refresh,
+                  status="skipped", message="Skipped: enrichment 'Firmographics' failed in this refresh.")
+    failed = runner.submit(db, admin, "export", 5, "Newsletter", status="failed", message="The API key was rejected.")
+    crashed = runner.submit(db, admin, "enrichment", 1, "Firmographics")
+    runner.claim(db, crashed)
+    runner.mark_interrupted(db)
+    queued = runner.submit(db, admin, "export", 6, "Weekly digest")
+    db.close()
+    return {"refresh": refresh, "failed": failed, "crashed": crashed, "queued": queued}
+
+
+def app_db():
+    from ui import deps
+
+    return deps.get_db()
+
+
+def open_page(username="alice", run_param=None):
+    at = app_as(username)
+    if run_param is not None:
+        at.query_params["run"] = str(run_param)
+    at = at.run()
+    assert not at.exception, at.exception
+    at = switch_to(at, "run_history.py")
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at, index=0):
+    return at.dataframe[index].value
+
+
+def test_one_list_with_statuses_triggers_and_who(seeded):
+    at = open_page()
+    df = table(at)
+    assert list(df["Run"]) == [seeded["queued"], seeded["crashed"], seeded["failed"], seeded["refresh"]]
+    assert set(df["Status"]) == {"Queued", "Interrupted", "Failed", "Partially succeeded"}
+    assert set(df["Trigger"]) == {"Manual"}
+    assert set(df["Who"]) == {"alice"}
+    at.toggle(key="history_children").set_value(True).run()
+    assert "Skipped" in set(table(at)["Status"]) and "System refresh" in set(table(at)["Trigger"])
+
+
+def test_filters(seeded):
+    at = open_page()
+    at.multiselect(key="history_kind").set_value(["export"]).run()
+    assert set(table(at)["Name"]) == {"Newsletter", "Weekly digest"}
+    at.multiselect(key="history_status").set_value(["failed"]).run()
+    assert list(table(at)["Run"]) == [seeded["failed"]]
+    at.multiselect(key="history_status").set_value(["succeeded"]).run()
+    assert any("No runs match" in i.value for i in at.info)
+
+
+def test_details_show_steps_with_reasons(seeded):
+    at = open_page()
+    at.selectbox(key="history_detail").set_value(seeded["refresh"]).run()
+    assert not at.exception, at.exception
+    steps = table(at, 1)
+    assert list(steps["Status"]) == ["Succeeded", "Skipped"]
+    assert "Firmographics' failed" in steps["Message"].iloc[1]
+
+
+def test_query_param_preselects_a_run(seeded):
+    at = open_page(run_param=seeded["failed"])
+    assert at.selectbox(key="history_detail").value == seeded["failed"]
+    assert any("The API key was rejected." in m.value for m in at.markdown)
+
+
+def test_cancel_and_resume(seeded):
+    at = open_page()
+    at.selectbox(key="history_detail").set_value(seeded["queued"]).run()
+    at.button(key=f"history_cancel_{seeded['queued']}").click().run()
+    assert any(s.value == "Cancelled." for s in at.success)
+    assert runner.get_run(app_db(), seeded["queued"])["status"] == "cancelled"
+    at.selectbox(key="history_detail").set_value(seeded["crashed"]).run()
+    at.button(key=f"history_resume_{seeded['crashed']}").click().run()
+    assert not at.exception, at.exception
+    resumed = runner.list_runs(app_db(), trigger="resume")
+    assert len(resumed) == 1 and resumed[0]["params"]["resume_of"] == seeded["crashed"]
+
+
+def test_run_all(seeded):
+    at = open_page()
+    at.button(key="history_run_all").click().run()
+    assert any("Refresh queued as run #" in s.value for s in at.success)
+    at.button(key="history_run_all").click().run()
+    assert any("already queued" in w.value for w in at.warning)
+
+
+def test_viewer_sees_history_without_actions(seeded):
+    at = open_page("victor")
+    assert len(table(at)) == 4
+    keys = [b.key for b in at.button]
+    assert "history_run_all" not in keys
+    assert not any(k and k.startswith(("history_cancel", "history_resume")) for k in keys)
