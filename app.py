@@ -7,6 +7,7 @@ from services import users as user_service
 from storage import users as users_repo
 from storage.db import DatabaseError
 from ui import auth, deps, nav
+from ui.alerts import show_alert_banner
 
 st.set_page_config(page_title="Insight Relay", page_icon=":material/hub:", layout="wide")
 
@@ -36,4 +37,6 @@ with st.sidebar:
     st.caption(f"Signed in as **{user.label}** · {user.role.value}")
     auth.logout_button()
 
-st.navigation(sections).run()
+navigation = st.navigation(sections)
+show_alert_banner(db)
+navigation.run()

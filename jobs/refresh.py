@@ -86,6 +86,7 @@ class _Refresh:
         self.counts = {f"{k}_{s}": 0 for k in ("enrichments", "segments", "exports")
                        for s in ("succeeded", "failed", "skipped")}
         self.problems: list[str] = []
+        self.partial = 0
         self.cancelled = False
 
     def _skip(self, kind: str, target_id, name, reason: str) -> None:
@@ -108,8 +109,10 @@ class _Refresh:
             self.counts[f"{kind}s_failed"] += 1
         else:
             self.counts[f"{kind}s_succeeded"] += 1
-        if outcome in BAD_OUTCOMES:
-            self.problems.append(f"{kind} '{name}' {outcome} (run #{child.get('busy_run_id') or child['id']})")
+        if outcome in BAD_OUTCOMES or outcome == "partially_succeeded":
+            label = outcome.replace("_", " ")
+            self.problems.append(f"{kind} '{name}' {label} (run #{child.get('busy_run_id') or child['id']})")
+            self.partial += outcome == "partially_succeeded"
         if outcome == "cancelled" and self.ctx.cancelled():
             self.cancelled = True
         return outcome
@@ -186,7 +189,7 @@ class _Refresh:
         if total == 0 and succeeded == 0 and failed == 0:
             return RunResult("succeeded", c, "Nothing to refresh: no active enrichments or exports"
                              + (" follow the system refresh." if self.scope == "system" else "."))
-        if failed == 0 and dependency_skips == 0:
+        if failed == 0 and dependency_skips == 0 and self.partial == 0:
             return RunResult("succeeded", c, f"Refreshed {succeeded} item(s).")
         summary = "; ".join(self.problems) or "some steps were skipped"
         if succeeded == 0:

@@ -284,48 +284,75 @@ def delivered_emails(db, export_id: int, tkey: str) -> set[str]:
 
 # ------------------------------------------------------------------------------ outcomes and state
 
+def _arrow(columns: dict[str, list]):
+    import pyarrow as pa
+
+    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+
+
 def record_outcomes(cur, rows: list[tuple]) -> None:
     """Bulk insert (run_id, export_id, target_key, email, customer_id, action, outcome, reason)."""
     if not rows:
         return
-    cols = list(zip(*rows))
-    cur.execute(
-        "INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, outcome, reason) "
-        "SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-        [list(c) for c in cols],
-    )
+    run_ids, export_ids, tkeys, emails, cids, actions, outcomes, reasons = (list(c) for c in zip(*rows))
+    batch = _arrow({"target_key": tkeys, "email": emails, "customer_id": cids, "action": actions,
+                    "outcome": outcomes, "reason": reasons})
+    cur.register("outcome_batch", batch)
+    try:
+        if len(set(run_ids)) == 1 and len(set(export_ids)) == 1:
+            cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
+                        "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
+                        "FROM outcome_batch", [run_ids[0], export_ids[0]])
+        else:  # never happens in practice (one run per flush); keep it correct anyway
+            for r in rows:
+                cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, "
+                            "action, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(r))
+    finally:
+        cur.unregister("outcome_batch")
 
 
 def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tuple]) -> None:
-    """Fold known outcomes into the delivery state. rows: (email, customer_id, contact_hash, action, outcome).
+    """Fold known outcomes into the delivery state. rows: (email, customer_id, hash, action, outcome).
 
-    upsert accepted -> on the list with this hash; update/retry rejected -> still on the list but marked
-    rejected (resent next run); add rejected -> nothing (not on the list; it's new again next run);
-    remove accepted -> no longer delivered; remove rejected -> kept (removal retried next run);
-    pending -> nothing until collected.
+    upsert accepted -> on the list with this hash; update/retry rejected -> still on the list, marked
+    rejected (always resent next run, whatever the hash); add rejected -> nothing (not on the list; it's
+    new again next run); remove accepted -> no longer delivered; remove rejected -> kept (removal is
+    retried next run); pending -> nothing until collected.
     """
-    upserts = [(e, c, h, "accepted") for e, c, h, a, o in rows if a != sync.REMOVE and o == "accepted"]
-    upserts += [(e, c, h, "rejected") for e, c, h, a, o in rows
-                if a in (sync.UPDATE, sync.RETRY) and o == "rejected"]
-    removed = [e for e, c, h, a, o in rows if a == sync.REMOVE and o == "accepted"]
-    if upserts:
-        emails, cids, hashes, statuses = (list(c) for c in zip(*upserts))
-        # A rejected update keeps the old hash (so the next diff still sees it as changed).
-        cur.execute(
-            "INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, added_by_export, "
-            "last_status, last_run_id, updated_at) "
-            "SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), TRUE, "
-            "unnest(?::VARCHAR[]), ?, now() "
-            "ON CONFLICT DO UPDATE SET customer_id = excluded.customer_id, "
-            "contact_hash = CASE WHEN excluded.last_status = 'accepted' THEN excluded.contact_hash "
-            "  ELSE export_delivered.contact_hash END, "
-            "last_status = excluded.last_status, last_run_id = excluded.last_run_id, updated_at = now()",
-            [export_id, tkey, emails, cids, hashes, statuses, run_id],
-        )
-    if removed:
+    keep: dict[str, tuple] = {}
+    touched: list[str] = []
+    for email, cid, chash, action, outcome in rows:
+        if outcome == "pending":
+            continue
+        if action == sync.REMOVE:
+            if outcome == "accepted":
+                touched.append(email)
+                keep.pop(email, None)
+            continue
+        if outcome == "accepted":
+            keep[email] = (cid, chash, "accepted")
+            touched.append(email)
+        elif action in (sync.UPDATE, sync.RETRY):
+            keep[email] = (cid, chash, "rejected")
+            touched.append(email)
+    if not touched:
+        return
+    emails = list(keep)
+    batch = _arrow({"email": emails, "customer_id": [keep[e][0] for e in emails],
+                    "contact_hash": [keep[e][1] for e in emails], "last_status": [keep[e][2] for e in emails]})
+    gone = _arrow({"email": list(set(touched))})
+    cur.register("delivered_batch", batch)
+    cur.register("delivered_gone", gone)
+    try:
         cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
-                    "AND email IN (SELECT unnest(?::VARCHAR[]))", [export_id, tkey, removed])
+                    "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
+        cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
+                    "added_by_export, last_status, last_run_id, updated_at) "
+                    "SELECT ?, ?, email, customer_id, contact_hash, TRUE, last_status, ?, now() FROM delivered_batch",
+                    [export_id, tkey, run_id])
+    finally:
+        cur.unregister("delivered_batch")
+        cur.unregister("delivered_gone")
 
 
 def save_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, submission: dict, meta: list) -> int:

@@ -172,3 +172,10 @@ def test_cancelling_the_refresh_skips_the_rest(db, admin, world, monkeypatch):
 def test_nothing_to_refresh(db, admin):
     run = _refresh(db, admin)
     assert run["status"] == "succeeded" and "Nothing to refresh" in run["message"]
+
+
+def test_a_partially_succeeded_export_makes_the_refresh_partial(db, admin, world, monkeypatch):
+    monkeypatch.setitem(runner.HANDLERS, "export", lambda ctx: RunResult("partially_succeeded", {"rejected": 2}))
+    run = _refresh(db, admin)
+    assert run["status"] == "partially_succeeded"
+    assert "export 'Plain' partially succeeded" in run["message"]

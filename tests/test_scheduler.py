@@ -1,6 +1,7 @@
 """Schedules (pure) and the Scheduler with an injected clock."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -221,3 +222,26 @@ def test_install_appends_a_throttled_hook_once(db, admin):
     clock.now = at(2025, 5, 5, 6, 0)
     job_runner.tick_once()
     assert len(_refresh_runs(db)) == 1
+
+
+def test_installed_scheduler_runs_a_due_refresh_on_worker_threads(db, admin):
+    import jobs.refresh  # noqa: F401  (registers the refresh kind)
+
+    clock = Clock(at(2025, 5, 5, 5, 59))
+    schedule_service.save_system_schedule(db, admin, {"mode": "daily", "times": ["06:00"], "timezone": "UTC"},
+                                          now=clock())
+    job_runner = runner.JobRunner(db, workers=1, poll_interval_s=0.05)
+    install(job_runner, clock=clock, interval_s=0)
+    job_runner.start()
+    try:
+        clock.now = at(2025, 5, 5, 6, 0)
+        deadline = datetime.now() + timedelta(seconds=10)
+        while datetime.now() < deadline:
+            runs = _refresh_runs(db)
+            if runs and runs[0]["status"] == "succeeded":
+                break
+            time.sleep(0.05)
+    finally:
+        job_runner.stop()
+    [run] = _refresh_runs(db)
+    assert run["status"] == "succeeded" and run["trigger"] == "system_refresh"

@@ -26,6 +26,9 @@ def _start_runner(path: str):
     workers = int(os.environ.get("INSIGHT_RELAY_WORKERS", "2"))
     job_runner = runner.JobRunner(_open_db(path), workers=workers)
     if workers > 0:
+        from jobs import scheduler
+
+        scheduler.install(job_runner)
         job_runner.start()
     else:
         runner.mark_interrupted(job_runner.db)

@@ -34,6 +34,9 @@ CREATE TABLE export_targets (
 );
 
 -- What this export last delivered to each list: the incremental diff runs against this.
+-- One row per (export_id, target_key, email), kept so by storage/exports.py (delete + insert per batch).
+-- No PRIMARY KEY on purpose: inserting 1 M new keys into a DuckDB ART index costs tens of seconds,
+-- while the hash semi-join of a batch against an unindexed table is a few milliseconds.
 CREATE TABLE export_delivered (
     export_id BIGINT NOT NULL,
     target_key VARCHAR NOT NULL,             -- "id:<vendor id>" or "name:<list/tag name>"
@@ -43,8 +46,7 @@ CREATE TABLE export_delivered (
     added_by_export BOOLEAN NOT NULL DEFAULT TRUE,
     last_status VARCHAR NOT NULL,            -- accepted | rejected (last update failed; still on the list)
     last_run_id BIGINT,
-    updated_at TIMESTAMP,
-    PRIMARY KEY (export_id, target_key, email)
+    updated_at TIMESTAMP
 );
 
 -- Every contact's outcome in every run (append only).

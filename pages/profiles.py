@@ -1,0 +1,177 @@
+"""Data › Profiles: browse with search and filters, open one profile, import a CSV or Parquet file."""
+import hashlib
+
+import streamlit as st
+
+from core import importing
+from core.importing import ImportPlan, ProfileImportError
+from core.permissions import Action, PermissionDenied, can
+from services import profiles as svc
+from ui import deps
+from ui.session import current_user, show_error
+
+db = deps.get_db()
+user = current_user()
+TRI = {"Any": None, "Yes": True, "No": False}
+TARGET_LABELS = {importing.TARGET_EXTRA: "Keep as extra attribute", importing.TARGET_IGNORE: "Ignore",
+                 **importing.STANDARD_ATTRIBUTES}
+
+
+def _guarded(fn, *args, **kwargs):
+    """Call a service; show a plain message instead of a traceback. Returns None on failure."""
+    try:
+        return fn(*args, **kwargs)
+    except (ProfileImportError, PermissionDenied, ValueError) as exc:
+        show_error(exc)
+    except Exception as exc:  # noqa: BLE001 - never show a traceback on the page
+        st.error(f"Something went wrong: {exc}")
+    return None
+
+
+def browse_section() -> None:
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    search = c1.text_input("Search name, email, company or customer ID", key="pf_search")
+    countries = ["Any"] + svc.country_options(db)
+    country = c2.selectbox("Country", countries, key="pf_country")
+    opted_out = c3.selectbox("Opted out", list(TRI), key="pf_opted_out")
+    has_company = c4.selectbox("Has company", list(TRI), key="pf_has_company")
+    filters = svc.normalize_filters({"search": search, "country": None if country == "Any" else country,
+                                     "opted_out": TRI[opted_out], "has_company": TRI[has_company]})
+    p1, p2, _ = st.columns([1, 1, 4])
+    page_size = p2.selectbox("Rows per page", [25, 50, 100], index=1, key="pf_page_size")
+    page_no = p1.number_input("Page", min_value=1, value=1, step=1, key="pf_page")
+    result = _guarded(svc.browse, db, user, filters, page=int(page_no), page_size=int(page_size))
+    if result is None:
+        return
+    st.caption(f"{result.total:,} profiles · page {result.page:,} of {result.pages:,}")
+    if not result.rows:
+        st.info("No profiles match." if any(v is not None for v in filters.values())
+                else "No profiles yet. Import a CSV or Parquet file in the Import tab.")
+        return
+    st.dataframe(result.rows, hide_index=True, use_container_width=True)
+
+    if svc.segment_saving_available() and can(user, Action.EDIT_SEGMENTS):
+        with st.expander("Save these filters as a segment"):
+            name = st.text_input("Segment name", key="pf_segment_name")
+            if st.button("Save as segment", key="pf_segment_save", disabled=not name.strip()):
+                if _guarded(svc.save_filters_as_segment, db, user, name.strip(), filters) is not None:
+                    st.success(f"Segment {name.strip()!r} saved. Open it in Data › Segments.")
+
+    labels = {r["customer_id"]: f"{r['customer_id']} · {' '.join(x for x in (r['first_name'], r['last_name']) if x)}"
+              for r in result.rows}
+    chosen = st.selectbox("Open a profile", [""] + list(labels), format_func=lambda k: labels.get(k, "—"),
+                          key="pf_open")
+    if chosen:
+        detail_section(chosen)
+
+
+def detail_section(customer_id: str) -> None:
+    detail = _guarded(svc.profile_detail, db, user, customer_id)
+    if detail is None:
+        st.warning("That profile is no longer there.")
+        return
+    st.subheader(f"Profile {customer_id}")
+    st.dataframe(detail["attributes"], hide_index=True, use_container_width=True)
+    st.subheader("Segments and enrichment")
+    if detail["segments"] is None:
+        st.caption("Segment membership will appear here once segments are set up.")
+    elif detail["segments"]:
+        st.dataframe(detail["segments"], hide_index=True, use_container_width=True)
+    else:
+        st.caption("This profile is in no segment.")
+    if detail["enrichment"]:
+        st.dataframe(detail["enrichment"], hide_index=True, use_container_width=True)
+    else:
+        st.caption("No enriched attributes for this profile yet.")
+
+
+def choose_file() -> dict | None:
+    source = st.radio("Source", ["Upload a file", "A file on the server"], horizontal=True, key="imp_source")
+    if source == "Upload a file":
+        upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "txt", "parquet"], key="imp_upload")
+        if upload is not None and st.session_state.get("imp_upload_id") != upload.file_id:
+            path = _guarded(svc.save_upload, upload, upload.name)
+            if path is not None:
+                st.session_state["imp_upload_id"] = upload.file_id
+                st.session_state["imp_file"] = {"path": str(path), "name": upload.name, "uploaded": True}
+    else:
+        typed = st.text_input("Path on the server", key="imp_path",
+                              help="Files inside the data folder, or a folder listed in INSIGHT_RELAY_IMPORT_DIRS.")
+        if st.button("Read file", key="imp_read"):
+            path = _guarded(svc.resolve_server_path, typed)
+            if path is not None:
+                st.session_state["imp_file"] = {"path": str(path), "name": path.name, "uploaded": False}
+    return st.session_state.get("imp_file")
+
+
+def import_section() -> None:
+    done = st.session_state.pop("imp_result", None)
+    if done is not None:
+        st.success(done.summary())
+        for warning in done.warnings:
+            st.warning(warning)
+    chosen = choose_file()
+    if chosen:
+        preview = _guarded(svc.inspect_file, db, user, chosen["path"], chosen["name"])
+        if preview is not None:
+            mapping_form(preview, chosen)
+    st.subheader("Recent imports")
+    history = svc.recent_imports(db)
+    if history:
+        st.dataframe(history, hide_index=True, use_container_width=True)
+    else:
+        st.caption("No imports yet.")
+
+
+def mapping_form(preview, chosen: dict) -> None:
+    token = hashlib.sha1(preview.path.encode()).hexdigest()[:8]
+    details = [preview.file_format.upper()]
+    if preview.delimiter:
+        details.append("delimiter " + {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[preview.delimiter])
+    if preview.encoding:
+        details.append(f"encoding {preview.encoding}")
+    st.markdown(f"**{preview.file_name}** · " + " · ".join(details))
+    for warning in preview.warnings:
+        st.warning(warning)
+    st.dataframe(preview.rows, hide_index=True, use_container_width=True,
+                 column_config={c.header: f"{c.header} ({c.detected_type})" for c in preview.columns})
+    headers = preview.headers
+    key_index = headers.index(preview.suggested_key) if preview.suggested_key in headers else 0
+    key_column = st.selectbox("Customer ID column (the key)", headers, index=key_index, key=f"imp_{token}_key")
+    st.markdown("**Map columns to profile attributes**")
+    options = list(TARGET_LABELS)
+    mapping = {}
+    grid = st.columns(3)
+    suggested = importing.suggest_mapping(headers, key_column)
+    for i, column in enumerate(preview.columns):
+        default = suggested.get(column.header, importing.TARGET_EXTRA)
+        mapping[column.header] = grid[i % 3].selectbox(
+            column.header, options, index=options.index(default), format_func=TARGET_LABELS.get,
+            key=f"imp_{token}_map_{i}", help=f"Detected type: {column.detected_type}")
+    mode = st.radio("Mode", ["upsert", "replace"], horizontal=True, key=f"imp_{token}_mode",
+                    format_func={"upsert": "Upsert: add new profiles, update existing ones",
+                                 "replace": "Replace: the file becomes the complete set of profiles"}.get)
+    pad = False
+    if preview.file_format == "csv":
+        pad = st.checkbox("Fill missing values in short rows", key=f"imp_{token}_pad")
+    if st.button("Import", type="primary", key=f"imp_{token}_go"):
+        plan = ImportPlan(key_column=key_column, mapping=mapping, mode=mode, pad_short_rows=pad)
+        with st.spinner("Importing…"):
+            result = _guarded(svc.import_profiles, db, user, preview.path, plan, file_name=preview.file_name)
+        if result is not None:
+            if chosen.get("uploaded"):
+                svc.discard_upload(preview.path)
+            st.session_state.pop("imp_file", None)
+            st.session_state["imp_result"] = result
+            st.rerun()
+
+
+st.title("Profiles")
+if can(user, Action.IMPORT_PROFILES):
+    browse_tab, import_tab = st.tabs(["Browse", "Import"])
+    with browse_tab:
+        browse_section()
+    with import_tab:
+        import_section()
+else:
+    browse_section()

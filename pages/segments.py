@@ -1,0 +1,249 @@
+"""Data > Segments: list with live sizes, rule builder with counts and preview, save/edit/duplicate/delete, CSV."""
+from datetime import date
+
+import streamlit as st
+
+from core import segments as rules
+from core.permissions import Action, PermissionDenied, can
+from core.segments import Condition, RuleGroup, SegmentRule, SegmentRuleError
+from services import segments as svc
+from storage import segments as repo
+from ui import deps
+from ui.session import current_user
+
+db = deps.get_db()
+user = current_user()
+may_edit = can(user, Action.EDIT_SEGMENTS)
+ERRORS = (svc.SegmentError, SegmentRuleError, PermissionDenied, LookupError)
+S = st.session_state
+S.setdefault("seg_draft", SegmentRule().model_dump(mode="json"))
+S.setdefault("seg_editing_id", None)
+
+
+def draft() -> SegmentRule:
+    return SegmentRule.parse(S["seg_draft"])
+
+
+def set_draft(rule: SegmentRule) -> None:
+    S["seg_draft"] = rule.model_dump(mode="json")
+
+
+def start_editing(segment: dict | None) -> None:
+    """Load a saved segment (or a blank rule) into the builder."""
+    S["seg_editing_id"] = segment["id"] if segment else None
+    S["seg_draft"] = SegmentRule.parse(segment["rule_json"]).model_dump(mode="json") if segment \
+        else SegmentRule().model_dump(mode="json")
+    S["seg_name"] = segment["name"] if segment else ""
+    S["seg_description"] = (segment["description"] or "") if segment else ""
+    S["seg_kind"] = segment["kind"] if segment else "dynamic"
+
+
+@st.dialog("Delete segment")
+def confirm_delete(segment: dict) -> None:
+    exports = repo.exports_using(db, segment["id"])
+    st.write(f"Delete **{segment['name']}**? This cannot be undone.")
+    if exports:
+        st.warning("It is used by these exports, which will no longer send it: "
+                   + ", ".join(f"**{e['name']}**" for e in exports) + ".")
+    if st.button("Delete segment", type="primary", key="seg_delete_confirm"):
+        try:
+            svc.delete_segment(db, user, segment["id"], confirm=bool(exports))
+        except ERRORS as exc:
+            st.error(str(exc))
+            return
+        if S.get("seg_editing_id") == segment["id"]:
+            start_editing(None)
+        st.rerun()
+
+
+st.title("Segments")
+
+# -- list -------------------------------------------------------------------------------------------
+top = st.columns([4, 1])
+refresh_list = top[1].button("Refresh counts", key="seg_refresh_counts")
+segments = svc.list_with_counts(db, refresh=refresh_list)
+if segments:
+    top[0].dataframe(
+        [{"Name": s["name"], "Type": s["kind"], "Members now": s["members_now"],
+          "Change since last refresh": s["change"], "Last evaluated": s["last_evaluated_at"],
+          "Used by (exports)": ", ".join(s["used_by"])} for s in segments],
+        hide_index=True, use_container_width=True, key="seg_list")
+else:
+    top[0].info("No segments yet." + (" Build one below." if may_edit else ""))
+
+by_id = {s["id"]: s for s in segments}
+picked = st.selectbox("Segment", list(by_id), format_func=lambda i: by_id[i]["name"], index=None,
+                      placeholder="Choose a segment to see its details", key="seg_pick")
+if picked is not None:
+    seg = by_id[picked]
+    with st.container(border=True):
+        st.subheader(seg["name"])
+        if seg["description"]:
+            st.caption(seg["description"])
+        attrs = repo.attribute_map(db)
+        st.markdown(f"**Rule:** {rules.describe(repo.rule_of(seg), attrs)}  \n**Type:** {seg['kind']}"
+                    + (f" (members taken {seg['members_taken_at']:%Y-%m-%d %H:%M})" if seg["members_taken_at"] else ""))
+        cols = st.columns(6)
+        if may_edit and cols[0].button("Edit", key="seg_edit"):
+            start_editing(seg)
+            st.rerun()
+        if may_edit and cols[1].button("Duplicate", key="seg_duplicate"):
+            try:
+                svc.duplicate_segment(db, user, seg["id"])
+                st.rerun()
+            except ERRORS as exc:
+                st.error(str(exc))
+        if may_edit and cols[2].button("Delete", key="seg_delete"):
+            confirm_delete(seg)
+        if can(user, Action.RUN) and cols[3].button("Evaluate now", key="seg_evaluate"):
+            try:
+                svc.evaluate(db, seg["id"], user)
+                st.rerun()
+            except ERRORS as exc:
+                st.error(str(exc))
+        if may_edit and seg["kind"] == "static" and cols[4].button("Refresh members", key="seg_refresh_members"):
+            try:
+                svc.refresh_static_members(db, user, seg["id"])
+                st.rerun()
+            except ERRORS as exc:
+                st.error(str(exc))
+        history = repo.size_history(db, seg["id"])
+        if len(history) > 1:
+            st.line_chart(history, x="evaluated_at", y="members", x_label="Evaluated", y_label="Members")
+        try:
+            st.dataframe(repo.preview_segment(db, seg["id"]), hide_index=True, use_container_width=True,
+                         key="seg_detail_preview")
+        except ERRORS as exc:
+            st.error(str(exc))
+        if can(user, Action.DOWNLOAD):
+            options = {a.key: a.label for a in repo.pickable_attributes(db)}
+            chosen = st.multiselect("Columns in the download", list(options), format_func=options.get,
+                                    default=[k for k in repo.DEFAULT_PREVIEW_KEYS if k in options], key="seg_csv_columns")
+            st.download_button("Download members (CSV)", data=lambda: svc.members_csv(db, user, seg["id"], chosen),
+                               file_name=f"segment-{seg['id']}.csv", mime="text/csv", key="seg_download")
+
+if not may_edit:
+    st.stop()
+
+# -- builder ----------------------------------------------------------------------------------------
+editing = by_id.get(S["seg_editing_id"])
+st.header(f"Editing “{editing['name']}”" if editing else "Build a segment")
+if editing and st.button("Start a new segment instead", key="seg_new"):
+    start_editing(None)
+    st.rerun()
+
+attributes = {a.key: a for a in repo.pickable_attributes(db)}
+all_attributes = repo.attribute_map(db)
+rule = draft()
+try:
+    total, alone = svc.draft_counts(db, rule, refresh=st.button("Count again", key="seg_count"))
+except ERRORS as exc:
+    total, alone = None, {}
+    st.error(str(exc))
+st.metric("Members", "—" if total is None else f"{total:,}")
+
+group_paths = [path for path, _ in rules.iter_groups_with_paths(rule.root)]
+
+
+def group_label(path: tuple) -> str:
+    return "Top level" if not path else "Group " + ".".join(str(i + 1) for i in path)
+
+
+def show_group(group: RuleGroup, path: tuple) -> None:
+    with st.container(border=True):
+        cols = st.columns([3, 1])
+        join = cols[0].radio(f"{group_label(path)}: match", ["and", "or"], index=0 if group.join == "and" else 1,
+                             horizontal=True, key=f"seg_join_{path}",
+                             format_func=lambda j: "all of these (AND)" if j == "and" else "any of these (OR)")
+        if join != group.join:
+            set_draft(rules.set_join(draft(), path, join))
+            st.rerun()
+        if path and cols[1].button("Remove group", key=f"seg_rm_{path}"):
+            set_draft(rules.remove_item(draft(), path))
+            st.rerun()
+        if not group.items:
+            st.caption("Empty group: ignored until it has a condition.")
+        for index, item in enumerate(group.items):
+            item_path = path + (index,)
+            if isinstance(item, RuleGroup):
+                show_group(item, item_path)
+                continue
+            row = st.columns([6, 2, 1])
+            row[0].markdown(rules.describe_condition(item, all_attributes))
+            if item_path in alone:
+                row[1].caption(f"alone: {alone[item_path]:,}")
+            if row[2].button("Remove", key=f"seg_rm_{item_path}"):
+                set_draft(rules.remove_item(draft(), item_path))
+                st.rerun()
+
+
+show_group(rule.root, ())
+
+st.subheader("Add a condition")
+cols = st.columns(3)
+target = cols[0].selectbox("Add to", group_paths, format_func=group_label, key="seg_new_group")
+attr_key = cols[1].selectbox("Attribute", list(attributes), key="seg_new_attr",
+                             format_func=lambda k: attributes[k].label + (" (enrichment)" if attributes[k].source == "enrichment" else ""))
+attr = attributes[attr_key]
+operator = cols[2].selectbox("Operator", rules.OPERATORS_BY_TYPE[attr.type], key="seg_new_op",
+                             format_func=lambda o: rules.OPERATOR_LABELS[o])
+with st.form("seg_add_condition", clear_on_submit=False):
+    shape = rules.value_shape(operator)
+    value = value2 = None
+    if shape == "text":
+        value = st.text_input("Value", key="seg_value_text")
+    elif shape == "text_list":
+        value = [v.strip() for v in st.text_area("Values, one per line", key="seg_value_list").splitlines() if v.strip()]
+    elif shape == "number":
+        value = st.number_input("Value", value=0.0, key="seg_value_number")
+    elif shape == "number_range":
+        value = st.number_input("From", value=0.0, key="seg_value_from")
+        value2 = st.number_input("To", value=100.0, key="seg_value_to")
+    elif shape == "date":
+        value = st.date_input("Date", value=date.today(), key="seg_value_date")
+    elif shape == "date_range":
+        value = st.date_input("From", value=date.today().replace(day=1), key="seg_value_date_from")
+        value2 = st.date_input("To", value=date.today(), key="seg_value_date_to")
+    elif shape == "days":
+        value = st.number_input("Days", min_value=0, max_value=rules.MAX_DAYS, value=30, step=1, key="seg_value_days")
+    else:
+        st.caption("This operator needs no value.")
+    if st.form_submit_button("Add condition", type="primary"):
+        try:
+            condition = Condition(attribute=attr_key, operator=operator, value=value, value2=value2)
+            set_draft(rules.add_item(draft(), target, condition))
+            st.rerun()
+        except (ValueError, SegmentRuleError) as exc:
+            st.error(str(exc).split("\n")[-1] if not isinstance(exc, SegmentRuleError) else str(exc))
+if st.button("Add a group", key="seg_add_group", help="A group inside the chosen group: its conditions are joined by OR"):
+    try:
+        set_draft(rules.add_item(draft(), target, RuleGroup(join="or")))
+        st.rerun()
+    except ERRORS as exc:
+        st.error(str(exc))
+
+with st.expander("First 100 members"):
+    try:
+        st.dataframe(repo.preview_rule(db, rule, [*repo.DEFAULT_PREVIEW_KEYS, *rules.attribute_keys(rule)]),
+                     hide_index=True, use_container_width=True, key="seg_draft_preview")
+    except ERRORS as exc:
+        st.error(str(exc))
+
+with st.form("seg_save"):
+    name = st.text_input("Name", key="seg_name")
+    description = st.text_area("Description", key="seg_description")
+    kind = st.radio("Type", ["dynamic", "static"], horizontal=True, key="seg_kind",
+                    format_func=lambda k: "Dynamic (re-evaluated at every refresh)" if k == "dynamic"
+                    else "Static (members frozen when saved)")
+    if st.form_submit_button("Save changes" if editing else "Save segment", type="primary"):
+        try:
+            if editing:
+                svc.update_segment(db, user, editing["id"], name=name, description=description, rule=rule, kind=kind)
+            else:
+                S["seg_editing_id"] = svc.save_segment(db, user, name, description, rule, kind)
+            S["seg_saved"] = name
+            st.rerun()
+        except ERRORS as exc:
+            st.error(str(exc))
+if S.pop("seg_saved", None):
+    st.success("Segment saved.")
