@@ -5,6 +5,7 @@ Prints one JSON object per figure per line, e.g.
 
     .venv/bin/python bench/segments.py                 # 1 M and 10 M
     .venv/bin/python bench/segments.py --profiles 1000000 --repeat 5
+    .venv/bin/python bench/segments.py --keep-in /tmp/segbench   # keep + reuse generated databases
 
 Profiles are generated in DuckDB SQL (range()-based) into a temporary database file, unless
 services.demo.generate_profiles(db, n, seed) exists, which is used instead. Each figure is the best
@@ -95,11 +96,11 @@ def typical_rules() -> dict[str, SegmentRule]:
                                                      "Poland", "Sweden"]),
             opted_in])),
         "search: name/email/company contains (OR group)": SegmentRule(root=RuleGroup(items=[search])),
-        "updated in last 90 days AND company starts with 'a' AND email ends with example.com":
+        "updated between 2025-06-01 and 2025-12-31 AND company starts with 'a' AND email ends with .com":
             SegmentRule(root=RuleGroup(items=[
-                _c("profile.updated_at", Operator.IN_LAST_DAYS, 90),
+                _c("profile.updated_at", Operator.DATE_BETWEEN, "2025-06-01", "2025-12-31"),
                 _c("profile.company_name", Operator.STARTS_WITH, "a"),
-                _c("profile.email", Operator.ENDS_WITH, "example.com")])),
+                _c("profile.email", Operator.ENDS_WITH, ".com")])),
     }
 
 
@@ -113,15 +114,17 @@ def _best(fn, repeat: int) -> tuple[float, object]:
     return best, result
 
 
-def run(n: int, repeat: int, workdir: Path) -> None:
+def run(n: int, repeat: int, workdir: Path, keep: bool = False) -> None:
     path = workdir / f"bench_segments_{n}.duckdb"
+    reuse = keep and path.exists()
     db = Database(path)
-    start = time.perf_counter()
-    source = generate(db, n)
-    with db.cursor() as cur:
-        cur.execute("CHECKPOINT")
-    print(json.dumps({"bench": "segments.generate", "profiles": n, "source": source,
-                      "seconds": round(time.perf_counter() - start, 2)}), flush=True)
+    if not reuse or db.query_one("SELECT count(*) FROM profiles")[0] != n:
+        start = time.perf_counter()
+        source = generate(db, n)
+        with db.cursor() as cur:
+            cur.execute("CHECKPOINT")
+        print(json.dumps({"bench": "segments.generate", "profiles": n, "source": source,
+                          "seconds": round(time.perf_counter() - start, 2)}), flush=True)
     for label, rule in typical_rules().items():
         query = repo.compile_rule(db, rule)
         sql, params = query.members()
@@ -135,7 +138,8 @@ def run(n: int, repeat: int, workdir: Path) -> None:
         print(json.dumps({"bench": "segments.condition_counts", "profiles": n, "rule": label,
                           "seconds": round(seconds, 3)}), flush=True)
     db.close()
-    path.unlink(missing_ok=True)
+    if not keep:
+        path.unlink(missing_ok=True)
 
 
 def main(argv=None) -> None:
@@ -143,9 +147,17 @@ def main(argv=None) -> None:
     parser.add_argument("--profiles", type=int, action="append",
                         help="profile count (repeatable); default 1,000,000 and 10,000,000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep-in", metavar="DIR",
+                        help="keep the generated databases in DIR and reuse them on the next run")
     args = parser.parse_args(argv)
+    sizes = args.profiles or [1_000_000, 10_000_000]
+    if args.keep_in:
+        Path(args.keep_in).mkdir(parents=True, exist_ok=True)
+        for n in sizes:
+            run(n, args.repeat, Path(args.keep_in), keep=True)
+        return
     with tempfile.TemporaryDirectory(prefix="bench_segments_") as tmp:
-        for n in args.profiles or [1_000_000, 10_000_000]:
+        for n in sizes:
             run(n, args.repeat, Path(tmp))
 
 

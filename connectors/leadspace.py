@@ -21,8 +21,12 @@ LeadspaceClient(api_key, *, base_url="https://apigw.leadspace.com", transport=No
   poll_bulk(bulk_id) -> list[EnrichmentResult] | None         (None while 204 = still processing)
   iter_enrich_bulk(records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]
       chunks of bulk_size, up to max_in_flight bulks submitted ahead, each polled first after
-      first_poll_s then with growing waits; yields each bulk's results in submission order.
-  enrich_bulk(records) -> list[EnrichmentResult]               (all of the above, collected)
+      first_poll_s then with growing waits; yields each bulk's results (input order) in submission
+      order. Records without a company name are answered locally (invalid_input, no request).
+      On 427 it first yields every result already paid for (bulks in flight, the partial bulk),
+      then raises InsufficientCreditsError - so a consumer that stores each yield loses nothing.
+  enrich_bulk(records) -> list[EnrichmentResult]               (all of the above, collected; on 427
+      the error's partial_results holds everything obtained in the call)
   close()
 Errors: 427 anywhere -> InsufficientCreditsError (message: credits ran out, the next run continues);
   it carries `.partial_results` (list[EnrichmentResult] finished before credits ran out) and

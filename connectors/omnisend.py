@@ -81,7 +81,6 @@ _ENVELOPE_OVERHEAD = 80  # {"method":"POST","endpoint":"contacts","items":[...]}
 _ITEM_OVERHEAD = 160  # identifiers/channels/sendWelcomeMessage/tags scaffolding per item
 _FIELD_OVERHEAD = 16  # "postalCode":"", (longest property name + quotes, colon, comma)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_ISO2_RE = re.compile(r"^[A-Za-z]{2}$")
 
 
 def default_tag(segment_name: str) -> str:
@@ -257,7 +256,7 @@ class OmnisendClient:
                 continue
             if not isinstance(v, str):
                 v = str(v)
-            if prop == "country" and _ISO2_RE.match(v):
+            if prop == "country" and len(v) == 2 and v.isascii() and v.isalpha():
                 code = v.upper()
                 item["countryCode"] = "GB" if code == "UK" else code  # countryCode wins over country
             else:

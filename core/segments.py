@@ -253,6 +253,14 @@ class SegmentRule(BaseModel):
             raise SegmentRuleError(_plain_validation_message(exc)) from None
 
 
+def new_condition(attribute: str, operator: Operator | str, value: Any = None, value2: Any = None) -> Condition:
+    """Build a condition; invalid values raise SegmentRuleError with a plain sentence."""
+    try:
+        return Condition(attribute=attribute, operator=operator, value=value, value2=value2)
+    except ValidationError as exc:
+        raise SegmentRuleError(_plain_validation_message(exc).replace("The rule is not valid: ", "")) from None
+
+
 def _plain_validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     message = first.get("msg", "invalid rule")

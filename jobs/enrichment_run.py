@@ -17,7 +17,8 @@ requests-per-second limit. Tests and the bench set :data:`OPTIONS` (client facto
 """
 from __future__ import annotations
 
-import json
+import queue
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from storage import enrichment as repo
 
 KIND = "enrichment"
 CANCEL_CHECK_S = 0.5       # longest sleep between cancel checks
-APPLY_EVERY_S = 5.0        # move collected answers into the results table at least this often
+APPLY_EVERY_S = 15.0       # move collected answers into the results table at least this often
 
 
 @dataclass
@@ -67,16 +68,60 @@ def _company_input(key: str, parts: tuple):
 
 
 def _result_row(result, min_confidence: str) -> dict:
-    company = result.company or {}
-    return {
-        "input_key": str(result.external_id), "result_status": result.status, "confidence": result.confidence,
-        "outcome": core.classify(result.status, result.confidence, min_confidence), "reason": result.reason,
-        "result_json": json.dumps(company, default=str) if company else None,
-    }
+    return repo.result_row(str(result.external_id), result.status, result.confidence,
+                           core.classify(result.status, result.confidence, min_confidence), result.reason,
+                           result.company)
 
 
 def _user_message(exc: BaseException) -> str:
     return getattr(exc, "user_message", None) or str(exc) or type(exc).__name__
+
+
+class _ResultWriter:
+    """Records collected bulks on a background thread, so vendor calls never wait for DuckDB.
+
+    Safe to be late: until a bulk is recorded it is still 'submitted' in DuckDB, so after a crash the
+    next run polls it again (the vendor keeps results) instead of paying for its companies again.
+    """
+
+    def __init__(self, db, pass_id: int, min_confidence: str):
+        self.db, self.pass_id, self.min_confidence = db, pass_id, min_confidence
+        self.queue: queue.Queue = queue.Queue(maxsize=64)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name=f"enrichment-writer-{pass_id}", daemon=True)
+        self.thread.start()
+
+    def put(self, bulk_id: str, results: list, keys: list[str], missing_pending: bool = False,
+            rows: list[dict] | None = None) -> None:
+        self._raise()
+        self.queue.put((bulk_id, results, keys, missing_pending, rows))
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    bulk_id, results, keys, missing_pending, rows = item
+                    if rows is None:
+                        rows = [_result_row(r, self.min_confidence) for r in results]
+                    repo.record_bulk_results(self.db, self.pass_id, bulk_id, rows, keys,
+                                             missing_pending=missing_pending)
+            except BaseException as exc:  # surfaced in the run's thread at the next put/close
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread, re-raise a write error."""
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
 
 
 class _PassRun:
@@ -131,6 +176,15 @@ class _PassRun:
     # -------------------------------------------------------------- the loop
     def execute(self) -> tuple[str, str | None]:
         """Returns (stop_reason, message): done | cancelled | credits | error."""
+        from connectors.errors import InsufficientCreditsError
+
+        self.writer = _ResultWriter(self.db, self.pass_id, self.min_confidence)
+        try:
+            return self._execute()
+        finally:
+            self.writer.close()
+
+    def _execute(self) -> tuple[str, str | None]:
         from connectors.errors import InsufficientCreditsError
 
         opts = self.opts
@@ -191,7 +245,7 @@ class _PassRun:
         return "done", None
 
     def _collect(self, head: list) -> str:
-        """Poll one bulk; record its answers. Returns waiting | done | credits."""
+        """Poll one bulk; queue its answers for recording. Returns waiting | done | credits."""
         from connectors.errors import InsufficientCreditsError, VendorError
 
         bulk_id, keys = head[0], head[4]
@@ -199,23 +253,26 @@ class _PassRun:
             results = self.client.poll_bulk(bulk_id)
         except InsufficientCreditsError as exc:
             self._last_credits_error = exc
-            rows = [_result_row(r, self.min_confidence) for r in (getattr(exc, "partial_results", None) or [])]
+            partial = list(getattr(exc, "partial_results", None) or [])
             # Records refused for credits inside the bulk were not charged: they become pending again.
-            self.answered += repo.record_bulk_results(self.db, self.pass_id, bulk_id, rows, keys, missing_pending=True)
+            self.writer.put(bulk_id, partial, keys, missing_pending=True)
+            wanted = set(keys)
+            self.answered += len({str(r.external_id) for r in partial} & wanted)
             return "credits"
         except VendorError as exc:
             if getattr(exc, "status", None) != 404:
                 raise
             # The vendor forgot this bulk: its companies end as errors (a later pass retries them)
             # rather than being paid for again inside this pass.
-            rows = [{"input_key": k, "result_status": "error", "confidence": None, "outcome": "error",
-                     "reason": "Leadspace no longer had this bulk's results.", "result_json": None} for k in keys]
-            self.answered += repo.record_bulk_results(self.db, self.pass_id, bulk_id, rows, keys)
+            rows = [repo.result_row(k, "error", None, "error", "Leadspace no longer had this bulk's results.", None)
+                    for k in keys]
+            self.writer.put(bulk_id, [], keys, rows=rows)
+            self.answered += len(keys)
             return "done"
         if results is None:
             return "waiting"
-        rows = [_result_row(r, self.min_confidence) for r in results]
-        self.answered += repo.record_bulk_results(self.db, self.pass_id, bulk_id, rows, keys)
+        self.writer.put(bulk_id, results, keys)
+        self.answered += len(keys)
         return "done"
 
     def counts(self) -> dict:

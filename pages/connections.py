@@ -348,7 +348,9 @@ if broken:
                + ". Enter their keys again (select the connection below, tab Key). "
                "If the master key file or INSIGHT_RELAY_SECRET_KEY was changed by mistake, restoring it fixes this.")
 
-if st.session_state.get(f"{WIZ}.open"):
+if not st.session_state.get(f"{WIZ}.open"):
+    Wizard(WIZ, STEPS).clear()  # leftovers of a wizard left by navigating away (the key among them)
+else:
     st.subheader("Add connection")
     Wizard(WIZ, STEPS).show(on_cancel=lambda: _flash("info", "Nothing was saved."))
     st.stop()

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import segments as rules
 from core.permissions import Action, PermissionDenied, can
-from core.segments import Condition, RuleGroup, SegmentRule, SegmentRuleError
+from core.segments import RuleGroup, SegmentRule, SegmentRuleError
 from services import segments as svc
 from storage import segments as repo
 from ui import deps
@@ -28,14 +28,36 @@ def set_draft(rule: SegmentRule) -> None:
     S["seg_draft"] = rule.model_dump(mode="json")
 
 
+def remove(path: tuple) -> None:
+    set_draft(rules.remove_item(draft(), path))
+    S.pop("seg_change_path", None)   # paths after the removed item have shifted
+
+
 def start_editing(segment: dict | None) -> None:
     """Load a saved segment (or a blank rule) into the builder."""
+    S.pop("seg_change_path", None)
     S["seg_editing_id"] = segment["id"] if segment else None
     S["seg_draft"] = SegmentRule.parse(segment["rule_json"]).model_dump(mode="json") if segment \
         else SegmentRule().model_dump(mode="json")
     S["seg_name"] = segment["name"] if segment else ""
     S["seg_description"] = (segment["description"] or "") if segment else ""
     S["seg_kind"] = segment["kind"] if segment else "dynamic"
+
+
+VALUE_KEYS = {"text": ("seg_value_text",), "text_list": ("seg_value_list",), "number": ("seg_value_number",),
+              "number_range": ("seg_value_from", "seg_value_to"), "date": ("seg_value_date",),
+              "date_range": ("seg_value_date_from", "seg_value_date_to"), "days": ("seg_value_days",), "none": ()}
+
+
+def load_condition(path: tuple, condition: dict) -> None:
+    """on_click: put a condition into the form so the next submit changes it in place."""
+    cond = rules.new_condition(**{k: condition[k] for k in ("attribute", "operator", "value", "value2")})
+    S["seg_change_path"] = path
+    S["seg_new_group"], S["seg_new_attr"], S["seg_new_op"] = path[:-1], cond.attribute, cond.operator
+    shape = rules.value_shape(cond.operator)
+    values = ("\n".join(cond.value),) if shape == "text_list" else (cond.value, cond.value2)
+    for key, value in zip(VALUE_KEYS[shape], values):
+        S[key] = int(value) if shape == "days" else value
 
 
 @st.dialog("Delete segment")
@@ -67,7 +89,7 @@ if segments:
         [{"Name": s["name"], "Type": s["kind"], "Members now": s["members_now"],
           "Change since last refresh": s["change"], "Last evaluated": s["last_evaluated_at"],
           "Used by (exports)": ", ".join(s["used_by"])} for s in segments],
-        hide_index=True, use_container_width=True, key="seg_list")
+        hide_index=True, width="stretch", key="seg_list")
 else:
     top[0].info("No segments yet." + (" Build one below." if may_edit else ""))
 
@@ -109,9 +131,10 @@ if picked is not None:
                 st.error(str(exc))
         history = repo.size_history(db, seg["id"])
         if len(history) > 1:
-            st.line_chart(history, x="evaluated_at", y="members", x_label="Evaluated", y_label="Members")
+            st.line_chart({"evaluated_at": [h["evaluated_at"] for h in history],
+                           "members": [h["members"] for h in history]}, x="evaluated_at", y="members", x_label="Evaluated", y_label="Members")
         try:
-            st.dataframe(repo.preview_segment(db, seg["id"]), hide_index=True, use_container_width=True,
+            st.dataframe(repo.preview_segment(db, seg["id"]), hide_index=True, width="stretch",
                          key="seg_detail_preview")
         except ERRORS as exc:
             st.error(str(exc))
@@ -159,7 +182,7 @@ def show_group(group: RuleGroup, path: tuple) -> None:
             set_draft(rules.set_join(draft(), path, join))
             st.rerun()
         if path and cols[1].button("Remove group", key=f"seg_rm_{path}"):
-            set_draft(rules.remove_item(draft(), path))
+            remove(path)
             st.rerun()
         if not group.items:
             st.caption("Empty group: ignored until it has a condition.")
@@ -168,12 +191,15 @@ def show_group(group: RuleGroup, path: tuple) -> None:
             if isinstance(item, RuleGroup):
                 show_group(item, item_path)
                 continue
-            row = st.columns([6, 2, 1])
+            row = st.columns([6, 2, 1, 1])
             row[0].markdown(rules.describe_condition(item, all_attributes))
             if item_path in alone:
                 row[1].caption(f"alone: {alone[item_path]:,}")
-            if row[2].button("Remove", key=f"seg_rm_{item_path}"):
-                set_draft(rules.remove_item(draft(), item_path))
+            if item.attribute in attributes:
+                row[2].button("Change", key=f"seg_change_{item_path}", on_click=load_condition,
+                              args=(item_path, item.model_dump()))
+            if row[3].button("Remove", key=f"seg_rm_{item_path}"):
+                remove(item_path)
                 st.rerun()
 
 
@@ -208,13 +234,21 @@ with st.form("seg_add_condition", clear_on_submit=False):
         value = st.number_input("Days", min_value=0, max_value=rules.MAX_DAYS, value=30, step=1, key="seg_value_days")
     else:
         st.caption("This operator needs no value.")
-    if st.form_submit_button("Add condition", type="primary"):
+    change_path = S.get("seg_change_path")
+    if st.form_submit_button("Change condition" if change_path else "Add condition", type="primary"):
         try:
-            condition = Condition(attribute=attr_key, operator=operator, value=value, value2=value2)
-            set_draft(rules.add_item(draft(), target, condition))
+            condition = rules.new_condition(attr_key, operator, value, value2)
+            if change_path:
+                set_draft(rules.replace_item(draft(), tuple(change_path), condition))
+                S.pop("seg_change_path")
+            else:
+                set_draft(rules.add_item(draft(), target, condition))
             st.rerun()
-        except (ValueError, SegmentRuleError) as exc:
-            st.error(str(exc).split("\n")[-1] if not isinstance(exc, SegmentRuleError) else str(exc))
+        except ERRORS as exc:
+            st.error(str(exc))
+if S.get("seg_change_path") and st.button("Cancel change", key="seg_change_cancel"):
+    S.pop("seg_change_path")
+    st.rerun()
 if st.button("Add a group", key="seg_add_group", help="A group inside the chosen group: its conditions are joined by OR"):
     try:
         set_draft(rules.add_item(draft(), target, RuleGroup(join="or")))
@@ -225,7 +259,7 @@ if st.button("Add a group", key="seg_add_group", help="A group inside the chosen
 with st.expander("First 100 members"):
     try:
         st.dataframe(repo.preview_rule(db, rule, [*repo.DEFAULT_PREVIEW_KEYS, *rules.attribute_keys(rule)]),
-                     hide_index=True, use_container_width=True, key="seg_draft_preview")
+                     hide_index=True, width="stretch", key="seg_draft_preview")
     except ERRORS as exc:
         st.error(str(exc))
 

@@ -40,6 +40,7 @@ from storage import secrets
 log = logging.getLogger(__name__)
 
 KINDS = ("export", "enrichment")
+VENDOR_ORDER = ("leadspace", "sendgrid", "iterable", "omnisend")   # the order the wizard's tiles show
 REGION_LABELS = {"production": "Production", "eu": "EU", "sandbox": "Sandbox"}
 MAX_NAME_LEN = 80
 MIN_KEY_LEN = 8
@@ -87,8 +88,10 @@ class RemoveResult:
 def vendor_catalog() -> dict[str, dict[str, Any]]:
     from connectors import registry
 
-    return {v: {"label": m["label"], "kind": m["kind"], "description": m["description"],
-                "regions": list(m["regions"])} for v, m in registry.VENDORS.items()}
+    ordered = sorted(registry.VENDORS, key=lambda v: (VENDOR_ORDER.index(v) if v in VENDOR_ORDER else 99, v))
+    return {v: {"label": registry.VENDORS[v]["label"], "kind": registry.VENDORS[v]["kind"],
+                "description": registry.VENDORS[v]["description"], "regions": list(registry.VENDORS[v]["regions"])}
+            for v in ordered}
 
 
 def _vendor(vendor: str) -> dict[str, Any]:

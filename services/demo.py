@@ -120,6 +120,12 @@ def _plain_name(name: str) -> str:
     return name
 
 
+def _ids(values: list[str]) -> list[int]:
+    """Equal strings get equal ids (García and Garcia share the email spelling 'garcia')."""
+    index: dict[str, int] = {}
+    return [index.setdefault(v, len(index)) for v in values]
+
+
 def _parameters(n: int, seed: int) -> dict:
     directory, unknown = _company_lists()
     places = sorted({(c["city"], c["state"], c["country"], c["postal_code"]) for c in directory + unknown})
@@ -131,7 +137,9 @@ def _parameters(n: int, seed: int) -> dict:
     return {
         "n": n, "seed": seed,
         "first": [f for f, _ in FIRST_NAMES], "first_ascii": [a for _, a in FIRST_NAMES],
+        "first_ascii_id": _ids([a for _, a in FIRST_NAMES]),
         "last": [l for l, _ in LAST_NAMES], "last_ascii": [a for _, a in LAST_NAMES],
+        "last_ascii_id": _ids([a for _, a in LAST_NAMES]),
         "d_name": col(directory, "name"), "d_plain": plain,
         "d_typo": [p[:-1] if len(p) > 6 else p + "s" for p in plain],   # fuzzy-matchable misspelling
         "d_domain": col(directory, "domain"), "d_street": col(directory, "street"),
@@ -163,8 +171,8 @@ def _index(k: int, table: str) -> str:
 # Small lookup tables (idx = 1..n) built once from the parameters; the big query joins them
 # by integer index (much faster than list_element over large constant lists per row).
 _LOOKUPS = {
-    "first": ("first", "first_ascii"),
-    "last": ("last", "last_ascii"),
+    "first": ("first", "first_ascii", "first_ascii_id"),
+    "last": ("last", "last_ascii", "last_ascii_id"),
     "dir": ("d_name", "d_plain", "d_typo", "d_domain", "d_street", "d_city", "d_state", "d_country", "d_postal"),
     "unk": ("u_name", "u_domain", "u_street", "u_city", "u_state", "u_country", "u_postal"),
     "place": ("p_city", "p_state", "p_country", "p_postal"),
@@ -178,7 +186,8 @@ _LOOKUPS = {
 def _create_lookups(cur, params: dict) -> dict:
     lengths = {}
     for table, columns in _LOOKUPS.items():
-        selects = ", ".join(f"unnest(${c}) AS {c}" for c in columns)
+        selects = ", ".join(f"unnest(${c}) AS {c.replace('first_', '').replace('last_', '') if c.endswith('_id') else c}"
+                            for c in columns)
         cur.execute(f"CREATE OR REPLACE TEMP TABLE demo_{table} AS "
                     f"SELECT row_number() OVER () AS idx, * FROM (SELECT {selects})",
                     {c: params[c] for c in columns})
@@ -186,9 +195,13 @@ def _create_lookups(cur, params: dict) -> dict:
     return lengths
 
 
-# Stage 1: one row per person with every pseudo-random pick made; emails not yet de-duplicated.
-_PEOPLE_SQL = f"""
-CREATE TEMP TABLE demo_people AS
+# One INSERT ... SELECT. `r` makes every pseudo-random pick as integers; `ranked` numbers people who
+# would share an email (same ASCII first/last name, shape and company) so the 2nd gets "2" appended;
+# `copies` makes 1 % reuse another person's email identity. Strings are looked up only at the end.
+_INSERT_SQL = f"""
+INSERT INTO profiles (customer_id, email, first_name, last_name, company_name, company_website, phone, street,
+    city, state, country, postal_code, street2, city2, state2, country2, postal_code2, email_opt_out, updated_at,
+    x_job_title, x_plan, x_lifetime_value, x_signup_date)
 WITH r AS (
     SELECT i,
         {_index(1, 'first')} AS fi,
@@ -203,103 +216,99 @@ WITH r AS (
         {_roll(10)} < $company_address_pct::UBIGINT AS office_address,
         {_index(11, 'place')} AS pi,
         {_index(12, 'place')} AS pi2,
-        {_roll(13, 4)} AS email_shape,
+        {_roll(13, 3)} AS shape,
         {_roll(14, 5)} = 0 AS bare_domain,
         {_index(16, 'street')} AS si,
         {_index(18, 'street')} AS si2,
         {_index(20, 'title')} AS ti,
         {_index(21, 'plan')} AS pli
     FROM range($n) t(i)
-)
-SELECT r.i,
-    printf('C%08d', r.i + 1) AS customer_id,
-    f.first AS first_name,
-    l.last AS last_name,
-    CASE r.email_shape
-        WHEN 2 THEN left(f.first_ascii, 1) || l.last_ascii
-        WHEN 3 THEN f.first_ascii || '_' || l.last_ascii
-        ELSE f.first_ascii || '.' || l.last_ascii END AS local_part,
-    CASE WHEN NOT r.at_directory THEN u.u_name
-         WHEN r.variant < 14 THEN d.d_name          -- 70 %: exact name and website
-         WHEN r.variant < 16 THEN d.d_plain         -- 10 %: without the legal suffix
-         WHEN r.variant < 18 THEN d.d_name          -- 10 %: exact name, no website
-         WHEN r.variant < 19 THEN upper(d.d_plain)  --  5 %: shouted, no website
-         ELSE d.d_typo END AS company_name,         --  5 %: misspelt (fuzzy match)
-    CASE WHEN r.at_directory THEN d.d_domain ELSE u.u_domain END AS domain,
-    CASE WHEN r.at_directory AND r.variant IN (16, 17, 18) THEN NULL
-         WHEN r.bare_domain THEN CASE WHEN r.at_directory THEN d.d_domain ELSE u.u_domain END
-         ELSE 'https://www.' || CASE WHEN r.at_directory THEN d.d_domain ELSE u.u_domain END
-    END AS company_website,
-    CASE WHEN r.office_address AND r.at_directory THEN d.d_street
-         WHEN r.office_address THEN u.u_street
-         ELSE ({_roll(15, 250)} + 1)::VARCHAR || ' ' || s1.streets END AS street,
-    CASE WHEN r.office_address AND r.at_directory THEN d.d_city
-         WHEN r.office_address THEN u.u_city ELSE p.p_city END AS city,
-    CASE WHEN r.office_address AND r.at_directory THEN d.d_state
-         WHEN r.office_address THEN u.u_state ELSE p.p_state END AS state,
-    CASE WHEN r.office_address AND r.at_directory THEN d.d_country
-         WHEN r.office_address THEN u.u_country ELSE p.p_country END AS country,
-    CASE WHEN r.office_address AND r.at_directory THEN d.d_postal
-         WHEN r.office_address THEN u.u_postal ELSE p.p_postal END AS postal_code,
-    CASE WHEN r.has_secondary THEN ({_roll(17, 400)} + 1)::VARCHAR || ' ' || s2.streets END AS street2,
-    CASE WHEN r.has_secondary THEN p2.p_city END AS city2,
-    CASE WHEN r.has_secondary THEN p2.p_state END AS state2,
-    CASE WHEN r.has_secondary THEN p2.p_country END AS country2,
-    CASE WHEN r.has_secondary THEN p2.p_postal END AS postal_code2,
-    r.email_roll,
-    r.opted_out,
-    CASE WHEN r.email_roll >= $invalid_pct::UBIGINT AND r.email_roll < $invalid_pct::UBIGINT + $duplicate_pct::UBIGINT AND r.i > 0
-         THEN (hash(r.i, $seed::BIGINT, 19) % r.i)::BIGINT END AS duplicate_of,
-    t.titles AS job_title,
-    pl.plans AS plan,
-    round(({_roll(22, 1000000)})::DOUBLE / 100 * ({_roll(23, 3)} + 1), 2) AS lifetime_value,
-    DATE '2026-01-01' - ({_roll(24, 2200)})::INTEGER AS signup_date,
-    TIMESTAMP '2026-03-01 08:00:00' - to_minutes(({_roll(25, 525600)})::BIGINT) AS updated_at,
-    ({_roll(26, 900)} + 100)::VARCHAR || ' ' || lpad(({_roll(27, 10000)})::VARCHAR, 4, '0') AS phone_digits
-FROM r
-JOIN demo_first f ON f.idx = r.fi
-JOIN demo_last l ON l.idx = r.li
-JOIN demo_dir d ON d.idx = r.di
-JOIN demo_unk u ON u.idx = r.ui
-JOIN demo_place p ON p.idx = r.pi
-JOIN demo_place p2 ON p2.idx = r.pi2
-JOIN demo_street s1 ON s1.idx = r.si
-JOIN demo_street s2 ON s2.idx = r.si2
-JOIN demo_title t ON t.idx = r.ti
-JOIN demo_plan pl ON pl.idx = r.pli
-"""
-
-# Stage 2: unique emails (jose.garcia, jose.garcia2, ...), then 1 % copies and 2 % broken ones.
-_INSERT_SQL = """
-INSERT INTO profiles (customer_id, email, first_name, last_name, company_name, company_website, phone, street,
-    city, state, country, postal_code, street2, city2, state2, country2, postal_code2, email_opt_out, updated_at,
-    x_job_title, x_plan, x_lifetime_value, x_signup_date)
-WITH emails AS (
-    SELECT i, local_part || CASE WHEN rn > 1 THEN rn::VARCHAR ELSE '' END || '@' || domain AS email
-    FROM (SELECT i, local_part, domain, row_number() OVER (PARTITION BY hash(local_part, domain) ORDER BY i) AS rn
-          FROM demo_people)
 ),
-copies AS (
-    SELECT p.i, e.email FROM demo_people p JOIN emails e ON e.i = p.duplicate_of WHERE p.duplicate_of IS NOT NULL
+keyed AS (
+    SELECT r.*, f.ascii_id AS fa, l.ascii_id AS la,
+        CASE WHEN at_directory THEN di ELSE -ui END AS company_slot
+    FROM r JOIN demo_first f ON f.idx = r.fi JOIN demo_last l ON l.idx = r.li
+),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY fa, la, shape, company_slot ORDER BY i) AS rn,
+        CASE WHEN email_roll >= $invalid_pct::UBIGINT AND email_roll < ($invalid_pct + $duplicate_pct)::UBIGINT
+             AND i > 0 THEN (hash(i, $seed::BIGINT, 19) % i)::BIGINT END AS duplicate_of
+    FROM keyed
+),
+people AS (
+    SELECT a.*,
+        coalesce(b.fi, a.fi) AS efi, coalesce(b.li, a.li) AS eli, coalesce(b.shape, a.shape) AS eshape,
+        coalesce(b.at_directory, a.at_directory) AS edir, coalesce(b.di, a.di) AS edi,
+        coalesce(b.ui, a.ui) AS eui, coalesce(b.rn, a.rn) AS ern
+    FROM ranked a LEFT JOIN ranked b ON b.i = a.duplicate_of
+),
+emails AS (
+    SELECT p.*,
+        CASE p.eshape WHEN 0 THEN ef.first_ascii || '.' || el.last_ascii
+                      WHEN 1 THEN left(ef.first_ascii, 1) || el.last_ascii
+                      ELSE ef.first_ascii || '_' || el.last_ascii END
+        || CASE WHEN p.ern > 1 THEN p.ern::VARCHAR ELSE '' END
+        || '@' || CASE WHEN p.edir THEN ed.d_domain ELSE eu.u_domain END AS clean_email
+    FROM people p
+    JOIN demo_first ef ON ef.idx = p.efi
+    JOIN demo_last el ON el.idx = p.eli
+    JOIN demo_dir ed ON ed.idx = p.edi
+    JOIN demo_unk eu ON eu.idx = p.eui
 )
-SELECT p.customer_id,
-    CASE WHEN p.email_roll < $invalid_pct::UBIGINT THEN
-            CASE hash(p.i, $seed::BIGINT, 30) % 5
-                WHEN 0 THEN replace(e.email, '@', ' at ')
-                WHEN 1 THEN replace(e.email, '@', '@@')
-                WHEN 2 THEN split_part(e.email, '@', 1) || '@'
-                WHEN 3 THEN split_part(e.email, '@', 1)
-                ELSE replace(e.email, '.', ' ') END
-         WHEN c.email IS NOT NULL THEN c.email
-         ELSE e.email END,
-    p.first_name, p.last_name, p.company_name, p.company_website,
-    coalesce(dial.dial_codes, '+1') || ' ' || p.phone_digits,
-    p.street, p.city, p.state, p.country, p.postal_code, p.street2, p.city2, p.state2, p.country2, p.postal_code2,
-    p.opted_out, p.updated_at, p.job_title, p.plan, p.lifetime_value, p.signup_date
-FROM demo_people p
-JOIN emails e ON e.i = p.i
-LEFT JOIN copies c ON c.i = p.i
-LEFT JOIN demo_dial dial ON dial.dial_countries = p.country
+SELECT 'C' || lpad((e.i + 1)::VARCHAR, 8, '0'),
+    CASE WHEN e.email_roll < $invalid_pct::UBIGINT THEN
+            CASE hash(e.i, $seed::BIGINT, 30) % 5
+                WHEN 0 THEN replace(e.clean_email, '@', ' at ')
+                WHEN 1 THEN replace(e.clean_email, '@', '@@')
+                WHEN 2 THEN split_part(e.clean_email, '@', 1) || '@'
+                WHEN 3 THEN split_part(e.clean_email, '@', 1)
+                ELSE replace(e.clean_email, '.', ' ') END
+         ELSE e.clean_email END,
+    f.first, l.last,
+    CASE WHEN NOT e.at_directory THEN u.u_name
+         WHEN e.variant < 14 THEN d.d_name          -- 70 %: exact name and website
+         WHEN e.variant < 16 THEN d.d_plain         -- 10 %: without the legal suffix
+         WHEN e.variant < 18 THEN d.d_name          -- 10 %: exact name, no website
+         WHEN e.variant < 19 THEN upper(d.d_plain)  --  5 %: shouted, no website
+         ELSE d.d_typo END,                         --  5 %: misspelt (fuzzy match)
+    CASE WHEN e.at_directory AND e.variant IN (16, 17, 18) THEN NULL
+         WHEN e.bare_domain THEN CASE WHEN e.at_directory THEN d.d_domain ELSE u.u_domain END
+         ELSE 'https://www.' || CASE WHEN e.at_directory THEN d.d_domain ELSE u.u_domain END END,
+    coalesce(dial.dial_codes, '+1') || ' ' || ({_roll(26, 900)} + 100)::VARCHAR || ' '
+        || lpad(({_roll(27, 10000)})::VARCHAR, 4, '0'),
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_street
+         WHEN e.office_address THEN u.u_street
+         ELSE ({_roll(15, 250)} + 1)::VARCHAR || ' ' || s1.streets END,
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_city WHEN e.office_address THEN u.u_city ELSE p.p_city END,
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_state WHEN e.office_address THEN u.u_state ELSE p.p_state END,
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_country WHEN e.office_address THEN u.u_country
+         ELSE p.p_country END,
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_postal WHEN e.office_address THEN u.u_postal
+         ELSE p.p_postal END,
+    CASE WHEN e.has_secondary THEN ({_roll(17, 400)} + 1)::VARCHAR || ' ' || s2.streets END,
+    CASE WHEN e.has_secondary THEN p2.p_city END,
+    CASE WHEN e.has_secondary THEN p2.p_state END,
+    CASE WHEN e.has_secondary THEN p2.p_country END,
+    CASE WHEN e.has_secondary THEN p2.p_postal END,
+    e.opted_out,
+    TIMESTAMP '2026-03-01 08:00:00' - to_minutes(({_roll(25, 525600)})::BIGINT),
+    t.titles, pl.plans,
+    round(({_roll(22, 1000000)})::DOUBLE / 100 * ({_roll(23, 3)} + 1), 2),
+    DATE '2026-01-01' - ({_roll(24, 2200)})::INTEGER
+FROM emails e
+JOIN demo_first f ON f.idx = e.fi
+JOIN demo_last l ON l.idx = e.li
+JOIN demo_dir d ON d.idx = e.di
+JOIN demo_unk u ON u.idx = e.ui
+JOIN demo_place p ON p.idx = e.pi
+JOIN demo_place p2 ON p2.idx = e.pi2
+JOIN demo_street s1 ON s1.idx = e.si
+JOIN demo_street s2 ON s2.idx = e.si2
+JOIN demo_title t ON t.idx = e.ti
+JOIN demo_plan pl ON pl.idx = e.pli
+LEFT JOIN demo_dial dial ON dial.dial_countries =
+    CASE WHEN e.office_address AND e.at_directory THEN d.d_country WHEN e.office_address THEN u.u_country
+         ELSE p.p_country END
 """
 
 
@@ -332,11 +341,9 @@ def generate_profiles(db, n: int, seed: int = 42) -> int:
     with db.transaction() as cur:
         _ensure_extra_columns(cur)
         cur.execute("DELETE FROM profiles")
-        cur.execute("DROP TABLE IF EXISTS demo_people")
         params.update(_create_lookups(cur, params))
-        cur.execute(_PEOPLE_SQL, _used(params, _PEOPLE_SQL))
         cur.execute(_INSERT_SQL, _used(params, _INSERT_SQL))
-        for table in ("people", *_LOOKUPS):
+        for table in _LOOKUPS:
             cur.execute(f"DROP TABLE IF EXISTS demo_{table}")
     return n
 

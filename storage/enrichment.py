@@ -15,8 +15,9 @@ abandon_open_passes(cur, enrichment_id); finish_pass(cur, pass_id, enrichment_id
 pending_chunks(db, pass_id) -> list[int]; chunk_inputs(db, pass_id, chunk_no) -> list[(key, input parts)]
 mark_submitted(db, pass_id, chunk_no, keys, bulk_id, run_id)    right after the vendor's 202
 submitted_bulks(db, pass_id) -> [(bulk_id, keys)]; bulk_keys(db, pass_id, bulk_id)
+result_row(key, status, confidence, outcome, reason, company) -> dict   one answer, flat columns
 record_bulk_results(db, pass_id, bulk_id, rows, keys, missing_pending=False) -> done   append answers,
-    mark the bulk collected (one transaction); record_local_results(db, pass_id, rows)
+    mark the bulk collected (one transaction)
 apply_results(db, enrichment, pass_id, run_id) -> bulks applied   results upsert (overwrite / fill
     blanks) + review queue, set-based, idempotent
 pass_counts(db, pass_id) -> dict           profile outcomes, companies done/pending, etc.
@@ -27,7 +28,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 
 from core import enrichment as core
 from core.enrichment import ENRICHED_FIELDS, EnrichmentConfig
@@ -249,30 +249,32 @@ def abandon_open_passes(cur, enrichment_id: int) -> None:
 
 
 def create_pass(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, p: Plan) -> None:
-    members = pd.DataFrame({"customer_id": pd.Series(p.customer_ids, dtype="object"),
-                            "input_key": pd.Series(p.member_keys, dtype="object")})
+    import pyarrow as pa
+
+    members = pa.table({"customer_id": pa.array(p.customer_ids, type=pa.string()),
+                        "input_key": pa.array(p.member_keys, type=pa.string())})
     keys = list(p.companies)
     parts = list(zip(*p.companies.values())) if keys else [[] for _ in core.INPUT_PARTS]
-    items = pd.DataFrame({"input_key": pd.Series(keys, dtype="object"),
-                          "chunk_no": pd.Series([i // core.BULK_SIZE for i in range(len(keys))], dtype="int32"),
-                          **{name: pd.Series(col, dtype="object") for name, col in zip(core.INPUT_PARTS, parts)}})
+    items = pa.table({"input_key": pa.array(keys, type=pa.string()),
+                      "chunk_no": pa.array([i // core.BULK_SIZE for i in range(len(keys))], type=pa.int32()),
+                      **{name: pa.array(col, type=pa.string()) for name, col in zip(core.INPUT_PARTS, parts)}})
     with db.transaction() as cur:
         abandon_open_passes(cur, enrichment_id)
         cur.execute(
             "INSERT INTO enrichment_passes (id, enrichment_id, status, config_json, profiles, skipped_recent, companies) "
             "VALUES (?, ?, 'open', ?, ?, ?, ?)",
             [pass_id, enrichment_id, config.model_dump_json(), p.profiles, p.skipped_recent, len(keys)])
-        if len(members):
-            cur.register("ir_members_df", members)
+        if members.num_rows:
+            cur.register("ir_members_tbl", members)
             cur.execute("INSERT INTO enrichment_pass_members (pass_id, customer_id, input_key) "
-                        "SELECT ?, customer_id, input_key FROM ir_members_df", [pass_id])
-            cur.unregister("ir_members_df")
-        if len(items):
-            cur.register("ir_items_df", items)
+                        "SELECT ?, customer_id, input_key FROM ir_members_tbl", [pass_id])
+            cur.unregister("ir_members_tbl")
+        if items.num_rows:
+            cur.register("ir_items_tbl", items)
             cols = ", ".join(core.INPUT_PARTS)
             cur.execute(f"INSERT INTO enrichment_work_items (pass_id, input_key, chunk_no, {cols}) "
-                        f"SELECT ?, input_key, chunk_no, {cols} FROM ir_items_df", [pass_id])
-            cur.unregister("ir_items_df")
+                        f"SELECT ?, input_key, chunk_no, {cols} FROM ir_items_tbl", [pass_id])
+            cur.unregister("ir_items_tbl")
 
 
 def finish_pass(cur, pass_id: int, enrichment_id: int, run_id: int) -> None:
@@ -349,15 +351,47 @@ def _upsert_results_sql(enrichment_id: int, write_mode: str, source_sql: str) ->
             f"ON CONFLICT (customer_id) DO UPDATE SET {', '.join(sets)}")
 
 
-_RESULT_FIELDS = ["input_key", "result_status", "confidence", "outcome", "reason", "result_json"]
+_RESULT_FIELDS = ["input_key", "result_status", "confidence", "outcome", "reason", *_COMPANY_COLUMNS]
+_NUMERIC = {f.column: f.sql_type for f in ENRICHED_FIELDS if f.sql_type != "VARCHAR"}
 NO_RESULT_REASON = "Leadspace returned no result for this company."
+
+
+def result_row(input_key: str, result_status: str | None, confidence: str | None, outcome: str,
+               reason: str | None, company: dict | None) -> dict:
+    """One answer, flat: company keys (connectors.leadspace COMPANY_KEYS) -> results-table columns."""
+    row = {"input_key": input_key, "result_status": result_status, "confidence": confidence, "outcome": outcome,
+           "reason": reason}
+    if company:
+        for key, column in core.COMPANY_TO_COLUMN.items():
+            row[column] = company.get(key)
+    return row
+
+
+def _insert_results(cur, pass_id: int, bulk_id: str | None, rows: list[dict]) -> None:
+    import pyarrow as pa
+
+    arrays = {}
+    for c in _RESULT_FIELDS:
+        values = [r.get(c) for r in rows]
+        if c in _NUMERIC:
+            arrays[c] = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        else:
+            arrays[c] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    table = pa.table(arrays)
+    select = ", ".join(f"TRY_CAST({c} AS {_NUMERIC[c]})" if c in _NUMERIC else c for c in _RESULT_FIELDS)
+    cur.register("ir_results_tbl", table)
+    try:
+        cur.execute(f"INSERT INTO enrichment_work_results (pass_id, bulk_id, {', '.join(_RESULT_FIELDS)}) "
+                    f"SELECT ?, ?, {select} FROM ir_results_tbl", [pass_id, bulk_id])
+    finally:
+        cur.unregister("ir_results_tbl")
 
 
 def record_bulk_results(db, pass_id: int, bulk_id: str, rows: list[dict], keys: list[str], *,
                         missing_pending: bool = False) -> int:
     """Store one collected bulk's answers (append-only) and mark the bulk collected, atomically.
 
-    rows: {input_key, result_status, confidence, outcome, reason, result_json}. Keys of the bulk without
+    rows: :func:`result_row` dicts. Keys of the bulk without
     a row end as errors, or, with missing_pending=True (refused for credits inside the bulk, so not
     charged), become pending again. Returns how many companies of the bulk are now done.
     """
@@ -369,36 +403,18 @@ def record_bulk_results(db, pass_id: int, bulk_id: str, rows: list[dict], keys: 
     if not missing_pending:
         for k in keys:
             if k not in answered:
-                answered[k] = {"input_key": k, "result_status": "error", "confidence": None, "outcome": "error",
-                               "reason": NO_RESULT_REASON, "result_json": None}
-    df = pd.DataFrame([[r.get(c) for c in _RESULT_FIELDS] for r in answered.values()], columns=_RESULT_FIELDS,
-                      dtype="object")
+                answered[k] = result_row(k, "error", None, "error", NO_RESULT_REASON, None)
     with db.transaction() as cur:
-        if len(df):
-            cur.register("ir_results_df", df)
-            try:
-                cur.execute(f"INSERT INTO enrichment_work_results (pass_id, bulk_id, {', '.join(_RESULT_FIELDS)}) "
-                            f"SELECT ?, ?, {', '.join(_RESULT_FIELDS)} FROM ir_results_df", [pass_id, bulk_id])
-            finally:
-                cur.unregister("ir_results_df")
+        if answered:
+            _insert_results(cur, pass_id, bulk_id, list(answered.values()))
         cur.execute("UPDATE enrichment_bulks SET status = 'collected', collected_at = now() "
                     "WHERE pass_id = ? AND bulk_id = ?", [pass_id, bulk_id])
     return len(answered)
 
 
-def record_local_results(db, pass_id: int, rows: list[dict]) -> None:
-    """Answers decided without the vendor (e.g. a bulk the vendor forgot): appended like any other."""
-    df = pd.DataFrame([[r.get(c) for c in _RESULT_FIELDS] for r in rows], columns=_RESULT_FIELDS, dtype="object")
-    with db.transaction() as cur:
-        cur.register("ir_local_df", df)
-        try:
-            cur.execute(f"INSERT INTO enrichment_work_results (pass_id, {', '.join(_RESULT_FIELDS)}) "
-                        f"SELECT ?, {', '.join(_RESULT_FIELDS)} FROM ir_local_df", [pass_id])
-        finally:
-            cur.unregister("ir_local_df")
-
-
 _INPUT_JSON = "CAST(json_object(" + ", ".join(f"'{p}', w.{p}" for p in core.INPUT_PARTS) + ") AS VARCHAR)"
+_COMPANY_JSON = ("CAST(json_object(" + ", ".join(f"'{k}', r.{c}" for k, c in core.COMPANY_TO_COLUMN.items())
+                 + ") AS VARCHAR)")
 
 
 def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
@@ -414,7 +430,7 @@ def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
             return 0
         scope = "r.pass_id = ? AND list_contains(?, r.bulk_id)"
         source = (
-            f"SELECT m.customer_id, {_result_select('r')}, r.confidence, now(), m.pass_id, ?, NULL "
+            f"SELECT m.customer_id, {', '.join('r.' + c for c in _COMPANY_COLUMNS)}, r.confidence, now(), m.pass_id, ?, NULL "
             "FROM enrichment_work_results r JOIN enrichment_pass_members m "
             "ON m.pass_id = r.pass_id AND m.input_key = r.input_key "
             f"WHERE {scope} AND r.outcome = 'enriched'")
@@ -428,7 +444,7 @@ def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
                     f"AND customer_id IN (SELECT m.customer_id {below})", [eid, pass_id, todo])
         cur.execute(
             "INSERT INTO enrichment_review (enrichment_id, customer_id, pass_id, input_json, result_json, confidence, status) "
-            f"SELECT ?, m.customer_id, m.pass_id, {_INPUT_JSON}, r.result_json, r.confidence, 'pending' {below}",
+            f"SELECT ?, m.customer_id, m.pass_id, {_INPUT_JSON}, {_COMPANY_JSON}, r.confidence, 'pending' {below}",
             [eid, pass_id, todo])
         cur.execute("UPDATE enrichment_bulks SET applied = TRUE WHERE pass_id = ? AND list_contains(?, bulk_id)",
                     [pass_id, todo])

@@ -287,14 +287,14 @@ def _where_for_rule(rule) -> Callable[[SqlBuilder], str]:
 
 
 def preview_rule(db, rule, column_keys=None, *, limit: int = PREVIEW_ROWS, offset: int = 0) -> list[dict]:
-    """A page of members of an (unsaved) rule, ordered by customer id."""
-    sql, params, names = _select_members(db, _where_for_rule(rule), column_keys, order=True)
+    """A page of members of an (unsaved) rule, in table order (no sort: LIMIT stops the scan early)."""
+    sql, params, names = _select_members(db, _where_for_rule(rule), column_keys, order=False)
     return _page(db, sql, params, names, limit, offset)
 
 
 def preview_segment(db, segment_id: int, column_keys=None, *, limit: int = PREVIEW_ROWS, offset: int = 0) -> list[dict]:
     segment = _require(db, segment_id)
-    sql, params, names = _select_members(db, lambda b: _predicate_for(segment, b), column_keys, order=True)
+    sql, params, names = _select_members(db, lambda b: _predicate_for(segment, b), column_keys, order=False)
     return _page(db, sql, params, names, limit, offset)
 
 
@@ -308,7 +308,7 @@ def iter_member_batches(db, segment_id: int, column_keys=None, *, batch_rows: in
                         ) -> Iterator[tuple[list[str], list[tuple]]]:
     """Stream members × chosen columns in batches (header, rows) straight from a DuckDB cursor."""
     segment = _require(db, segment_id)
-    sql, params, names = _select_members(db, lambda b: _predicate_for(segment, b), column_keys, order=True)
+    sql, params, names = _select_members(db, lambda b: _predicate_for(segment, b), column_keys, order=False)
     with db.cursor() as cur:
         cur.execute(sql, params)
         while True:

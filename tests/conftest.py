@@ -98,3 +98,15 @@ def contributor(db):
 @pytest.fixture
 def viewer(db):
     return _make_user(db, "victor", "viewer")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sandbox_emulators():
+    """Every test starts with brand-new sandbox emulators (no state, faults or clocks leak)."""
+    from connectors.sandbox import common
+
+    with common._INSTANCES_LOCK:
+        common._INSTANCES.clear()
+    yield
+    with common._INSTANCES_LOCK:
+        common._INSTANCES.clear()

@@ -294,3 +294,27 @@ def test_write_mode_fill_blanks_keeps_existing_values(env):
     service.run_enrichment(db, env.admin, eid)
     run_all(db)
     assert db.query_one(f"SELECT industry FROM {table} WHERE customer_id = 'c000000'")[0] == company_for_index(0).industry
+
+
+def test_segment_dataset_and_enriched_attributes_usable_in_segments(env):
+    from services import segments as segment_service
+
+    db = env.db
+    rows = make_profiles(20, per_company=1)
+    insert_profiles(db, rows)
+    germany = {"root": {"kind": "group", "join": "and", "items": [
+        {"kind": "condition", "attribute": "profile.customer_id", "operator": "in_list",
+         "value": ["c000001", "c000002", "c000003"]}]}}
+    seg_id = segment_service.save_segment(db, env.admin, "Three", None, germany)
+    eid = env.create(dataset="segment", segment_id=seg_id)
+    service.run_enrichment(db, env.admin, eid)
+    [run] = run_all(db)
+    assert run["status"] == "succeeded", run["message"]
+    assert run["counts"]["profiles"] == 3 and run["counts"]["enriched"] == 3
+    assert repo.results_count(db, eid) == 3
+    # the enriched industry is a segment attribute while the enrichment is active
+    industry = company_for_index(1).industry
+    by_industry = {"root": {"kind": "group", "join": "and", "items": [
+        {"kind": "condition", "attribute": f"enrichment.{eid}.industry", "operator": "equals", "value": industry}]}}
+    seg2 = segment_service.save_segment(db, env.admin, "By industry", None, by_industry)
+    assert segment_service.evaluate(db, seg2) >= 1

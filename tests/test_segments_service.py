@@ -124,14 +124,27 @@ def test_update_and_duplicate(people, admin):
 
 
 def _make_export_tables(db):
-    # Shape of migration 0040 (exports area), reduced to what segments rely on.
+    # Migration 0040 (exports area) creates these; create the columns segments rely on if it is absent.
     with db.transaction() as cur:
-        cur.execute("CREATE TABLE exports (id BIGINT PRIMARY KEY, name VARCHAR NOT NULL)")
-        cur.execute("CREATE TABLE export_segments (export_id BIGINT NOT NULL, segment_id BIGINT NOT NULL)")
+        cur.execute("CREATE TABLE IF NOT EXISTS exports (id BIGINT PRIMARY KEY, name VARCHAR NOT NULL)")
+        cur.execute("CREATE TABLE IF NOT EXISTS export_segments (export_id BIGINT NOT NULL, segment_id BIGINT NOT NULL)")
 
 
-def test_delete_works_before_export_tables_exist(people, admin):
+def _add_export(cur, export_id: int, name: str) -> None:
+    cols = {r[0] for r in cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'exports'").fetchall()}
+    values = {"id": export_id, "name": name, "connection_id": 1, "vendor": "sendgrid"}
+    names = [c for c in values if c in cols]
+    cur.execute(f"INSERT INTO exports ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [values[c] for c in names])
+
+
+def test_delete_works_when_export_tables_do_not_exist(people, admin):
+    with people.transaction() as cur:
+        cur.execute("DROP TABLE IF EXISTS export_segments")
+        cur.execute("DROP TABLE IF EXISTS exports")
     sid = svc.save_segment(people, admin, "Temp", None, GERMANY, "static")
+    assert repo.list_segments(people)[0]["used_by"] == []
     svc.delete_segment(people, admin, sid)
     assert repo.get_segment(people, sid) is None
     assert people.query_one("SELECT count(*) FROM segment_members WHERE segment_id = ?", [sid])[0] == 0
@@ -143,8 +156,10 @@ def test_delete_refused_while_exports_use_it_unless_confirmed(people, admin):
     other = svc.save_segment(people, admin, "Other", None, GERMANY)
     _make_export_tables(people)
     with people.transaction() as cur:
-        cur.execute("INSERT INTO exports VALUES (1, 'SendGrid weekly'), (2, 'Iterable sync')")
-        cur.execute("INSERT INTO export_segments VALUES (1, ?), (2, ?), (2, ?)", [sid, sid, other])
+        _add_export(cur, 1, "SendGrid weekly")
+        _add_export(cur, 2, "Iterable sync")
+        cur.execute("INSERT INTO export_segments (export_id, segment_id) VALUES (1, ?), (2, ?), (2, ?)",
+                    [sid, sid, other])
     assert repo.get_segment(people, sid) and {r["name"]: r["used_by"] for r in repo.list_segments(people)}["Newsletter"] \
         == ["Iterable sync", "SendGrid weekly"]
     with pytest.raises(svc.SegmentInUse, match="SendGrid weekly") as refused:
@@ -192,7 +207,7 @@ def test_draft_counts_are_cached_by_sql_and_params(people, admin, monkeypatch):
     assert len(calls) == 3
 
 
-def test_preview_first_members_in_customer_order(people):
+def test_preview_first_members_in_table_order(people):
     rows = repo.preview_rule(people, SegmentRule())
     assert [r["Customer ID"] for r in rows] == ["c1", "c2", "c3", "c4", "c5"]
     assert list(rows[0]) == ["Customer ID", "Email", "First name", "Last name", "Company name", "Country"]

@@ -241,16 +241,10 @@ def check_contact_item(item: Any) -> tuple[str | None, str, list[dict]]:
     return email, status, errors
 
 
-class _Contact:
-    __slots__ = ("num", "fields", "tags", "status", "created", "updated")
-
-    def __init__(self, num: int, fields: str, tags: tuple, status: str, now: float) -> None:
-        self.num = num
-        self.fields = fields
-        self.tags = tags
-        self.status = status
-        self.created = now
-        self.updated = now
+# One stored contact = a plain tuple (num, fields, tags, status, created, updated) of atoms. Not a
+# class: CPython's cyclic GC untracks exact tuples of atoms, so full collections do not walk 1M
+# contact records again and again (a slots object or a NamedTuple stays tracked).
+_N, _F, _T, _S, _C, _U = range(6)
 
 
 class _Batch:
@@ -306,7 +300,7 @@ class OmnisendEmulator(Emulator):
 
     # ------------------------------------------------------------ state
     def reset_state(self) -> None:
-        self._contacts: dict[str, _Contact] = {}
+        self._contacts: dict[str, tuple] = {}
         self._order: list[str] = []  # emails in creation order (cursor = index)
         self._tag_counts: dict[str, int] = {}
         self._tagsets: dict[tuple, tuple] = {(): ()}
@@ -385,48 +379,54 @@ class OmnisendEmulator(Emulator):
             fields = _SEP.join([v if type(v) is str else "" for v in map(item.get, _FIELDS)])
             if fields == _EMPTY_FIELDS:
                 fields = _EMPTY_FIELDS  # share one object (and let _contact_json skip the split)
-            tags = self._canon_tags(set(new_tags)) if new_tags else ()
-            self._contacts[email] = _Contact(len(self._order), fields, tags, sys.intern(status), now)
+            if not new_tags:
+                tags = ()
+            elif len(new_tags) == 1:  # the export's usual case: one segment tag
+                tags = self._tagsets.get((new_tags[0],)) or self._canon_tags(set(new_tags))
+            else:
+                tags = self._canon_tags(set(new_tags))
+            self._contacts[email] = (len(self._order), fields, tags, sys.intern(status), now, now)
             self._order.append(email)
             for t in tags:
                 self._tag_counts[t] = self._tag_counts.get(t, 0) + 1
             return 201
+        fields, tags, cstatus = c[_F], c[_T], c[_S]
         if any(f in item for f in _FIELDS):
-            old = c.fields.split(_SEP)
+            old = fields.split(_SEP)
             for i, f in enumerate(_FIELDS):
                 v = item.get(f)
                 if isinstance(v, str):
                     old[i] = v
-            c.fields = _SEP.join(old)
+            fields = _SEP.join(old)
         if new_tags:
-            added = [t for t in set(new_tags) if t not in c.tags]
+            added = [t for t in set(new_tags) if t not in tags]
             if added:
-                if len(c.tags) + len(added) > MAX_TAGS_PER_CONTACT:
-                    added = added[: max(0, MAX_TAGS_PER_CONTACT - len(c.tags))]
-                c.tags = self._canon_tags(set(c.tags) | set(added))
+                if len(tags) + len(added) > MAX_TAGS_PER_CONTACT:
+                    added = added[: max(0, MAX_TAGS_PER_CONTACT - len(tags))]
+                tags = self._canon_tags(set(tags) | set(added))
                 for t in added:
                     self._tag_counts[t] = self._tag_counts.get(t, 0) + 1
-        if "identifiers" in item and status != c.status and _email_channel_given(item):
-            c.status = sys.intern(status)
-        c.updated = now
+        if "identifiers" in item and status != cstatus and _email_channel_given(item):
+            cstatus = sys.intern(status)
+        self._contacts[email] = (c[_N], fields, tags, cstatus, c[_C], now)
         return 200
 
-    def _contact_json(self, email: str, c: _Contact) -> dict:
-        created = iso(c.created)
+    def _contact_json(self, email: str, c: tuple) -> dict:
+        created = iso(c[_C])
         out: dict[str, Any] = {
-            "id": contact_id(c.num), "email": email,
+            "id": contact_id(c[_N]), "email": email,
             "identifiers": [{"type": "email", "id": email,
-                             "channels": {"email": {"status": c.status, "statusChangedAt": created}}}],
+                             "channels": {"email": {"status": c[_S], "statusChangedAt": created}}}],
         }
-        if c.fields is not _EMPTY_FIELDS:
-            for f, v in zip(_FIELDS, c.fields.split(_SEP)):
+        if c[_F] is not _EMPTY_FIELDS:
+            for f, v in zip(_FIELDS, c[_F].split(_SEP)):
                 if v:
                     out[f] = v
-        out["tags"] = list(c.tags)
+        out["tags"] = list(c[_T])
         out["segments"] = []
-        out["status"] = c.status
+        out["status"] = c[_S]
         out["createdAt"] = created
-        out["updatedAt"] = created if c.updated is c.created else iso(c.updated)
+        out["updatedAt"] = created if c[_U] is c[_C] else iso(c[_U])
         return out
 
     # ------------------------------------------------------------ test helpers
@@ -439,7 +439,7 @@ class OmnisendEmulator(Emulator):
     def contacts_with_tag(self, tag: str) -> list[str]:
         with self.lock:
             self._settle()
-            return [e for e in self._order if tag in self._contacts[e].tags]
+            return [e for e in self._order if tag in self._contacts[e][_T]]
 
     def batch(self, batch_id: str) -> dict | None:
         with self.lock:
@@ -596,9 +596,9 @@ class OmnisendEmulator(Emulator):
                     e = self._order[i]
                     c = self._contacts[e]
                     i += 1
-                    if tag_f is not None and tag_f not in c.tags:
+                    if tag_f is not None and tag_f not in c[_T]:
                         continue
-                    if status_f is not None and c.status != status_f:
+                    if status_f is not None and c[_S] != status_f:
                         continue
                     out.append(self._contact_json(e, c))
             has_more = i < len(self._order)
@@ -635,20 +635,20 @@ class OmnisendEmulator(Emulator):
                 c = self._contacts.get(email)
                 if c is None:
                     continue  # unknown emails are silently ignored (documented)
-                current = set(c.tags)
+                current = set(c[_T])
                 changed = (set(tags) - current) if add else (current & set(tags))
                 if not changed:
                     continue
                 if add:
                     changed = set(list(changed)[: max(0, MAX_TAGS_PER_CONTACT - len(current))])
-                    c.tags = self._canon_tags(current | changed)
+                    new_tags = self._canon_tags(current | changed)
                 else:
-                    c.tags = self._canon_tags(current - changed)
+                    new_tags = self._canon_tags(current - changed)
                 for t in changed:
                     self._tag_counts[t] = self._tag_counts.get(t, 0) + (1 if add else -1)
                     if self._tag_counts[t] <= 0:
                         del self._tag_counts[t]
-                c.updated = self.clock()
+                self._contacts[email] = (c[_N], c[_F], new_tags, c[_S], c[_C], self.clock())
         return httpx.Response(202)
 
     def route_tags_add(self, request: httpx.Request, match: re.Match) -> httpx.Response:
@@ -751,7 +751,7 @@ class OmnisendEmulator(Emulator):
                     c = self._contacts.get(email)
                     responses.append({
                         "itemID": item_id, "status": "finished", "responseCode": r[0],
-                        "response": {"id": contact_id(c.num) if c is not None else None, "email": email},
+                        "response": {"id": contact_id(c[_N]) if c is not None else None, "email": email},
                     })
                 else:
                     errors.append({"itemID": item_id, "status": "finished", "responseCode": r[0],
@@ -770,7 +770,7 @@ class OmnisendEmulator(Emulator):
         if cap > 0 and tags:
             full = set()
             for e in self._order[:SNAPSHOT_SCAN_MAX]:
-                for t in self._contacts[e].tags:
+                for t in self._contacts[e][_T]:
                     lst = members.get(t)
                     if lst is not None and len(lst) < cap:
                         lst.append(e)

@@ -74,7 +74,23 @@ CREATE TABLE enrichment_work_results (
     confidence VARCHAR,
     outcome VARCHAR NOT NULL,                -- core.enrichment.OUTCOMES
     reason VARCHAR,
-    result_json VARCHAR,                     -- the company fields (connectors.leadspace COMPANY_KEYS)
+    -- the matched company (core.enrichment.ENRICHED_FIELDS, NULL unless enriched / below threshold)
+    ls_company_id VARCHAR,
+    company_name VARCHAR,
+    website VARCHAR,
+    industry VARCHAR,
+    sub_industry VARCHAR,
+    sic VARCHAR,
+    naics VARCHAR,
+    employees_exact BIGINT,
+    employees_range VARCHAR,
+    revenue_exact DOUBLE,
+    revenue_range VARCHAR,
+    hq_street VARCHAR,
+    hq_city VARCHAR,
+    hq_state VARCHAR,
+    hq_country VARCHAR,
+    hq_postal_code VARCHAR,
     answered_at TIMESTAMP NOT NULL DEFAULT now()
 );
 

@@ -55,7 +55,7 @@ def test_shows_what_the_emulators_received_and_resets(users, username):
     _send_something()
     at = switch_to(app_as(username).run(), "sandbox.py")
     assert not at.exception, at.exception
-    assert [t.label for t in at.tabs] == ["SendGrid", "Iterable", "Omnisend", "Leadspace"]
+    assert [t.label for t in at.tabs] == ["Leadspace", "SendGrid", "Iterable", "Omnisend"]
     frames = [df.value.to_csv() for df in at.dataframe]
     assert any("VIP customers" in f for f in frames)
     assert any("Credits left" == m.label for m in at.metric)
