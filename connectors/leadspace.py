@@ -130,6 +130,8 @@ class EnrichmentResult:
 
 
 def _num(v: Any) -> int | float | None:
+    if type(v) is int:
+        return v
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, (int, float)):
@@ -142,33 +144,41 @@ def _num(v: Any) -> int | float | None:
 
 
 def _str(v: Any) -> str | None:
-    if v is None or v == "":
-        return None
-    return str(v)
+    if type(v) is str:
+        return v or None
+    return None if v is None else str(v)
 
 
 def company_from_payload(c: dict) -> dict[str, Any]:
     """Leadspace EnrichedCompany -> our flat company dict (COMPANY_KEYS)."""
-    address = c.get("address") if isinstance(c.get("address"), dict) else {}
-    employees = c.get("employees") if isinstance(c.get("employees"), dict) else {}
-    revenue = c.get("revenue_dollar") if isinstance(c.get("revenue_dollar"), dict) else {}
+    get = c.get
+    address = get("address")
+    if type(address) is not dict:
+        address = {}
+    employees = get("employees")
+    if type(employees) is not dict:
+        employees = {}
+    revenue = get("revenue_dollar")
+    if type(revenue) is not dict:
+        revenue = {}
+    aget = address.get
     return {
-        "ls_company_id": _str(c.get("ug_company_id") or c.get("ls_id")),
-        "name": _str(c.get("name")),
-        "website": _str(c.get("website")),
-        "industry": _str(c.get("industry")),
-        "sub_industry": _str(c.get("sub_industry")),
-        "sic": _str(c.get("sic")),
-        "naics": _str(c.get("naics")),
+        "ls_company_id": _str(get("ug_company_id") or get("ls_id")),
+        "name": _str(get("name")),
+        "website": _str(get("website")),
+        "industry": _str(get("industry")),
+        "sub_industry": _str(get("sub_industry")),
+        "sic": _str(get("sic")),
+        "naics": _str(get("naics")),
         "employees_exact": _num(employees.get("exact")),
         "employees_range": _str(employees.get("range")),
         "revenue_exact": _num(revenue.get("exact")),
         "revenue_range": _str(revenue.get("range")),
-        "hq_street": _str(address.get("address") or address.get("street")),
-        "hq_city": _str(address.get("city")),
-        "hq_state": _str(address.get("state")),
-        "hq_country": _str(address.get("country")),
-        "hq_postal_code": _str(address.get("zipcode") or address.get("postalcode")),
+        "hq_street": _str(aget("address") or aget("street")),
+        "hq_city": _str(aget("city")),
+        "hq_state": _str(aget("state")),
+        "hq_country": _str(aget("country")),
+        "hq_postal_code": _str(aget("zipcode") or aget("postalcode")),
     }
 
 
@@ -202,8 +212,12 @@ def parse_result(rec: Any, external_id: str | None = None) -> tuple[EnrichmentRe
     not processed because credits ran out."""
     if not isinstance(rec, dict):
         return EnrichmentResult(str(external_id or ""), "error", reason="Leadspace returned an unreadable record."), None
-    ext = str(rec.get("external_id") if rec.get("external_id") is not None else (external_id or ""))
-    code = _record_code(rec)
+    ext = rec.get("external_id")
+    ext = str(ext) if ext is not None else (external_id or "")
+    if rec.get("status") == "success" and "code" not in rec and "error" not in rec:
+        code = None  # the common case: skip the error-code probing
+    else:
+        code = _record_code(rec)
     if code == CODE_INSUFFICIENT_CREDITS:
         return None, CODE_INSUFFICIENT_CREDITS
     if rec.get("status") == "failure" or code is not None:

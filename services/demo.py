@@ -138,6 +138,7 @@ def _parameters(n: int, seed: int) -> dict:
         "n": n, "seed": seed,
         "first": [f for f, _ in FIRST_NAMES], "first_ascii": [a for _, a in FIRST_NAMES],
         "first_ascii_id": _ids([a for _, a in FIRST_NAMES]),
+        "first_initial_id": _ids([a[0] for _, a in FIRST_NAMES]),
         "last": [l for l, _ in LAST_NAMES], "last_ascii": [a for _, a in LAST_NAMES],
         "last_ascii_id": _ids([a for _, a in LAST_NAMES]),
         "d_name": col(directory, "name"), "d_plain": plain,
@@ -171,7 +172,7 @@ def _index(k: int, table: str) -> str:
 # Small lookup tables (idx = 1..n) built once from the parameters; the big query joins them
 # by integer index (much faster than list_element over large constant lists per row).
 _LOOKUPS = {
-    "first": ("first", "first_ascii", "first_ascii_id"),
+    "first": ("first", "first_ascii", "first_ascii_id", "first_initial_id"),
     "last": ("last", "last_ascii", "last_ascii_id"),
     "dir": ("d_name", "d_plain", "d_typo", "d_domain", "d_street", "d_city", "d_state", "d_country", "d_postal"),
     "unk": ("u_name", "u_domain", "u_street", "u_city", "u_state", "u_country", "u_postal"),
@@ -225,12 +226,15 @@ WITH r AS (
     FROM range($n) t(i)
 ),
 keyed AS (
-    SELECT r.*, f.ascii_id AS fa, l.ascii_id AS la,
-        CASE WHEN at_directory THEN di ELSE -ui END AS company_slot
+    -- People whose emails would be spelt the same share a combo number.
+    SELECT r.*,
+        (((CASE WHEN shape = 1 THEN f.initial_id ELSE f.ascii_id END)::BIGINT * 64 + l.ascii_id) * 4 + shape) * 16384
+        + (CASE WHEN at_directory THEN di ELSE 8192 + ui END) AS combo
     FROM r JOIN demo_first f ON f.idx = r.fi JOIN demo_last l ON l.idx = r.li
 ),
 ranked AS (
-    SELECT *, row_number() OVER (PARTITION BY fa, la, shape, company_slot ORDER BY i) AS rn,
+    -- rn = position within the combo (rank() is the first position of the combo): cheaper than PARTITION BY.
+    SELECT *, row_number() OVER (ORDER BY combo, i) - rank() OVER (ORDER BY combo) + 1 AS rn,
         CASE WHEN email_roll >= $invalid_pct::UBIGINT AND email_roll < ($invalid_pct + $duplicate_pct)::UBIGINT
              AND i > 0 THEN (hash(i, $seed::BIGINT, 19) % i)::BIGINT END AS duplicate_of
     FROM keyed

@@ -24,7 +24,6 @@ pass_counts(db, pass_id) -> dict           profile outcomes, companies done/pend
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -264,3 +264,11 @@ def test_editing_helpers_return_new_rules():
     assert len(removed.root.items) == 1
     with pytest.raises(SegmentRuleError):
         rules.add_item(rule, (0,), cond(C, O.IS_EMPTY))   # (0,) is a condition, not a group
+
+
+def test_long_in_lists_compile_to_in(con):
+    values = [f"land {i}" for i in range(rules.MAX_OR_CHAIN + 10)] + ["FRANCE", "g_rmany"]
+    query = rules.compile_rule(rule_of(cond(C, O.IN_LIST, values)), ATTRS, today=TODAY)
+    assert " IN (" in query.where_sql
+    assert members(con, rule_of(cond(C, O.IN_LIST, values))) == {"c3"}
+    assert members(con, rule_of(cond(C, O.IN_LIST, ["g_rmany", "germany"]))) == {"c1", "c2"}

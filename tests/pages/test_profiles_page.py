@@ -1,0 +1,69 @@
+"""AppTest of Data › Profiles: import a CSV from a server path, browse, open a profile."""
+from pathlib import Path
+
+from tests.pages.helpers import app_as, switch_to
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _open(username):
+    at = app_as(username).run()
+    assert not at.exception, at.exception
+    return switch_to(at, "profiles.py")
+
+
+def test_contributor_imports_browses_and_opens_a_profile(db, contributor, monkeypatch):
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIRS", str(FIXTURES))
+    db.close()
+    at = _open("carol")
+    assert not at.exception, at.exception
+    assert [t.label for t in at.tabs] == ["Browse", "Import"]
+    at.radio(key="imp_source").set_value("A file on the server").run()
+    at.text_input(key="imp_path").input(str(FIXTURES / "profiles_small.csv")).run()
+    at.button(key="imp_read").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    key_box = next(s for s in at.selectbox if s.label == "Customer ID column (the key)")
+    assert key_box.value == "Customer ID"
+    assert next(s for s in at.selectbox if s.label == "E-Mail").value == "email"
+    go = next(b for b in at.button if b.key and b.key.endswith("_go"))
+    go.click().run()
+    assert not at.exception, at.exception
+    assert any("Imported profiles_small.csv: 5 rows read" in s.value for s in at.success), [e.value for e in at.error]
+
+    assert any("5 profiles" in c.value for c in at.caption)
+    at.selectbox(key="pf_open").set_value("C002").run()
+    assert not at.exception, at.exception
+    assert any(h.value == "Profile C002" for h in at.subheader)
+    assert any(h.value == "Segments and enrichment" for h in at.subheader)
+
+    at.text_input(key="pf_search").input("müller").run()
+    assert any("1 profiles" in c.value for c in at.caption)
+
+
+def test_bad_file_shows_a_plain_error(db, contributor, monkeypatch):
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIRS", str(FIXTURES))
+    db.close()
+    at = _open("carol")
+    at.radio(key="imp_source").set_value("A file on the server").run()
+    at.text_input(key="imp_path").input(str(FIXTURES / "duplicate_keys.csv")).run()
+    at.button(key="imp_read").click().run()
+    next(b for b in at.button if b.key and b.key.endswith("_go")).click().run()
+    assert not at.exception, at.exception
+    assert any("appear more than once" in e.value for e in at.error)
+    at.text_input(key="imp_path").input("/etc/passwd").run()
+    at.button(key="imp_read").click().run()
+    assert any("Only files inside" in e.value for e in at.error)
+
+
+def test_viewer_browses_without_import(db, viewer):
+    from services import demo
+    demo.generate_profiles(db, 120, seed=3)
+    db.close()
+    at = _open("victor")
+    assert not at.exception, at.exception
+    assert not at.tabs  # no Import tab for viewers
+    assert any("120 profiles" in c.value for c in at.caption)
+    at.selectbox(key="pf_opted_out").set_value("Yes").run()
+    assert not at.exception, at.exception
+    assert not any("120 profiles" in c.value for c in at.caption)
