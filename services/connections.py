@@ -27,6 +27,8 @@ ConnectionUnavailableError (runner cannot use the connection).
 """
 from __future__ import annotations
 
+import importlib
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -432,15 +434,17 @@ def _describe_users(users: dict[str, list[dict]]) -> str:
 
 def _delete_function(table: str):
     """services.enrichment.delete_enrichment / services.exports.delete_export when those areas exist."""
-    import importlib
+    return _owner_function(table, {"enrichments": "delete_enrichment", "exports": "delete_export"}[table])
 
-    module_name, fn_name = {"enrichments": ("services.enrichment", "delete_enrichment"),
-                            "exports": ("services.exports", "delete_export")}[table]
+
+def _owner_function(table: str, name: str):
+    module = {"enrichments": "services.enrichment", "exports": "services.exports"}.get(table)
+    if module is None:
+        return None
     try:
-        module = importlib.import_module(module_name)
+        return getattr(importlib.import_module(module), name, None)
     except ImportError:
         return None
-    return getattr(module, fn_name, None)
 
 
 def remove_connection(db, actor: User, connection_id: int, *, dependants: str = "refuse") -> RemoveResult:
@@ -472,6 +476,12 @@ def remove_connection(db, actor: User, connection_id: int, *, dependants: str = 
                             f"Could not delete {singular} “{dep['name']}”: {exc} The connection was kept"
                             + (f" ({done})." if done else ".")) from None
                     result.deleted.append(f"{singular} “{dep['name']}”")
+                    continue
+                owner_set_active = _owner_function(table, "set_active")
+                if owner_set_active is not None:
+                    # The owning service also takes the item's attributes out of the catalogue, etc.
+                    owner_set_active(db, actor, dep["id"], False)
+                    result.deactivated.append(f"{singular} “{dep['name']}”")
                     continue
                 with db.transaction() as cur:
                     if repo.deactivate_dependant(cur, table, dep["id"]):

@@ -3,6 +3,7 @@ headless Debian Chromium through Playwright. Skipped (with the reason) where Chr
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,19 +26,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory):
-    """Start the app with a fresh data dir and an env-bootstrapped admin; yield its base URL."""
-    data = tmp_path_factory.mktemp("e2e-data")
+def _start_streamlit(data: Path, extra_env: dict[str, str], drop_env: tuple[str, ...] = ()):
+    """Start `streamlit run app.py` on a free loopback port over `data`; return (process, url, log file)."""
     port = _free_port()
     env = dict(os.environ)
-    env.update({
-        "INSIGHT_RELAY_DATA_DIR": str(data),
-        "INSIGHT_RELAY_ADMIN_USER": ADMIN_USER,
-        "INSIGHT_RELAY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "INSIGHT_RELAY_WORKERS": "2",
-        "INSIGHT_RELAY_BCRYPT_ROUNDS": "4",
-    })
+    for name in drop_env:
+        env.pop(name, None)
+    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_WORKERS": "2",
+                "INSIGHT_RELAY_BCRYPT_ROUNDS": "4", **extra_env})
     log = open(data / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -55,13 +51,46 @@ def app_server(tmp_path_factory):
     else:
         proc.terminate()
         raise RuntimeError("streamlit did not start: " + (data / "streamlit.log").read_text())
-    yield {"url": url, "data_dir": data, "admin": (ADMIN_USER, ADMIN_PASSWORD)}
+    return proc, url, log
+
+
+def _stop_streamlit(proc, log) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """Start the app with a fresh data dir and an env-bootstrapped admin; yield its base URL."""
+    data = tmp_path_factory.mktemp("e2e-data")
+    proc, url, log = _start_streamlit(data, {"INSIGHT_RELAY_ADMIN_USER": ADMIN_USER,
+                                             "INSIGHT_RELAY_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    yield {"url": url, "data_dir": data, "admin": (ADMIN_USER, ADMIN_PASSWORD)}
+    _stop_streamlit(proc, log)
+
+
+DEMO_PROFILES = 2000
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory):
+    """`manage.py demo --profiles 2000` into a fresh data dir, then the app over it (no env admin).
+    Demo data: users admin/contributor/viewer (password demo-password), Sandbox connections for every
+    vendor, four segments, the "Company firmographics" enrichment and three exports (none run)."""
+    data = tmp_path_factory.mktemp("e2e-demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
+    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_BCRYPT_ROUNDS": "4"})
+    loaded = subprocess.run([sys.executable, str(ROOT / "manage.py"), "demo", "--profiles", str(DEMO_PROFILES)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    if loaded.returncode != 0:
+        raise RuntimeError(f"demo loader failed: {loaded.stdout}\n{loaded.stderr}")
+    proc, url, log = _start_streamlit(data, {}, drop_env=("INSIGHT_RELAY_ADMIN_USER", "INSIGHT_RELAY_ADMIN_PASSWORD"))
+    yield {"url": url, "data_dir": data, "admin": ("admin", "demo-password"), "profiles": DEMO_PROFILES}
+    _stop_streamlit(proc, log)
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +140,53 @@ def wait_idle(page) -> None:
 def goto_page(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
     wait_idle(page)
+
+
+# ---------------------------------------------------------------- helpers for flows
+def key(page, widget_key: str):
+    """The element container of the Streamlit widget with this key: Streamlit gives it the class
+    `st-key-<key>` with every character outside [a-zA-Z0-9_-] replaced by "-" (so "enr_wiz.next" is
+    `st-key-enr_wiz-next`)."""
+    return page.locator(".st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", widget_key.strip())).first
+
+
+def click_key(page, widget_key: str, *, timeout: float = 30_000) -> None:
+    """Click the button inside the widget with this key and wait for the rerun to finish."""
+    button = key(page, widget_key).locator("button").first
+    button.wait_for(state="visible", timeout=timeout)
+    button.click()
+    wait_idle(page)
+
+
+def main_area(page):
+    return page.locator('[data-testid="stMain"]')
+
+
+def assert_no_traceback(page) -> None:
+    """A person must never see a raw exception on a page."""
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def wait_text(page, text: str, *, timeout: float = 60_000, exact: bool = False):
+    """Wait until `text` is visible in the main area; returns the locator."""
+    loc = main_area(page).get_by_text(text, exact=exact).first
+    loc.wait_for(state="visible", timeout=timeout)
+    return loc
+
+
+def select_option(page, widget_key: str, option: str) -> None:
+    """Pick `option` in the st.selectbox/st.multiselect with this key (type to filter, then click)."""
+    box = key(page, widget_key)
+    box.locator("input").first.click()
+    box.locator("input").first.fill(option)
+    page.get_by_role("option", name=option, exact=True).first.click()
+    wait_idle(page)
+    page.keyboard.press("Escape")
+
+
+def metric_value(page, label: str) -> str:
+    """The value of the st.metric with this label in the main area."""
+    metric = main_area(page).locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
