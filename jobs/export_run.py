@@ -6,7 +6,11 @@ One run of an export, per destination list ("target"):
      export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; every Submission is persisted BEFORE
-     collect(); up to PIPELINE_WINDOW submissions are in flight so async vendor jobs overlap;
+     collect(); up to PIPELINE_WINDOW submissions are in flight so async vendor jobs overlap. Submissions
+     are persisted in groups (one transaction for all not-yet-stored ones, made just before the first of
+     them is collected), so a crash can lose the RECORD of at most PIPELINE_WINDOW sent batches: those
+     contacts are still "different" and the next run re-sends them (upserts are idempotent); nothing is
+     ever collected without being stored first;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them.
@@ -31,9 +35,10 @@ from jobs.runner import RunContext, RunResult
 from storage import exports as repo
 from storage import settings
 
-PIPELINE_WINDOW = 4            # submissions in flight before the oldest is collected
+PIPELINE_WINDOW = 8            # submissions in flight before the oldest is collected
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
+CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
 SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
 SETTING_LIMITS_HARD = "export_limits_hard"
 
@@ -149,7 +154,9 @@ class ExportRun:
         self.counts["skipped_by_reason"] = {}
         self.counts["targets"] = {}
         self.counts["warnings"] = []
-        self._inflight: deque = deque()
+        self._inflight: deque = deque()     # [sub_id or None (not stored yet), tkey, meta, submission, kind]
+        self._unsaved = 0
+        self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
         self._collected_n = 0
         self._skips: list[tuple] = []
@@ -194,19 +201,40 @@ class ExportRun:
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        with self.db.transaction() as cur:
-            sub_id = repo.save_submission(cur, self.run_id, self.export["id"], tkey, kind, submission.to_dict(), meta)
-        self._inflight.append((sub_id, tkey, meta, submission))
+        self._inflight.append([None, tkey, meta, submission, kind])
+        self._unsaved += 1
         while len(self._inflight) >= PIPELINE_WINDOW:
             self._collect_oldest()
 
+    def _persist_unsaved(self) -> None:
+        """Store every submission not stored yet, in one transaction (before any of them is collected)."""
+        todo = [item for item in self._inflight if item[0] is None]
+        if not todo:
+            return
+        rows = [(self.run_id, self.export["id"], tkey, kind, submission.to_dict(), meta)
+                for _, tkey, meta, submission, kind in todo]
+        with self.db.transaction() as cur:
+            ids = repo.save_submissions(cur, rows)
+        for item, sub_id in zip(todo, ids):
+            item[0] = sub_id
+        self._unsaved = 0
+
     def _collect_oldest(self) -> None:
-        sub_id, tkey, meta, submission = self._inflight.popleft()
+        if self._inflight[0][0] is None:
+            self._persist_unsaved()
+        sub_id, tkey, meta, submission, _ = self._inflight.popleft()
         outcomes = self.client.collect(submission)
         self._collected.append((sub_id, tkey, meta, outcomes))
         self._collected_n += len(outcomes)
         if self._collected_n >= FLUSH_CONTACTS:
             self._flush()
+
+    def _should_stop(self) -> bool:
+        now = self._clock()
+        if now < self._next_cancel_check:
+            return False
+        self._next_cancel_check = now + CANCEL_CHECK_S
+        return bool(self._cancelled())
 
     def _drain(self) -> None:
         while self._inflight:
@@ -218,24 +246,32 @@ class ExportRun:
         outcome_rows, skips = [], self._skips
         by_target: dict[str, list[tuple]] = {}
         done_ids, keep_ids = [], []
+        run_id, export_id = self.run_id, self.export["id"]
+        tallies: dict[tuple[str, str], int] = {}   # (tkey, count key) -> n, bumped once per flush
         for sub_id, tkey, meta, outcomes in self._collected:
             any_pending = False
+            rows = by_target.setdefault(tkey, [])
             for o in outcomes:
                 email = o.email.lower()
+                status = o.status
                 customer_id, chash, action = (meta.get(email) or meta.get(o.email) or [None, None, sync.ADD])
-                reason = o.reason if o.status != "accepted" else None
-                outcome_rows.append((self.run_id, self.export["id"], tkey, email, customer_id, action, o.status, reason))
-                by_target.setdefault(tkey, []).append((email, customer_id, chash, action, o.status))
-                self._bump(tkey, o.status)
-                if recovered:
-                    self._bump(tkey, "planned")
-                    self._bump(tkey, "sent")
-                    self.counts["recovered"] += 1
-                if o.status == "accepted":
-                    self._bump(tkey, {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried",
-                                      sync.REMOVE: "removed"}[action])
-                any_pending = any_pending or o.status == "pending"
+                reason = o.reason if status != "accepted" else None
+                outcome_rows.append((run_id, export_id, tkey, email, customer_id, action, status, reason))
+                rows.append((email, customer_id, chash, action, status))
+                k = (tkey, status)
+                tallies[k] = tallies.get(k, 0) + 1
+                if status == "accepted":
+                    k = (tkey, _ACCEPTED_KEY[action])
+                    tallies[k] = tallies.get(k, 0) + 1
+                elif status == "pending":
+                    any_pending = True
+            if recovered and outcomes:
+                for key in ("planned", "sent"):
+                    tallies[(tkey, key)] = tallies.get((tkey, key), 0) + len(outcomes)
+                self.counts["recovered"] += len(outcomes)
             (keep_ids if any_pending else done_ids).append(sub_id)
+        for (tkey, key), n in tallies.items():
+            self._bump(tkey, key, n)
         if not outcome_rows and not skips and not done_ids:
             self._collected, self._collected_n = [], 0
             return
@@ -244,8 +280,7 @@ class ExportRun:
             repo.record_outcomes(cur, outcome_rows)
             for tkey, rows in by_target.items():
                 repo.apply_delivered(cur, self.export["id"], tkey, self.run_id, rows)
-            for sub_id in done_ids:
-                repo.mark_collected(cur, sub_id)
+            repo.mark_collected_many(cur, done_ids)
         self._collected, self._collected_n, self._skips = [], 0, []
         self._tick()
 
@@ -277,19 +312,26 @@ class ExportRun:
 
         tkey = target["key"]
         policy = self.export["over_limit"]
+        # values come from SQL as VARCHAR (str or None): without a length limit on any mapped field the
+        # dict needs no per-value work
+        limited = any(k in self.limits for k in field_keys)
+        email_problem = sync.email_problem
         for row in self._plan_rows(target, retry_run):
             action, customer_id, email, chash, skip_reason = row[:5]
             if action == sync.SKIP:
                 self._skip(tkey, email, customer_id, skip_reason)
                 continue
-            problem = sync.email_problem(email)
+            problem = email_problem(email)
             if problem:
                 self._skip(tkey, email, customer_id, problem)
                 continue
-            fields, problem = sync.apply_field_limits(dict(zip(field_keys, row[5:])), self.limits, policy)
-            if problem:
-                self._skip(tkey, email, customer_id, problem)
-                continue
+            if limited:
+                fields, problem = sync.apply_field_limits(dict(zip(field_keys, row[5:])), self.limits, policy)
+                if problem:
+                    self._skip(tkey, email, customer_id, problem)
+                    continue
+            else:
+                fields = dict(zip(field_keys, row[5:]))
             meta[email] = [customer_id, chash, action]
             yield Contact(email, fields)
 
@@ -317,7 +359,7 @@ class ExportRun:
             self._submit(tkey, "upsert", emails, batch_meta,
                          lambda b=batch: self.client.submit_upsert(b, vendor_target))
             self._tick()
-            if self._cancelled():
+            if self._should_stop():
                 self.stopped_by_cancel = True
                 return
 
@@ -354,7 +396,7 @@ class ExportRun:
             self._submit(tkey, "remove", list(batch), batch_meta,
                          lambda b=list(batch): self.client.submit_remove(b, vendor_target))
             self._tick()
-            if self._cancelled():
+            if self._should_stop():
                 self.stopped_by_cancel = True
                 return
 
@@ -447,6 +489,9 @@ class ExportRun:
             status = "partially_succeeded" if c["accepted"] or c["unchanged"] else "failed"
             return RunResult(status, c, summary + " Rejected contacts are retried by the next run or by Retry failed.")
         return RunResult("succeeded", c, summary)
+
+
+_ACCEPTED_KEY = {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried", sync.REMOVE: "removed"}
 
 
 def _connector_field_limits(vendor: str) -> dict[str, int]:

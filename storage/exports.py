@@ -24,7 +24,8 @@ record_outcomes(cur, rows)                            rows: (run_id, export_id, 
                                                       customer_id, action, outcome, reason) bulk insert
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
-mark_collected(cur, submission_id)
+save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
+mark_collected(cur, submission_id); mark_collected_many(cur, ids)
 uncollected_submissions(db, export_id) -> list[dict]
 run_outcome_counts / run_contacts_page / iter_run_contacts   (pages and CSV downloads)
 Suppression: suppressed_count(db), list_suppressed(db, limit, offset), add_suppressed(cur, emails, reason,
@@ -363,9 +364,39 @@ def save_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, subm
     ).fetchone()[0]
 
 
+def save_submissions(cur, rows: list[tuple]) -> list[int]:
+    """Persist several submissions in one statement; rows: (run_id, export_id, target_key, kind,
+    submission_dict, meta). Returns their ids in row order."""
+    if not rows:
+        return []
+    if len(rows) == 1:
+        return [save_submission(cur, *rows[0])]
+    # ids allocated up front from the table's own sequence, so row i gets ids[i] whatever the insert order
+    ids = sorted(i for (i,) in cur.execute("SELECT nextval('export_submission_id_seq') FROM range(?)",
+                                           [len(rows)]).fetchall())
+    cur.execute(
+        "INSERT INTO export_pending_submissions (id, run_id, export_id, target_key, kind, submission_json, meta_json) "
+        "SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+        [ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+         [json.dumps(r[4]) for r in rows], [json.dumps(r[5]) for r in rows]],
+    )
+    return ids
+
+
 def mark_collected(cur, submission_id: int) -> None:
     cur.execute("UPDATE export_pending_submissions SET collected = TRUE, collected_at = now() WHERE id = ?",
                 [submission_id])
+
+
+def mark_collected_many(cur, submission_ids: list[int]) -> None:
+    if not submission_ids:
+        return
+    if len(submission_ids) == 1:
+        mark_collected(cur, submission_ids[0])
+        return
+    cur.execute("UPDATE export_pending_submissions SET collected = TRUE, collected_at = now() "
+                "WHERE id IN (SELECT unnest(?::BIGINT[]))", [list(submission_ids)])
 
 
 def uncollected_submissions(db, export_id: int) -> list[dict]:

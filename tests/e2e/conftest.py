@@ -109,17 +109,38 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.e2e_failed = report.failed
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     yield pg
+    if getattr(request.node, "e2e_failed", False):  # what the page showed when the test failed
+        ARTIFACTS.mkdir(exist_ok=True)
+        try:
+            pg.screenshot(path=str(ARTIFACTS / f"FAILED_{request.node.name}.png"), full_page=True)
+        except Exception:  # noqa: BLE001 - the failure itself is what gets reported
+            pass
     context.close()
 
 
 def shot(page, name: str) -> None:
+    """Full-page screenshot to test-artifacts/<name>.png, once the page finished drawing (no run in
+    progress, no loading skeletons left), so the picture shows what a person would see."""
     ARTIFACTS.mkdir(exist_ok=True)
+    wait_idle(page)
+    try:
+        page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=10_000)
+    except Exception:  # noqa: BLE001 - a lingering skeleton is itself worth seeing in the picture
+        pass
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
@@ -177,12 +198,7 @@ def wait_text(page, text: str, *, timeout: float = 60_000, exact: bool = False):
 
 def select_option(page, widget_key: str, option: str) -> None:
     """Pick `option` in the st.selectbox/st.multiselect with this key (type to filter, then click)."""
-    box = key(page, widget_key)
-    box.locator("input").first.click()
-    box.locator("input").first.fill(option)
-    page.get_by_role("option", name=option, exact=True).first.click()
-    wait_idle(page)
-    page.keyboard.press("Escape")
+    choose(page, key(page, widget_key), option)
 
 
 def metric_value(page, label: str) -> str:
@@ -190,3 +206,31 @@ def metric_value(page, label: str) -> str:
     metric = main_area(page).locator('[data-testid="stMetric"]').filter(
         has=page.locator('[data-testid="stMetricLabel"]', has_text=label)).first
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def selectbox(page, label: str):
+    """The st.selectbox / st.multiselect in the main area whose label is exactly `label`."""
+    return main_area(page).locator('[data-testid="stSelectbox"]:visible, [data-testid="stMultiSelect"]:visible').filter(
+        has=page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))).first
+
+
+def selected(box) -> str:
+    """The option a selectbox shows (Streamlit 1.67 draws it as the value of a combobox input)."""
+    return box.locator("input").first.input_value()
+
+
+def choose(page, box, option: str) -> None:
+    """Open a selectbox/multiselect locator and click `option`. The list opens from the arrow button:
+    clicking the combobox input would filter the options by the value it already shows."""
+    wait_idle(page)
+    item = page.get_by_role("option", name=option, exact=True).first
+    for _attempt in range(5):  # a rerun landing just then can close the list again: open it until it stays
+        opener = box.locator('button[aria-label="Open"]')
+        (opener.first if opener.count() else box.locator("input").first).click()
+        try:
+            item.wait_for(state="visible", timeout=3_000)
+            break
+        except Exception:  # noqa: BLE001 - retried
+            page.keyboard.press("Escape")
+    item.click()
+    wait_idle(page)
