@@ -3,13 +3,16 @@
 
   .venv/bin/python bench/enrichment.py [--companies 100000] [--only limited|unlimited]
 
-Figures (bench "enrichment.leadspace"), against the in-process Leadspace emulator on the real clock:
+Figures (bench "enrichment.leadspace"), against the Leadspace emulator served over loopback by a SEPARATE
+process (`manage.py sandbox --vendor leadspace`, like the remote service it is), on the real clock:
   rate_limited=true   emulator enforces 30 requests/s, bulks finish 2 s after submission; the client paces
                       at 30/s. A bulk of 500 costs at least 2 requests (submit + one successful poll), so
                       the limit-bound maximum is 30 / 2 * 500 = 7,500 companies/s; share_of_limit =
                       achieved / that (target >= 0.9). The time includes planning (read + normalise +
                       de-duplicate profiles, write work items) and writing results, i.e. the whole run.
   rate_limited=false  no limits and no bulk delay: what the runner + emulator manage on this machine.
+peak_rss_mb is this process (DuckDB + runner + client); emulator_peak_rss_mb the emulator's, apart.
+Each figure carries cpu_s (this process) and load_average_1m.
 Profiles: one per company, all distinct company inputs (90 % directory companies with distinct postal
 codes, so they match; 10 % unknown companies, not matched); name + website + location mapped.
 """
@@ -29,6 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 LIMIT_TPS = 30
 BULK = 500
 REQUESTS_PER_BULK = 2
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _profiles(n: int):
@@ -72,17 +80,16 @@ def _setup(n: int, tmp: Path):
 
 def run_once(n: int, limited: bool) -> dict:
     from connectors.leadspace import LeadspaceClient
-    from connectors.sandbox.leadspace import LeadspaceEmulator
+    from connectors.sandbox.server import spawn
     from jobs import enrichment_run, runner
 
-    with tempfile.TemporaryDirectory(prefix="ir-bench-enrich-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="ir-bench-enrich-") as tmpdir, spawn(
+            "leadspace", "--rate-limits" if limited else "--no-rate-limits",
+            "--job-delay-s", "2.0" if limited else "0", "--credits", str(10 * n)) as sandbox:
         db, admin, cid, svc, EnrichmentConfig = _setup(n, Path(tmpdir))
-        emu = LeadspaceEmulator(bulk_delay_s=2.0 if limited else 0.0, credits=10 * n)
-        emu.rate_limits_enabled = limited
 
         def factory(db_, enrichment, sleep, clock):
-            return LeadspaceClient("sandbox-bench-key", base_url="http://sandbox.leadspace.local",
-                                   transport=emu.transport(), rate_limits=limited)
+            return LeadspaceClient("sandbox-bench-key", base_url=sandbox.url, rate_limits=limited)
 
         enrichment_run.OPTIONS = enrichment_run.RunOptions(client_factory=factory,
                                                            first_poll_s=1.0 if limited else 0.0,
@@ -93,12 +100,14 @@ def run_once(n: int, limited: bool) -> dict:
         plan_preview = svc.preview(db, svc.get_enrichment(db, eid)["config"], eid)
         t_preview = time.perf_counter() - t0
         svc.run_enrichment(db, admin, eid)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         [run_id] = runner.run_pending(db)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, _cpu_s() - c0
         run = runner.get_run(db, run_id)
         counts = run["counts"]
-        snap = emu.snapshot(0)
+        snap = sandbox.stats()
+        snap["results_polls"] = sum(v for k, v in snap["requests_by_route"].items() if "results" in k)
+        emu_rss = sandbox.peak_rss_mb()
         phase = db.query_one("SELECT epoch(max(collected_at)) - epoch(min(submitted_at)) FROM enrichment_bulks")[0]
         db.close()
     companies = counts["companies"]
@@ -106,11 +115,12 @@ def run_once(n: int, limited: bool) -> dict:
     out = {
         "load_average_1m": round(os.getloadavg()[0], 1),
         "bench": "enrichment.leadspace", "rate_limited": limited, "companies": companies, "profiles": n,
-        "status": run["status"], "seconds": round(seconds, 2), "records_per_s": round(companies / seconds, 1),
+        "status": run["status"], "seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "records_per_s": round(companies / seconds, 1),
         "enriched": counts["enriched"], "not_matched": counts["not_matched"],
         "bulk_calls": counts["bulk_calls"], "requests": snap["requests"], "results_polls": snap["results_polls"],
         "preview_seconds": round(t_preview, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "emulator_peak_rss_mb": emu_rss, "emulator": "separate process",
     }
     if limited:
         out["limit_bound_records_per_s"] = bound_rps

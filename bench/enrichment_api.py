@@ -8,6 +8,8 @@ Figures (bench "leadspace.bulk"):
                       throughput is 30 / 2 * 500 = 7,500 records/s; share_of_limit_bound = achieved / that
                       (target >= 0.9).
   rate_limited=false  no limits anywhere: records/s the client + emulator + loopback manage.
+The emulator runs in a SEPARATE process (`manage.py sandbox --vendor leadspace`); peak_rss_mb is the client
+process, emulator_peak_rss_mb the emulator's. Each figure carries load_1m.
 Each run is bounded by --window-s (wall clock, default 25 s; both runs together stay around a minute).
 Records cycle through the sandbox company directory (names + websites), so every record is a match.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -24,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.leadspace import MAX_BULK_RECORDS, CompanyInput, LeadspaceClient  # noqa: E402
 from connectors.sandbox.companies import company_for_index  # noqa: E402
-from connectors.sandbox.leadspace import LeadspaceEmulator  # noqa: E402
-from connectors.sandbox.server import serve  # noqa: E402
+from connectors.sandbox.server import spawn  # noqa: E402
 
 LIMIT_TPS = 30
 MIN_REQUESTS_PER_BULK = 2  # submit + one poll that finds the results ready
@@ -40,9 +42,8 @@ def records():
 
 
 def run(rate_limited: bool, window_s: float, bulk_delay_s: float) -> dict:
-    em = LeadspaceEmulator(credits=10**9, bulk_delay_s=bulk_delay_s)
-    em.rate_limits_enabled = rate_limited
-    with serve(em) as server:
+    with spawn("leadspace", "--rate-limits" if rate_limited else "--no-rate-limits", "--job-delay-s",
+               str(bulk_delay_s), "--credits", str(10**9)) as server:
         client = LeadspaceClient("bench-token-0123456789", base_url=server.url, rate_limits=rate_limited,
                                  first_poll_s=bulk_delay_s * 1.05 + 0.01, poll_interval_s=0.1,
                                  max_in_flight=64)
@@ -56,12 +57,16 @@ def run(rate_limited: bool, window_s: float, bulk_delay_s: float) -> dict:
         secs = time.perf_counter() - t0
         requests = client.http.requests_sent
         client.close()
-    routed = sum(em.requests_by_route.values())
+        stats = server.stats()
+        emu_rss = server.peak_rss_mb()
+    routed = sum(stats["requests_by_route"].values())
     out = {
         "bench": "leadspace.bulk", "rate_limited": rate_limited, "seconds": round(secs, 2), "records": done,
         "records_per_s": round(done / secs), "requests": requests, "requests_per_s": round(requests / secs, 2),
         "bulk_records": MAX_BULK_RECORDS, "bulk_delay_s": bulk_delay_s,
-        "http_429s": em.request_count - routed, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "http_429s": stats["requests"] - routed,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "emulator_peak_rss_mb": emu_rss, "emulator": "separate process", "load_1m": round(os.getloadavg()[0], 2),
     }
     if rate_limited:
         bound = LIMIT_TPS / MIN_REQUESTS_PER_BULK * MAX_BULK_RECORDS

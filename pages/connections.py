@@ -127,6 +127,7 @@ def _run_verify(wiz: Wizard) -> None:
     result = svc.verify(db, data["vendor"], data["region"], data["api_key"])
     data["verify"] = {"ok": result.ok, "message": result.message, "detail": result.detail}
     data["verified_for"] = _key_fingerprint(data["vendor"], data["region"], data["api_key"])
+    st.session_state.pop(f"{WIZ}.error", None)  # "Press Verify first" is answered now; the result shows below
 
 
 def _current_verify(data) -> dict | None:

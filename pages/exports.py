@@ -385,8 +385,10 @@ def show_list() -> None:
     if not rows:
         st.info("No exports yet.")
         return
-    table = pd.DataFrame([{k: r[k] for k in ("name", "connection", "type", "segments", "last_status", "last_counts",
-                                             "last_refreshed", "schedule")} for r in rows])
+    columns = {"name": "Name", "connection": "Connection", "type": "Type", "segments": "Segments",
+               "sync_mode": "Mode", "last_status": "Last run", "last_counts": "Last counts",
+               "last_refreshed": "Last refreshed", "schedule": "Schedule"}
+    table = pd.DataFrame([{label: r[k] for k, label in columns.items()} for r in rows])
     st.dataframe(table, hide_index=True, use_container_width=True)
     names = {r["id"]: r["name"] for r in rows}
     picked = st.selectbox("Export", list(names), format_func=names.get, key="exports_pick")

@@ -159,14 +159,14 @@ def _parameters(n: int, seed: int) -> dict:
     }
 
 
-def _roll(k: int, modulo: int = 100) -> str:
-    """SQL for a pseudo-random integer in [0, modulo) for row i, stream k."""
-    return f"(hash(i, $seed::BIGINT, {k}) % {int(modulo)})"
+def _roll(k: int, modulo: int = 100, var: str = "i") -> str:
+    """SQL for a pseudo-random integer in [0, modulo) for row ``var``, stream k."""
+    return f"(hash({var}, $seed::BIGINT, {k}) % {int(modulo)})"
 
 
-def _index(k: int, table: str) -> str:
+def _index(k: int, table: str, var: str = "i") -> str:
     """SQL for a pseudo-random 1-based row index into a lookup table."""
-    return f"(hash(i, $seed::BIGINT, {k}) % $len_{table}::UBIGINT)::INTEGER + 1"
+    return f"(hash({var}, $seed::BIGINT, {k}) % $len_{table}::UBIGINT)::INTEGER + 1"
 
 
 # Small lookup tables (idx = 1..n) built once from the parameters; the big query joins them
@@ -196,15 +196,45 @@ def _create_lookups(cur, params: dict) -> dict:
     return lengths
 
 
-# One INSERT ... SELECT. `r` makes every pseudo-random pick as integers; `ranked` numbers people who
-# would share an email (same ASCII first/last name, shape and company) so the 2nd gets "2" appended;
-# `copies` makes 1 % reuse another person's email identity. Strings are looked up only at the end.
+# One INSERT ... SELECT. Every pick is a pure function of the row number i, so only the narrow
+# (i, combo) pairs go through the window that numbers people who would share an email (same ASCII
+# first/last name, shape and company: the 2nd gets "2" appended); the wide row is computed after it.
+# (Sorting the wide rows in that single-threaded window was the slowest step of the whole insert.)
+# 1 % reuse another person's email identity (`dup`): that person's picks are recomputed from their
+# i, only their number comes from a (small) join. Strings are looked up only at the end.
+def _combo(var: str) -> str:
+    """Integer id of what an email would be spelt from (name ids, shape, company) for row ``var``."""
+    return (f"(((CASE WHEN {_roll(13, 3, var)} = 1 THEN f.initial_id ELSE f.ascii_id END)::BIGINT * 64 "
+            f"+ l.ascii_id) * 4 + {_roll(13, 3, var)}) * 16384 "
+            f"+ (CASE WHEN {_roll(3, 100, var)} < $directory_pct::UBIGINT THEN {_index(4, 'dir', var)} "
+            f"ELSE 8192 + {_index(5, 'unk', var)} END)")
+
+
+_DUPLICATE_OF = ("CASE WHEN {roll} >= $invalid_pct::UBIGINT AND {roll} < ($invalid_pct + $duplicate_pct)::UBIGINT "
+                 "AND i > 0 THEN (hash(i, $seed::BIGINT, 19) % i)::BIGINT END").format(roll=_roll(7))
+
 _INSERT_SQL = f"""
 INSERT INTO profiles (customer_id, email, first_name, last_name, company_name, company_website, phone, street,
     city, state, country, postal_code, street2, city2, state2, country2, postal_code2, email_opt_out, updated_at,
     x_job_title, x_plan, x_lifetime_value, x_signup_date)
-WITH r AS (
-    SELECT i,
+WITH keyed AS (
+    SELECT i, {_combo('i')} AS combo
+    FROM range($n) t(i)
+    JOIN demo_first f ON f.idx = {_index(1, 'first')}
+    JOIN demo_last l ON l.idx = {_index(2, 'last')}
+),
+ranked AS (
+    -- rn = position within the combo (rank() is the first position of the combo): cheaper than PARTITION BY.
+    SELECT i, row_number() OVER (ORDER BY combo, i) - rank() OVER (ORDER BY combo) + 1 AS rn FROM keyed
+),
+copied AS (
+    -- The email number of the person a duplicate copies (1 % of rows).
+    SELECT d.i AS ci, b.rn AS copied_rn
+    FROM (SELECT i, {_DUPLICATE_OF} AS duplicate_of FROM range($n) t(i)) d
+    JOIN ranked b ON b.i = d.duplicate_of
+),
+r AS (
+    SELECT ranked.i, ranked.rn, c.copied_rn,
         {_index(1, 'first')} AS fi,
         {_index(2, 'last')} AS li,
         {_roll(3)} < $directory_pct::UBIGINT AS at_directory,
@@ -222,29 +252,20 @@ WITH r AS (
         {_index(16, 'street')} AS si,
         {_index(18, 'street')} AS si2,
         {_index(20, 'title')} AS ti,
-        {_index(21, 'plan')} AS pli
-    FROM range($n) t(i)
-),
-keyed AS (
-    -- People whose emails would be spelt the same share a combo number.
-    SELECT r.*,
-        (((CASE WHEN shape = 1 THEN f.initial_id ELSE f.ascii_id END)::BIGINT * 64 + l.ascii_id) * 4 + shape) * 16384
-        + (CASE WHEN at_directory THEN di ELSE 8192 + ui END) AS combo
-    FROM r JOIN demo_first f ON f.idx = r.fi JOIN demo_last l ON l.idx = r.li
-),
-ranked AS (
-    -- rn = position within the combo (rank() is the first position of the combo): cheaper than PARTITION BY.
-    SELECT *, row_number() OVER (ORDER BY combo, i) - rank() OVER (ORDER BY combo) + 1 AS rn,
-        CASE WHEN email_roll >= $invalid_pct::UBIGINT AND email_roll < ($invalid_pct + $duplicate_pct)::UBIGINT
-             AND i > 0 THEN (hash(i, $seed::BIGINT, 19) % i)::BIGINT END AS duplicate_of
-    FROM keyed
+        {_index(21, 'plan')} AS pli,
+        CASE WHEN c.copied_rn IS NOT NULL THEN (hash(ranked.i, $seed::BIGINT, 19) % ranked.i)::BIGINT END AS dup
+    FROM ranked LEFT JOIN copied c ON c.ci = ranked.i
 ),
 people AS (
-    SELECT a.*,
-        coalesce(b.fi, a.fi) AS efi, coalesce(b.li, a.li) AS eli, coalesce(b.shape, a.shape) AS eshape,
-        coalesce(b.at_directory, a.at_directory) AS edir, coalesce(b.di, a.di) AS edi,
-        coalesce(b.ui, a.ui) AS eui, coalesce(b.rn, a.rn) AS ern
-    FROM ranked a LEFT JOIN ranked b ON b.i = a.duplicate_of
+    SELECT r.*,
+        CASE WHEN dup IS NULL THEN fi ELSE {_index(1, 'first', 'dup')} END AS efi,
+        CASE WHEN dup IS NULL THEN li ELSE {_index(2, 'last', 'dup')} END AS eli,
+        CASE WHEN dup IS NULL THEN shape ELSE {_roll(13, 3, 'dup')} END AS eshape,
+        CASE WHEN dup IS NULL THEN at_directory ELSE {_roll(3, 100, 'dup')} < $directory_pct::UBIGINT END AS edir,
+        CASE WHEN dup IS NULL THEN di ELSE {_index(4, 'dir', 'dup')} END AS edi,
+        CASE WHEN dup IS NULL THEN ui ELSE {_index(5, 'unk', 'dup')} END AS eui,
+        coalesce(copied_rn, rn) AS ern
+    FROM r
 ),
 emails AS (
     SELECT p.*,

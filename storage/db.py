@@ -6,6 +6,7 @@ parameters; identifiers come only from allow-lists and are quoted with :func:`qu
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import threading
@@ -16,6 +17,10 @@ import duckdb
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+MEMORY_LIMIT_ENV = "INSIGHT_RELAY_DB_MEMORY_LIMIT"   # e.g. "2GB", "800MB"
+THREADS_ENV = "INSIGHT_RELAY_DB_THREADS"             # default: DuckDB's choice (one per core)
+DEFAULT_MEMORY_LIMIT = "2GB"
+_MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.IGNORECASE)
 
 
 class DatabaseError(Exception):
@@ -60,8 +65,27 @@ class Database:
                     "(probably the running app). Stop it, or use the app's Run history instead."
                 ) from exc
             raise DatabaseError(f"Could not open the database {self.path}: {exc}") from exc
+        self._configure()
         if migrate and not read_only:
             self.migrate()
+
+    def _configure(self) -> None:
+        """Bound DuckDB's memory so big imports and demo generation spill to disk instead of growing RSS.
+
+        DuckDB's default memory_limit is 80 % of RAM; a 10 M-row staging table then lives in memory.
+        With a limit, the buffer manager spills to ``temp_directory`` (next to the database file).
+        """
+        memory_limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+        if not _MEMORY_LIMIT.match(memory_limit):
+            raise DatabaseError(f"{MEMORY_LIMIT_ENV}={memory_limit!r} is not a size such as 2GB or 800MB.")
+        self._con.execute(f"SET memory_limit = '{memory_limit.replace(' ', '')}'")  # validated above
+        temp_dir = self.path.with_name(self.path.name + ".tmp")
+        self._con.execute("SET temp_directory = ?", [str(temp_dir)])
+        threads = os.environ.get(THREADS_ENV, "").strip()
+        if threads:
+            if not threads.isdigit() or int(threads) < 1:
+                raise DatabaseError(f"{THREADS_ENV}={threads!r} is not a whole number of threads.")
+            self._con.execute(f"SET threads = {int(threads)}")
 
     # -- access -------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -22,6 +22,7 @@ removal_sql(db, export, segment_ids, target_key, ...) -> (sql, params)   rows (e
 delivered_count(db, export_id, target_key) -> int
 record_outcomes(cur, rows)                            rows: (run_id, export_id, target_key, email,
                                                       customer_id, action, outcome, reason) bulk insert
+record_outcome_columns(cur, run_id, export_id, columns)   the same from column lists (no row tuples)
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
@@ -308,6 +309,21 @@ def record_outcomes(cur, rows: list[tuple]) -> None:
             for r in rows:
                 cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, "
                             "action, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(r))
+    finally:
+        cur.unregister("outcome_batch")
+
+
+def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, list]) -> None:
+    """Bulk insert one run's outcomes given as columns: target_key, email, customer_id, action, outcome,
+    reason (equal-length lists). Same rows as record_outcomes, without building per-row tuples."""
+    if not columns.get("email"):
+        return
+    batch = _arrow({k: columns[k] for k in ("target_key", "email", "customer_id", "action", "outcome", "reason")})
+    cur.register("outcome_batch", batch)
+    try:
+        cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
+                    "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
+                    "FROM outcome_batch", [run_id, export_id])
     finally:
         cur.unregister("outcome_batch")
 

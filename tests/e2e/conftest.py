@@ -133,15 +133,30 @@ def page(browser, request):
 
 
 def shot(page, name: str) -> None:
-    """Full-page screenshot to test-artifacts/<name>.png, once the page finished drawing (no run in
-    progress, no loading skeletons left), so the picture shows what a person would see."""
+    """Screenshot of the whole page to test-artifacts/<name>.png, once the page finished drawing (no run
+    in progress, no loading skeletons left), so the picture shows what a person would see. Streamlit
+    scrolls inside its main container, not the document, so `full_page` alone stops at the viewport:
+    the viewport is stretched to the content's height for the picture, then restored."""
     ARTIFACTS.mkdir(exist_ok=True)
     wait_idle(page)
     try:
         page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=10_000)
     except Exception:  # noqa: BLE001 - a lingering skeleton is itself worth seeing in the picture
         pass
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    size = page.viewport_size
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]')
+            || document.querySelector('[data-testid="stAppViewContainer"]');
+        return main ? main.scrollHeight : document.body.scrollHeight; }""")
+    tall = size and height and height > size["height"]
+    if tall:
+        page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 6000)})
+        page.wait_for_timeout(400)  # let data grids redraw at the new size
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    finally:
+        if tall:
+            page.set_viewport_size(size)
 
 
 def login(page, base_url: str, username: str, password: str) -> None:
@@ -189,9 +204,10 @@ def assert_no_traceback(page) -> None:
     assert errors.count() == 0, errors.first.inner_text()
 
 
-def wait_text(page, text: str, *, timeout: float = 60_000, exact: bool = False):
-    """Wait until `text` is visible in the main area; returns the locator."""
-    loc = main_area(page).get_by_text(text, exact=exact).first
+def wait_text(page, text, *, timeout: float = 60_000, exact: bool = False):
+    """Wait until `text` (a string: case-insensitive substring unless exact; or a re.Pattern) is visible
+    in the main area; returns the locator."""
+    loc = main_area(page).get_by_text(text, exact=exact).filter(visible=True).first
     loc.wait_for(state="visible", timeout=timeout)
     return loc
 
@@ -233,4 +249,16 @@ def choose(page, box, option: str) -> None:
         except Exception:  # noqa: BLE001 - retried
             page.keyboard.press("Escape")
     item.click()
+    wait_idle(page)
+
+
+def button(page, name: str):
+    """The visible button in the main area named exactly `name` (Streamlit can briefly keep a stale
+    copy of an element from the previous run next to the new one)."""
+    return main_area(page).get_by_role("button", name=name, exact=True).filter(visible=True).last
+
+
+def press(page, name: str) -> None:
+    """Click the visible button named `name` and wait for the run it starts to finish."""
+    button(page, name).click()
     wait_idle(page)

@@ -77,7 +77,7 @@ def test_list_dry_run_and_run(db, admin, monkeypatch):
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
     assert not at.exception
-    assert "Nordics to Iterable" in at.dataframe[0].value["name"].tolist()
+    assert "Nordics to Iterable" in at.dataframe[0].value["Name"].tolist()
     at.button(key="exports_dry_run").click()
     at.run()
     assert not at.exception
