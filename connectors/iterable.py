@@ -43,6 +43,9 @@ CATEGORY_REASONS = {
 
 class IterableClient:
     vendor = VENDOR
+    # Synchronous (outcomes come with the answer): in-flight submissions only let the export runner
+    # store several in one transaction.
+    pipeline_depth = 8
 
     def __init__(
         self,

@@ -31,6 +31,7 @@ and `Omnisend-Version: 2026-03-15`.
 Errors: RFC 9457 problem bodies -> ConnectorError subclasses with Omnisend's title/detail; 401 AuthError,
 403 PermissionMissingError, 410 VendorError ("API version retired"), 429 retried using `retryAfter`
 (body) / X-Rate-Limit-Reset; 5xx retried (connectors.http).
+pipeline_depth = 16: submissions the export runner may keep in flight (submit several, collect the oldest).
 Rate limits (client side, rate_limits=True): 400 requests/min "default" bucket; 60/min "tags" bucket
 for /api/contacts/tags.
 FIELD_LIMITS: {} - the 2026-03-15 ContactRequest schema declares no maxLength for any field.
@@ -121,6 +122,10 @@ def problem_message(body: Any) -> str:
 
 class OmnisendClient:
     vendor = VENDOR
+    # Batches are asynchronous and small (100 contacts): the export runner keeps up to this many
+    # submitted before collecting the oldest, so Omnisend processes them while we send more, and the
+    # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
+    pipeline_depth = 16
 
     def __init__(
         self,

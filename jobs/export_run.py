@@ -6,14 +6,16 @@ One run of an export, per destination list ("target"):
      export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; every Submission is persisted BEFORE
-     collect(); up to PIPELINE_WINDOW submissions are in flight so async vendor jobs overlap. Submissions
+     collect(); up to min(PIPELINE_WINDOW, client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Submissions
      are persisted in groups (one transaction for all not-yet-stored ones, made just before the first of
      them is collected), so a crash can lose the RECORD of at most PIPELINE_WINDOW sent batches: those
      contacts are still "different" and the next run re-sends them (upserts are idempotent); nothing is
      ever collected without being stored first;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
-     same transaction that marks the submission collected -> a resumed run never re-sends them.
+     same transaction that marks the submission collected -> a resumed run never re-sends them. These
+     flush transactions run on one background thread (_Writer), in order, overlapping the sending; the
+     run waits for them before it reads the delivery state again (plan after recovery, removals, end).
 
 params: dry_run (record the plan only), confirm_removals, retry_failed, resume_of (set by runner.resume).
 Counts (RunResult.counts): planned = sent + skipped; sent = accepted + rejected + pending; plus added,
@@ -25,6 +27,8 @@ CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -35,7 +39,8 @@ from jobs.runner import RunContext, RunResult
 from storage import exports as repo
 from storage import settings
 
-PIPELINE_WINDOW = 8            # submissions in flight before the oldest is collected
+PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
+                               # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
@@ -155,6 +160,7 @@ class ExportRun:
         self.counts["targets"] = {}
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # [sub_id or None (not stored yet), tkey, meta, submission, kind]
+        self._writer = _Writer()
         self._unsaved = 0
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
@@ -203,7 +209,8 @@ class ExportRun:
         self.done += len(emails)
         self._inflight.append([None, tkey, meta, submission, kind])
         self._unsaved += 1
-        while len(self._inflight) >= PIPELINE_WINDOW:
+        window = max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
+        while len(self._inflight) >= window:
             self._collect_oldest()
 
     def _persist_unsaved(self) -> None:
@@ -240,6 +247,7 @@ class ExportRun:
         while self._inflight:
             self._collect_oldest()
         self._flush()
+        self._writer.wait()
 
     def _flush(self, recovered: bool = False) -> None:
         """One transaction: per-contact outcomes, delivery state, submissions marked collected."""
@@ -291,15 +299,20 @@ class ExportRun:
         if not c_email and not skips and not done_ids:
             self._collected, self._collected_n = [], 0
             return
-        with self.db.transaction() as cur:
-            repo.record_outcomes(cur, skips)
-            repo.record_outcome_columns(cur, self.run_id, self.export["id"], {
-                "target_key": c_tkey, "email": c_email, "customer_id": c_cid, "action": c_action,
-                "outcome": c_status, "reason": c_reason})
-            for tkey, rows in by_target.items():
-                repo.apply_delivered(cur, self.export["id"], tkey, self.run_id, rows)
-            repo.mark_collected_many(cur, done_ids)
+        db, run_id, export_id = self.db, self.run_id, self.export["id"]
+
+        def write() -> None:
+            with db.transaction() as cur:
+                repo.record_outcomes(cur, skips)
+                repo.record_outcome_columns(cur, run_id, export_id, {
+                    "target_key": c_tkey, "email": c_email, "customer_id": c_cid, "action": c_action,
+                    "outcome": c_status, "reason": c_reason})
+                for tkey, rows in by_target.items():
+                    repo.apply_delivered(cur, export_id, tkey, run_id, rows)
+                repo.mark_collected_many(cur, done_ids)
+
         self._collected, self._collected_n, self._skips = [], 0, []
+        self._writer.submit(write)
         self._tick()
 
     # ------------------------------------------------------------------ phases
@@ -312,6 +325,7 @@ class ExportRun:
             outcomes = self.client.collect(submission)
             self._collected.append((row["id"], row["target_key"], row["meta"], outcomes))
             self._flush(recovered=True)
+        self._writer.wait()   # the plan reads the delivery state these flushes write
 
     def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
@@ -387,6 +401,7 @@ class ExportRun:
 
     def removals(self, target: dict, vendor_target, retry_run: int | None) -> None:
         tkey = target["key"]
+        self._writer.wait()   # removals read the delivery state the upsert flushes write
         sql, params = repo.removal_sql(self.db, self.export, target["segment_ids"], tkey,
                                        only_emails_from_run=retry_run)
         customer_of: dict[str, str] = {}
@@ -436,6 +451,12 @@ class ExportRun:
         return found
 
     def execute(self) -> RunResult:
+        try:
+            return self._execute()
+        finally:
+            self._writer.close()   # finishes the flushes already handed over (also on a crash)
+
+    def _execute(self) -> RunResult:
         export = self.export
         targets = plan_targets(self.db, export)
         retry_run = None
@@ -511,6 +532,53 @@ class ExportRun:
             status = "partially_succeeded" if c["accepted"] or c["unchanged"] else "failed"
             return RunResult(status, c, summary + " Rejected contacts are retried by the next run or by Retry failed.")
         return RunResult("succeeded", c, summary)
+
+
+class _Writer:
+    """Runs the flush transactions on one background thread, in order, so DuckDB's work (it releases
+    the GIL) overlaps with preparing and sending the next batches. At most one flush waits while one
+    runs. A failed flush is re-raised by the next submit()/wait(); its transaction rolled back, so its
+    submissions stay uncollected and the next run recovers them (as after a crash)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while True:
+            fn = self._queue.get()
+            try:
+                if fn is None:
+                    return
+                fn()
+            except BaseException as exc:  # handed to the run's thread
+                self._error = self._error or exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="export-flush", daemon=True)
+            self._thread.start()
+        self._queue.put(fn)
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 # core.sync's fast email pattern for DuckDB's regexp_full_match (which anchors both ends itself)

@@ -28,6 +28,24 @@ def _guarded(fn, *args, **kwargs):
     return None
 
 
+def _next_page() -> None:
+    nav = st.session_state.get("pf_nav")
+    if nav and nav.get("last_key") is not None:
+        nav["starts"].append(nav["last_key"])
+
+
+def _previous_page() -> None:
+    nav = st.session_state.get("pf_nav")
+    if nav and len(nav["starts"]) > 1:
+        nav["starts"].pop()
+
+
+def _first_page() -> None:
+    nav = st.session_state.get("pf_nav")
+    if nav:
+        nav["starts"][1:] = []
+
+
 def browse_section() -> None:
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
     search = c1.text_input("Search name, email, company or customer ID", key="pf_search")
@@ -37,13 +55,34 @@ def browse_section() -> None:
     has_company = c4.selectbox("Has company", list(TRI), key="pf_has_company")
     filters = svc.normalize_filters({"search": search, "country": None if country == "Any" else country,
                                      "opted_out": TRI[opted_out], "has_company": TRI[has_company]})
-    p1, p2, _ = st.columns([1, 1, 4])
-    page_size = p2.selectbox("Rows per page", [25, 50, 100], index=1, key="pf_page_size")
-    page_no = p1.number_input("Page", min_value=1, value=1, step=1, key="pf_page")
-    result = _guarded(svc.browse, db, user, filters, page=int(page_no), page_size=int(page_size))
-    if result is None:
-        return
-    st.caption(f"{result.total:,} profiles · page {result.page:,} of {result.pages:,}")
+    p1, p2, p3, p4 = st.columns([1, 1, 1, 3])
+    page_size = int(p4.selectbox("Rows per page", [25, 50, 100], index=1, key="pf_page_size"))
+    # Paging by key: each page starts after the last customer ID of the previous one, so a deep
+    # page costs the same as the first (OFFSET would read every row before it).
+    signature = (tuple(sorted(filters.items())), page_size)
+    nav = st.session_state.get("pf_nav")
+    if not nav or nav.get("signature") != signature:
+        nav = st.session_state["pf_nav"] = {"signature": signature, "starts": [None], "last_key": None,
+                                            "full": False}
+    starts = nav["starts"]
+    if len(starts) == 1:
+        result = _guarded(svc.browse, db, user, filters, page=1, page_size=page_size)
+        if result is None:
+            return
+        rows, total = result.rows, result.total
+    else:
+        rows = _guarded(svc.browse_after, db, user, filters, starts[-1], page_size=page_size)
+        total = _guarded(svc.filtered_count, db, user, filters)
+        if rows is None or total is None:
+            return
+    nav["last_key"] = rows[-1]["customer_id"] if rows else None
+    nav["full"] = len(rows) == page_size
+    page_no, pages = len(starts), max(1, -(-total // page_size))
+    p1.button("‹ Previous", key="pf_prev", on_click=_previous_page, disabled=page_no == 1)
+    p2.button("Next ›", key="pf_next", on_click=_next_page, disabled=not nav["full"] or page_no >= pages)
+    p3.button("First page", key="pf_first", on_click=_first_page, disabled=page_no == 1)
+    st.caption(f"{total:,} profiles · page {page_no:,} of {pages:,}")
+    result = svc.BrowsePage(rows=rows, total=total, page=page_no, page_size=page_size)
     if not result.rows:
         st.info("No profiles match." if any(v is not None for v in filters.values())
                 else "No profiles yet. Import a CSV or Parquet file in the Import tab.")

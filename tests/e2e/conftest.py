@@ -174,7 +174,8 @@ def wait_idle(page) -> None:
 
 
 def goto_page(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    # The link, not the text: a section can share its page's title (Sandbox › Sandbox).
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
     wait_idle(page)
 
 
@@ -236,13 +237,14 @@ def selected(box) -> str:
 
 
 def choose(page, box, option: str) -> None:
-    """Open a selectbox/multiselect locator and click `option`. The list opens from the arrow button:
-    clicking the combobox input would filter the options by the value it already shows."""
+    """Pick `option` in a selectbox/multiselect locator: type it into the combobox (the option list is
+    virtualised, so options far down are not in the DOM until filtered), then click it."""
     wait_idle(page)
     item = page.get_by_role("option", name=option, exact=True).first
+    field = box.locator("input").first
     for _attempt in range(5):  # a rerun landing just then can close the list again: open it until it stays
-        opener = box.locator('button[aria-label="Open"]')
-        (opener.first if opener.count() else box.locator("input").first).click()
+        field.click()
+        field.fill(option)
         try:
             item.wait_for(state="visible", timeout=3_000)
             break

@@ -116,10 +116,15 @@ def test_admin_adds_a_sandbox_iterable_connection(app_server, page):
     assert "verified" in line.lower() or "connected" in line.lower(), line
     assert GOOD_KEY not in page.content()
 
-    # The Sandbox page now exists for this installation.
-    page.reload()
+    # The Sandbox page now exists for this installation, and shows the emulator the verify talked to.
+    sidebar = page.locator('[data-testid="stSidebarNav"]')
+    sidebar.get_by_role("link", name="Sandbox").wait_for()
+    sidebar.get_by_role("link", name="Sandbox").click()
     wait_idle(page)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Sandbox", exact=True).wait_for()
+    page.get_by_role("heading", name="Sandbox").wait_for()
+    wait_text(page, "This is what they received")
+    shot(page, "connections_12_sandbox_page")
+    assert_no_traceback(page)
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: in the browser, ui/wizard.py loses radio and checkbox answers when the "

@@ -67,3 +67,25 @@ def test_viewer_browses_without_import(db, viewer):
     at.selectbox(key="pf_opted_out").set_value("Yes").run()
     assert not at.exception, at.exception
     assert not any("120 profiles" in c.value for c in at.caption)
+
+
+def test_pages_by_key_with_previous_and_next(db, viewer):
+    from services import demo
+    demo.generate_profiles(db, 120, seed=3)
+    db.close()
+    at = _open("victor")
+    at.selectbox(key="pf_page_size").set_value(25).run()
+    assert any("120 profiles · page 1 of 5" in c.value for c in at.caption)
+    at.button(key="pf_next").click().run()
+    assert not at.exception, at.exception
+    assert any("page 2 of 5" in c.value for c in at.caption)
+    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000026"
+    at.button(key="pf_next").click().run()
+    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000051"
+    at.button(key="pf_prev").click().run()
+    assert any("page 2 of 5" in c.value for c in at.caption)
+    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000026"
+    at.button(key="pf_first").click().run()
+    assert any("page 1 of 5" in c.value for c in at.caption)
+    at.selectbox(key="pf_opted_out").set_value("Yes").run()  # new filters start again at page 1
+    assert any("page 1 of" in c.value for c in at.caption)
