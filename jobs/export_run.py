@@ -161,7 +161,6 @@ class ExportRun:
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # [sub_id or None (not stored yet), tkey, meta, submission, kind]
         self._writer = _Writer()
-        self._unsaved = 0
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
         self._collected_n = 0
@@ -208,7 +207,6 @@ class ExportRun:
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
         self._inflight.append([None, tkey, meta, submission, kind])
-        self._unsaved += 1
         window = max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
         while len(self._inflight) >= window:
             self._collect_oldest()
@@ -224,7 +222,6 @@ class ExportRun:
             ids = repo.save_submissions(cur, rows)
         for item, sub_id in zip(todo, ids):
             item[0] = sub_id
-        self._unsaved = 0
 
     def _collect_oldest(self) -> None:
         if self._inflight[0][0] is None:
