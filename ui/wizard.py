@@ -74,12 +74,21 @@ class Wizard:
         return st.session_state.setdefault(self._k("data"), {})
 
     def widget_key(self, name: str, default: Any = None) -> str:
-        """Session-state key for the widget holding `name`, seeded from data (or `default`)."""
+        """Session-state key for the widget holding `name`, seeded from data (or `default`).
+
+        A widget that was not on screen in the previous run is always re-seeded from ``data``:
+        Streamlit may keep a stale seeded value for an undrawn widget, and a real browser would show
+        that instead of the user's earlier answer (e.g. after Back)."""
         wkey = self._widget_prefix + name
-        if wkey not in st.session_state:
+        drawn = st.session_state.setdefault(self._k("drawn"), set())
+        previously_drawn = st.session_state.get(self._k("prev_drawn"), set())
+        drawn.add(name)
+        if name not in previously_drawn or wkey not in st.session_state:
             value = self.data.get(name, default)
             if value is not None:
                 st.session_state[wkey] = value
+            else:
+                st.session_state.pop(wkey, None)
         return wkey
 
     def value(self, name: str, default: Any = None) -> Any:
@@ -89,11 +98,16 @@ class Wizard:
             return st.session_state[wkey]
         return self.data.get(name, default)
 
+    def _on_screen(self) -> set[str]:
+        """Names of the widgets drawn in the last run (the step the user is looking at)."""
+        return set(st.session_state.get(self._k("drawn"), set()))
+
     def _capture(self) -> None:
         data = self.data
-        for k in list(st.session_state.keys()):
-            if isinstance(k, str) and k.startswith(self._widget_prefix):
-                data[k[len(self._widget_prefix):]] = st.session_state[k]
+        for name in self._on_screen():
+            wkey = self._widget_prefix + name
+            if wkey in st.session_state:
+                data[name] = st.session_state[wkey]
 
     def _sync_widgets(self) -> None:
         for name, value in self.data.items():
@@ -102,11 +116,12 @@ class Wizard:
                 st.session_state[wkey] = value
 
     def _view(self) -> dict:
-        """data overlaid with live widget values: what visible()/title() decide on."""
+        """data overlaid with live widget values of the step on screen: what visible()/title() decide on."""
         view = dict(self.data)
-        for k in list(st.session_state.keys()):
-            if isinstance(k, str) and k.startswith(self._widget_prefix):
-                view[k[len(self._widget_prefix):]] = st.session_state[k]
+        for name in self._on_screen():
+            wkey = self._widget_prefix + name
+            if wkey in st.session_state:
+                view[name] = st.session_state[wkey]
         return view
 
     def _visible_indexes(self) -> list[int]:
@@ -186,6 +201,8 @@ class Wizard:
     def show(self, *, next_label: str = "Next", back_label: str = "Back", cancel_label: str = "Cancel",
              on_cancel: Callable[[], None] | None = None) -> None:
         head = st.container()  # filled after the step is drawn: its widgets' defaults can change the count
+        st.session_state[self._k("prev_drawn")] = self._on_screen()
+        st.session_state[self._k("drawn")] = set()
         self.current.render(self)
         with head:
             st.caption(self.caption())

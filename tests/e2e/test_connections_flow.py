@@ -127,9 +127,6 @@ def test_admin_adds_a_sandbox_iterable_connection(app_server, page):
     assert_no_traceback(page)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in the browser, ui/wizard.py loses radio and checkbox answers when the "
-                   "user goes Back (Region falls back to Production, “I agree” is unticked); AppTest does not "
-                   "see it. Remove this mark once fixed.")
 def test_back_keeps_choices(app_server, page):
     login(page, app_server["url"], *app_server["admin"])
     goto_page(page, "Connections")
