@@ -165,6 +165,7 @@ def login(page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Home").wait_for()
+    wait_idle(page)  # the sign-in rerun must finish, or the next click can be swallowed by it
 
 
 def wait_idle(page) -> None:
@@ -175,8 +176,19 @@ def wait_idle(page) -> None:
 
 def goto_page(page, title: str) -> None:
     # The link, not the text: a section can share its page's title (Sandbox › Sandbox).
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
-    wait_idle(page)
+    link = page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True)
+    for _attempt in range(3):
+        wait_idle(page)
+        link.click()
+        wait_idle(page)
+        # The sidebar marks the current page with aria-current; a click during a rerun can be lost.
+        try:
+            page.locator('[data-testid="stSidebarNav"] a[aria-current="page"]', has_text=title).first.wait_for(
+                timeout=10_000)
+            return
+        except Exception:  # not there yet: click again
+            continue
+    raise AssertionError(f"Could not open the {title} page from the sidebar")
 
 
 # ---------------------------------------------------------------- helpers for flows
