@@ -35,5 +35,5 @@ def _short(value):
 st.dataframe(
     [{"When": e["occurred_at"], "Who": e["actor"], "Action": e["action"], "What": e["entity"],
       "ID": e["entity_id"], "Before": _short(e["before_json"]), "After": _short(e["after_json"])} for e in entries],
-    hide_index=True, use_container_width=True,
+    hide_index=True, width="stretch",
 )

@@ -2,6 +2,7 @@
 details with charts, enriched data, and the review queue."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +12,7 @@ from core.permissions import Action, PermissionDenied, Role, can
 from jobs import runner
 from services import enrichment as svc
 from ui import deps
+from ui.format import minutes
 from ui.session import current_user, show_error
 from ui.wizard import Step, Wizard
 
@@ -327,6 +329,32 @@ def _pct(v) -> str:
     return "—" if v is None else f"{v:.0%}"
 
 
+RUN_OUTCOMES = {"Enriched": "enriched", "Below threshold": "below_threshold", "Not matched": "not_matched"}
+
+
+def _runs_chart(history: list[dict]) -> None:
+    """Outcomes per run; runs on an ordinal axis so they read #1, #2 … rather than 1.000000."""
+    data = pd.DataFrame([{"Run": h["run_id"], "Outcome": label, "Profiles": h[k]}
+                         for h in history for label, k in RUN_OUTCOMES.items()])
+    chart = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("Run:O", title="Run", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
+        color=alt.Color("Outcome:N", sort=list(RUN_OUTCOMES), legend=alt.Legend(orient="bottom")),
+        tooltip=["Run", "Outcome", alt.Tooltip("Profiles:Q", format=",d")])
+    st.altair_chart(chart, width="stretch")
+
+
+def _confidence_chart(dist: dict[str, int]) -> None:
+    """Profiles per confidence level, strongest first (not alphabetical)."""
+    order = list(reversed(core.CONFIDENCE_LEVELS))   # HIGH, MEDIUM, LOW, VERY LOW
+    data = pd.DataFrame([{"Confidence": level, "Profiles": int(dist.get(level, 0))} for level in order])
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("Confidence:N", sort=order, title="Match confidence", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
+        tooltip=["Confidence", alt.Tooltip("Profiles:Q", format=",d")])
+    st.altair_chart(chart, width="stretch")
+
+
 # ---------------------------------------------------------------- views
 def home() -> None:
     with st.container(border=True):
@@ -342,7 +370,7 @@ def home() -> None:
         st.info("No enrichments yet." + (" Press **Enrich my data** to create one." if may_edit else ""))
         return
     table = pd.DataFrame([{
-        "Name": i["name"], "Status": i["status"], "Last refresh": i["last_refreshed_at"],
+        "Name": i["name"], "Status": i["status"], "Last refresh": minutes(i["last_refreshed_at"], "never"),
         "Profiles enriched": i["profiles_enriched"], "Match rate": _pct(i["match_rate"]),
         "To review": i["review_pending"],
     } for i in items])
@@ -369,21 +397,27 @@ def details(eid: int) -> None:
     c[1].metric("Profiles enriched", f"{item['profiles_enriched']:,}")
     c[2].metric("Match rate", _pct(item["match_rate"]))
     c[3].metric("To review", f"{item['review_pending']:,}")
-    st.caption(f"Last refresh: {item['last_refreshed_at'] or 'never'}")
+    st.caption(f"Last refresh: {minutes(item['last_refreshed_at'], 'never')}")
     actions(item, "d_")
     history = svc.run_history(db, eid)
     left, right = st.columns(2)
     with left:
         st.markdown("**Enriched profiles over runs**")
-        if history:
-            st.line_chart(pd.DataFrame(history).set_index("run_id")[["enriched", "below_threshold", "not_matched"]])
+        if len(history) >= 2:
+            _runs_chart(history)
+        elif history:  # one point makes no line: show that run's figures instead
+            only = history[0]
+            st.caption(f"Run #{only['run_id']} · {minutes(only['finished_at'])} · a chart appears after the next run.")
+            m = st.columns(3)
+            for col, (label, k) in zip(m, RUN_OUTCOMES.items()):
+                col.metric(label, f"{only[k]:,}")
         else:
             st.caption("No finished runs yet.")
     with right:
         st.markdown("**Match confidence**")
         dist = svc.confidence_distribution(db, eid)
         if any(dist.values()):
-            st.bar_chart(pd.DataFrame({"profiles": dist}))
+            _confidence_chart(dist)
         else:
             st.caption("No enriched profiles yet.")
     if item["coverage"]:
@@ -392,7 +426,10 @@ def details(eid: int) -> None:
                      hide_index=True)
     if history:
         st.markdown("**Runs**")
-        st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame([{
+            "Run": h["run_id"], "Finished": minutes(h["finished_at"]), "Status": h["status"].replace("_", " "),
+            **{label: h[k] for label, k in RUN_OUTCOMES.items()}, "Errors": h["errors"], "Sent": h["sent"],
+        } for h in reversed(history)]), hide_index=True, width="stretch")
 
 
 def enriched_data(eid: int) -> None:
@@ -417,7 +454,7 @@ def enriched_data(eid: int) -> None:
         chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile")
         cmp = svc.profile_comparison(db, eid, chosen)
         if cmp:
-            st.markdown(f"Match confidence: **{cmp['confidence']}** · enriched at {cmp['enriched_at']}"
+            st.markdown(f"Match confidence: **{cmp['confidence']}** · enriched at {minutes(cmp['enriched_at'])}"
                         + (f" · accepted by {cmp['accepted_by']}" if cmp["accepted_by"] else ""))
             st.dataframe(pd.DataFrame(cmp["fields"]).rename(columns={"field": "Field", "original": "Original",
                                                                      "enriched": "Enriched"}).astype(str),

@@ -1,11 +1,13 @@
 """Data > Exports: the list, the Add destination wizard, dry runs, runs and their results."""
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core import sync
 from core.permissions import Action, can
+from jobs import runner
 from services import exports as svc
 from ui import deps
 from ui.session import current_user
@@ -14,6 +16,7 @@ from ui.wizard import Step, Wizard
 WIZ = "export_wiz"
 VIEW = "exports.view"          # ("list",) | ("wizard", export_id|None) | ("detail", export_id)
 FLASH = "exports.flash"
+QUEUED = "exports.queued"      # {"text", "run_id", "shown"}: "Run queued." shown while that run is active
 PAGE_ROWS = 50
 ACTIVE = ("queued", "running")
 
@@ -47,6 +50,28 @@ def _call(fn, *args, ok: str | None = None, **kw):
     if ok:
         _flash("success", ok)
     return result
+
+
+def _queue_run(fn, *args, ok: str, **kw) -> int | None:
+    """Start a run (or dry run) and remember its "queued" message for the live panel, which drops it
+    once that run has finished (a message above the live panel would outlast the run)."""
+    run_id = _call(fn, *args, **kw)
+    if run_id:
+        st.session_state[QUEUED] = {"text": ok, "run_id": run_id, "shown": False}
+    return run_id
+
+
+def _show_queued_message() -> None:
+    """Inside the live fragment: the "queued" message once, then only while its run is still active."""
+    queued = st.session_state.get(QUEUED)
+    if not queued:
+        return
+    run = runner.get_run(db, queued["run_id"])
+    if queued["shown"] and (run is None or run["status"] not in ACTIVE):
+        st.session_state.pop(QUEUED, None)
+        return
+    queued["shown"] = True
+    st.success(queued["text"])
 
 
 # ---------------------------------------------------------------- wizard
@@ -251,19 +276,38 @@ def show_wizard(export_id: int | None) -> None:
 
 
 # ---------------------------------------------------------------- detail
+OUTCOMES = ("accepted", "rejected", "pending", "skipped")
+
+
 def _counts_chart(counts: dict) -> None:
-    data = pd.DataFrame({"contacts": [counts.get(k, 0) for k in ("accepted", "rejected", "pending", "skipped")]},
-                        index=["accepted", "rejected", "pending", "skipped"])
-    st.bar_chart(data)
+    """Contacts per outcome, in the order of the metrics above (not alphabetical)."""
+    order = [k.capitalize() for k in OUTCOMES]
+    data = pd.DataFrame([{"Outcome": k.capitalize(), "Contacts": int(counts.get(k, 0) or 0)} for k in OUTCOMES])
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("Outcome:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("Contacts:Q", title="Contacts", axis=alt.Axis(format=",d", tickMinStep=1)),
+        tooltip=["Outcome", alt.Tooltip("Contacts:Q", format=",d")]).properties(height=260)
+    st.altair_chart(chart, width="stretch")
 
 
-def _contacts_table(run_id: int, key: str, *, outcome=None, action=None, label="contacts") -> None:
+def _list_name(target_key: str, targets: dict) -> str:
+    """The list/tag name people know, not the stored key ("name:Customers in Germany")."""
+    return (targets.get(target_key) or {}).get("name") or str(target_key).split(":", 1)[-1]
+
+
+def _contacts_table(run: dict, key: str, *, outcome=None, action=None, label="contacts") -> None:
+    run_id, targets = run["id"], (run.get("counts") or {}).get("targets") or {}
     page = st.number_input("Page", min_value=1, value=1, step=1, key=f"{key}_page")
     rows, total = svc.run_contacts_page(db, run_id, outcome=outcome, action=action, limit=PAGE_ROWS,
                                         offset=(int(page) - 1) * PAGE_ROWS)
     st.caption(f"{total:,} {label} · page {int(page)} of {max(1, -(-total // PAGE_ROWS))}")
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        table = pd.DataFrame([{
+            "List": _list_name(r["target_key"], targets), "Email": r["email"], "Customer ID": r["customer_id"],
+            "Action": (r["action"] or "").capitalize(), "Outcome": (r["outcome"] or "").capitalize(),
+            "Reason": r["reason"] or "",
+        } for r in rows])
+        st.dataframe(table, hide_index=True, width="stretch")
         if can(user, Action.DOWNLOAD):
             st.download_button("Download CSV", svc.run_contacts_csv(db, run_id, outcome=outcome, action=action),
                                file_name=f"export-run-{run_id}-{label.replace(' ', '-')}.csv", mime="text/csv",
@@ -281,7 +325,8 @@ def _run_panel(export_id: int) -> None:
         st.progress(min(1.0, (run["progress_done"] or 0) / total) if total else 0.0,
                     text=run.get("progress_message") or "Waiting for a worker…")
         if may_run and st.button("Cancel", key="exports_cancel"):
-            _call(svc.cancel_run, db, user, run["id"], ok="Cancel requested.")
+            if _call(svc.cancel_run, db, user, run["id"]):
+                st.session_state[QUEUED] = {"text": "Cancel requested.", "run_id": run["id"], "shown": False}
             st.rerun()
         return
     counts = run["counts"] or {}
@@ -296,16 +341,16 @@ def _run_panel(export_id: int) -> None:
     _counts_chart(counts)
     if counts.get("rejected"):
         st.markdown("**Rejections**")
-        _contacts_table(run["id"], "exports_rejections", outcome="rejected", label="rejections")
+        _contacts_table(run, "exports_rejections", outcome="rejected", label="rejections")
         if may_run and st.button("Retry failed", key="exports_retry_failed"):
-            _call(svc.retry_failed, db, user, export_id, ok="Retry queued.")
+            _queue_run(svc.retry_failed, db, user, export_id, ok="Retry queued.")
             st.rerun()
     if counts.get("skipped"):
         with st.expander(f"Skipped ({counts['skipped']:,})"):
-            _contacts_table(run["id"], "exports_skipped", outcome="skipped", label="skipped")
+            _contacts_table(run, "exports_skipped", outcome="skipped", label="skipped")
     if run["status"] in ("interrupted", "failed", "cancelled") and may_run:
         if st.button("Resume", key="exports_resume"):
-            _call(svc.resume_run, db, user, run["id"], ok="Resumed.")
+            _queue_run(svc.resume_run, db, user, run["id"], ok="Resumed.")
             st.rerun()
 
 
@@ -313,7 +358,19 @@ def _dry_run_panel(export_id: int) -> None:
     run = svc.last_run(db, export_id, dry_run=True)
     if run is None:
         return
+    real = svc.last_run(db, export_id, dry_run=False)
+    if real is not None and real["id"] > run["id"]:
+        # A real run came after this preview: keep it out of the way and say when it was made.
+        with st.expander(f"Dry run #{run['id']} (before run #{real['id']})"):
+            st.caption("This preview was made before the last run, so its figures may be out of date. "
+                       "Dry run again to see what the next run would do.")
+            _dry_run_body(run)
+        return
     st.subheader(f"Dry run #{run['id']}")
+    _dry_run_body(run)
+
+
+def _dry_run_body(run: dict) -> None:
     if run["status"] in ACTIVE:
         st.progress(0.0, text=run.get("progress_message") or "Waiting for a worker…")
         return
@@ -322,15 +379,17 @@ def _dry_run_panel(export_id: int) -> None:
     for col, (label, k) in zip(cols, (("To add", "added"), ("To update", "updated"), ("To retry", "retried"),
                                       ("To remove", "removed"), ("Skipped", "skipped"))):
         col.metric(label, f"{counts.get(k, 0):,}")
-    per_list = [{"list": t["name"], "add": t["added"], "update": t["updated"] + t["retried"], "remove": t["removed"],
-                 "skip": t["skipped"], "unchanged": t["unchanged"]} for t in counts.get("targets", {}).values()]
+    per_list = [{"List": t["name"], "To add": t["added"], "To update": t["updated"] + t["retried"],
+                 "To remove": t["removed"], "Skipped": t["skipped"], "Unchanged": t["unchanged"]}
+                for t in counts.get("targets", {}).values()]
     if per_list:
-        st.dataframe(pd.DataFrame(per_list), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(per_list), hide_index=True, width="stretch")
     for g in counts.get("removal_guard", []):
         st.warning(f"Running would remove {g['removals']:,} of {g['list_size']:,} contacts ({g['share']:.0%}) "
                    f"from “{g['target']}” — more than {g['max_share']:.0%}. The run needs your confirmation.")
-    action = st.selectbox("Show", ["add", "update", "retry", "remove", "skip"], key="exports_dry_action")
-    _contacts_table(run["id"], f"exports_dry_{action}", action=action, label=f"to {action}")
+    action = st.selectbox("Show", ["add", "update", "retry", "remove", "skip"], key="exports_dry_action",
+                          format_func=lambda a: f"Contacts to {a}")
+    _contacts_table(run, f"exports_dry_{action}", action=action, label=f"to {action}")
 
 
 def show_detail(export_id: int) -> None:
@@ -355,10 +414,10 @@ def show_detail(export_id: int) -> None:
             confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
         cols = st.columns(4)
         if cols[0].button("Run", key="exports_run_now", type="primary"):
-            if _call(svc.run_export, db, user, export_id, confirm_removals=confirm, ok="Run queued."):
+            if _queue_run(svc.run_export, db, user, export_id, confirm_removals=confirm, ok="Run queued."):
                 st.rerun()
         if cols[1].button("Dry run", key="exports_dry_run_now"):
-            if _call(svc.dry_run, db, user, export_id, ok="Dry run queued."):
+            if _queue_run(svc.dry_run, db, user, export_id, ok="Dry run queued."):
                 st.rerun()
         if may_edit and cols[2].button("Edit", key="exports_edit"):
             _go("wizard", export_id)
@@ -366,6 +425,7 @@ def show_detail(export_id: int) -> None:
 
     @st.fragment(run_every=2)
     def live():
+        _show_queued_message()
         _run_panel(export_id)
         _dry_run_panel(export_id)
     live()
@@ -389,7 +449,7 @@ def show_list() -> None:
                "sync_mode": "Mode", "last_status": "Last run", "last_counts": "Last counts",
                "last_refreshed": "Last refreshed", "schedule": "Schedule"}
     table = pd.DataFrame([{label: r[k] for k, label in columns.items()} for r in rows])
-    st.dataframe(table, hide_index=True, use_container_width=True)
+    st.dataframe(table, hide_index=True, width="stretch")
     names = {r["id"]: r["name"] for r in rows}
     picked = st.selectbox("Export", list(names), format_func=names.get, key="exports_pick")
     cols = st.columns(6)
@@ -400,7 +460,7 @@ def show_list() -> None:
         _go("wizard", picked)
         st.rerun()
     if may_run and cols[2].button("Dry run", key="exports_dry_run"):
-        if _call(svc.dry_run, db, user, picked, ok="Dry run queued."):
+        if _queue_run(svc.dry_run, db, user, picked, ok="Dry run queued."):
             _go("detail", picked)
             st.rerun()
     if may_run and cols[3].button("Run", key="exports_run"):
@@ -408,7 +468,7 @@ def show_list() -> None:
         if check["removal_guard"] or (check["limit_warning"]):
             _go("detail", picked)   # warnings and the removal confirmation live on the detail view
             st.rerun()
-        if _call(svc.run_export, db, user, picked, ok="Run queued."):
+        if _queue_run(svc.run_export, db, user, picked, ok="Run queued."):
             _go("detail", picked)
             st.rerun()
     if may_edit and cols[4].button("Duplicate", key="exports_duplicate"):

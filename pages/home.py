@@ -16,7 +16,7 @@ for col, (label, value) in zip(cols, summary["counts"].items()):
 
 st.subheader("Recent runs")
 if summary["recent_runs"]:
-    st.dataframe(summary["recent_runs"], hide_index=True, use_container_width=True)
+    st.dataframe(summary["recent_runs"], hide_index=True, width="stretch")
 else:
     st.info("No runs yet. Runs of enrichments and exports will appear here.")
 

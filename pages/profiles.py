@@ -8,6 +8,7 @@ from core.importing import ImportPlan, ProfileImportError
 from core.permissions import Action, PermissionDenied, can
 from services import profiles as svc
 from ui import deps
+from ui.format import humanize_key, plural
 from ui.session import current_user, show_error
 
 db = deps.get_db()
@@ -15,6 +16,8 @@ user = current_user()
 TRI = {"Any": None, "Yes": True, "No": False}
 TARGET_LABELS = {importing.TARGET_EXTRA: "Keep as extra attribute", importing.TARGET_IGNORE: "Ignore",
                  **importing.STANDARD_ATTRIBUTES}
+# The key column is stored as customer_id; "Ignore" there only means "not also stored as something else".
+KEY_TARGET_LABELS = {**TARGET_LABELS, importing.TARGET_IGNORE: "Customer ID (the key)"}
 
 
 def _guarded(fn, *args, **kwargs):
@@ -81,13 +84,13 @@ def browse_section() -> None:
     p1.button("‹ Previous", key="pf_prev", on_click=_previous_page, disabled=page_no == 1)
     p2.button("Next ›", key="pf_next", on_click=_next_page, disabled=not nav["full"] or page_no >= pages)
     p3.button("First page", key="pf_first", on_click=_first_page, disabled=page_no == 1)
-    st.caption(f"{total:,} profiles · page {page_no:,} of {pages:,}")
+    st.caption(f"{plural(total, 'profile')} · page {page_no:,} of {pages:,}")
     result = svc.BrowsePage(rows=rows, total=total, page=page_no, page_size=page_size)
     if not result.rows:
         st.info("No profiles match." if any(v is not None for v in filters.values())
                 else "No profiles yet. Import a CSV or Parquet file in the Import tab.")
         return
-    st.dataframe(result.rows, hide_index=True, use_container_width=True)
+    st.dataframe(result.rows, hide_index=True, width="stretch")
 
     if svc.segment_saving_available() and can(user, Action.EDIT_SEGMENTS):
         with st.expander("Save these filters as a segment"):
@@ -110,16 +113,16 @@ def detail_section(customer_id: str) -> None:
         st.warning("That profile is no longer there.")
         return
     st.subheader(f"Profile {customer_id}")
-    st.dataframe(detail["attributes"], hide_index=True, use_container_width=True)
+    st.dataframe(detail["attributes"], hide_index=True, width="stretch")
     st.subheader("Segments and enrichment")
     if detail["segments"] is None:
         st.caption("Segment membership will appear here once segments are set up.")
     elif detail["segments"]:
-        st.dataframe(detail["segments"], hide_index=True, use_container_width=True)
+        st.dataframe(detail["segments"], hide_index=True, width="stretch")
     else:
         st.caption("This profile is in no segment.")
     if detail["enrichment"]:
-        st.dataframe(detail["enrichment"], hide_index=True, use_container_width=True)
+        st.dataframe(detail["enrichment"], hide_index=True, width="stretch")
     else:
         st.caption("No enriched attributes for this profile yet.")
 
@@ -127,7 +130,9 @@ def detail_section(customer_id: str) -> None:
 def choose_file() -> dict | None:
     source = st.radio("Source", ["Upload a file", "A file on the server"], horizontal=True, key="imp_source")
     if source == "Upload a file":
-        upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "txt", "parquet"], key="imp_upload")
+        # A fresh key after each import empties the uploader, so a finished file does not look pending.
+        upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "txt", "parquet"],
+                                  key=f"imp_upload_{st.session_state.get('imp_upload_round', 0)}")
         if upload is not None and st.session_state.get("imp_upload_id") != upload.file_id:
             path = _guarded(svc.save_upload, upload, upload.name)
             if path is not None:
@@ -157,7 +162,8 @@ def import_section() -> None:
     st.subheader("Recent imports")
     history = svc.recent_imports(db)
     if history:
-        st.dataframe(history, hide_index=True, use_container_width=True)
+        st.dataframe([{**h, "message": h.get("message") or ""} for h in history], hide_index=True, width="stretch",
+                     column_config={k: {"id": "#", "who": "By"}.get(k, humanize_key(k)) for k in history[0]})
     else:
         st.caption("No imports yet.")
 
@@ -172,7 +178,7 @@ def mapping_form(preview, chosen: dict) -> None:
     st.markdown(f"**{preview.file_name}** · " + " · ".join(details))
     for warning in preview.warnings:
         st.warning(warning)
-    st.dataframe(preview.rows, hide_index=True, use_container_width=True,
+    st.dataframe(preview.rows, hide_index=True, width="stretch",
                  column_config={c.header: f"{c.header} ({c.detected_type})" for c in preview.columns})
     headers = preview.headers
     key_index = headers.index(preview.suggested_key) if preview.suggested_key in headers else 0
@@ -184,9 +190,14 @@ def mapping_form(preview, chosen: dict) -> None:
     suggested = importing.suggest_mapping(headers, key_column)
     for i, column in enumerate(preview.columns):
         default = suggested.get(column.header, importing.TARGET_EXTRA)
+        is_key = column.header == key_column
+        # Its own widget key: a column that becomes (or stops being) the key starts from the suggestion.
         mapping[column.header] = grid[i % 3].selectbox(
-            column.header, options, index=options.index(default), format_func=TARGET_LABELS.get,
-            key=f"imp_{token}_map_{i}", help=f"Detected type: {column.detected_type}")
+            column.header, options, index=options.index(default),
+            format_func=(KEY_TARGET_LABELS if is_key else TARGET_LABELS).get,
+            key=f"imp_{token}_map_{i}" + ("_key" if is_key else ""),
+            help=f"Detected type: {column.detected_type}"
+                 + (" · This column is the customer ID (the key)." if is_key else ""))
     mode = st.radio("Mode", ["upsert", "replace"], horizontal=True, key=f"imp_{token}_mode",
                     format_func={"upsert": "Upsert: add new profiles, update existing ones",
                                  "replace": "Replace: the file becomes the complete set of profiles"}.get)
@@ -201,6 +212,8 @@ def mapping_form(preview, chosen: dict) -> None:
             if chosen.get("uploaded"):
                 svc.discard_upload(preview.path)
             st.session_state.pop("imp_file", None)
+            st.session_state.pop("imp_upload_id", None)
+            st.session_state["imp_upload_round"] = st.session_state.get("imp_upload_round", 0) + 1
             st.session_state["imp_result"] = result
             st.rerun()
 

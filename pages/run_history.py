@@ -6,6 +6,7 @@ from jobs import runner
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
+from ui.format import counts_summary, humanize_key, number
 from ui.session import current_user, show_error
 
 PAGE_SIZE = 100
@@ -26,7 +27,7 @@ def _duration(seconds) -> str:
 
 
 def _counts(counts: dict) -> str:
-    return ", ".join(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}" for k, v in counts.items())
+    return counts_summary(counts)
 
 
 def _status(run: dict) -> str:
@@ -48,13 +49,14 @@ if may_run:
             show_error(exc)
 
 # -- filters --------------------------------------------------------------------------------------
-f1, f2, f3, f4 = st.columns([2, 2, 2, 1])
+f1, f2, f3, f4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
 kinds = f1.multiselect("Kind", KINDS, key="history_kind")
 statuses = f2.multiselect("Status", list(runner.STATUS_LABELS), format_func=runner.STATUS_LABELS.get,
                           key="history_status")
 triggers = f3.multiselect("Trigger", list(runner.TRIGGER_LABELS), format_func=runner.TRIGGER_LABELS.get,
                           key="history_trigger")
-show_children = f4.toggle("Include steps of refreshes", key="history_children")
+show_children = f4.toggle("Show refresh steps", key="history_children",
+                          help="Also list the runs a refresh started (its enrichments, segments and exports).")
 filters = dict(kind=kinds or None, status=statuses or None, trigger=triggers or None, top_level_only=not show_children)
 requested = st.query_params.get("run")
 any_active = runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) > 0
@@ -74,9 +76,9 @@ def history() -> None:
           "Trigger": runner.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
           "Started": r["started_at"] or r["queued_at"], "Duration": _duration(r["duration_s"]),
           "Status": _status(r), "Counts": _counts(r["counts"]), "Message": r["message"] or ""} for r in runs],
-        hide_index=True, use_container_width=True, key="history_table")
+        hide_index=True, width="stretch", key="history_table")
     if total > len(runs):
-        st.caption(f"Showing the newest {len(runs)} of {total} runs; narrow the filters to see older ones.")
+        st.caption(f"Showing the newest {len(runs):,} of {total:,} runs; narrow the filters to see older ones.")
     ids = [r["id"] for r in runs]
     preselect = int(requested) if requested and requested.isdigit() and int(requested) in ids else ids[0]
     chosen = st.selectbox("Run details", ids, index=ids.index(preselect), key="history_detail",
@@ -95,13 +97,14 @@ def details(run: dict) -> None:
         if run["status"] == "running" and run["progress_message"]:
             st.caption(run["progress_message"])
         if run["counts"]:
-            st.dataframe([{"Count": k, "Value": v} for k, v in run["counts"].items()], hide_index=True)
+            st.dataframe([{"Count": humanize_key(k), "Value": number(v)} for k, v in run["counts"].items()],
+                         hide_index=True)
         children = runner.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")
             st.dataframe([{"Run": c["id"], "Kind": c["kind"], "Name": c["target_name"] or "", "Status": _status(c),
                            "Counts": _counts(c["counts"]), "Message": c["message"] or ""} for c in children],
-                         hide_index=True, use_container_width=True)
+                         hide_index=True, width="stretch")
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
             page, label = DETAIL_PAGES[run["kind"]]
             page_link_or_text(f"pages/{page}", label, label.replace("Open in ", "Data › "),

@@ -10,11 +10,19 @@ import streamlit as st
 from core.permissions import Action, PermissionDenied, can
 from services import connections as svc
 from ui import deps
+from ui.format import plural
 from ui.session import current_user
 
 # Emulator settings and counters that say nothing about what was received: shown under "Details".
 TECHNICAL_KEYS = {"vendor", "faults", "rate_limit_rules", "rate_limits_enabled", "requests_by_route",
                   "supported_versions", "job_delay_s", "batch_delay_s", "bulk_delay_s", "fail_next_jobs"}
+
+# Snapshot keys whose plain label would not tell a person what they are.
+HEADINGS = {"forgotten": "Emails Iterable treats as forgotten (GDPR)",
+            "conflict": "Conflicting emails (Iterable rejects updates to them)",
+            "members": "Members per tag"}
+# Shown only when something is in them: an empty "forgotten" list is the normal case, not news.
+HIDE_WHEN_EMPTY = {"forgotten", "conflict"}
 
 db = deps.get_db()
 user = current_user()
@@ -29,7 +37,18 @@ if "sandbox.flash" in st.session_state:
 
 
 def _label(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+    return HEADINGS.get(key) or key.replace("_", " ").capitalize()
+
+
+def _members_caption(shown: int, total: int | None) -> str:
+    """`100 of 180 shown` when the emulator sent a sample; `12 members` when it sent them all."""
+    if total is not None and total > shown:
+        return f"{shown:,} of {total:,} shown"
+    return plural(shown if total is None else total, "member")
+
+
+def _column(key: str) -> str:
+    return key.replace("_", " ").capitalize() if key else key
 
 
 def _cell(value):
@@ -37,7 +56,7 @@ def _cell(value):
 
 
 def _records_table(rows: list[dict]) -> None:
-    st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in r.items()} for r in rows]), hide_index=True,
+    st.dataframe(pd.DataFrame([{_column(k): _cell(v) for k, v in r.items()} for r in rows]), hide_index=True,
                  width="stretch")
 
 
@@ -51,20 +70,24 @@ def show_snapshot(snapshot: dict) -> None:
     for key, value in snapshot.items():
         if key in TECHNICAL_KEYS or key in scalars or isinstance(value, bool):
             continue
+        if key in HIDE_WHEN_EMPTY and not value:
+            continue
         st.markdown(f"**{_label(key)}**")
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             _records_table([{k: v for k, v in r.items() if k != "members"} for r in value])
             for r in value:
                 if "members" in r:
-                    with st.expander(f"Members of {r.get('name', r.get('id'))} ({len(r['members'])} shown)"):
+                    caption = _members_caption(len(r["members"]), r.get("contact_count"))
+                    with st.expander(f"Members of {r.get('name', r.get('id'))} ({caption})"):
                         st.write(", ".join(r["members"]) or "none")
         elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+            totals = snapshot.get("contacts_per_tag") or {}
             for name, members in value.items():
-                with st.expander(f"{name} ({len(members)} shown)"):
+                with st.expander(f"{name} ({_members_caption(len(members), totals.get(name))})"):
                     st.write(", ".join(map(str, members)) or "none")
         elif isinstance(value, dict):
             if value:
-                _records_table([{"": k, "count": v} for k, v in value.items()])
+                _records_table([{"": k, "Count": v} for k, v in value.items()])
             else:
                 st.caption("none")
         elif isinstance(value, list):

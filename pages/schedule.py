@@ -82,7 +82,7 @@ items = [r for r in schedule_service.list_item_schedules(db) if r["mode"] != "sy
 if items:
     st.dataframe([{"Kind": r["kind"], "Name": r["name"] or f"#{r['target_id']}", "Schedule": r["description"],
                    "Next run (UTC)": r["next_run_at"], "Last run (UTC)": r["last_run_at"]} for r in items],
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")
 else:
     st.caption("Every export and enrichment follows the system refresh. Set an item's own schedule on its page.")
 
@@ -126,4 +126,4 @@ if events:
     st.caption("Recent alerts")
     st.dataframe([{"When": e["occurred_at"], "Run": e["run_id"], "Event": e["event"], "Message": e["message"],
                    "E-mail": e["email_status"] + (f" ({e['email_error']})" if e["email_error"] else "")}
-                  for e in events], hide_index=True, use_container_width=True)
+                  for e in events], hide_index=True, width="stretch")

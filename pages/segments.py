@@ -49,6 +49,22 @@ VALUE_KEYS = {"text": ("seg_value_text",), "text_list": ("seg_value_list",), "nu
               "date_range": ("seg_value_date_from", "seg_value_date_to"), "days": ("seg_value_days",), "none": ()}
 
 
+def value_defaults() -> dict:
+    """What each value field shows when empty (the same defaults the widgets below are drawn with)."""
+    today = date.today()
+    return {"seg_value_text": "", "seg_value_list": "", "seg_value_number": 0.0, "seg_value_from": 0.0,
+            "seg_value_to": 100.0, "seg_value_date": today, "seg_value_date_from": today.replace(day=1),
+            "seg_value_date_to": today, "seg_value_days": 30}
+
+
+def reset_value_inputs() -> None:
+    """Put the value fields back to empty once a condition went into the rule, so the form does not
+    invite a duplicate. Runs before the widgets are drawn: a value set then also reaches the browser
+    (dropping the state instead would leave the browser showing, and sending back, the old value)."""
+    if S.pop("seg_reset_values", False):
+        S.update(value_defaults())
+
+
 def load_condition(path: tuple, condition: dict) -> None:
     """on_click: put a condition into the form so the next submit changes it in place."""
     cond = rules.new_condition(**{k: condition[k] for k in ("attribute", "operator", "value", "value2")})
@@ -81,17 +97,21 @@ def confirm_delete(segment: dict) -> None:
 st.title("Segments")
 
 # -- list -------------------------------------------------------------------------------------------
-top = st.columns([4, 1])
-refresh_list = top[1].button("Refresh counts", key="seg_refresh_counts")
+# The button above the table, so the table gets the full width (its last column was cut off beside it).
+refresh_list = st.button("Refresh counts", key="seg_refresh_counts",
+                         help="Count every segment's members again now.")
 segments = svc.list_with_counts(db, refresh=refresh_list)
 if segments:
-    top[0].dataframe(
+    st.dataframe(
         [{"Name": s["name"], "Type": s["kind"], "Members now": s["members_now"],
           "Change since last refresh": s["change"], "Last evaluated": s["last_evaluated_at"],
           "Used by (exports)": ", ".join(s["used_by"])} for s in segments],
-        hide_index=True, width="stretch", key="seg_list")
+        hide_index=True, width="stretch", key="seg_list",
+        column_config={"Members now": st.column_config.NumberColumn(format="localized"),
+                       "Change since last refresh": st.column_config.NumberColumn(format="localized"),
+                       "Last evaluated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 else:
-    top[0].info("No segments yet." + (" Build one below." if may_edit else ""))
+    st.info("No segments yet." + (" Build one below." if may_edit else ""))
 
 by_id = {s["id"]: s for s in segments}
 picked = st.selectbox("Segment", list(by_id), format_func=lambda i: by_id[i]["name"], index=None,
@@ -213,6 +233,7 @@ attr_key = cols[1].selectbox("Attribute", list(attributes), key="seg_new_attr",
 attr = attributes[attr_key]
 operator = cols[2].selectbox("Operator", rules.OPERATORS_BY_TYPE[attr.type], key="seg_new_op",
                              format_func=lambda o: rules.OPERATOR_LABELS[o])
+reset_value_inputs()
 with st.form("seg_add_condition", clear_on_submit=False):
     shape = rules.value_shape(operator)
     value = value2 = None
@@ -243,6 +264,7 @@ with st.form("seg_add_condition", clear_on_submit=False):
                 S.pop("seg_change_path")
             else:
                 set_draft(rules.add_item(draft(), target, condition))
+            S["seg_reset_values"] = True
             st.rerun()
         except ERRORS as exc:
             st.error(str(exc))

@@ -62,6 +62,6 @@ search = st.text_input("Search", key="suppression_search")
 page = st.number_input("Page", min_value=1, value=1, step=1, key="suppression_page")
 rows = svc.list_page(db, search=search or None, limit=100, offset=(int(page) - 1) * 100)
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 else:
     st.info("The suppression list is empty." if not search else "No email matches.")

@@ -16,7 +16,7 @@ st.dataframe(
     [{"Username": r["username"], "Name": r["display_name"] or "", "Role": r["role"],
       "Active": r["active"], "Locked": bool(r["locked_until"] and r["failed_logins"] >= users_repo.MAX_FAILED_LOGINS),
       "Demo": r["is_demo"], "Created": r["created_at"]} for r in rows],
-    hide_index=True, use_container_width=True,
+    hide_index=True, width="stretch",
 )
 
 roles = [r.value for r in Role]

@@ -85,7 +85,7 @@ def test_admin_creates_dry_runs_and_runs_an_iterable_export(demo_server, page):
     goto_page(page, "Sandbox")
     main.get_by_role("tab", name="Iterable").click()
     wait_idle(page)
-    members = main.get_by_text(re.compile(rf"^Members of {re.escape(SEGMENT)} \(\d+ shown\)"))
+    members = main.get_by_text(re.compile(rf"^Members of {re.escape(SEGMENT)} \(([\d,]+ of [\d,]+ shown|[\d,]+ members?)\)"))
     expect(members).to_be_visible()
     members.click()
     wait_idle(page)

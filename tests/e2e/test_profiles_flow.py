@@ -25,7 +25,7 @@ def test_admin_imports_a_csv_and_browses_it(app_server, page, tmp_path):
     shot(page, "profiles_01_empty")
 
     main.get_by_role("tab", name="Import").click()
-    key(page, "imp_upload").locator('input[type="file"]').set_input_files(str(csv_path))
+    key(page, "imp_upload_0").locator('input[type="file"]').set_input_files(str(csv_path))
     # The preview and the mapping form appear once the upload is stored on the server.
     wait_text(page, "Map columns to profile attributes")
     wait_idle(page)
@@ -59,7 +59,7 @@ def test_admin_imports_a_csv_and_browses_it(app_server, page, tmp_path):
     key(page, "pf_search").locator("input").fill("hopper")
     key(page, "pf_search").locator("input").press("Enter")
     wait_idle(page)
-    wait_text(page, "1 profiles · page 1 of 1")
+    wait_text(page, "1 profile · page 1 of 1")
     choose(page, key(page, "pf_open"), "A-102 · Grace Hopper")
     wait_text(page, "Profile A-102")
     shot(page, "profiles_05_detail")

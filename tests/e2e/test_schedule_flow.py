@@ -75,6 +75,6 @@ def test_admin_schedules_runs_all_and_reads_the_history(demo_server, page):
     else:
         assert set(step_statuses) != {"Succeeded"}, (status, steps)
 
-    key(page, "history_children").get_by_text("Include steps of refreshes").click()
+    key(page, "history_children").get_by_text("Show refresh steps").click()
     wait_idle(page)
     shot(page, "schedule_06_history_with_steps")

@@ -2,6 +2,8 @@
 count), save it, find it in the list and open its details."""
 import re
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import (assert_no_traceback, choose, goto_page, key, login, main_area, metric_value, press,
                                 selectbox, shot, wait_idle, wait_text)
 
@@ -18,6 +20,8 @@ def add_condition(page, attribute: str, operator: str, value: str) -> None:
     box = key(page, "seg_value_text").locator("input")
     box.fill(value)
     press(page, "Add condition")
+    # The value field is emptied once the condition is in the rule (no invitation to add it twice).
+    expect(key(page, "seg_value_text").locator("input")).to_have_value("", timeout=10_000)
 
 
 def test_admin_builds_and_saves_a_segment(demo_server, page):

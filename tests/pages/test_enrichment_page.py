@@ -143,3 +143,34 @@ def test_viewer_sees_no_edit_buttons(db, admin, viewer):
     at = open_page("victor")
     assert not at.exception, at.exception
     assert not any(b.key == "enr_discover_leadspace" for b in at.button)
+
+
+def _history(n):
+    from datetime import datetime
+    return [{"run_id": i + 1, "finished_at": datetime(2026, 11, 29, 12, 36, 5, 123456), "status": "succeeded",
+             "enriched": 100 * (i + 1), "below_threshold": 2, "not_matched": 3, "errors": 0, "sent": 105}
+            for i in range(n)]
+
+
+def test_details_show_one_run_as_figures_and_more_as_a_chart(db, admin, monkeypatch):
+    from core.enrichment import EnrichmentConfig
+    from services import enrichment as svc
+
+    cid = make_connection(db, admin)
+    insert_profiles(db, make_profiles(3, per_company=1))
+    eid = svc.save_enrichment(db, admin, "Firmographics", EnrichmentConfig(connection_id=cid))
+    db.close()
+    monkeypatch.setattr(svc, "run_history", lambda _db, _eid, limit=50: _history(1))
+    at = open_page("alice")
+    _button(at, f"enr_view_{eid}").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Enriched"] == "100" and metrics["Not matched"] == "3"
+    assert any("Run #1 · 2026-11-29 12:36" in c.value for c in at.caption)   # to the minute, no microseconds
+
+    monkeypatch.setattr(svc, "run_history", lambda _db, _eid, limit=50: _history(3))
+    at.run()
+    assert not at.exception, at.exception
+    assert "Enriched" not in {m.label for m in at.metric}   # a line over the runs instead
+    runs = at.dataframe[-1].value
+    assert list(runs["Run"]) == [3, 2, 1] and set(runs["Finished"]) == {"2026-11-29 12:36"}

@@ -38,7 +38,7 @@ def test_contributor_imports_browses_and_opens_a_profile(db, contributor, monkey
     assert any(h.value == "Segments and enrichment" for h in at.subheader)
 
     at.text_input(key="pf_search").input("müller").run()
-    assert any("1 profiles" in c.value for c in at.caption)
+    assert any("1 profile ·" in c.value for c in at.caption)
 
 
 def test_bad_file_shows_a_plain_error(db, contributor, monkeypatch):

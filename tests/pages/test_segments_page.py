@@ -47,6 +47,7 @@ def test_build_count_save_and_list(seeded):
     assert at.metric[0].value == "2"
     assert any("Country equals “GERMANY”" in m.value for m in at.markdown)
     assert any(c.value == "alone: 2" for c in at.caption)
+    assert at.text_input(key="seg_value_text").value == ""   # emptied: no invitation to add it twice
 
     # Change the condition in place through the same form.
     button(at, "Change").click().run()
