@@ -483,3 +483,34 @@ def limits_for(vendor: str, rate_limits: bool | Mapping[str, RateLimit | None] |
     if not rate_limits:
         return {}
     return dict(rate_limits)
+
+
+class VendorClient:
+    """What every vendor client shares: one HttpClient with the vendor's auth headers, documented
+    rate limits and retry policy; close() and use as a context manager. Subclasses set ``vendor`` and
+    ``default_base_url`` and call :meth:`_init_http` from their constructor."""
+
+    vendor: str = ""
+    default_base_url: str = ""
+
+    def _init_http(self, api_key: str, auth_headers: dict[str, str], *, base_url: str | None = None,
+                   transport: httpx.BaseTransport | None = None, rate_limits: Any = True,
+                   sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None,
+                   timeout: Any = None, retry: "RetryPolicy | None" = None,
+                   rand: Callable[[], float] | None = None, extra_headers: dict[str, str] | None = None) -> None:
+        headers = {"Accept": "application/json", "User-Agent": "insight-relay", **(extra_headers or {})}
+        kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        self.http = HttpClient(
+            self.vendor, base_url or self.default_base_url, headers=headers, auth_headers=auth_headers,
+            secrets=[api_key], transport=transport, retry=retry, rate_limits=limits_for(self.vendor, rate_limits),
+            sleep=sleep, clock=clock, rand=rand, **kw,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -21,7 +21,7 @@ import httpx
 
 from connectors.base import Contact, Outcome, Submission, Target, VerifyResult, batched, complete_outcomes
 from connectors.errors import ConnectorError, RecordRejectedError, VendorError
-from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+from connectors.http import RetryPolicy, VendorClient, get_logger
 
 log = get_logger("connectors.iterable")
 
@@ -41,8 +41,9 @@ CATEGORY_REASONS = {
 }
 
 
-class IterableClient:
+class IterableClient(VendorClient):
     vendor = VENDOR
+    default_base_url = DEFAULT_BASE_URL
     # Synchronous (outcomes come with the answer): in-flight submissions only let the export runner
     # store several in one transaction.
     pipeline_depth = 8
@@ -61,24 +62,10 @@ class IterableClient:
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] | None = None,
     ) -> None:
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        self.http = HttpClient(
-            VENDOR, base_url or DEFAULT_BASE_URL, headers={"Accept": "application/json", "User-Agent": "insight-relay"},
-            auth_headers={"Api-Key": api_key}, secrets=[api_key], transport=transport, retry=retry,
-            rate_limits=limits_for(VENDOR, rate_limits), sleep=sleep, clock=clock, rand=rand, **kw,
-        )
+        self._init_http(api_key, {"Api-Key": api_key}, base_url=base_url, transport=transport,
+                        rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand)
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
 
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "IterableClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def verify(self) -> VerifyResult:
         try:

@@ -55,7 +55,7 @@ from connectors.errors import (
     TransientError,
     VendorError,
 )
-from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+from connectors.http import RetryPolicy, VendorClient, get_logger
 
 log = get_logger("connectors.leadspace")
 
@@ -252,8 +252,9 @@ def _credits_error(done: int, partial: list[EnrichmentResult]) -> InsufficientCr
     return err
 
 
-class LeadspaceClient:
+class LeadspaceClient(VendorClient):
     vendor = VENDOR
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(
         self,
@@ -275,15 +276,8 @@ class LeadspaceClient:
         rand: Callable[[], float] | None = None,
         **_ignored: Any,
     ) -> None:
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        self.http = HttpClient(
-            VENDOR, base_url or DEFAULT_BASE_URL,
-            headers={"Accept": "application/json", "User-Agent": "insight-relay"},
-            auth_headers={"Authorization": f"Bearer {api_key}"}, secrets=[api_key], transport=transport,
-            retry=retry, rate_limits=limits_for(VENDOR, rate_limits), sleep=sleep, clock=clock, rand=rand, **kw,
-        )
+        self._init_http(api_key, {"Authorization": f"Bearer {api_key}"}, base_url=base_url, transport=transport,
+                        rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand)
         self.bulk_size = max(1, min(bulk_size, MAX_BULK_RECORDS))
         self.max_in_flight = max(1, max_in_flight)
         self.first_poll_s = first_poll_s
@@ -291,15 +285,6 @@ class LeadspaceClient:
         self.max_poll_interval_s = max_poll_interval_s
         self.max_poll_s = max_poll_s
 
-    # ------------------------------------------------------------ connection
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "LeadspaceClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
         status = resp.status_code

@@ -54,7 +54,7 @@ from connectors.errors import (
     TransientError,
     VendorError,
 )
-from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+from connectors.http import RetryPolicy, VendorClient, get_logger
 
 log = get_logger("connectors.omnisend")
 
@@ -120,8 +120,9 @@ def problem_message(body: Any) -> str:
     return text[:400]
 
 
-class OmnisendClient:
+class OmnisendClient(VendorClient):
     vendor = VENDOR
+    default_base_url = DEFAULT_BASE_URL
     # Batches are asynchronous and small (100 contacts): the export runner keeps up to this many
     # submitted before collecting the oldest, so Omnisend processes them while we send more, and the
     # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
@@ -149,16 +150,9 @@ class OmnisendClient:
         email_status: str = "nonSubscribed",
         **_ignored: Any,
     ) -> None:
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        self.http = HttpClient(
-            VENDOR, base_url or DEFAULT_BASE_URL,
-            headers={"Accept": "application/json", "Omnisend-Version": API_VERSION, "User-Agent": "insight-relay"},
-            auth_headers={"Authorization": f"Omnisend-API-Key {api_key}"}, secrets=[api_key],
-            transport=transport, retry=retry, rate_limits=limits_for(VENDOR, rate_limits),
-            sleep=sleep, clock=clock, rand=rand, **kw,
-        )
+        self._init_http(api_key, {"Authorization": f"Omnisend-API-Key {api_key}"}, base_url=base_url,
+                        transport=transport, rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout,
+                        retry=retry, rand=rand, extra_headers={"Omnisend-Version": API_VERSION})
         self.max_batch_items = max(1, min(max_batch_items, MAX_BATCH_ITEMS))
         self.max_batch_bytes = max(1000, min(max_batch_bytes, MAX_BATCH_BYTES))
         self.remove_batch_size = max(1, min(remove_batch_size, MAX_TAG_EMAILS))
@@ -168,15 +162,6 @@ class OmnisendClient:
         self.max_poll_s = max_poll_s
         self.email_status = email_status
 
-    # ------------------------------------------------------------ connection
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "OmnisendClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
         """Map an Omnisend problem response to a ConnectorError with Omnisend's message."""

@@ -34,7 +34,7 @@ import httpx
 
 from connectors.base import Contact, Outcome, Submission, Target, VerifyResult, batched, complete_outcomes
 from connectors.errors import ConnectorError, PermissionMissingError, TransientError, VendorError
-from connectors.http import HttpClient, RetryPolicy, get_logger, limits_for
+from connectors.http import RetryPolicy, VendorClient, get_logger
 
 log = get_logger("connectors.sendgrid")
 
@@ -71,8 +71,9 @@ def _json_len(s: str) -> int:
     return n + 2 + s.count('"') + s.count("\\")
 
 
-class SendGridClient:
+class SendGridClient(VendorClient):
     vendor = VENDOR
+    default_base_url = DEFAULT_BASE_URL
     # Import jobs are asynchronous: enough of them in flight that SendGrid's processing time does not
     # cap the rate (jobs in flight / job latency), but at most ~120k contacts held (4 jobs of 30k).
     IN_FLIGHT_CONTACTS = 120_000
@@ -101,17 +102,9 @@ class SendGridClient:
         custom_field_ids: dict[str, str] | None = None,
         rand: Callable[[], float] | None = None,
     ) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "insight-relay"}
-        if on_behalf_of:
-            headers["on-behalf-of"] = on_behalf_of
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        self.http = HttpClient(
-            VENDOR, base_url or DEFAULT_BASE_URL, headers=headers,
-            auth_headers={"Authorization": f"Bearer {api_key}"}, secrets=[api_key], transport=transport,
-            retry=retry, rate_limits=limits_for(VENDOR, rate_limits), sleep=sleep, clock=clock, rand=rand, **kw,
-        )
+        self._init_http(api_key, {"Authorization": f"Bearer {api_key}"}, base_url=base_url, transport=transport,
+                        rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand,
+                        extra_headers={"on-behalf-of": on_behalf_of} if on_behalf_of else None)
         self.max_batch_contacts = min(max_batch_contacts, MAX_BATCH_CONTACTS)
         self.max_batch_bytes = min(max_batch_bytes, MAX_BATCH_BYTES)
         self.poll_interval_s = poll_interval_s
@@ -119,15 +112,6 @@ class SendGridClient:
         self.max_poll_s = max_poll_s
         self.custom_field_ids = dict(custom_field_ids or {})
 
-    # ------------------------------------------------------------ connection
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> "SendGridClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def verify(self) -> VerifyResult:
         try:
