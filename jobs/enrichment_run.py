@@ -17,8 +17,6 @@ requests-per-second limit. Tests and the bench set :data:`OPTIONS` (client facto
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Any, Callable
 
 from core import enrichment as core
 from jobs import runner
+from jobs.background import OrderedWriter
 from jobs.runner import RunContext, RunResult
 from storage import enrichment as repo
 
@@ -86,42 +85,22 @@ class _ResultWriter:
 
     def __init__(self, db, pass_id: int, min_confidence: str):
         self.db, self.pass_id, self.min_confidence = db, pass_id, min_confidence
-        self.queue: queue.Queue = queue.Queue(maxsize=64)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, name=f"enrichment-writer-{pass_id}", daemon=True)
-        self.thread.start()
+        self._writer = OrderedWriter(f"enrichment-writer-{pass_id}", max_waiting=64)
 
     def put(self, bulk_id: str, results: list, keys: list[str], missing_pending: bool = False,
             rows: list[dict] | None = None) -> None:
-        self._raise()
-        self.queue.put((bulk_id, results, keys, missing_pending, rows))
+        def write() -> None:
+            written = rows if rows is not None else [_result_row(r, self.min_confidence) for r in results]
+            repo.record_bulk_results(self.db, self.pass_id, bulk_id, written, keys, missing_pending=missing_pending)
 
-    def _loop(self) -> None:
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None:
-                    bulk_id, results, keys, missing_pending, rows = item
-                    if rows is None:
-                        rows = [_result_row(r, self.min_confidence) for r in results]
-                    repo.record_bulk_results(self.db, self.pass_id, bulk_id, rows, keys,
-                                             missing_pending=missing_pending)
-            except BaseException as exc:  # surfaced in the run's thread at the next put/close
-                self.error = exc
-            finally:
-                self.queue.task_done()
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
+        self._writer.submit(write)
 
     def close(self) -> None:
         """Write everything queued, stop the thread, re-raise a write error."""
-        self.queue.put(None)
-        self.thread.join()
-        self._raise()
+        try:
+            self._writer.wait()
+        finally:
+            self._writer.close()
 
 
 class _PassRun:

@@ -27,14 +27,13 @@ CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
 
 from core import sync
 from jobs import runner
+from jobs.background import OrderedWriter
 from jobs.runner import RunContext, RunResult
 from storage import exports as repo
 from storage import settings
@@ -160,7 +159,7 @@ class ExportRun:
         self.counts["targets"] = {}
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # [sub_id or None (not stored yet), tkey, meta, submission, kind]
-        self._writer = _Writer()
+        self._writer = OrderedWriter("export-flush")
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
         self._collected_n = 0
@@ -529,53 +528,6 @@ class ExportRun:
             status = "partially_succeeded" if c["accepted"] or c["unchanged"] else "failed"
             return RunResult(status, c, summary + " Rejected contacts are retried by the next run or by Retry failed.")
         return RunResult("succeeded", c, summary)
-
-
-class _Writer:
-    """Runs the flush transactions on one background thread, in order, so DuckDB's work (it releases
-    the GIL) overlaps with preparing and sending the next batches. At most one flush waits while one
-    runs. A failed flush is re-raised by the next submit()/wait(); its transaction rolled back, so its
-    submissions stay uncollected and the next run recovers them (as after a crash)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def _loop(self) -> None:
-        while True:
-            fn = self._queue.get()
-            try:
-                if fn is None:
-                    return
-                fn()
-            except BaseException as exc:  # handed to the run's thread
-                self._error = self._error or exc
-            finally:
-                self._queue.task_done()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
-
-    def submit(self, fn: Callable[[], None]) -> None:
-        self._raise()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="export-flush", daemon=True)
-            self._thread.start()
-        self._queue.put(fn)
-
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._queue.join()
-        self._raise()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
 
 
 # core.sync's fast email pattern for DuckDB's regexp_full_match (which anchors both ends itself)

@@ -1,0 +1,56 @@
+"""An ordered background writer: a run hands DuckDB work to one thread so the vendor calls never wait
+for the database (DuckDB releases the GIL while it works). Work runs in submission order; after a
+failure the remaining work is skipped and the error is re-raised in the run's own thread by the next
+``submit`` or ``wait``. Safe to be late by design: callers only hand over writes whose loss (after a
+crash) leaves the run resumable."""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable
+
+
+class OrderedWriter:
+    def __init__(self, name: str, max_waiting: int = 1):
+        self._name = name
+        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while True:
+            work = self._queue.get()
+            try:
+                if work is None:
+                    return
+                if self._error is None:
+                    work()
+            except BaseException as exc:  # handed to the run's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread.start()
+        self._queue.put(work)
+
+    def wait(self) -> None:
+        """Block until everything handed over is written; re-raise a write error."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Finish what was handed over and stop the thread (errors stay for wait())."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
