@@ -49,14 +49,14 @@ if may_run:
             show_error(exc)
 
 # -- filters --------------------------------------------------------------------------------------
-f1, f2, f3, f4 = st.columns([3, 3, 3, 2], vertical_alignment="bottom")
+f1, f2, f3, f4 = st.columns([3, 3, 3, 2.5], vertical_alignment="bottom")
 kinds = f1.multiselect("Kind", KINDS, key="history_kind")
 statuses = f2.multiselect("Status", list(runner.STATUS_LABELS), format_func=runner.STATUS_LABELS.get,
                           key="history_status")
 triggers = f3.multiselect("Trigger", list(runner.TRIGGER_LABELS), format_func=runner.TRIGGER_LABELS.get,
                           key="history_trigger")
-show_children = f4.toggle("Show refresh steps", key="history_children",
-                          help="Also list the runs a refresh started (its enrichments, segments and exports).")
+# Short label, no help icon: the column is narrow and a longer label was cut off ("Include ste…").
+show_children = f4.toggle("Show refresh steps", key="history_children")
 filters = dict(kind=kinds or None, status=statuses or None, trigger=triggers or None, top_level_only=not show_children)
 requested = st.query_params.get("run")
 any_active = runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) > 0
