@@ -11,7 +11,7 @@ from core.enrichment import EnrichmentConfig
 from core.permissions import Action, PermissionDenied, Role, can
 from jobs import runner
 from services import enrichment as svc
-from ui import deps
+from ui import deps, item_schedule
 from ui.format import minutes
 from ui.session import current_user, show_error
 from ui.wizard import Step, Wizard
@@ -399,6 +399,8 @@ def details(eid: int) -> None:
     c[3].metric("To review", f"{item['review_pending']:,}")
     st.caption(f"Last refresh: {minutes(item['last_refreshed_at'], 'never')}")
     actions(item, "d_")
+    with st.expander("Schedule"):
+        item_schedule.show(db, user, "enrichment", eid, may_edit=may_edit)
     history = svc.run_history(db, eid)
     left, right = st.columns(2)
     with left:

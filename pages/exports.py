@@ -9,7 +9,7 @@ from core import sync
 from core.permissions import Action, can
 from jobs import runner
 from services import exports as svc
-from ui import deps
+from ui import deps, item_schedule
 from ui.session import current_user
 from ui.wizard import Step, Wizard
 
@@ -422,6 +422,9 @@ def show_detail(export_id: int) -> None:
         if may_edit and cols[2].button("Edit", key="exports_edit"):
             _go("wizard", export_id)
             st.rerun()
+
+    with st.expander("Schedule"):
+        item_schedule.show(db, user, "export", export_id, may_edit=may_edit)
 
     @st.fragment(run_every=2)
     def live():

@@ -121,3 +121,31 @@ def test_suppression_page_upload(db, admin):
     from ui import deps
 
     assert deps.get_db().query_one("SELECT count(*) FROM suppression_list")[0] == 2
+
+
+def test_export_gets_its_own_schedule(db, admin, monkeypatch):
+    world, sid = _prepare(db, admin, monkeypatch)
+    eid = world.export("iterable", [sid], name="Scheduled one")
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    at.button(key="exports_view").click()
+    at.run()
+    assert not at.exception
+    prefix = f"sched_export_{eid}"
+    at.radio(key=f"{prefix}_mode").set_value("own").run()
+    at.selectbox(key=f"{prefix}_tz").set_value("Europe/Berlin").run()
+    at.selectbox(key=f"{prefix}_preset").set_value("daily").run()
+    at.text_input(key=f"{prefix}_at").input("07:15").run()
+    assert any(m.value.startswith("Next runs:") and "07:15" in m.value for m in at.markdown)
+    at.button(key=f"{prefix}_save").click().run()
+    assert not at.exception
+    from services import schedule as schedule_service
+    from ui import deps
+
+    saved = schedule_service.get_item_schedule(deps.get_db(), "export", eid)
+    assert (saved["mode"], saved["cron"], saved["timezone"]) == ("own", "15 7 * * *", "Europe/Berlin")
+    # A bad cron expression gets a plain message, not a traceback.
+    at.selectbox(key=f"{prefix}_preset").set_value("cron").run()
+    at.text_input(key=f"{prefix}_cron").input("61 * * * *").run()
+    assert not at.exception
+    assert any("not a valid cron" in e.value for e in at.error)
