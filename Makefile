@@ -20,7 +20,7 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) manage.py demo --profiles 5000 --if-empty
-	INSIGHT_RELAY_DEMO=1 $(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -18,10 +18,6 @@ def db_path() -> Path:
     return data_dir() / "insight_relay.duckdb"
 
 
-def demo_mode_requested() -> bool:
-    return os.environ.get("INSIGHT_RELAY_DEMO", "").lower() in ("1", "true", "yes")
-
-
 def read_or_create_key_file(name: str, nbytes: int = 32) -> str:
     """A per-installation random key kept in the data folder with 0600 permissions (never in git)."""
     path = data_dir() / name
