@@ -120,6 +120,9 @@ class VendorError(ConnectorError):
 
 class InsufficientCreditsError(ConnectorError):
     default_message = "Your {vendor} account has run out of credits. Add credits and try again."
+    # Set by the Leadspace client when credits ran out part-way: what was answered before that.
+    partial_results: list = []
+    done_external_ids: list = []
 
 
 class VendorUnreachableError(ConnectorError):

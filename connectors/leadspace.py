@@ -247,8 +247,8 @@ def _credits_error(done: int, partial: list[EnrichmentResult]) -> InsufficientCr
         msg = ("Your Leadspace account has run out of credits. Add credits; the next run continues "
                "with the profiles not enriched yet.")
     err = InsufficientCreditsError(msg, status=427, vendor=VENDOR)
-    err.partial_results = partial  # type: ignore[attr-defined]
-    err.done_external_ids = [r.external_id for r in partial]  # type: ignore[attr-defined]
+    err.partial_results = partial
+    err.done_external_ids = [r.external_id for r in partial]
     return err
 
 
@@ -463,8 +463,8 @@ class LeadspaceClient(VendorClient):
             for results in self.iter_enrich_bulk(records):
                 out.extend(results)
         except InsufficientCreditsError as exc:
-            exc.partial_results = out  # type: ignore[attr-defined]
-            exc.done_external_ids = [r.external_id for r in out]  # type: ignore[attr-defined]
+            exc.partial_results = out
+            exc.done_external_ids = [r.external_id for r in out]
             raise
         return out
 
