@@ -259,14 +259,12 @@ class SendGridClient(VendorClient):
         errors_url = results.get("errors_url")
         if status in ("errored", "failed") and errors_url:
             reported += self._read_errors(errors_url)
-        if status == "failed":
-            default = ("rejected", "SendGrid could not process this import job.")
-        else:
-            default = ("accepted", None)
+        failed = status == "failed"
         if status == "errored" and not errors_url and results.get("errored_count"):
             log.warning("sendgrid job %s reports %s errors but no errors_url", submission.job_id,
                         results.get("errored_count"))
-        outcomes = complete_outcomes(submission.emails, reported, default[0], default[1])  # type: ignore[arg-type]
+        outcomes = complete_outcomes(submission.emails, reported, "rejected" if failed else "accepted",
+                                     "SendGrid could not process this import job." if failed else None)
         submission.outcomes = outcomes
         return outcomes
 
