@@ -36,7 +36,6 @@ All waiting goes through the injected `sleep`, all time through `clock`, so test
 from __future__ import annotations
 
 import email.utils
-import json as _json
 import logging
 import random
 import threading
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import httpx
+import orjson
 
 from connectors.errors import (
     ConnectorError,
@@ -316,7 +316,7 @@ class HttpClient:
 
     def json(self, resp: httpx.Response) -> Any:
         try:
-            return _json.loads(resp.content)
+            return orjson.loads(resp.content)
         except (ValueError, UnicodeDecodeError):
             raise VendorError(
                 f"{self.label} returned an answer we could not read.",
@@ -371,7 +371,7 @@ class HttpClient:
             headers = {**self.auth_headers, **(headers or {})}
         if json is not None and content is None:
             # serialise once, not once per attempt
-            content = _json.dumps(json, separators=(",", ":"), ensure_ascii=False).encode()
+            content = orjson.dumps(json, option=orjson.OPT_NON_STR_KEYS)
             headers = {**(headers or {}), "Content-Type": "application/json"}
         policy = self.retry
         attempt = 0

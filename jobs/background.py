@@ -42,6 +42,10 @@ class OrderedWriter:
             self._thread.start()
         self._queue.put(work)
 
+    def check(self) -> None:
+        """Re-raise an earlier write's error now, without waiting for anything."""
+        self._raise()
+
     def wait(self) -> None:
         """Block until everything handed over is written; re-raise a write error."""
         if self._thread is not None:

@@ -5,12 +5,12 @@ One run of an export, per destination list ("target"):
   2. diff (DuckDB SQL, storage.exports.plan_sql): segment members x mapped columns, hashed, against
      export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
-  3. send new/changed/failed contacts in vendor-sized batches; every Submission is persisted BEFORE
-     collect(); up to min(PIPELINE_WINDOW, client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Submissions
-     are persisted in groups (one transaction for all not-yet-stored ones, made just before the first of
-     them is collected), so a crash can lose the RECORD of at most PIPELINE_WINDOW sent batches: those
-     contacts are still "different" and the next run re-sends them (upserts are idempotent); nothing is
-     ever collected without being stored first;
+  3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
+     client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Every Submission is
+     stored BEFORE it is collected: submissions are handed to the ordered writer thread in groups (half a
+     window), and collecting the oldest waits for its store job if that has not run yet. So a crash can
+     lose the RECORD of at most one window of sent batches: those contacts are still "different" and the
+     next run sends them again (upserts are idempotent); nothing is ever collected without being stored;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
@@ -26,7 +26,7 @@ CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client
 """
 from __future__ import annotations
 
-import json
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -158,8 +158,9 @@ class ExportRun:
         self.counts["skipped_by_reason"] = {}
         self.counts["targets"] = {}
         self.counts["warnings"] = []
-        self._inflight: deque = deque()     # [sub_id or None (not stored yet), tkey, meta, submission, kind]
-        self._writer = OrderedWriter("export-flush")
+        self._inflight: deque = deque()     # see _submit
+        self._unhanded = 0                  # submissions not yet handed to the writer to store
+        self._writer = OrderedWriter("export-flush", max_waiting=4)
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
         self._collected_n = 0
@@ -205,27 +206,56 @@ class ExportRun:
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        self._inflight.append([None, tkey, meta, submission, kind])
-        window = max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
+        # [stored id (None until the writer stored it), tkey, meta, submission, kind, Event of its store job]
+        self._inflight.append([None, tkey, meta, submission, kind, None])
+        window = self._window()
+        self._unhanded += 1
+        if self._unhanded >= max(1, window // 2):
+            self._hand_over_unsaved()
         while len(self._inflight) >= window:
             self._collect_oldest()
 
-    def _persist_unsaved(self) -> None:
-        """Store every submission not stored yet, in one transaction (before any of them is collected)."""
-        todo = [item for item in self._inflight if item[0] is None]
+    def _window(self) -> int:
+        return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
+
+    def _hand_over_unsaved(self) -> None:
+        """Hand every submission not yet handed over to the writer thread, to be stored in one transaction.
+        The writer runs jobs in order, so they are stored before any flush that marks them collected, and
+        _collect_oldest waits for a submission's store job before collecting it: nothing is collected
+        unstored. Meanwhile the run goes on sending (the store no longer waits for a running flush)."""
+        todo = [item for item in self._inflight if item[5] is None]
+        self._unhanded = 0
         if not todo:
             return
-        rows = [(self.run_id, self.export["id"], tkey, kind, submission.to_dict(), meta)
-                for _, tkey, meta, submission, kind in todo]
-        with self.db.transaction() as cur:
-            ids = repo.save_submissions(cur, rows)
-        for item, sub_id in zip(todo, ids):
-            item[0] = sub_id
+        stored = threading.Event()
+        for item in todo:
+            item[5] = stored
+        run_id, export_id, db = self.run_id, self.export["id"], self.db
+        rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta)
+                for _, tkey, meta, submission, kind, _ in todo]
+
+        def write() -> None:
+            try:
+                with db.transaction() as cur:
+                    ids = repo.save_submissions(cur, rows)
+                for item, sub_id in zip(todo, ids):
+                    item[0] = sub_id
+            finally:
+                stored.set()
+
+        self._writer.submit(write)
 
     def _collect_oldest(self) -> None:
-        if self._inflight[0][0] is None:
-            self._persist_unsaved()
-        sub_id, tkey, meta, submission, _ = self._inflight.popleft()
+        item = self._inflight[0]
+        if item[0] is None:
+            if item[5] is None:
+                self._hand_over_unsaved()
+            while not item[5].wait(0.2):
+                self._writer.check()   # a failed earlier write means this store job will not run
+            if item[0] is None:        # its own store failed: the error is the writer's
+                self._writer.wait()
+                raise RuntimeError("A sent batch could not be recorded; the next run sends it again.")
+        sub_id, tkey, meta, submission, _, _ = self._inflight.popleft()
         outcomes = self.client.collect(submission)
         self._collected.append((sub_id, tkey, meta, outcomes))
         self._collected_n += len(outcomes)

@@ -181,8 +181,12 @@ class RunContext:
         now = self._clock()
         if not force and now - self._last_write < PROGRESS_WRITE_INTERVAL_S:
             return
-        self._last_write = now
-        with self.db.transaction() as cur:
+        # a forced update waits for the write lock; a routine one is skipped (and tried again on the next
+        # call) while another writer, e.g. the run's own background flush, holds it
+        with (self.db.transaction() if force else self.db.transaction_if_free()) as cur:
+            if cur is None:
+                return
+            self._last_write = now
             cur.execute(
                 "UPDATE runs SET progress_done = ?, progress_total = coalesce(?, progress_total), "
                 "progress_message = coalesce(?, progress_message) WHERE id = ?",

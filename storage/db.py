@@ -112,6 +112,28 @@ class Database:
                 cur.execute("COMMIT")
                 cur.close()
 
+    @contextlib.contextmanager
+    def transaction_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Like transaction(), but yields None at once instead of waiting when another writer holds the
+        lock: for writes that may simply be skipped (e.g. a progress update while a run's flush commits)."""
+        if not self._write_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            cur = self._con.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            else:
+                cur.execute("COMMIT")
+                cur.close()
+        finally:
+            self._write_lock.release()
+
     def query(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
         with self.cursor() as cur:
             return cur.execute(sql, params or []).fetchall()

@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+import orjson
+
 from core import sync
 from storage.db import quote_ident
 
@@ -395,7 +397,7 @@ def save_submissions(cur, rows: list[tuple]) -> list[int]:
         "SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
         "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
         [ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-         [json.dumps(r[4]) for r in rows], [json.dumps(r[5]) for r in rows]],
+         [orjson.dumps(r[4]).decode() for r in rows], [orjson.dumps(r[5]).decode() for r in rows]],
     )
     return ids
 

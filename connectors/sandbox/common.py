@@ -40,7 +40,6 @@ which get 401 in the vendor's format. SendGrid only: a key containing "nomarketi
 from __future__ import annotations
 
 import importlib
-import json
 import re
 import threading
 import time
@@ -48,6 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import httpx
+import orjson
 
 SANDBOX_HOST_TEMPLATE = "http://sandbox.{vendor}.local"
 
@@ -95,7 +95,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     h = {"content-type": "application/json"}
     if headers:
         h.update(headers)
-    return httpx.Response(status, content=json.dumps(body, separators=(",", ":")).encode(), headers=h)
+    return httpx.Response(status, content=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), headers=h)
 
 
 def text_response(status: int, text: str, content_type: str = "text/plain", headers: dict | None = None) -> httpx.Response:
@@ -286,7 +286,7 @@ class Emulator:
         body = request.read()
         if not body:
             raise ValueError("empty body")
-        return json.loads(body)
+        return orjson.loads(body)
 
 
 # ---------------------------------------------------------------- singletons

@@ -13,6 +13,11 @@ OmnisendEmulator(*, clock=None, sleep=None, batch_delay_s=0.0)
       max_batch_bytes: int          request bodies above this get 413 (1 MiB).
       failing_emails: set[str]      batch items for these (lower-cased) emails fail with 400 (fault knob)
       fail_next_batches: int        the next N batches finish with every item failed (500 per item)
+      process_in_background: bool   False (default): with batch_delay_s 0 a batch is processed inside
+                                    its POST. True (set by `manage.py sandbox`, a separate process
+                                    like the real service): POST answers 201 at once and a worker
+                                    thread processes the batch, as Omnisend does; until then it
+                                    reads inProgress (a poll that comes first processes it itself).
     State: contacts by email (tags, fields, status), batches. `contact(email) -> dict|None`,
     `contacts_with_tag(tag) -> list[str]`, `batch(batch_id) -> dict|None`, `batch_ids()`,
     `contact_count` for tests.
@@ -51,15 +56,16 @@ Policies (emulator choices, stated because the docs are silent):
 from __future__ import annotations
 
 import base64
-import json
 import re
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import httpx
 import jsonschema
+import orjson
 
 from connectors.sandbox.common import Emulator, json_response
 
@@ -158,7 +164,7 @@ def problem(status: int, title: str, detail: str, *, errors: list[dict] | None =
     h = {"content-type": "application/problem+json"}
     if headers:
         h.update(headers)
-    return httpx.Response(status, content=json.dumps(body, separators=(",", ":")).encode(), headers=h)
+    return httpx.Response(status, content=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), headers=h)
 
 
 def validation_problem(detail: str, errors: list[dict]) -> httpx.Response:
@@ -296,6 +302,9 @@ class OmnisendEmulator(Emulator):
         self.max_batch_bytes = MAX_BATCH_BYTES
         self.failing_emails: set[str] = set()
         self.fail_next_batches = 0
+        self.process_in_background = False
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
         super().__init__(clock=clock, sleep=sleep)
 
     # ------------------------------------------------------------ state
@@ -533,7 +542,7 @@ class OmnisendEmulator(Emulator):
             return None, problem(413, "Payload too large",
                                  f"Request body is {len(raw)} bytes; the limit is {self.max_batch_bytes}.")
         try:
-            return json.loads(raw), None
+            return orjson.loads(raw), None
         except ValueError:
             return None, validation_problem("Request body is not valid JSON.", [
                 {"field": "body", "code": "invalid_json", "message": "Malformed JSON"}])
@@ -679,11 +688,27 @@ class OmnisendEmulator(Emulator):
                 b.fail_all = True
             self._batches[batch_id] = b
             self._status_counts["pending"] += 1
-            if self.batch_delay_s <= 0:
+            if self.batch_delay_s <= 0 and not self.process_in_background:
                 self._process_batch(b, now)
             else:
                 self._unsettled.append(b)
+                if self.process_in_background:
+                    self._start_worker()
+                    self._wake.set()
             return json_response(201, {"batchID": batch_id, "totalCount": b.total})
+
+    def _start_worker(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="omnisend-batches", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        """Background batch processing (process_in_background): settle due batches after each POST."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self.lock:
+                self._settle()
 
     def _batch_status(self, b: _Batch, now: float) -> tuple[str, int]:
         if b.done:

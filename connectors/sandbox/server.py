@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emulator = emulator_class(args.vendor)()  # a fresh one: this process serves nothing else
     configure(emulator, rate_limits=args.rate_limits, job_delay_s=args.job_delay_s, credits=args.credits)
+    if hasattr(emulator, "process_in_background"):
+        emulator.process_in_background = True   # async jobs run beside the requests, as at the vendor
     server = serve(emulator, args.host, args.port)
     stop = threading.Event()
     try:
