@@ -158,3 +158,35 @@ def test_list_runs_filters(db, admin):
     assert runner.count_runs(db, trigger=["own_schedule", "system_refresh"]) == 2
     assert runner.count_runs(db, status="skipped") == 1
     assert runner.list_runs(db, status="skipped")[0]["duration_s"] is None
+
+
+def test_progress_skips_while_the_write_lock_is_busy_and_forced_waits(db, admin, handlers):
+    def job(ctx):
+        holding, release = threading.Event(), threading.Event()
+
+        def other_writer():
+            with db.transaction():
+                holding.set()
+                release.wait(5)
+
+        th = threading.Thread(target=other_writer)
+        th.start()
+        assert holding.wait(5)
+        ctx.progress(5, 10, "skipped while busy")          # must not block, writes nothing
+        row = db.query_one("SELECT progress_done FROM runs WHERE id = ?", [ctx.run_id])
+        busy_value = row[0]
+        release.set()
+        th.join()
+        ctx.progress(7, 10, "written")                     # not throttled: the skipped call did not count
+        after = db.query_one("SELECT progress_done, progress_message FROM runs WHERE id = ?", [ctx.run_id])
+        ctx.progress(9, 10, "forced", force=True)
+        forced = db.query_one("SELECT progress_done FROM runs WHERE id = ?", [ctx.run_id])[0]
+        return RunResult("succeeded", {"busy": busy_value, "after": list(after), "forced": forced})
+
+    handlers("t_progress", job)
+    run_id = runner.submit(db, admin, "t_progress", 1, "Progress")
+    runner.run_pending(db)
+    counts = runner.get_run(db, run_id)["counts"]
+    assert counts["busy"] in (None, 0)
+    assert counts["after"] == [7, "written"]
+    assert counts["forced"] == 9

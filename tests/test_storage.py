@@ -82,3 +82,33 @@ def test_second_process_gets_clear_busy_message(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     db.close()
     assert "BUSY" in out.stdout and "in use" in out.stdout
+
+
+def test_transaction_if_free_skips_while_another_writer_holds_the_lock(db):
+    import threading
+
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t_free (x INTEGER)")
+    holding, release = threading.Event(), threading.Event()
+
+    def writer():
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO t_free VALUES (1)")
+            holding.set()
+            release.wait(5)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    assert holding.wait(5)
+    with db.transaction_if_free() as cur:
+        assert cur is None                     # busy: skipped at once, nothing written
+    release.set()
+    th.join()
+    with db.transaction_if_free() as cur:      # free: a real transaction
+        assert cur is not None
+        cur.execute("INSERT INTO t_free VALUES (2)")
+    with pytest.raises(ZeroDivisionError):
+        with db.transaction_if_free() as cur:
+            cur.execute("INSERT INTO t_free VALUES (3)")
+            1 / 0                              # rolled back
+    assert sorted(x for (x,) in db.query("SELECT x FROM t_free")) == [1, 2]

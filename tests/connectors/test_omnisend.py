@@ -475,3 +475,33 @@ def test_every_email_gets_one_outcome_and_members_match(emails, batch):
     assert [o.email for o in outcomes] == emails
     assert all(o.status in ("accepted", "rejected") and (o.status == "accepted" or o.reason) for o in outcomes)
     assert set(em.contacts_with_tag("segment: P")) == {o.email.lower() for o in outcomes if o.status == "accepted"}
+
+
+def test_sandbox_process_mode_answers_the_post_first_and_processes_the_batch_beside_it(em, clock, monkeypatch):
+    """process_in_background (what `manage.py sandbox` sets): POST /api/batches answers 201 before the
+    batch is processed, as at Omnisend; the worker (or a poll that comes first) processes it once."""
+    em.process_in_background = True
+    monkeypatch.setattr(em, "_start_worker", lambda: None)   # hold the worker back: the poll must settle it
+    client = make_client(em, clock)
+    batch = people(3, "bg")
+    target = client.create_target("segment: BG")
+    sub = client.submit_upsert(batch, target)
+    assert em._batches[sub.job_id].done is False               # answered, not processed yet
+    assert len(em._contacts) == 0
+    outcomes = client.collect(sub)
+    assert [o.status for o in outcomes] == ["accepted"] * 3
+    assert sorted(em.contacts_with_tag("segment: BG")) == sorted(c.email.lower() for c in batch)
+    client.close()
+
+
+def test_sandbox_process_mode_worker_processes_batches_over_loopback():
+    em = OmnisendEmulator()
+    em.process_in_background = True
+    with serve(em) as server:
+        client = OmnisendClient(KEY, base_url=server.url, retry=FAST_RETRY, rate_limits=False)
+        target = client.create_target("segment: Loop")
+        subs = [client.submit_upsert(people(50, f"w{k}-"), target) for k in range(5)]
+        outcomes = [o for s in subs for o in client.collect(s)]
+        client.close()
+    assert len(outcomes) == 250 and {o.status for o in outcomes} == {"accepted"}
+    assert len(em.contacts_with_tag("segment: Loop")) == 250
