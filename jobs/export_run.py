@@ -168,6 +168,8 @@ class ExportRun:
         self.done = 0
         self.total = 0
         self.stopped_by_cancel = False
+        self._scratch = None                 # the run's own cursor (execute); holds the plan temp tables
+        self._tables: dict[str, tuple[str, str]] = {}   # target key -> (plan table, removals table)
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -353,19 +355,46 @@ class ExportRun:
             self._flush(recovered=True)
         self._writer.wait()   # the plan reads the delivery state these flushes write
 
-    def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
+    def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
+        """Compute the target's plan ONCE into temp tables on the run's own cursor (the diff is the costly
+        part of a re-run): the rows to send (everything but 'unchanged') and, in mirror mode, the removals.
+        Returns the counts by action, as _count_plan does. The removals can be fixed now: upserts only
+        touch members, and removal candidates are delivered contacts that are no longer members."""
+        cur = self._scratch
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
                                        only_emails_from_run=retry_run)
-        with self.db.cursor() as cur:
-            # last column: DuckDB's (RE2, linear-time) verdict of core.sync's fast email pattern, a hint
-            # that spares the per-contact Python regex; anything it does not accept is checked in Python
-            cur.execute(f"SELECT *, coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
-                        "WHERE action <> 'unchanged'", [_FAST_EMAIL_SQL] + list(params))
-            while True:
-                rows = cur.fetchmany(FETCH_ROWS)
-                if not rows:
-                    return
-                yield from rows
+        plan_t, removals_t = f"run_plan_{idx}", f"run_removals_{idx}"
+        # last column: DuckDB's (RE2, linear-time) verdict of core.sync's fast email pattern, a hint
+        # that spares the per-contact Python regex; anything it does not accept is checked in Python
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {plan_t} AS SELECT *, "
+                    f"coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
+                    "WHERE action <> 'unchanged'", [_FAST_EMAIL_SQL] + list(params))
+        counts = {a: n for a, n in cur.execute(f"SELECT action, count(*) FROM {plan_t} GROUP BY action").fetchall()}
+        # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
+        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+        if total > sum(counts.values()):
+            counts[sync.UNCHANGED] = total - sum(counts.values())
+        removals = 0
+        if self.export["sync_mode"] == sync.MODE_MIRROR:
+            rsql, rparams = repo.removal_sql(self.db, self.export, target["segment_ids"], target["key"],
+                                             only_emails_from_run=retry_run)
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {removals_t} AS {rsql}", rparams)
+            removals = cur.execute(f"SELECT count(*) FROM {removals_t}").fetchone()[0]
+        counts[sync.REMOVE] = removals
+        self._tables[target["key"]] = (plan_t, removals_t)
+        return counts
+
+    def _stream(self, table: str) -> Iterator[tuple]:
+        cur = self._scratch
+        cur.execute(f"SELECT * FROM {table}")
+        while True:
+            rows = cur.fetchmany(FETCH_ROWS)
+            if not rows:
+                return
+            yield from rows
+
+    def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
+        return self._stream(self._tables[target["key"]][0])
 
     def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, meta: dict) -> Iterator:
         """Stream Contacts to send; record skips; fill meta[email] = [customer_id, hash, action]."""
@@ -427,21 +456,12 @@ class ExportRun:
 
     def removals(self, target: dict, vendor_target, retry_run: int | None) -> None:
         tkey = target["key"]
-        self._writer.wait()   # removals read the delivery state the upsert flushes write
-        sql, params = repo.removal_sql(self.db, self.export, target["segment_ids"], tkey,
-                                       only_emails_from_run=retry_run)
         customer_of: dict[str, str] = {}
 
         def emails() -> Iterator[str]:
-            with self.db.cursor() as cur:
-                cur.execute(sql, params)
-                while True:
-                    rows = cur.fetchmany(FETCH_ROWS)
-                    if not rows:
-                        return
-                    for email, customer_id in rows:
-                        customer_of[email] = customer_id
-                        yield email
+            for email, customer_id in self._stream(self._tables[tkey][1]):
+                customer_of[email] = customer_id
+                yield email
 
         if self.dry_run:
             for email in emails():
@@ -478,7 +498,8 @@ class ExportRun:
 
     def execute(self) -> RunResult:
         try:
-            return self._execute()
+            with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it
+                return self._execute()
         finally:
             self._writer.close()   # finishes the flushes already handed over (also on a crash)
 
@@ -494,7 +515,7 @@ class ExportRun:
                 return RunResult("succeeded", self.counts, "Nothing to retry: the last runs had no rejected contacts.")
         if not self.dry_run:
             self.recover()
-        plans = {t["key"]: _count_plan(self.db, export, t, retry_run) for t in targets}
+        plans = {t["key"]: self._materialize(i, t, retry_run) for i, t in enumerate(targets)}
         members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
         warning = limit_warning(export["vendor"], members)
         if warning:
