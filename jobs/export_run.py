@@ -7,10 +7,10 @@ One run of an export, per destination list ("target"):
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
      client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Every Submission is
-     stored BEFORE it is collected: submissions are handed to the ordered writer thread in groups (half a
-     window), and collecting the oldest waits for its store job if that has not run yet. So a crash can
-     lose the RECORD of at most one window of sent batches: those contacts are still "different" and the
-     next run sends them again (upserts are idempotent); nothing is ever collected without being stored;
+     recorded by the ordered writer thread in groups of half a window (ExportRun._store_soon), unless it
+     was collected first (then its outcomes are folded directly). A killed process can lose the RECORD
+     only of fewer than one window of sent batches: those contacts are still "different" and the next
+     run sends them again (upserts are idempotent); a recorded one is collected by the next run;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
@@ -159,10 +159,12 @@ class ExportRun:
         self.counts["targets"] = {}
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # see _submit
-        self._unhanded = 0                  # submissions not yet handed to the writer to store
+        self._to_store: list[list] = []     # sent submissions waiting for the writer's next store job
+        self._store_scheduled = False       # a store job is queued and has not taken them yet
+        self._store_lock = threading.Lock()
         self._writer = OrderedWriter("export-flush", max_waiting=4)
         self._next_cancel_check = float("-inf")
-        self._collected: list[tuple] = []     # (submission_row_id, tkey, meta, outcomes, keep_uncollected)
+        self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
         self._skips: list[tuple] = []
         self.done = 0
@@ -208,58 +210,60 @@ class ExportRun:
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (None until the writer stored it), tkey, meta, submission, kind, Event of its store job]
-        self._inflight.append([None, tkey, meta, submission, kind, None])
+        # [stored id (None until the writer stored it), tkey, meta, submission, kind, collected?]
+        item = [None, tkey, meta, submission, kind, False]
+        self._inflight.append(item)
+        self._store_soon(item)
         window = self._window()
-        self._unhanded += 1
-        if self._unhanded >= max(1, window // 2):
-            self._hand_over_unsaved()
         while len(self._inflight) >= window:
             self._collect_oldest()
 
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
 
-    def _hand_over_unsaved(self) -> None:
-        """Hand every submission not yet handed over to the writer thread, to be stored in one transaction.
-        The writer runs jobs in order, so they are stored before any flush that marks them collected, and
-        _collect_oldest waits for a submission's store job before collecting it: nothing is collected
-        unstored. Meanwhile the run goes on sending (the store no longer waits for a running flush)."""
-        todo = [item for item in self._inflight if item[5] is None]
-        self._unhanded = 0
-        if not todo:
-            return
-        stored = threading.Event()
-        for item in todo:
-            item[5] = stored
+    def _store_soon(self, item: list) -> None:
+        """Record sent submissions on the writer thread, in groups of half a window (a transaction per
+        submission would cost more CPU than the sending: 10,000 Omnisend batches per 1M contacts).
+
+        The store job takes, when it RUNS, the waiting submissions not collected yet; one collected
+        before its store is never stored: its outcomes are folded by the next flush directly (a flush
+        reads the stored id when it runs; the writer runs jobs in order, so a store taken before a flush
+        has finished by then). Nothing here ever waits for the database. If the process dies, a sent
+        batch is either stored (the next run collects it) or its contacts are still "different" (the
+        next run sends them again; upserts are idempotent): fewer than one window of batches."""
+        with self._store_lock:
+            self._to_store.append(item)
+            if self._store_scheduled or len(self._to_store) < max(1, self._window() // 2):
+                return
+            self._store_scheduled = True
         run_id, export_id, db = self.run_id, self.export["id"], self.db
-        rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta)
-                for _, tkey, meta, submission, kind, _ in todo]
 
         def write() -> None:
-            try:
-                with db.transaction() as cur:
-                    ids = repo.save_submissions(cur, rows)
-                for item, sub_id in zip(todo, ids):
-                    item[0] = sub_id
-            finally:
-                stored.set()
+            with self._store_lock:
+                todo = [it for it in self._to_store if not it[5]]
+                self._to_store, self._store_scheduled = [], False
+            if not todo:
+                return
+            rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta)
+                    for _, tkey, meta, submission, kind, _ in todo]
+            with db.transaction() as cur:
+                ids = repo.save_submissions(cur, rows)
+            for it, sub_id in zip(todo, ids):
+                it[0] = sub_id
 
         self._writer.submit(write)
 
     def _collect_oldest(self) -> None:
-        item = self._inflight[0]
-        if item[0] is None:
-            if item[5] is None:
-                self._hand_over_unsaved()
-            while not item[5].wait(0.2):
-                self._writer.check()   # a failed earlier write means this store job will not run
-            if item[0] is None:        # its own store failed: the error is the writer's
-                self._writer.wait()
-                raise RuntimeError("A sent batch could not be recorded; the next run sends it again.")
-        sub_id, tkey, meta, submission, _, _ = self._inflight.popleft()
-        outcomes = self.client.collect(submission)
-        self._collected.append((sub_id, tkey, meta, outcomes))
+        item = self._inflight.popleft()
+        _, tkey, meta, submission, _, _ = item
+        try:
+            outcomes = self.client.collect(submission)
+        except BaseException:
+            self._inflight.appendleft(item)   # still in flight: stored by the writer, collected next run
+            raise
+        with self._store_lock:
+            item[5] = True
+        self._collected.append((item, tkey, meta, outcomes))
         self._collected_n += len(outcomes)
         if self._collected_n >= FLUSH_CONTACTS:
             self._flush()
@@ -288,10 +292,10 @@ class ExportRun:
         c_status: list[str] = []
         c_reason: list = []
         by_target: dict[str, list[tuple]] = {}
-        done_ids, keep_ids = [], []
+        done_refs, keep_refs = [], []   # row ids (recovered) or in-flight items (their id is read when written)
         tallies: dict[tuple[str, str], int] = {}   # (tkey, count key) -> n, bumped once per flush
         default_meta = (None, None, sync.ADD)
-        for sub_id, tkey, meta, outcomes in self._collected:
+        for ref, tkey, meta, outcomes in self._collected:
             any_pending = False
             rows = by_target.setdefault(tkey, [])
             n0 = len(c_email)
@@ -321,10 +325,10 @@ class ExportRun:
                 for key in ("planned", "sent"):
                     tallies[(tkey, key)] = tallies.get((tkey, key), 0) + n
                 self.counts["recovered"] += n
-            (keep_ids if any_pending else done_ids).append(sub_id)
+            (keep_refs if any_pending else done_refs).append(ref)
         for (tkey, key), n in tallies.items():
             self._bump(tkey, key, n)
-        if not c_email and not skips and not done_ids:
+        if not c_email and not skips and not done_refs and not keep_refs:
             self._collected, self._collected_n = [], 0
             return
         db, run_id, export_id = self.db, self.run_id, self.export["id"]
@@ -337,7 +341,15 @@ class ExportRun:
                     "outcome": c_status, "reason": c_reason})
                 for tkey, rows in by_target.items():
                     repo.apply_delivered(cur, export_id, tkey, run_id, rows)
-                repo.mark_collected_many(cur, done_ids)
+                repo.mark_collected_many(cur, [i for i in map(_row_id, done_refs) if i is not None])
+                # a submission with outcomes still pending must stay on record (uncollected), so a later
+                # run asks the vendor again: store those the store job skipped
+                unstored = [r for r in keep_refs if _row_id(r) is None]
+                if unstored:
+                    ids = repo.save_submissions(cur, [(run_id, export_id, it[1], it[4], it[3].to_dict(), it[2])
+                                                      for it in unstored])
+                    for it, sub_id in zip(unstored, ids):
+                        it[0] = sub_id
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
@@ -613,6 +625,11 @@ class _EmailCheck:
             if len(local) <= 64 and self._domain_fine(domain):
                 return None
         return sync.email_problem(email)
+
+
+def _row_id(ref) -> int | None:
+    """A collected submission's stored row id: ref is the id itself (recovered) or the in-flight item."""
+    return ref if isinstance(ref, int) else ref[0]
 
 
 _ACCEPTED_KEY = {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried", sync.REMOVE: "removed"}
