@@ -221,7 +221,7 @@ class ExportRun:
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
 
-    def _store_soon(self, item: list) -> None:
+    def _store_soon(self, item: list | None) -> None:
         """Record sent submissions on the writer thread, in groups of half a window (a transaction per
         submission would cost more CPU than the sending: 10,000 Omnisend batches per 1M contacts).
 
@@ -230,10 +230,13 @@ class ExportRun:
         reads the stored id when it runs; the writer runs jobs in order, so a store taken before a flush
         has finished by then). Nothing here ever waits for the database. If the process dies, a sent
         batch is either stored (the next run collects it) or its contacts are still "different" (the
-        next run sends them again; upserts are idempotent): fewer than one window of batches."""
+        next run sends them again; upserts are idempotent): fewer than one window of batches.
+        item None: store what waits now (the run is ending with submissions still in flight)."""
         with self._store_lock:
-            self._to_store.append(item)
-            if self._store_scheduled or len(self._to_store) < max(1, self._window() // 2):
+            if item is not None:
+                self._to_store.append(item)
+            if self._store_scheduled or not self._to_store or (
+                    item is not None and len(self._to_store) < max(1, self._window() // 2)):
                 return
             self._store_scheduled = True
         run_id, export_id, db = self.run_id, self.export["id"], self.db
@@ -513,7 +516,12 @@ class ExportRun:
             with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it
                 return self._execute()
         finally:
-            self._writer.close()   # finishes the flushes already handed over (also on a crash)
+            if self._inflight:   # stopped with batches sent but not collected: keep them on record
+                try:
+                    self._store_soon(None)
+                except Exception:  # the writer failed earlier; its error is already the run's
+                    pass
+            self._writer.close()   # finishes the writes already handed over (also on a crash)
 
     def _execute(self) -> RunResult:
         export = self.export

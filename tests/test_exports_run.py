@@ -332,3 +332,90 @@ def test_run_attributed_to_export_user(world):
     run = world.run(eid)
     assert run["requested_by"] == "exportbot"
     assert run["params"]["requested_by"] == world.admin.username
+
+
+def test_pending_outcomes_stay_on_record_and_the_next_run_collects_them(world, monkeypatch):
+    """A batch whose results the vendor has not reported yet ("pending") must stay recorded, even when
+    it was collected before the writer stored it, so the next run asks again instead of re-sending."""
+    from connectors.base import Outcome
+    from jobs import export_run
+    from services import connections
+
+    vendor = "omnisend"
+    sid, eid = _setup(world, vendor, n=30)
+    sent: list[str] = []
+    state = {"hold": True}
+
+    class Holding:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def submit_upsert(self, batch, target):
+            sent.extend(c.email for c in batch)
+            return self.inner.submit_upsert(batch, target)
+
+        def collect(self, submission):
+            outcomes = self.inner.collect(submission)
+            if state["hold"]:   # the vendor has not reported the first five yet
+                held = set(sorted(submission.emails)[:5])
+                submission.outcomes = None
+                return [Outcome(o.email, "pending", "Not reported yet.") if o.email in held else o
+                        for o in outcomes]
+            return outcomes
+
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", lambda db, export: Holding(
+        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS)))
+    first = world.run(eid)
+    assert first["counts"]["pending"] == 5 and first["counts"]["accepted"] == 25
+    assert_counts_add_up(first)
+    assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 1
+    state["hold"] = False
+    second = world.run(eid)
+    assert second["status"] == "succeeded", second["message"]
+    assert second["counts"]["recovered"] == 30          # the held batch, collected again, not re-sent
+    assert len(sent) == len(set(sent)) == 30
+    assert world.members(vendor, eid, sid) == expected(range(30))
+    assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 0
+
+
+def test_a_run_stopped_by_a_collect_error_keeps_its_in_flight_batches_for_the_next_run(world, monkeypatch):
+    from connectors.errors import TransientError
+    from jobs import export_run
+    from services import connections
+
+    vendor = "omnisend"
+    monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
+    sid, eid = _setup(world, vendor, n=30)
+    sent: list[str] = []
+    state = {"fail": True}
+
+    class Failing:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def submit_upsert(self, batch, target):
+            sent.extend(c.email for c in batch)
+            return self.inner.submit_upsert(batch, target)
+
+        def collect(self, submission):
+            if state["fail"]:
+                raise TransientError("Omnisend is still processing the batch.", vendor="omnisend")
+            return self.inner.collect(submission)
+
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", lambda db, export: Failing(
+        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS)))
+    first = world.run(eid)
+    assert first["status"] == "failed" and "still processing" in first["message"]
+    assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 3
+    state["fail"] = False
+    second = world.run(eid)
+    assert second["status"] == "succeeded", second["message"]
+    assert second["counts"]["recovered"] == 30 and second["counts"]["sent"] == 30
+    assert len(sent) == len(set(sent)) == 30            # collected, never sent twice
+    assert world.members(vendor, eid, sid) == expected(range(30))
