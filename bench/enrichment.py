@@ -11,6 +11,8 @@ process (`manage.py sandbox --vendor leadspace`, like the remote service it is),
                       achieved / that (target >= 0.9). The time includes planning (read + normalise +
                       de-duplicate profiles, write work items) and writing results, i.e. the whole run.
   rate_limited=false  no limits and no bulk delay: what the runner + emulator manage on this machine.
+                      Where the rest of the time goes: first_bulk_after_s (run start -> first bulk accepted and
+                      stored) and after_last_bulk_s (last bulk collected -> run finished).
 peak_rss_mb is this process (DuckDB + runner + client); emulator_peak_rss_mb the emulator's, apart.
 Each figure carries cpu_s (this process) and load_average_1m.
 Profiles: one per company, all distinct company inputs (90 % directory companies with distinct postal
@@ -100,6 +102,7 @@ def run_once(n: int, limited: bool) -> dict:
         plan_preview = svc.preview(db, svc.get_enrichment(db, eid)["config"], eid)
         t_preview = time.perf_counter() - t0
         svc.run_enrichment(db, admin, eid)
+        db_t0 = db.query_one("SELECT epoch(CAST(now() AS TIMESTAMP))")[0]   # the clock submitted_at uses
         t0, c0 = time.perf_counter(), _cpu_s()
         [run_id] = runner.run_pending(db)
         seconds, cpu = time.perf_counter() - t0, _cpu_s() - c0
@@ -108,7 +111,8 @@ def run_once(n: int, limited: bool) -> dict:
         snap = sandbox.stats()
         snap["results_polls"] = sum(v for k, v in snap["requests_by_route"].items() if "results" in k)
         emu_rss = sandbox.peak_rss_mb()
-        phase = db.query_one("SELECT epoch(max(collected_at)) - epoch(min(submitted_at)) FROM enrichment_bulks")[0]
+        first, last = db.query_one("SELECT epoch(min(submitted_at)), epoch(max(collected_at)) FROM enrichment_bulks")
+        phase = last - first
         db.close()
     companies = counts["companies"]
     bound_rps = LIMIT_TPS / REQUESTS_PER_BULK * BULK
@@ -128,6 +132,9 @@ def run_once(n: int, limited: bool) -> dict:
         # the same, counting only from the first bulk submitted to the last one collected (no planning)
         out["vendor_phase_seconds"] = round(phase, 2)
         out["share_of_limit_vendor_phase"] = round(companies / phase / bound_rps, 3)
+        # where the rest goes: run start -> first bulk accepted; last bulk collected -> run finished
+        out["first_bulk_after_s"] = round(first - db_t0, 2)
+        out["after_last_bulk_s"] = round(seconds - (last - db_t0), 2)
     return out
 
 

@@ -36,6 +36,17 @@ Per-record codes in bulk results: 1100 internal error -> status "error"; 1200 in
   "invalid_input"; 427 (credits ran out inside a bulk) -> InsufficientCreditsError after the bulk's
   other results are kept.
 Rate limit (client side, rate_limits=True): 30 requests per second ("default" bucket).
+
+Exactly-once submission (not possible with this contract): if the process dies after Leadspace accepted
+a bulk (202) and before the caller stored its id, the bulk cannot be found again, so a resumed run sends
+it once more. The contract (vendor-apis.md §4, vendor-specs/leadspace-enrichment-openapi.yml) offers
+no lookup: the bulk request takes an optional `external_bulk_id`, but no endpoint lists bulks or finds one
+by that reference (results are only `GET /v3/enrichment/results/{bulkId}` with Leadspace's own id), the
+completion callback body does not echo it, and nothing says Leadspace de-duplicates on it. A
+`callbackUrl` carrying our own reference would reveal the lost bulkId, but needs a publicly reachable
+HTTPS endpoint this app does not have, and the callback's delivery/retry is undocumented. So the
+emulator does not invent a lookup either; the window stays one DuckDB insert long (at most one bulk,
+and only its matched records are charged).
 """
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """Runner for kind "enrichment": enrich an enrichment's dataset through the Leadspace bulk API.
 
-A *pass* enriches the whole dataset once; it may take several runs. The first run plans it
-(profiles -> distinct normalised company inputs, in chunks of 500) and stores that plan in DuckDB.
+A *pass* enriches the whole dataset once; it may take several runs. The first run starts it and plans it
+(profiles -> distinct normalised company inputs, keys computed in DuckDB) on a background thread in
+growing batches (repo.plan_batch) while the chunks planned so far are already being sent: the first bulk
+goes out a fraction of a second after the run starts. The planner stays a little ahead of the sender,
+and a run that stops mid-plan leaves planned_through, so the next one continues planning there.
 Every bulk is persisted around the vendor calls:
 
     pending --submit_bulk--> submitted(bulk_id) [persisted right after 202] --poll_bulk--> done(result)
@@ -13,10 +16,18 @@ pass. Records the vendor refused for credits inside a bulk go back to pending (t
 
 Submissions take priority over polls (bulks finish while later ones are being submitted, so most
 polls find a finished bulk); the connector's rate limiter keeps everything within the connection's
-requests-per-second limit. Tests and the bench set :data:`OPTIONS` (client factory, sleep, clock).
+requests-per-second limit. Collected answers are recorded and folded into the results table / review
+queue on a writer thread as the run goes (the vendor phase is rate-bound, so the CPU is free then).
+
+A crash in the milliseconds between Leadspace accepting a bulk (202) and its id being stored re-sends
+that bulk on resume: the Leadspace contract has no way to find a bulk again without its id (see
+connectors/leadspace.py, "Exactly-once submission").
+
+Tests and the bench set :data:`OPTIONS` (client factory, sleep, clock).
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -30,7 +41,10 @@ from storage import enrichment as repo
 
 KIND = "enrichment"
 CANCEL_CHECK_S = 0.5       # longest sleep between cancel checks
-APPLY_EVERY_S = 15.0       # move collected answers into the results table at least this often
+APPLY_EVERY_S = 0.5        # fold recorded answers into the results table this often (on the writer thread)
+CHUNKS_PER_READ = 20       # work items are read from DuckDB this many chunks at a time (the first: one)
+PLAN_AHEAD = 16_000        # the planner pauses while this many planned companies are not read yet (so it
+                           # does not compete for the CPU with the first burst of submissions)
 
 
 @dataclass
@@ -77,14 +91,20 @@ def _user_message(exc: BaseException) -> str:
 
 
 class _ResultWriter:
-    """Records collected bulks on a background thread, so vendor calls never wait for DuckDB.
+    """Records collected bulks on a background thread, so vendor calls never wait for DuckDB, and folds
+    them into the results table / review queue as it goes (``apply``, at most every ``apply_every_s``):
+    the vendor phase is rate-bound, so this costs no wall time and the end of the run has little left.
 
     Safe to be late: until a bulk is recorded it is still 'submitted' in DuckDB, so after a crash the
-    next run polls it again (the vendor keeps results) instead of paying for its companies again.
+    next run polls it again (the vendor keeps results) instead of paying for its companies again; a
+    recorded bulk not applied yet is applied by the next apply (of this run or the next one).
     """
 
-    def __init__(self, db, pass_id: int, min_confidence: str):
+    def __init__(self, db, pass_id: int, min_confidence: str, apply: Callable[[], None] | None = None,
+                 apply_every_s: float = APPLY_EVERY_S, clock: Callable[[], float] = time.time):
         self.db, self.pass_id, self.min_confidence = db, pass_id, min_confidence
+        self._apply, self._apply_every_s, self._clock = apply, apply_every_s, clock
+        self._last_apply = clock()
         self._writer = OrderedWriter(f"enrichment-writer-{pass_id}", max_waiting=64)
 
     def put(self, bulk_id: str, results: list, keys: list[str], missing_pending: bool = False,
@@ -92,6 +112,9 @@ class _ResultWriter:
         def write() -> None:
             written = rows if rows is not None else [_result_row(r, self.min_confidence) for r in results]
             repo.record_bulk_results(self.db, self.pass_id, bulk_id, written, keys, missing_pending=missing_pending)
+            if self._apply is not None and self._clock() - self._last_apply >= self._apply_every_s:
+                self._apply()
+                self._last_apply = self._clock()
 
         self._writer.submit(write)
 
@@ -103,14 +126,76 @@ class _ResultWriter:
             self._writer.close()
 
 
+class _Planner:
+    """Plans the rest of an open pass on a background thread, batch by batch (repo.plan_batch, growing
+    batches), while the run already sends the chunks planned so far. Publishes how many companies are
+    planned; stops at a batch boundary when asked (the next run continues after planned_through)."""
+
+    def __init__(self, db, pass_id: int, enrichment: dict, companies: int):
+        self.db, self.pass_id, self.enrichment = db, pass_id, enrichment
+        self.companies, self.done = companies, False
+        self.error: BaseException | None = None
+        self.read = 0           # companies of the chunks the run has read so far
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=f"enrichment-planner-{pass_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for n, size in enumerate(repo.plan_batch_sizes()):
+                with self._cond:    # (after the first two batches) stay ahead of the sender, not far ahead
+                    while n >= 2 and not self._stop and self.companies - self.read > PLAN_AHEAD:
+                        self._cond.wait(CANCEL_CHECK_S)
+                if self._stop:
+                    return
+                companies, done = repo.plan_batch(self.db, self.pass_id, self.enrichment["id"],
+                                                  self.enrichment["config"], size)
+                with self._cond:
+                    self.companies, self.done = companies, done
+                    self._cond.notify_all()
+                if done:
+                    return
+        except BaseException as exc:  # handed to the run's thread
+            with self._cond:
+                self.error = exc
+                self._cond.notify_all()
+
+    def state(self) -> tuple[int, bool]:
+        """(companies planned, planned completely); re-raises a planning error."""
+        with self._cond:
+            if self.error is not None:
+                raise self.error
+            return self.companies, self.done
+
+    def wait(self, timeout: float) -> None:
+        """Until the next batch is planned (or timeout seconds)."""
+        with self._cond:
+            if not self.done and self.error is None:
+                self._cond.wait(timeout)
+
+    def note_read(self, chunks: int) -> None:
+        """The run has read the chunks below `chunks`."""
+        with self._cond:
+            self.read = chunks * core.BULK_SIZE
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+
+_WAIT = object()   # the next chunk is not planned yet
+
+
 class _PassRun:
     """One run working on an open pass."""
 
-    def __init__(self, ctx: RunContext, enrichment: dict, pass_id: int, client, opts: RunOptions,
-                 plan: repo.Plan | None = None):
+    def __init__(self, ctx: RunContext, enrichment: dict, pass_id: int, client, opts: RunOptions):
         self.ctx, self.db, self.enrichment, self.pass_id, self.client, self.opts = (
             ctx, ctx.db, enrichment, pass_id, client, opts)
-        self.plan = plan
         self.clock = opts.clock or time.time
         self.sleep = opts.sleep or time.sleep
         self.min_confidence = enrichment["config"].min_confidence
@@ -119,11 +204,15 @@ class _PassRun:
         self.bulk_calls = 0
         self.repolled = 0        # bulks submitted by an earlier run and collected by this one
         self.started = self.clock()
-        self.last_apply = self.started
         self._last_credits_error: BaseException | None = None
         counts = repo.pass_counts(self.db, pass_id)
         self.total = counts["companies"]
         self.done_at_start = counts["companies_done"]
+        self.planner: _Planner | None = None
+        self._planned = counts["planned"]
+        self._next_chunk_no = 0          # chunks below this were read already
+        self._read_step = 1              # the first read is a single chunk: the first bulk goes out at once
+        self._buffer: deque = deque()
 
     # -------------------------------------------------------------- progress
     def _progress(self, force: bool = False) -> None:
@@ -134,34 +223,51 @@ class _PassRun:
             seconds_left = left / (self.answered / elapsed)
         else:
             seconds_left = core.estimate(left).seconds
-        message = (f"{done:,} of {self.total:,} companies answered · {self.sent:,} sent in this run · "
+        planning = "" if self.planner is None or self.planner.done else " (still planning)"
+        message = (f"{done:,} of {self.total:,}{planning} companies answered · {self.sent:,} sent in this run · "
                    + (f"{core.human_duration(seconds_left)} left" if left else "finishing"))
         self.ctx.progress(done, self.total, message, force=force)
 
-    def _chunks(self):
-        """(chunk_no, [(key, parts)]) still to send: from the fresh plan in memory, else from DuckDB."""
-        if self.plan is not None:
-            keys = list(self.plan.companies)
-            for i in range(0, len(keys), core.BULK_SIZE):
-                yield i // core.BULK_SIZE, [(k, self.plan.companies[k]) for k in keys[i:i + core.BULK_SIZE]]
-            return
-        for chunk_no in repo.pending_chunks(self.db, self.pass_id):
-            yield chunk_no, repo.chunk_inputs(self.db, self.pass_id, chunk_no)
+    def _next_chunk(self):
+        """The next (chunk_no, [(key, parts)]) to send, read from the stored plan a few chunks at a time;
+        _WAIT while the planner has not completed it yet; None when there is nothing more to send."""
+        while not self._buffer:
+            if self.planner is not None:
+                companies, final = self.planner.state()
+                self.total = companies
+            else:
+                companies, final = self.total, True
+            # a chunk can be sent once it is full, or once the plan is complete
+            ready = -(-companies // core.BULK_SIZE) if final else companies // core.BULK_SIZE
+            lo = self._next_chunk_no
+            if lo >= ready:
+                return None if final else _WAIT
+            top = min(ready - 1, lo + self._read_step - 1)
+            self._buffer.extend(repo.pending_work(self.db, self.pass_id, lo, top))
+            self._next_chunk_no, self._read_step = top + 1, CHUNKS_PER_READ
+            if self.planner is not None:
+                self.planner.note_read(self._next_chunk_no)
+        return self._buffer.popleft()
 
     def apply(self) -> None:
+        """Fold recorded answers into the results table and review queue (a no-op until the pass is
+        planned completely)."""
         repo.apply_results(self.db, self.enrichment, self.pass_id, self.ctx.run_id)
-        self.last_apply = self.clock()
 
     # -------------------------------------------------------------- the loop
     def execute(self) -> tuple[str, str | None]:
         """Returns (stop_reason, message): done | cancelled | credits | error."""
-        from connectors.errors import InsufficientCreditsError
-
-        self.writer = _ResultWriter(self.db, self.pass_id, self.min_confidence)
+        self.writer = _ResultWriter(self.db, self.pass_id, self.min_confidence, apply=self.apply, clock=self.clock)
+        if not self._planned:
+            self.planner = _Planner(self.db, self.pass_id, self.enrichment, self.total)
         try:
             return self._execute()
         finally:
-            self.writer.close()
+            try:
+                if self.planner is not None:
+                    self.planner.stop()
+            finally:
+                self.writer.close()
 
     def _execute(self) -> tuple[str, str | None]:
         from connectors.errors import InsufficientCreditsError
@@ -172,12 +278,14 @@ class _PassRun:
         in_flight: deque[list] = deque(
             [bulk_id, now, opts.poll_interval_s, now, keys] for bulk_id, keys in repo.submitted_bulks(self.db, self.pass_id))
         self.repolled = len(in_flight)
-        chunks = self._chunks()
-        next_chunk = next(chunks, None)
+        next_chunk = self._next_chunk()
         credits_error: BaseException | None = None
         self._progress(force=True)
         while True:
-            if next_chunk is not None and credits_error is None and len(in_flight) < opts.max_in_flight:
+            if next_chunk is _WAIT:
+                next_chunk = self._next_chunk()
+            sendable = next_chunk is not None and next_chunk is not _WAIT and credits_error is None
+            if sendable and len(in_flight) < opts.max_in_flight:
                 if self.ctx.cancelled():        # before spending: checked before every submission
                     return "cancelled", None
                 chunk_no, items = next_chunk
@@ -194,16 +302,25 @@ class _PassRun:
                     t = self.clock()
                     in_flight.append([bulk_id, t + opts.first_poll_s, opts.poll_interval_s, t, keys])
                     self._progress()
-                next_chunk = next(chunks, None)
+                next_chunk = self._next_chunk()
                 continue
+            planning = next_chunk is _WAIT and credits_error is None
             if not in_flight:
-                break
+                if not planning:
+                    break
+                if self.ctx.cancelled():
+                    return "cancelled", None
+                self.planner.wait(CANCEL_CHECK_S)
+                continue
             head = in_flight[0]
             now = self.clock()
             if now < head[1]:
                 if self.ctx.cancelled():
                     return "cancelled", None
-                self.sleep(min(head[1] - now, CANCEL_CHECK_S))
+                if planning:    # wake up as soon as the next chunk is planned
+                    self.planner.wait(min(head[1] - now, CANCEL_CHECK_S))
+                else:
+                    self.sleep(min(head[1] - now, CANCEL_CHECK_S))
                 continue
             outcome = self._collect(head)
             if outcome == "waiting":
@@ -216,8 +333,6 @@ class _PassRun:
             in_flight.popleft()
             if outcome == "credits" and credits_error is None:
                 credits_error = self._last_credits_error
-            if self.clock() - self.last_apply >= APPLY_EVERY_S:
-                self.apply()        # results become visible while a long run goes on
             self._progress()
         if credits_error is not None:
             return "credits", _user_message(credits_error)
@@ -288,13 +403,12 @@ def handle(ctx: RunContext) -> RunResult:
     open_pass = repo.open_pass(db, enrichment["id"])
     if open_pass is None:
         try:
-            plan = repo.plan(db, config, enrichment["id"])
+            repo.start_pass(db, ctx.run_id, enrichment["id"], config)   # planned by the run as it sends
         except ValueError as exc:
             return RunResult("failed", {}, str(exc))
-        repo.create_pass(db, ctx.run_id, enrichment["id"], config, plan)
         pass_id, resumed = ctx.run_id, False
     else:
-        pass_id, resumed, plan = int(open_pass["id"]), True, None
+        pass_id, resumed = int(open_pass["id"]), True
     with db.transaction() as cur:
         repo.update(cur, enrichment["id"], last_run_id=ctx.run_id)
     try:
@@ -302,12 +416,12 @@ def handle(ctx: RunContext) -> RunResult:
         client = factory(db, enrichment, opts.sleep, opts.clock)
     except Exception as exc:  # ConnectionUnavailableError and friends carry a plain message
         return RunResult("failed", {"pass_id": pass_id}, _user_message(exc))
-    work = _PassRun(ctx, enrichment, pass_id, client, opts, plan)
+    work = _PassRun(ctx, enrichment, pass_id, client, opts)
     try:
         stop, message = work.execute()
     except Exception as exc:
         from connectors.errors import ConnectorError
-        if not isinstance(exc, ConnectorError):
+        if not isinstance(exc, (ConnectorError, ValueError)):   # ValueError: the dataset cannot be planned
             raise
         stop, message = "error", _user_message(exc)
     finally:

@@ -42,6 +42,7 @@ PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
+MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
 SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
 SETTING_LIMITS_HARD = "export_limits_hard"
@@ -171,7 +172,7 @@ class ExportRun:
         self.total = 0
         self.stopped_by_cancel = False
         self._scratch = None                 # the run's own cursor (execute); holds the plan temp tables
-        self._tables: dict[str, tuple[str, str]] = {}   # target key -> (plan table, removals table)
+        self._sources: dict[str, tuple] = {}   # target key -> (plan source, removals source), see _materialize
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -371,37 +372,60 @@ class ExportRun:
         self._writer.wait()   # the plan reads the delivery state these flushes write
 
     def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
-        """Compute the target's plan ONCE into temp tables on the run's own cursor (the diff is the costly
-        part of a re-run): the rows to send (everything but 'unchanged') and, in mirror mode, the removals.
-        Returns the counts by action, as _count_plan does. The removals can be fixed now: upserts only
-        touch members, and removal candidates are delivered contacts that are no longer members."""
-        cur = self._scratch
+        """Plan the target: counts by action (as _count_plan), and where its rows will be read from.
+
+        The diff is the costly part of a re-run, so a SMALL plan (at most MATERIALIZE_MAX_ROWS to send,
+        the usual incremental run) is computed once into a temp table on the run's own cursor, and counts
+        and sending both read it. A large one (a first full run) would hold hundreds of MB there for the
+        whole run: it is counted, then streamed from its query again (the diff is then a small part of
+        the run). Removals alike. They can be fixed now: upserts only touch members, and removal
+        candidates are delivered contacts that are no longer members."""
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
                                        only_emails_from_run=retry_run)
-        plan_t, removals_t = f"run_plan_{idx}", f"run_removals_{idx}"
         # last column: DuckDB's (RE2, linear-time) verdict of core.sync's fast email pattern, a hint
         # that spares the per-contact Python regex; anything it does not accept is checked in Python
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {plan_t} AS SELECT *, "
-                    f"coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
-                    "WHERE action <> 'unchanged'", [_FAST_EMAIL_SQL] + list(params))
-        counts = {a: n for a, n in cur.execute(f"SELECT action, count(*) FROM {plan_t} GROUP BY action").fetchall()}
-        # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
-        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
-        if total > sum(counts.values()):
-            counts[sync.UNCHANGED] = total - sum(counts.values())
-        removals = 0
+        send_sql = (f"SELECT *, coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
+                    "WHERE action <> 'unchanged'")
+        send_params = [_FAST_EMAIL_SQL] + list(params)
+        plan_src = self._small_table(f"run_plan_{idx}", send_sql, send_params)
+        if plan_src[0] == "table":
+            counts = {a: n for a, n in self._scratch.execute(
+                f"SELECT action, count(*) FROM {plan_src[1]} GROUP BY action").fetchall()}
+            # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
+            total = self._scratch.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+            if total > sum(counts.values()):
+                counts[sync.UNCHANGED] = total - sum(counts.values())
+        else:
+            counts = {a: n for a, n in self._scratch.execute(
+                f"SELECT action, count(*) FROM ({sql}) GROUP BY action", params).fetchall()}
+        removals, removal_src = 0, None
         if self.export["sync_mode"] == sync.MODE_MIRROR:
             rsql, rparams = repo.removal_sql(self.db, self.export, target["segment_ids"], target["key"],
                                              only_emails_from_run=retry_run)
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE {removals_t} AS {rsql}", rparams)
-            removals = cur.execute(f"SELECT count(*) FROM {removals_t}").fetchone()[0]
+            removal_src = self._small_table(f"run_removals_{idx}", rsql, rparams)
+            what = removal_src[1] if removal_src[0] == "table" else f"({rsql})"
+            removals = self._scratch.execute(f"SELECT count(*) FROM {what}", rparams if removal_src[0] == "query"
+                                             else []).fetchone()[0]
         counts[sync.REMOVE] = removals
-        self._tables[target["key"]] = (plan_t, removals_t)
+        self._sources[target["key"]] = (plan_src, removal_src)
         return counts
 
-    def _stream(self, table: str) -> Iterator[tuple]:
+    def _small_table(self, name: str, sql: str, params: list) -> tuple:
+        """("table", name) holding sql's rows if there are at most MATERIALIZE_MAX_ROWS, else ("query", sql,
+        params) to stream them from later."""
         cur = self._scratch
-        cur.execute(f"SELECT * FROM {table}")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql} LIMIT {MATERIALIZE_MAX_ROWS + 1}", params)
+        if cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0] <= MATERIALIZE_MAX_ROWS:
+            return ("table", name)
+        cur.execute(f"DROP TABLE {name}")
+        return ("query", sql, params)
+
+    def _stream(self, source: tuple) -> Iterator[tuple]:
+        cur = self._scratch
+        if source[0] == "table":
+            cur.execute(f"SELECT * FROM {source[1]}")
+        else:
+            cur.execute(source[1], source[2])
         while True:
             rows = cur.fetchmany(FETCH_ROWS)
             if not rows:
@@ -409,7 +433,7 @@ class ExportRun:
             yield from rows
 
     def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
-        return self._stream(self._tables[target["key"]][0])
+        return self._stream(self._sources[target["key"]][0])
 
     def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, meta: dict) -> Iterator:
         """Stream Contacts to send; record skips; fill meta[email] = [customer_id, hash, action]."""
@@ -474,7 +498,7 @@ class ExportRun:
         customer_of: dict[str, str] = {}
 
         def emails() -> Iterator[str]:
-            for email, customer_id in self._stream(self._tables[tkey][1]):
+            for email, customer_id in self._stream(self._sources[tkey][1]):
                 customer_of[email] = customer_id
                 yield email
 

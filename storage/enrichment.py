@@ -9,22 +9,32 @@ name_taken(cur, name, exclude_id=None); insert(cur, name, config, actor_name) ->
 delete(cur, id)                          rows, passes, review, catalogue rows, results table
 create_results_table(cur, id); sync_catalogue(cur, enrichment)  (active -> rows, inactive -> none)
 profile_text_columns(db) -> list[(column, label)]                 allow-list for the name/website mapping
-plan(db, config, enrichment_id=None) -> Plan                     members + distinct company inputs
-open_pass(db, enrichment_id) -> dict | None; create_pass(db, pass_id, enrichment_id, config, plan)
+plan(db, config, enrichment_id=None) -> Plan                     the preview: profiles, skipped, invalid, companies
+input_key_sql(parts) -> (ascii_sql, key_sql)   core.input_key_of in DuckDB SQL (exact for ASCII inputs; the
+    planner keys the other rows with core.input_key_of itself); input_keys(db, rows) -> keys (that path)
+open_pass(db, enrichment_id) -> dict | None; start_pass(db, pass_id, enrichment_id, config) (not planned yet)
+stage_batch(db, pass_id, enrichment_id, config, max_profiles) -> PlanBatch | None   next batch, read only
+store_batch(db, pass_id, batch) -> (companies planned, planned)   one short transaction
+plan_batch(...) = stage + store; plan_batch_sizes() growing sizes; create_pass(db, pass_id, eid, config) -> Plan
+    (start + plan all at once). Passes are planned in customer-id order: keys new to the pass become work
+    items numbered on (chunk_no = ordinal // 500), profiles become members; planned_through / planned
+    tell how far (migration 0070), so a run stopped mid-plan continues planning.
 abandon_open_passes(cur, enrichment_id); finish_pass(cur, pass_id, enrichment_id, run_id)
-pending_chunks(db, pass_id) -> list[int]; chunk_inputs(db, pass_id, chunk_no) -> list[(key, input parts)]
+chunk_span(db, pass_id) -> (first, last) | None
+pending_work(db, pass_id, first_chunk, last_chunk) -> [(chunk_no, [(key, input parts)])]   not answered, not in flight
 mark_submitted(db, pass_id, chunk_no, keys, bulk_id, run_id)    right after the vendor's 202
 submitted_bulks(db, pass_id) -> [(bulk_id, keys)]; bulk_keys(db, pass_id, bulk_id)
 result_row(key, status, confidence, outcome, reason, company) -> dict   one answer, flat columns
 record_bulk_results(db, pass_id, bulk_id, rows, keys, missing_pending=False) -> done   append answers,
     mark the bulk collected (one transaction)
 apply_results(db, enrichment, pass_id, run_id) -> bulks applied   results upsert (overwrite / fill
-    blanks) + review queue, set-based, idempotent
+    blanks) + review queue, set-based, idempotent; a no-op until the pass is planned (members complete)
 pass_counts(db, pass_id) -> dict           profile outcomes, companies done/pending, etc.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -141,20 +151,20 @@ def profile_text_columns(db) -> list[tuple[str, str]]:
 
 @dataclass
 class Plan:
+    """What a pass sends: counts only (the plan itself is stored in DuckDB by :func:`create_pass`)."""
     profiles: int = 0                  # in the dataset
     skipped_recent: int = 0            # enriched in the last N days, not sent
     invalid_input: int = 0             # no company name
-    customer_ids: list[str] = field(default_factory=list)
-    member_keys: list[str | None] = field(default_factory=list)   # None = invalid input
-    companies: dict[str, tuple] = field(default_factory=dict)     # key -> input parts (first profile seen)
+    members: int = 0                   # profiles in the pass (dataset minus skipped)
+    companies: int = 0                 # distinct company inputs (what is sent)
 
     @property
     def to_send(self) -> int:
-        return len(self.companies)
+        return self.companies
 
     @property
     def duplicates(self) -> int:
-        return len(self.customer_ids) - self.invalid_input - len(self.companies)
+        return self.members - self.invalid_input - self.companies
 
 
 def _results_table_exists(cur, enrichment_id: int | None) -> bool:
@@ -184,8 +194,50 @@ def _trimmed(column: str | None) -> str:
     return f"nullif(trim(CAST(p.{quote_ident(column)} AS VARCHAR)), '')"
 
 
-def plan(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> Plan:
-    """Read the dataset, skip recently enriched profiles, and group profiles by company key."""
+# ---- the de-duplication key in SQL
+# core.input_key_of(), written in DuckDB SQL for inputs that are pure ASCII (the usual case); rows
+# with any non-ASCII part get their key from core.input_key_of() itself (Unicode NFKD / casefold /
+# Python's Unicode \W have no exact SQL twin). tests/test_enrichment_keys.py checks that both agree.
+# For ASCII text, Python's [\W_] is exactly [^A-Za-z0-9] and str.strip() strips [\t\n\v\f\r\x1c-\x1f ].
+_PY_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]"
+
+
+def _ascii_sql(e: str) -> str:
+    """TRUE when the text is pure ASCII (or NULL): bytes == characters."""
+    return f"coalesce(strlen({e}) = length({e}), TRUE)"
+
+
+def _norm_text_sql(e: str) -> str:
+    """core.normalise_text for ASCII text ('' for NULL)."""
+    return f"coalesce(trim(regexp_replace(replace(lower({e}), '&', ' and '), '[^a-z0-9]+', ' ', 'g')), '')"
+
+
+def _norm_website_sql(e: str) -> str:
+    """core.normalise_website for ASCII text ('' for NULL)."""
+    s = f"lower(regexp_replace({e}, '^{_PY_SPACE}+|{_PY_SPACE}+$', '', 'g'))"
+    s = f"regexp_replace({s}, '^[a-z][a-z0-9+.-]*://', '')"          # scheme
+    s = f"regexp_extract({s}, '^[^/?#]*')"                             # path, query, fragment
+    # after the last '@' (user info), before the first ':' (port); then dots trimmed, one "www." dropped
+    s = f"regexp_extract({s}, '(?:^|@)([^@:]*)[^@]*$', 1)"
+    return f"coalesce(regexp_replace(trim({s}, '.'), '^www[.]', ''), '')"
+
+
+def input_key_sql(parts: dict[str, str]) -> tuple[str, str]:
+    """(ascii_sql, key_sql): SQL expressions over the input parts (core.INPUT_PARTS -> SQL expression).
+    key_sql equals core.input_key_of(*parts) wherever ascii_sql is TRUE (NULL key = no usable name)."""
+    name = _norm_text_sql(parts["name"])
+    pieces = [name, _norm_website_sql(parts["website"])]
+    pieces += [_norm_text_sql(parts[p]) for p in ("street", "city", "state", "country", "postal_code")]
+    joined = " || chr(31) || ".join(pieces)
+    key = f"CASE WHEN {name} = '' THEN NULL ELSE sha1({joined}) END"
+    ascii_ = " AND ".join(_ascii_sql(parts[p]) for p in core.INPUT_PARTS)
+    return ascii_, key
+
+
+def _source_sql(db, cur, config: EnrichmentConfig, enrichment_id: int | None) -> tuple[str, list, str, list]:
+    """(rows_sql, rows_params, count_sql, count_params): the dataset's profiles after the skip rule, one
+    row per customer id (a duplicated id is one profile) with the trimmed mapped inputs; and the count
+    of the dataset's profiles before the skip rule."""
     allowed = {c for c, _ in profile_text_columns(db)}
     if config.name_column not in allowed:
         raise ValueError("The company name must come from a text attribute of the profiles.")
@@ -193,43 +245,87 @@ def plan(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> Plan
     if website_col is not None and website_col not in allowed:
         raise ValueError("The company website must come from a text attribute of the profiles.")
     addr = core.address_columns(config.address) if "company_location" in config.fields else {}
-    select = [_trimmed(config.name_column), _trimmed(website_col)]
-    select += [_trimmed(addr.get(p)) for p in ("street", "city", "state", "country", "postal_code")]
+    exprs = [_trimmed(config.name_column), _trimmed(website_col)]
+    exprs += [_trimmed(addr.get(p)) for p in ("street", "city", "state", "country", "postal_code")]
+    select = ", ".join(f"{e} AS {p}" for e, p in zip(exprs, core.INPUT_PARTS))
     if config.dataset == "all":
         base, params = "FROM profiles p WHERE TRUE", []
     else:
         member_sql, params = dataset_sql(db, config)
         base = f"FROM profiles p WHERE p.customer_id IN ({member_sql})"
-    out = Plan()
+    skip_sql, skip_params = "", []
+    if config.skip_recent_days > 0 and _results_table_exists(cur, enrichment_id):
+        skip_sql = (f" AND p.customer_id NOT IN (SELECT customer_id FROM "
+                    f"{quote_ident(results_table_name(enrichment_id))} "
+                    "WHERE enriched_at >= now() - to_days(CAST(? AS INTEGER)))")
+        skip_params = [int(config.skip_recent_days)]
+    rows = f"SELECT CAST(p.customer_id AS VARCHAR) AS customer_id, {select} {base}{skip_sql}"
+    return rows, params + skip_params, f"SELECT count(DISTINCT p.customer_id) {base}", params
+
+
+def _stage_rows(cur, rows_sql: str, params: list) -> str:
+    """Copy the profiles selected by rows_sql (customer_id + input parts, see :func:`_source_sql`) into
+    a temporary table of this cursor with their input_key, one row per customer id. Returns its name.
+
+    Keys are computed on the profiles scan itself (DuckDB evaluates them once per distinct value of
+    dictionary-compressed columns: company names, cities, countries repeat)."""
+    table = f"ir_plan_{uuid.uuid4().hex}"
+    ascii_sql, key_sql = input_key_sql({p: p for p in core.INPUT_PARTS})
+    parts = ", ".join(core.INPUT_PARTS)
+    cur.execute(f"CREATE TEMP TABLE {table} AS SELECT customer_id, {parts}, "
+                f"CASE WHEN {ascii_sql} THEN {key_sql} END AS input_key, NOT ({ascii_sql}) AS by_python "
+                f"FROM ({rows_sql})", params)
+    duplicated = cur.execute(f"SELECT count(*) - count(DISTINCT customer_id) FROM {table}").fetchall()[0][0]
+    if duplicated:  # a duplicated customer id is one profile: keep one row (the same one every time)
+        cur.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} QUALIFY row_number() "
+                    f"OVER (PARTITION BY customer_id ORDER BY {parts}, rowid) > 1)")
+    # Non-ASCII inputs: the key from Python (the definition), for the few rows that need it.
+    odd = cur.execute(f"SELECT customer_id, {parts} FROM {table} WHERE by_python").fetchall()
+    if odd:
+        import pyarrow as pa
+
+        key_of = core.input_key_of
+        fixed = pa.table({"customer_id": pa.array([r[0] for r in odd], type=pa.string()),
+                          "input_key": pa.array([key_of(*r[1:]) for r in odd], type=pa.string())})
+        cur.register("ir_plan_keys", fixed)
+        try:
+            cur.execute(f"UPDATE {table} SET input_key = k.input_key FROM ir_plan_keys k "
+                        f"WHERE {table}.customer_id = k.customer_id")
+        finally:
+            cur.unregister("ir_plan_keys")
+    return table
+
+
+def input_keys(db, rows: list[tuple]) -> list[str | None]:
+    """The keys the planner stores for these input-part tuples (core.INPUT_PARTS order), computed the
+    way a plan computes them (SQL for ASCII, Python otherwise). For tests and diagnostics."""
+    import pyarrow as pa
+
+    cols = list(zip(*rows)) if rows else [[] for _ in core.INPUT_PARTS]
+    data = pa.table({"customer_id": pa.array([f"{i:012d}" for i in range(len(rows))], type=pa.string()),
+                     **{p: pa.array(list(c), type=pa.string()) for p, c in zip(core.INPUT_PARTS, cols)}})
     with db.cursor() as cur:
-        out.profiles = cur.execute(f"SELECT count(DISTINCT p.customer_id) {base}", params).fetchone()[0]
-        skip_sql, skip_params = "", []
-        if config.skip_recent_days > 0 and _results_table_exists(cur, enrichment_id):
-            skip_sql = (f" AND p.customer_id NOT IN (SELECT customer_id FROM "
-                        f"{quote_ident(results_table_name(enrichment_id))} "
-                        "WHERE enriched_at >= now() - to_days(CAST(? AS INTEGER)))")
-            skip_params = [int(config.skip_recent_days)]
-        rows = cur.execute(
-            f"SELECT CAST(p.customer_id AS VARCHAR), {', '.join(select)} {base}{skip_sql} ORDER BY p.customer_id",
-            params + skip_params,
-        ).fetchall()
-    seen: set[str] = set()
-    key_of = core.input_key_of
-    companies = out.companies
-    for row in rows:
-        cid = row[0]
-        if cid in seen:  # a duplicated customer id is one profile
-            continue
-        seen.add(cid)
-        parts = row[1:]
-        key = key_of(*parts)
-        if key is None:
-            out.invalid_input += 1
-        elif key not in companies:
-            companies[key] = parts
-        out.customer_ids.append(cid)
-        out.member_keys.append(key)
-    out.skipped_recent = max(0, out.profiles - len(out.customer_ids))
+        cur.register("ir_key_rows", data)
+        table = _stage_rows(cur, "SELECT * FROM ir_key_rows", [])
+        keys = [r[0] for r in cur.execute(f"SELECT input_key FROM {table} ORDER BY customer_id").fetchall()]
+        cur.execute(f"DROP TABLE {table}")
+        cur.unregister("ir_key_rows")
+    return keys
+
+
+def plan(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> Plan:
+    """Read the dataset, skip recently enriched profiles, and count profiles and distinct company keys
+    (the preview; a run stores the same plan batch by batch with :func:`plan_batch`)."""
+    with db.cursor() as cur:
+        rows_sql, rows_params, count_sql, count_params = _source_sql(db, cur, config, enrichment_id)
+        table = _stage_rows(cur, rows_sql, rows_params)
+        out = Plan()
+        out.profiles = cur.execute(count_sql, count_params).fetchone()[0]
+        members, invalid, companies = cur.execute(
+            f"SELECT count(*), count(*) - count(input_key), count(DISTINCT input_key) FROM {table}").fetchone()
+        cur.execute(f"DROP TABLE {table}")
+    out.members, out.invalid_input, out.companies = int(members), int(invalid), int(companies)
+    out.skipped_recent = max(0, out.profiles - out.members)
     return out
 
 
@@ -247,33 +343,135 @@ def abandon_open_passes(cur, enrichment_id: int) -> None:
                 "WHERE enrichment_id = ? AND status = 'open'", [int(enrichment_id)])
 
 
-def create_pass(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, p: Plan) -> None:
-    import pyarrow as pa
-
-    members = pa.table({"customer_id": pa.array(p.customer_ids, type=pa.string()),
-                        "input_key": pa.array(p.member_keys, type=pa.string())})
-    keys = list(p.companies)
-    parts = list(zip(*p.companies.values())) if keys else [[] for _ in core.INPUT_PARTS]
-    items = pa.table({"input_key": pa.array(keys, type=pa.string()),
-                      "chunk_no": pa.array([i // core.BULK_SIZE for i in range(len(keys))], type=pa.int32()),
-                      **{name: pa.array(col, type=pa.string()) for name, col in zip(core.INPUT_PARTS, parts)}})
+def start_pass(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig) -> None:
+    """A new open pass, not planned yet (ValueError when the mapping cannot be planned). Any other
+    open pass of the enrichment is abandoned."""
+    with db.cursor() as cur:
+        _source_sql(db, cur, config, enrichment_id)   # checks the mapped columns
     with db.transaction() as cur:
         abandon_open_passes(cur, enrichment_id)
-        cur.execute(
-            "INSERT INTO enrichment_passes (id, enrichment_id, status, config_json, profiles, skipped_recent, companies) "
-            "VALUES (?, ?, 'open', ?, ?, ?, ?)",
-            [pass_id, enrichment_id, config.model_dump_json(), p.profiles, p.skipped_recent, len(keys)])
-        if members.num_rows:
-            cur.register("ir_members_tbl", members)
-            cur.execute("INSERT INTO enrichment_pass_members (pass_id, customer_id, input_key) "
-                        "SELECT ?, customer_id, input_key FROM ir_members_tbl", [pass_id])
-            cur.unregister("ir_members_tbl")
-        if items.num_rows:
-            cur.register("ir_items_tbl", items)
-            cols = ", ".join(core.INPUT_PARTS)
+        cur.execute("INSERT INTO enrichment_passes (id, enrichment_id, status, config_json, planned) "
+                    "VALUES (?, ?, 'open', ?, FALSE)", [pass_id, enrichment_id, config.model_dump_json()])
+
+
+@dataclass
+class PlanBatch:
+    """One planning batch, computed (:func:`stage_batch`) and not stored yet (:func:`store_batch`)."""
+    after: str | None            # planned_through it was computed from
+    companies_before: int        # the pass's companies it was computed from
+    through: str | None          # the last customer id it covers (None: the rest of the dataset)
+    last: bool
+    items: Any                   # pyarrow.Table: input_key, chunk_no, input parts
+    members: Any                 # pyarrow.Table: customer_id, input_key
+    profiles: int | None = None  # the dataset's profiles (last batch only)
+
+
+def stage_batch(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, max_profiles: int) -> PlanBatch | None:
+    """Compute the next planning batch of an open pass (None when it is planned already), reading only:
+    up to max_profiles profiles after planned_through (customer id order) with their company keys
+    (computed in DuckDB); keys new to the pass become work items numbered on from the pass's companies
+    (chunk_no = ordinal // core.BULK_SIZE, in the order of each company's first profile, whose inputs
+    are the ones sent), so every chunk but the last fills up to core.BULK_SIZE. Only the pass's planner
+    writes its plan, so what is read here is what :func:`store_batch` appends to."""
+    cols = ", ".join(core.INPUT_PARTS)
+    with db.cursor() as cur:
+        row = cur.execute("SELECT coalesce(planned, TRUE), planned_through, companies FROM enrichment_passes "
+                          "WHERE id = ?", [pass_id]).fetchone()
+        if row is None:
+            raise ValueError(f"There is no enrichment pass {pass_id}.")
+        if row[0]:
+            return None
+        after, companies = row[1], int(row[2])
+        rows_sql, params, count_sql, count_params = _source_sql(db, cur, config, enrichment_id)
+        lower, lower_params = ("", []) if after is None else (" AND customer_id > ?", [after])
+        upper = cur.execute(f"SELECT customer_id FROM ({rows_sql}) WHERE TRUE{lower} ORDER BY customer_id "
+                            "LIMIT 1 OFFSET ?", params + lower_params + [max(1, int(max_profiles)) - 1]).fetchone()
+        last = upper is None
+        where, where_params = lower, list(lower_params)
+        if not last:
+            where += " AND customer_id <= ?"
+            where_params.append(upper[0])
+        table = _stage_rows(cur, f"SELECT * FROM ({rows_sql}) WHERE TRUE{where}", params + where_params)
+        # companies new to the pass, at their first profile (hash aggregate + join: no sort of wide rows)
+        items = cur.sql(
+            f"SELECT t.input_key, CAST((? + row_number() OVER (ORDER BY t.customer_id) - 1) // ? AS INTEGER) AS chunk_no, "
+            f"{', '.join('t.' + c for c in core.INPUT_PARTS)} FROM {table} t JOIN "
+            f"(SELECT min(customer_id) AS customer_id FROM {table} WHERE input_key IS NOT NULL AND input_key NOT IN "
+            "(SELECT input_key FROM enrichment_work_items WHERE pass_id = ?) GROUP BY input_key) f "
+            "ON f.customer_id = t.customer_id", params=[companies, core.BULK_SIZE, pass_id]).to_arrow_table()
+        members = cur.sql(f"SELECT customer_id, input_key FROM {table}").to_arrow_table()
+        cur.execute(f"DROP TABLE {table}")
+        profiles = cur.execute(count_sql, count_params).fetchone()[0] if last else None
+    return PlanBatch(after, companies, None if last else upper[0], last, items, members, profiles)
+
+
+def store_batch(db, pass_id: int, batch: PlanBatch) -> tuple[int, bool]:
+    """Append a staged batch to the pass's plan in one short transaction (work items, members, progress;
+    the last batch also the dataset counts and planned). A batch computed from a state that changed
+    meanwhile is dropped. Returns (companies planned so far, planned)."""
+    cols = ", ".join(core.INPUT_PARTS)
+    with db.transaction() as cur:
+        found = cur.execute("SELECT coalesce(planned, TRUE), planned_through, companies FROM enrichment_passes "
+                            "WHERE id = ?", [pass_id]).fetchall()
+        row = found[0] if found else None
+        if row is None or row[0] or row[1] != batch.after or int(row[2]) != batch.companies_before:
+            return (int(row[2]), bool(row[0])) if row else (0, True)
+        if batch.items.num_rows:
+            cur.register("ir_batch_items", batch.items)
             cur.execute(f"INSERT INTO enrichment_work_items (pass_id, input_key, chunk_no, {cols}) "
-                        f"SELECT ?, input_key, chunk_no, {cols} FROM ir_items_tbl", [pass_id])
-            cur.unregister("ir_items_tbl")
+                        f"SELECT ?, input_key, chunk_no, {cols} FROM ir_batch_items", [pass_id])
+            cur.unregister("ir_batch_items")
+        if batch.members.num_rows:
+            cur.register("ir_batch_members", batch.members)
+            cur.execute("INSERT INTO enrichment_pass_members (pass_id, customer_id, input_key) "
+                        "SELECT ?, customer_id, input_key FROM ir_batch_members", [pass_id])
+            cur.unregister("ir_batch_members")
+        companies = batch.companies_before + batch.items.num_rows
+        if batch.last:
+            members = cur.execute("SELECT count(*) FROM enrichment_pass_members WHERE pass_id = ?",
+                                  [pass_id]).fetchone()[0]
+            cur.execute("UPDATE enrichment_passes SET companies = ?, profiles = ?, skipped_recent = ?, planned = TRUE "
+                        "WHERE id = ?", [companies, batch.profiles, max(0, batch.profiles - members), pass_id])
+        else:
+            cur.execute("UPDATE enrichment_passes SET companies = ?, planned_through = ? WHERE id = ?",
+                        [companies, batch.through, pass_id])
+    return companies, batch.last
+
+
+def plan_batch(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, max_profiles: int) -> tuple[int, bool]:
+    """Plan (stage + store) the next batch of up to max_profiles profiles of an open pass.
+    Returns (companies planned so far, planned)."""
+    batch = stage_batch(db, pass_id, enrichment_id, config, max_profiles)
+    if batch is None:
+        c = db.query_one("SELECT companies FROM enrichment_passes WHERE id = ?", [pass_id])
+        return int(c[0]), True
+    return store_batch(db, pass_id, batch)
+
+
+PLAN_FIRST_BATCH = 8_000        # profiles in a pass's first planning batch: the first bulk goes out after it
+PLAN_SECOND_BATCH = 32_000      # enough for the first second's burst of bulks (30 requests/s x 500)
+PLAN_BATCH_GROWTH = 4           # each later batch is this many times larger ...
+PLAN_MAX_BATCH = 1_000_000      # ... up to this many profiles
+
+
+def plan_batch_sizes():
+    """The growing batch sizes a pass is planned with (few scans of the dataset, a fast first batch)."""
+    yield PLAN_FIRST_BATCH
+    size = PLAN_SECOND_BATCH
+    while True:
+        yield size
+        size = min(PLAN_MAX_BATCH, size * PLAN_BATCH_GROWTH)
+
+
+def create_pass(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig) -> Plan:
+    """Start a pass and plan all of it now (the runner plans batch by batch while sending instead)."""
+    start_pass(db, pass_id, enrichment_id, config)
+    for size in plan_batch_sizes():
+        if plan_batch(db, pass_id, enrichment_id, config, size)[1]:
+            break
+    c = pass_counts(db, pass_id)
+    return Plan(profiles=c["profiles"], skipped_recent=c["skipped_recent"], invalid_input=c["invalid_input"],
+                members=c["profiles"] - c["skipped_recent"], companies=c["companies"])
 
 
 def finish_pass(cur, pass_id: int, enrichment_id: int, run_id: int) -> None:
@@ -288,18 +486,26 @@ _NOT_DONE_OR_IN_FLIGHT = (
     "                        WHERE b.pass_id = w.pass_id AND b.status = 'submitted')")
 
 
-def pending_chunks(db, pass_id: int) -> list[int]:
-    return [r[0] for r in db.query(
-        f"SELECT DISTINCT w.chunk_no FROM enrichment_work_items w WHERE w.pass_id = ? AND {_NOT_DONE_OR_IN_FLIGHT} "
-        "ORDER BY 1", [pass_id])]
+def chunk_span(db, pass_id: int) -> tuple[int, int] | None:
+    """(first, last) chunk number of the pass's plan; None when it has no work items."""
+    row = db.query_one("SELECT min(chunk_no), max(chunk_no) FROM enrichment_work_items WHERE pass_id = ?", [pass_id])
+    return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
 
-def chunk_inputs(db, pass_id: int, chunk_no: int) -> list[tuple[str, tuple]]:
-    """Pending (key, input parts) of one chunk."""
-    rows = db.query(f"SELECT w.input_key, {', '.join('w.' + p for p in core.INPUT_PARTS)} "
-                    f"FROM enrichment_work_items w WHERE w.pass_id = ? AND w.chunk_no = ? AND {_NOT_DONE_OR_IN_FLIGHT} "
-                    "ORDER BY w.input_key", [pass_id, chunk_no])
-    return [(r[0], tuple(r[1:])) for r in rows]
+def pending_work(db, pass_id: int, first_chunk: int, last_chunk: int) -> list[tuple[int, list[tuple[str, tuple]]]]:
+    """Pending work of chunks first_chunk..last_chunk, in chunk order: [(chunk_no, [(key, input parts)])].
+    Pending = not answered and not in a bulk still being processed (so a resumed run re-sends only what
+    was never accepted by the vendor, or was refused for credits)."""
+    rows = db.query(f"SELECT w.chunk_no, w.input_key, {', '.join('w.' + p for p in core.INPUT_PARTS)} "
+                    "FROM enrichment_work_items w WHERE w.pass_id = ? AND w.chunk_no BETWEEN ? AND ? "
+                    f"AND {_NOT_DONE_OR_IN_FLIGHT} ORDER BY w.chunk_no, w.input_key",
+                    [pass_id, first_chunk, last_chunk])
+    out: list[tuple[int, list[tuple[str, tuple]]]] = []
+    for r in rows:
+        if not out or out[-1][0] != r[0]:
+            out.append((r[0], []))
+        out[-1][1].append((r[1], tuple(r[2:])))
+    return out
 
 
 def mark_submitted(db, pass_id: int, chunk_no: int, keys: list[str], bulk_id: str, run_id: int) -> None:
@@ -418,10 +624,15 @@ _COMPANY_JSON = ("CAST(json_object(" + ", ".join(f"'{k}', r.{c}" for k, c in cor
 
 def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
     """Move collected, not yet applied answers into the results table (with the write mode) and the
-    review queue, set-based in one transaction. Idempotent; a resumed run applies what a crash left."""
+    review queue, set-based in one transaction. Idempotent; a resumed run applies what a crash left.
+    Nothing is applied while the pass is still being planned (profiles planned later may share a
+    company already answered); the first apply after planning catches up."""
     eid = int(enrichment["id"])
     config: EnrichmentConfig = enrichment["config"]
     with db.transaction() as cur:
+        planned = cur.execute("SELECT coalesce(planned, TRUE) FROM enrichment_passes WHERE id = ?", [pass_id]).fetchone()
+        if planned is None or not planned[0]:
+            return 0    # members still being planned: applying now would miss profiles planned later
         todo = [r[0] for r in cur.execute(
             "SELECT bulk_id FROM enrichment_bulks WHERE pass_id = ? AND status = 'collected' AND NOT applied",
             [pass_id]).fetchall()]
@@ -459,10 +670,11 @@ def pass_counts(db, pass_id: int) -> dict:
     counts = {o: 0 for o in (*core.OUTCOMES, "pending")}
     for outcome, n in rows:
         counts[outcome] = counts.get(outcome, 0) + int(n)
-    prow = db.query_one("SELECT profiles, skipped_recent, companies FROM enrichment_passes WHERE id = ?", [pass_id])
+    prow = db.query_one("SELECT profiles, skipped_recent, companies, coalesce(planned, TRUE) FROM enrichment_passes "
+                        "WHERE id = ?", [pass_id])
     done = db.query_one("SELECT count(*) FROM enrichment_work_results WHERE pass_id = ?", [pass_id])[0]
     counts.update(profiles=int(prow[0]), skipped_recent=int(prow[1]), companies=int(prow[2]),
-                  companies_done=int(done), companies_left=int(prow[2]) - int(done))
+                  companies_done=int(done), companies_left=int(prow[2]) - int(done), planned=bool(prow[3]))
     return counts
 
 

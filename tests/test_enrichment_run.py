@@ -318,3 +318,105 @@ def test_segment_dataset_and_enriched_attributes_usable_in_segments(env):
         {"kind": "condition", "attribute": f"enrichment.{eid}.industry", "operator": "equals", "value": industry}]}}
     seg2 = segment_service.save_segment(db, env.admin, "By industry", None, by_industry)
     assert segment_service.evaluate(db, seg2) >= 1
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Plan in tiny batches (the planner then runs while bulks are out; batch edges split companies)."""
+    monkeypatch.setattr(repo, "PLAN_FIRST_BATCH", 7)
+    monkeypatch.setattr(repo, "PLAN_SECOND_BATCH", 50)
+    monkeypatch.setattr(repo, "PLAN_BATCH_GROWTH", 3)
+    monkeypatch.setattr(repo, "PLAN_MAX_BATCH", 400)
+    monkeypatch.setattr(enrichment_run, "PLAN_AHEAD", 700)
+
+
+def _later_profiles_of_early_companies(n: int, start: int = 900_000) -> list[dict]:
+    # customer ids sorting after everything else, at the first companies: planned in the last batch,
+    # while their company was planned (and maybe answered) in the first one
+    return [profile_for(start + j, company_for_index(j)) for j in range(n)]
+
+
+def test_streamed_plan_dedups_across_batches_and_fills_chunks(env, small_batches):
+    db = env.db
+    rows = make_profiles(1300, per_company=2, unknown=15, invalid=4) + _later_profiles_of_early_companies(30)
+    insert_profiles(db, rows)
+    eid = env.create()
+    preview = service.preview(db, service.get_enrichment(db, eid)["config"], eid)
+    assert preview["companies"] == 1315 and preview["invalid_input"] == 4
+    service.run_enrichment(db, env.admin, eid)
+    [run] = run_all(db)
+    assert run["status"] == "succeeded", run["message"]
+    counts = run["counts"]
+    outcomes = assert_complete(db, run, len(rows))
+    assert counts["companies"] == 1315 and counts["enriched"] == 2600 + 30 and counts["invalid_input"] == 4
+    assert counts["bulk_calls"] == 3 and counts["sent_this_run"] == 1315         # full chunks: 500 + 500 + 315
+    sizes = [n for _, n in db.query("SELECT chunk_no, count(*) FROM enrichment_work_items WHERE pass_id = ? "
+                                     "GROUP BY 1 ORDER BY 1", [counts["pass_id"]])]
+    assert sizes == [500, 500, 315]
+    assert not env.counter.sent_twice() and sum(env.counter.accepted.values()) == 1315
+    # profiles planned after their company was answered still get the results
+    table = repo.results_table_name(eid)
+    assert repo.results_count(db, eid) == 2630
+    late = db.query_dicts(f"SELECT * FROM {table} WHERE customer_id = 'c900003'")[0]
+    assert late["industry"] == company_for_index(3).industry and outcomes["c900003"] == "enriched"
+    p = db.query_dicts("SELECT * FROM enrichment_passes WHERE id = ?", [counts["pass_id"]])[0]
+    assert p["planned"] and p["status"] == "finished" and p["profiles"] == len(rows)
+
+
+def test_crash_while_planning_then_resume(env, monkeypatch, small_batches):
+    db = env.db
+    rows = make_profiles(1200, per_company=1, unknown=10) + _later_profiles_of_early_companies(20)
+    insert_profiles(db, rows)
+    eid = env.create()
+    service.run_enrichment(db, env.admin, eid)
+    real_store = repo.store_batch
+    state = {"batches": 0}
+
+    def crashing_store(db_, pass_id, batch):
+        state["batches"] += 1
+        if state["batches"] == 4:
+            raise SimulatedCrash()
+        return real_store(db_, pass_id, batch)
+
+    monkeypatch.setattr(repo, "store_batch", crashing_store)
+    with pytest.raises(SimulatedCrash):
+        runner.run_pending(db)
+    [crashed] = runner.list_runs(db, kind="enrichment")
+    open_pass = repo.open_pass(db, eid)
+    assert crashed["status"] == "running" and open_pass is not None and not open_pass["planned"]
+    assert open_pass["planned_through"] is not None and repo.results_count(db, eid) == 0   # not applied yet
+    assert runner.mark_interrupted(db) == 1
+    monkeypatch.setattr(repo, "store_batch", real_store)
+    runner.resume(db, env.admin, crashed["id"])
+    [run2] = run_all(db)
+    assert run2["status"] == "succeeded", run2["message"]
+    assert run2["counts"]["pass_id"] == open_pass["id"]
+    assert_complete(db, run2, len(rows))
+    assert run2["counts"]["enriched"] == 1220 and repo.results_count(db, eid) == 1220
+    assert not env.counter.sent_twice() and sum(env.counter.accepted.values()) == 1210
+
+
+def test_cancel_while_planning_keeps_the_partial_plan(env, small_batches, monkeypatch):
+    db = env.db
+    rows = make_profiles(1500, per_company=1)
+    insert_profiles(db, rows)
+    eid = env.create()
+    run_id = service.run_enrichment(db, env.admin, eid)
+    original = env.counter.handle
+
+    def cancel_after_first_bulk(request):
+        response = original(request)
+        if request.method == "POST":
+            runner.request_cancel(db, env.admin, run_id)
+        return response
+
+    monkeypatch.setattr(env.counter, "handle", cancel_after_first_bulk)
+    [run] = run_all(db)
+    assert run["status"] == "cancelled" and run["counts"]["sent_this_run"] == 500
+    monkeypatch.setattr(env.counter, "handle", original)
+    service.run_enrichment(db, env.admin, eid)
+    [run2] = run_all(db)
+    assert run2["status"] == "succeeded", run2["message"]
+    assert_complete(db, run2, 1500)
+    assert run2["counts"]["bulks_repolled"] == 1 and run2["counts"]["sent_this_run"] == 1000
+    assert not env.counter.sent_twice() and repo.results_count(db, eid) == 1500

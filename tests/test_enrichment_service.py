@@ -129,7 +129,7 @@ def test_edit_abandons_unfinished_pass(db, admin, conn):
     eid = _save(db, admin, conn)
     cfg = svc.get_enrichment(db, eid)["config"]
     plan = repo.plan(db, cfg, eid)
-    repo.create_pass(db, 99, eid, cfg, plan)
+    repo.create_pass(db, 99, eid, cfg)
     assert repo.open_pass(db, eid)["id"] == 99
     svc.save_enrichment(db, admin, "Firmographics", cfg.model_copy(update={"min_confidence": "HIGH"}), eid)
     assert repo.open_pass(db, eid) is None

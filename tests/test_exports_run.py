@@ -36,7 +36,11 @@ def test_first_full_run(world, vendor):
     assert_counts_add_up(again)
 
 
-def test_incremental_run_sends_only_changes(world, vendor):
+@pytest.mark.parametrize("materialize_max", [100_000, 1], ids=["plan-in-temp-table", "plan-streamed-from-query"])
+def test_incremental_run_sends_only_changes(world, vendor, materialize_max, monkeypatch):
+    from jobs import export_run
+
+    monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", materialize_max)   # both ways of reading a plan
     sid, eid = _setup(world, vendor)
     world.run(eid)
     world.add_profiles([{"customer_id": "c10", "email": "person10@example.com", "first_name": "New"}])
