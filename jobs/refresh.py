@@ -13,6 +13,11 @@ Dependency rule (what is skipped when a step fails):
 * If segments cannot be inspected (the segments module is not installed) and an enrichment failed,
   every export is skipped, because we cannot prove it does not depend on that enrichment.
 A partially succeeded enrichment does not taint (its data is refreshed where it could be).
+Resume: a resumed refresh (``resume_of``, set by runner.resume after a crash or cancel) does not run
+again the steps that SUCCEEDED in the refresh it resumes (or in the ones that one resumed): each
+gets a child recorded as "already done" and counts as succeeded for what depends on it. Every other
+step runs again, and an interrupted export or enrichment continues where it stopped (each run
+recovers what the last one left in flight).
 Params: ``scope`` ("all" for Run all, "system" for the scheduled refresh: only items that follow it).
 """
 from __future__ import annotations
@@ -88,6 +93,20 @@ class _Refresh:
         self.problems: list[str] = []
         self.partial = 0
         self.cancelled = False
+        self.done_before = self._done_in_resumed_runs()
+
+    def _done_in_resumed_runs(self) -> dict[tuple[str, int | None], int]:
+        """(kind, target_id) -> id of the child run that succeeded in the refresh(es) this one resumes."""
+        done: dict[tuple[str, int | None], int] = {}
+        run_id, seen = self.ctx.params.get("resume_of"), set()
+        while run_id and run_id not in seen:
+            seen.add(run_id)
+            for child in runner.child_runs(self.db, run_id):
+                if child["status"] == "succeeded":
+                    done.setdefault((child["kind"], child["target_id"]), child["id"])
+            previous = runner.get_run(self.db, run_id)
+            run_id = (previous or {}).get("params", {}).get("resume_of")
+        return done
 
     def _skip(self, kind: str, target_id, name, reason: str) -> None:
         runner.submit(self.db, self.ctx.actor_username, kind, target_id, name, "system_refresh", {},
@@ -101,6 +120,14 @@ class _Refresh:
         if self.cancelled:
             self._skip(kind, target_id, name, "Skipped: the refresh was cancelled before this step.")
             return "skipped"
+        earlier = self.done_before.get((kind, target_id))
+        if earlier is not None:
+            runner.submit(self.db, self.ctx.actor_username, kind, target_id, name, "system_refresh", {},
+                          parent_run_id=self.ctx.run_id, status="skipped",
+                          message=f"Already done by the refresh this one resumes (run #{earlier} succeeded); "
+                                  "not run again.")
+            self.counts[f"{kind}s_succeeded"] += 1
+            return "succeeded"
         child = runner.run_child(self.ctx, kind, target_id, name, busy_wait_s=self.busy_wait_s)
         outcome = child["outcome"]
         if child["status"] == "skipped":
@@ -183,7 +210,7 @@ class _Refresh:
         failed = c["enrichments_failed"] + c["segments_failed"] + c["exports_failed"]
         succeeded = c["enrichments_succeeded"] + c["segments_succeeded"] + c["exports_succeeded"]
         dependency_skips = sum(1 for r in runner.child_runs(self.db, self.ctx.run_id)
-                               if r["status"] == "skipped" and "already" not in (r["message"] or ""))
+                               if r["status"] == "skipped" and "already" not in (r["message"] or "").lower())
         if self.cancelled:
             return RunResult("cancelled", c, "The refresh was cancelled; remaining steps were skipped.")
         if total == 0 and succeeded == 0 and failed == 0:

@@ -179,3 +179,35 @@ def test_a_partially_succeeded_export_makes_the_refresh_partial(db, admin, world
     run = _refresh(db, admin)
     assert run["status"] == "partially_succeeded"
     assert "export 'Plain' partially succeeded" in run["message"]
+
+
+def test_a_resumed_refresh_does_not_redo_the_steps_that_succeeded(db, admin, world, monkeypatch):
+    """A refresh killed after its enrichments: the resumed one runs only what is left, and says so."""
+    from jobs import runner as runner_mod
+
+    class Killed(BaseException):
+        pass
+
+    real = runner_mod.HANDLERS["export"]
+
+    def dies(ctx):
+        raise Killed()
+
+    monkeypatch.setitem(runner_mod.HANDLERS, "export", dies)
+    run_id = runner.submit(db, admin, "refresh", None, "System refresh", "manual", {"scope": "all", "busy_wait_s": 0})
+    with pytest.raises(Killed):
+        runner.run_pending(db)
+    assert runner.mark_interrupted(db) >= 1
+    assert runner.get_run(db, run_id)["status"] == "interrupted"
+    monkeypatch.setitem(runner_mod.HANDLERS, "export", real)
+    world["order"].clear()
+    resumed = runner.resume(db, admin, run_id)
+    runner.run_pending(db)
+    run = runner.get_run(db, resumed)
+    assert run["status"] == "succeeded", run["message"]
+    # enrichments and segments succeeded before the kill: not run again; the exports run now
+    assert [k for k, _ in world["order"]] == ["export", "export", "export"]
+    children = runner.child_runs(db, resumed)
+    again = [c for c in children if c["kind"] in ("enrichment", "segment")]
+    assert len(again) == 4 and all(c["status"] == "skipped" and "not run again" in c["message"] for c in again)
+    assert run["counts"]["enrichments_succeeded"] == 2 and run["counts"]["exports_succeeded"] == 3
