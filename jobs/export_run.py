@@ -173,6 +173,7 @@ class ExportRun:
         self.stopped_by_cancel = False
         self._scratch = None                 # the run's own cursor (execute); holds the plan temp tables
         self._sources: dict[str, tuple] = {}   # target key -> (plan source, removals source), see _materialize
+        self._recovered_emails: dict[str, set[str]] = {}   # target key -> contacts recover() counted as sent
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -367,6 +368,7 @@ class ExportRun:
         for row in repo.uncollected_submissions(self.db, self.export["id"]):
             submission = Submission.from_dict(row["submission"])
             outcomes = self.client.collect(submission)
+            self._recovered_emails.setdefault(row["target_key"], set()).update(o.email.lower() for o in outcomes)
             self._collected.append((row["id"], row["target_key"], row["meta"], outcomes))
             self._flush(recovered=True)
         self._writer.wait()   # the plan reads the delivery state these flushes write
@@ -409,6 +411,18 @@ class ExportRun:
         counts[sync.REMOVE] = removals
         self._sources[target["key"]] = (plan_src, removal_src)
         return counts
+
+    def _recovered_unchanged(self, target: dict, retry_run: int | None) -> int:
+        """Contacts recover() collected (counted as sent by this run) that the plan, made after it, finds
+        unchanged: not to be counted a second time, as unchanged. Only a run after a crash or cancel has any."""
+        emails = self._recovered_emails.get(target["key"])
+        if not emails:
+            return 0
+        sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
+                                       only_emails_from_run=retry_run)
+        return self._scratch.execute(
+            f"SELECT count(*) FROM ({sql}) WHERE action = ? AND email IN (SELECT unnest(?::VARCHAR[]))",
+            list(params) + [sync.UNCHANGED, sorted(emails)]).fetchone()[0]
 
     def _small_table(self, name: str, sql: str, params: list) -> tuple:
         """("table", name) holding sql's rows if there are at most MATERIALIZE_MAX_ROWS, else ("query", sql,
@@ -578,7 +592,7 @@ class ExportRun:
         self.total = sum(n for p in plans.values() for a, n in p.items() if a != sync.UNCHANGED)
         for t in targets:
             self._tcounts(t["key"])["name"] = t["name"]
-            unchanged = plans[t["key"]].get(sync.UNCHANGED, 0)
+            unchanged = plans[t["key"]].get(sync.UNCHANGED, 0) - self._recovered_unchanged(t, retry_run)
             self._bump(t["key"], "unchanged", unchanged)
         self._tick(force=True)
         mirror = export["sync_mode"] == sync.MODE_MIRROR
