@@ -7,10 +7,11 @@ One run of an export, per destination list ("target"):
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
      client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Every Submission is
-     recorded by the ordered writer thread in groups of half a window (ExportRun._store_soon), unless it
-     was collected first (then its outcomes are folded directly). A killed process can lose the RECORD
-     only of fewer than one window of sent batches: those contacts are still "different" and the next
-     run sends them again (upserts are idempotent); a recorded one is collected by the next run;
+     recorded by the ordered writer thread in groups of half a window (ExportRun._store_soon), or by the
+     flush that folds its outcomes if that comes first; the sending never waits for the database unless
+     the writer falls RECORD_LAG_WINDOWS windows behind. A killed process can lose the RECORD only of
+     those (at most two windows of batches): their contacts are still "different" and the next run
+     sends them again (upserts are idempotent); a recorded one is collected by the next run;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
@@ -42,6 +43,7 @@ PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
+RECORD_LAG_WINDOWS = 2          # at most this many windows of sent batches may wait for the writer to record them
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
 SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
@@ -163,6 +165,8 @@ class ExportRun:
         self._to_store: list[list] = []     # sent submissions waiting for the writer's next store job
         self._store_scheduled = False       # a store job is queued and has not taken them yet
         self._store_lock = threading.Lock()
+        self._records_changed = threading.Condition(self._store_lock)
+        self._unrecorded = 0                # sent submissions neither stored nor folded by a committed flush
         self._writer = OrderedWriter("export-flush", max_waiting=4)
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
@@ -212,11 +216,13 @@ class ExportRun:
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (None until the writer stored it), tkey, meta, submission, kind, collected?]
+        # [stored id (None until the writer stored it), tkey, meta, submission, kind, handed to a flush?]
         item = [None, tkey, meta, submission, kind, False]
         self._inflight.append(item)
         self._store_soon(item)
         window = self._window()
+        if self._unrecorded >= RECORD_LAG_WINDOWS * window:
+            self._wait_for_records(window)
         while len(self._inflight) >= window:
             self._collect_oldest()
 
@@ -227,16 +233,19 @@ class ExportRun:
         """Record sent submissions on the writer thread, in groups of half a window (a transaction per
         submission would cost more CPU than the sending: 10,000 Omnisend batches per 1M contacts).
 
-        The store job takes, when it RUNS, the waiting submissions not collected yet; one collected
-        before its store is never stored: its outcomes are folded by the next flush directly (a flush
-        reads the stored id when it runs; the writer runs jobs in order, so a store taken before a flush
-        has finished by then). Nothing here ever waits for the database. If the process dies, a sent
-        batch is either stored (the next run collects it) or its contacts are still "different" (the
-        next run sends them again; upserts are idempotent): fewer than one window of batches.
-        item None: store what waits now (the run is ending with submissions still in flight)."""
+        The store job takes, when it RUNS, every waiting submission whose outcomes have not been handed
+        to a flush yet, collected or not (a flush reads the stored id when it runs, and the writer runs
+        jobs in order, so a stored one is marked collected by its flush; one handed to a flush first is
+        recorded by that flush instead). So the sending never waits for the database, and a submission
+        is "unrecorded" only from its send until the writer gets to it. _submit keeps that lag under
+        RECORD_LAG_WINDOWS windows (it waits if the writer falls that far behind): if the process dies,
+        the batches not on record are at most that many; their contacts are still "different" and the
+        next run sends them again (upserts are idempotent); the recorded ones it collects, not re-sends.
+        item None: store what waits now (the run is ending with submissions in flight, or waits)."""
         with self._store_lock:
             if item is not None:
                 self._to_store.append(item)
+                self._unrecorded += 1
             if self._store_scheduled or not self._to_store or (
                     item is not None and len(self._to_store) < max(1, self._window() // 2)):
                 return
@@ -253,10 +262,31 @@ class ExportRun:
                     for _, tkey, meta, submission, kind, _ in todo]
             with db.transaction() as cur:
                 ids = repo.save_submissions(cur, rows)
-            for it, sub_id in zip(todo, ids):
-                it[0] = sub_id
+            with self._store_lock:
+                for it, sub_id in zip(todo, ids):
+                    it[0] = sub_id
+                self._recorded(len(todo))
 
         self._writer.submit(write)
+
+    def _recorded(self, n: int) -> None:
+        """n submissions are now on record (stored, or folded by a committed flush). Hold _store_lock."""
+        self._unrecorded -= n
+        self._records_changed.notify_all()
+
+    def _wait_for_records(self, window: int) -> None:
+        """The writer is RECORD_LAG_WINDOWS windows behind: wait until it is within one window again."""
+        self._store_soon(None)
+        with self._store_lock:
+            while self._unrecorded >= window:
+                if self._records_changed.wait(0.2):
+                    continue
+                self._store_lock.release()
+                try:
+                    self._writer.check()   # a failed write: its error becomes the run's
+                    self._store_soon(None)
+                finally:
+                    self._store_lock.acquire()
 
     def _collect_oldest(self) -> None:
         item = self._inflight.popleft()
@@ -266,8 +296,6 @@ class ExportRun:
         except BaseException:
             self._inflight.appendleft(item)   # still in flight: stored by the writer, collected next run
             raise
-        with self._store_lock:
-            item[5] = True
         self._collected.append((item, tkey, meta, outcomes))
         self._collected_n += len(outcomes)
         if self._collected_n >= FLUSH_CONTACTS:
@@ -333,6 +361,11 @@ class ExportRun:
             (keep_refs if any_pending else done_refs).append(ref)
         for (tkey, key), n in tallies.items():
             self._bump(tkey, key, n)
+        items = [ref for ref, _, _, _ in self._collected if not isinstance(ref, int)]
+        if items:
+            with self._store_lock:   # from now on this flush records them (if no store job took them)
+                for it in items:
+                    it[5] = True
         if not c_email and not skips and not done_refs and not keep_refs:
             self._collected, self._collected_n = [], 0
             return
@@ -355,6 +388,10 @@ class ExportRun:
                                                       for it in unstored])
                     for it, sub_id in zip(unstored, ids):
                         it[0] = sub_id
+                        it[5] = "kept"
+            if items:
+                with self._store_lock:   # committed: the ones no store job took are on record now
+                    self._recorded(sum(1 for it in items if it[0] is None or it[5] == "kept"))
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)

@@ -423,3 +423,43 @@ def test_a_run_stopped_by_a_collect_error_keeps_its_in_flight_batches_for_the_ne
     assert second["counts"]["recovered"] == 30 and second["counts"]["sent"] == 30
     assert len(sent) == len(set(sent)) == 30            # collected, never sent twice
     assert world.members(vendor, eid, sid) == expected(range(30))
+
+
+def test_a_slow_database_bounds_how_many_sent_batches_wait_to_be_recorded(world, monkeypatch):
+    """The sending never waits for the writer, until RECORD_LAG_WINDOWS windows of sent batches are not on
+    record yet: then it waits. So a kill can lose the record of at most that many batches."""
+    import time as _time
+
+    from jobs import export_run
+    from storage import exports as repo
+
+    monkeypatch.setattr(export_run, "PIPELINE_WINDOW", 4)
+    monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
+    sid, eid = _setup(world, "omnisend", n=400)                       # 40 batches
+    slow_save = repo.save_submissions
+
+    def save_slowly(cur, rows):
+        _time.sleep(0.05)                                            # the writer falls behind
+        return slow_save(cur, rows)
+
+    monkeypatch.setattr(repo, "save_submissions", save_slowly)
+    worst, waits = [0], [0]
+    real_submit, real_wait = export_run.ExportRun._submit, export_run.ExportRun._wait_for_records
+
+    def submit(self, *a, **k):
+        real_submit(self, *a, **k)
+        worst[0] = max(worst[0], self._unrecorded)
+
+    def wait(self, window):
+        waits[0] += 1
+        real_wait(self, window)
+
+    monkeypatch.setattr(export_run.ExportRun, "_submit", submit)
+    monkeypatch.setattr(export_run.ExportRun, "_wait_for_records", wait)
+    run = world.run(eid)
+    assert run["status"] == "succeeded", run["message"]
+    assert waits[0] > 0                                              # it did have to wait
+    assert worst[0] <= export_run.RECORD_LAG_WINDOWS * 4
+    assert world.members("omnisend", eid, sid) == expected(range(400))
+    assert_counts_add_up(run)
+    assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 0
