@@ -296,21 +296,23 @@ def do_delete(eid: int) -> None:
 
 def actions(item: dict, prefix: str) -> None:
     eid = item["id"]
-    cols = st.columns(7)
-    cols[0].button("View", key=f"enr_{prefix}view_{eid}", on_click=go, args=("details", eid))
-    cols[1].button("Enriched data", key=f"enr_{prefix}data_{eid}", on_click=go, args=("data", eid))
-    cols[2].button(f"Review ({item['review_pending']})", key=f"enr_{prefix}review_{eid}", on_click=go,
-                   args=("review", eid))
+    row = st.container(horizontal=True)   # packed left, not spread over seven equal columns
+    row.button("View", key=f"enr_{prefix}view_{eid}", on_click=go, args=("details", eid))
+    row.button("Enriched data", key=f"enr_{prefix}data_{eid}", on_click=go, args=("data", eid))
+    row.button(f"Review ({item['review_pending']:,})", key=f"enr_{prefix}review_{eid}", on_click=go,
+               args=("review", eid))
     if may_edit:
-        cols[3].button("Edit", key=f"enr_{prefix}edit_{eid}", on_click=start_wizard, args=(eid,))
+        row.button("Edit", key=f"enr_{prefix}edit_{eid}", on_click=start_wizard, args=(eid,))
     if may_run:
-        cols[4].button("Run", key=f"enr_{prefix}run_{eid}", on_click=do_run, args=(eid,), disabled=not item["active"],
-                       type="primary")
+        busy = item["status"] in ("Queued", "Running")
+        row.button("Run", key=f"enr_{prefix}run_{eid}", on_click=do_run, args=(eid,),
+                   disabled=not item["active"] or busy, type="primary",
+                   help="Already running: wait for it to finish or cancel it." if busy else None)
     if may_edit:
-        cols[5].button("Deactivate" if item["active"] else "Activate", key=f"enr_{prefix}active_{eid}",
-                       on_click=do_active, args=(eid, not item["active"]))
-        cols[6].button("Delete", key=f"enr_{prefix}delete_{eid}",
-                       on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE, eid))
+        row.button("Deactivate" if item["active"] else "Activate", key=f"enr_{prefix}active_{eid}",
+                   on_click=do_active, args=(eid, not item["active"]))
+        row.button("Delete", key=f"enr_{prefix}delete_{eid}",
+                   on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE, eid))
     if st.session_state.get(CONFIRM_DELETE) == eid:
         st.warning(f"Delete “{item['name']}”? Its results table, review queue and attributes are removed; "
                    "segments and exports using them lose those conditions and fields.")
@@ -374,7 +376,9 @@ def home() -> None:
         "Profiles enriched": i["profiles_enriched"], "Match rate": _pct(i["match_rate"]),
         "To review": i["review_pending"],
     } for i in items])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"Profiles enriched": st.column_config.NumberColumn(format="localized"),
+                                "To review": st.column_config.NumberColumn(format="localized")})
     for item in items:
         with st.container(border=True):
             st.markdown(f"**{item['name']}** · {item['status']}")
@@ -446,21 +450,45 @@ def enriched_data(eid: int) -> None:
                             format_func=lambda v: v or "Any")
     min_conf = f3.selectbox("Confidence at least", [""] + list(reversed(core.CONFIDENCE_LEVELS)),
                             key="enr_data_confidence", format_func=lambda v: v or "Any")
-    page = st.number_input("Page", min_value=1, step=1, key="enr_data_page")
+    page = st.number_input("Page", min_value=1, step=1, key="enr_data_page", width=160)
     result = svc.enriched_data(db, eid, search=search, industry=industry, min_confidence=min_conf, page=page,
                                page_size=PAGE_SIZE)
     st.caption(f"{result['total']:,} enriched profiles · page {result['page']} of {result['pages']}")
-    st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, width="stretch")
+    if not result["rows"]:
+        filtered = bool(search or industry or min_conf)
+        st.info("No enriched profiles match these filters." if filtered else
+                "No enriched profiles yet. Run the enrichment from My enrichments; its matches appear here.")
+        return
+    st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, width="stretch", column_config=DATA_COLUMNS)
     ids = [r["customer_id"] for r in result["rows"]]
-    if ids:
-        chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile")
-        cmp = svc.profile_comparison(db, eid, chosen)
-        if cmp:
-            st.markdown(f"Match confidence: **{cmp['confidence']}** · enriched at {minutes(cmp['enriched_at'])}"
-                        + (f" · accepted by {cmp['accepted_by']}" if cmp["accepted_by"] else ""))
-            st.dataframe(pd.DataFrame(cmp["fields"]).rename(columns={"field": "Field", "original": "Original",
-                                                                     "enriched": "Enriched"}).astype(str),
-                         hide_index=True, width="stretch")
+    names = {r["customer_id"]: f"{r['customer_id']} · {r.get('original_company_name') or r.get('company_name') or ''}"
+             for r in result["rows"]}
+    chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile", format_func=names.get)
+    cmp = svc.profile_comparison(db, eid, chosen)
+    if cmp:
+        st.markdown(f"Match confidence: **{cmp['confidence']}** · enriched at {minutes(cmp['enriched_at'])}"
+                    + (f" · accepted by {cmp['accepted_by']}" if cmp["accepted_by"] else ""))
+        # Every row on screen at once (no inner scrolling), and "—" where a profile has no such value.
+        table = pd.DataFrame([{"Field": f["field"], "Original": _shown(f["original"]), "Enriched": _shown(f["enriched"])}
+                              for f in cmp["fields"]])
+        st.dataframe(table, hide_index=True, width="stretch", height="content")
+
+
+DATA_COLUMNS = {"customer_id": "Customer ID", "original_company_name": "Your company name",
+                "company_name": "Company name (enriched)", "website": "Website (enriched)", "industry": "Industry",
+                "employees_range": "Employees", "revenue_range": "Revenue", "hq_city": "HQ city",
+                "hq_country": "HQ country", "confidence": "Confidence",
+                "enriched_at": st.column_config.DatetimeColumn("Enriched at", format="YYYY-MM-DD HH:mm")}
+
+
+def _shown(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def review(eid: int) -> None:
@@ -484,12 +512,19 @@ def review(eid: int) -> None:
     if not may_review:
         return
     ids = [q["customer_id"] for q in queue]
-    st.button("Select all shown", key="enr_review_select_all",
+    labels = {q["customer_id"]: f"{q['customer_id']} · {q['input_name'] or '—'} → {q['match_name'] or '—'}"
+              for q in queue}
+    st.button(f"Select all {len(ids):,} shown", key="enr_review_select_all",
               on_click=lambda: st.session_state.__setitem__("enr_review_pick", ids))
-    chosen = st.multiselect("Matches to decide", ids, key="enr_review_pick")
-    c = st.columns([1, 1, 6])
-    for col, accept, label in ((c[0], True, "Accept"), (c[1], False, "Reject")):
-        if col.button(label, key=f"enr_review_{label.lower()}", type="primary" if accept else "secondary"):
+    # No built-in "Select all" entry: it sat first in the list, where picking one match selected every one.
+    chosen = st.multiselect("Matches to decide", ids, key="enr_review_pick",
+                            format_func=lambda c: labels.get(c, str(c)),
+                            select_all=False, placeholder="Pick matches by customer ID or company name")
+    buttons = st.container(horizontal=True)
+    for accept, verb in ((True, "Accept"), (False, "Reject")):
+        label = f"{verb} {len(chosen):,} selected" if chosen else verb
+        if buttons.button(label, key=f"enr_review_{verb.lower()}", type="primary" if accept else "secondary",
+                      disabled=not chosen):
             try:
                 n = svc.decide(db, user, eid, chosen, accept)
                 flash("success", f"{'Accepted' if accept else 'Rejected'} {n:,} match{'es' if n != 1 else ''}.")

@@ -129,15 +129,18 @@ def step_matching(wiz: Wizard) -> None:
     if not options:
         return
     st.markdown("**Add attribute**")
-    cols = st.columns(3)
+    cols = st.columns(3, vertical_alignment="bottom")
     field = cols[0].selectbox("Vendor field", options, key="exports_new_field",
                               format_func=lambda k: specs.get(k, "Data field (type a name)"))
+    picker = "data_field" if field == "(data field)" else field
     if field == "(data field)":
         field = cols[0].text_input("Data field name", key="exports_new_field_name").strip()
     default = next((f.default_attribute for f in svc.vendor_field_specs(vendor) if f.key == field), None)
     keys = list(attrs)
-    attribute = cols[1].selectbox("Attribute", keys, key="exports_new_attr", format_func=attrs.get,
-                                  index=keys.index(default) if default in keys else 0)
+    # One attribute picker per vendor field: a shared key would keep the previous pick (First name) when
+    # the field changes, and map Last name <- First name without anyone noticing.
+    attribute = cols[1].selectbox("Attribute", keys, key=f"exports_new_attr_{picker}",
+                                  format_func=attrs.get, index=keys.index(default) if default in keys else 0)
 
     def add():
         if field and field not in {m["field"] for m in wiz.data["mapping"]}:
@@ -205,9 +208,19 @@ def step_mode(wiz: Wizard) -> None:
     limits = svc.field_limits(vendor)
     mapped = [m["field"] for m in wiz.data.get("mapping") or [] if m["field"] in limits]
     if mapped:
-        st.caption("Some mapped fields have limits: " + ", ".join(f"{f} ≤ {limits[f]} characters" for f in mapped))
+        specs = {f.key: f.label for f in svc.vendor_field_specs(vendor)}
+        st.caption("Some mapped fields have limits: "
+                   + ", ".join(f"{specs.get(f, f)} ≤ {limits[f]} characters" for f in mapped))
         st.radio("Values over a limit", ["truncate", "skip"], key=wiz.widget_key("over_limit", "truncate"),
                  format_func={"truncate": "Truncate the value", "skip": "Skip the contact"}.get, horizontal=True)
+
+
+def _mapping_text(vendor: str, mapping: list[dict]) -> str:
+    """"Email ← Email, Last name ← Last name": the labels people picked, not the stored keys."""
+    attrs = {a["key"]: a["label"] for a in svc.attribute_choices(db)}
+    specs = {f.key: f.label for f in svc.vendor_field_specs(vendor)}
+    return "Email ← Email" + "".join(f", {specs.get(m['field'], m['field'])} ← {attrs.get(m['attribute'], m['attribute'])}"
+                                     for m in mapping)
 
 
 def step_review(wiz: Wizard) -> None:
@@ -220,7 +233,7 @@ def step_review(wiz: Wizard) -> None:
         return
     segs = _segments()
     st.write(f"**{clean['name']}** → {svc._vendor_label(clean['vendor'])} ({_conns()[clean['connection_id']]['name']})")
-    st.write("Email" + "".join(f", {m['field']} ← {m['attribute']}" for m in clean["mapping"]))
+    st.write(_mapping_text(clean["vendor"], clean["mapping"]))
     for sid in clean["segment_ids"]:
         t = clean["targets"][sid]
         st.write(f"- {segs.get(sid)} → " + (f"list ID {t['id']}" if t["mode"] == "id" else f"“{t['name']}”"))
@@ -228,8 +241,9 @@ def step_review(wiz: Wizard) -> None:
     st.metric("Contacts in the segments", f"{checks['contacts']:,}")
     if checks["limit_warning"]:
         (st.error if checks["hard"] else st.warning)(checks["limit_warning"])
+    labels = {f.key: f.label for f in svc.vendor_field_specs(clean["vendor"])}
     for field, n in checks["over_limit_fields"].items():
-        st.warning(f"{n:,} contacts have a {field} over the limit; they will be "
+        st.warning(f"{n:,} contacts have a {labels.get(field, field)} over the limit; they will be "
                    f"{'truncated' if clean['over_limit'] == 'truncate' else 'skipped'}.")
     st.caption("Saving never runs the export.")
     if st.button("Save", key="exports_save", type="primary"):
@@ -309,9 +323,27 @@ def _contacts_table(run: dict, key: str, *, outcome=None, action=None, label="co
         } for r in rows])
         st.dataframe(table, hide_index=True, width="stretch")
         if can(user, Action.DOWNLOAD):
-            st.download_button("Download CSV", svc.run_contacts_csv(db, run_id, outcome=outcome, action=action),
+            # Made on click: building it on every 2-second refresh of the live panel would read every
+            # contact of a big run again and again.
+            st.download_button("Download CSV", lambda: svc.run_contacts_csv(db, run_id, outcome=outcome, action=action),
                                file_name=f"export-run-{run_id}-{label.replace(' ', '-')}.csv", mime="text/csv",
                                key=f"{key}_csv")
+
+
+RUN_ACTIONS = {"add": ("Added", "added"), "update": ("Updated", "updated"), "retry": ("Retried", "retried"),
+               "remove": ("Removed", "removed")}
+
+
+def _sent_contacts(run: dict, counts: dict) -> None:
+    """Which contacts this run added, updated, retried and removed: the figures above, one by one."""
+    actions = [a for a, (_, k) in RUN_ACTIONS.items() if counts.get(k)]
+    if not actions:
+        return
+    with st.expander("Contacts this run sent (" + " · ".join(
+            f"{RUN_ACTIONS[a][0].lower()} {counts[RUN_ACTIONS[a][1]]:,}" for a in actions) + ")"):
+        action = st.selectbox("Show", actions, key="exports_run_action",
+                              format_func=lambda a: f"{RUN_ACTIONS[a][0]} ({counts[RUN_ACTIONS[a][1]]:,})")
+        _contacts_table(run, f"exports_run_{action}", action=action, label=RUN_ACTIONS[action][0].lower())
 
 
 def _run_panel(export_id: int) -> None:
@@ -339,6 +371,7 @@ def _run_panel(export_id: int) -> None:
     for w in counts.get("warnings", []):
         st.warning(w)
     _counts_chart(counts)
+    _sent_contacts(run, counts)
     if counts.get("rejected"):
         st.markdown("**Rejections**")
         _contacts_table(run, "exports_rejections", outcome="rejected", label="rejections")
@@ -412,14 +445,14 @@ def show_detail(export_id: int) -> None:
                        f"({g['share']:.0%}) from “{g['target']}”.")
         if check["removal_guard"]:
             confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
-        cols = st.columns(4)
-        if cols[0].button("Run", key="exports_run_now", type="primary"):
+        cols = st.container(horizontal=True)
+        if cols.button("Run", key="exports_run_now", type="primary"):
             if _queue_run(svc.run_export, db, user, export_id, confirm_removals=confirm, ok="Run queued."):
                 st.rerun()
-        if cols[1].button("Dry run", key="exports_dry_run_now"):
+        if cols.button("Dry run", key="exports_dry_run_now"):
             if _queue_run(svc.dry_run, db, user, export_id, ok="Dry run queued."):
                 st.rerun()
-        if may_edit and cols[2].button("Edit", key="exports_edit"):
+        if may_edit and cols.button("Edit", key="exports_edit"):
             _go("wizard", export_id)
             st.rerun()
 
@@ -455,18 +488,18 @@ def show_list() -> None:
     st.dataframe(table, hide_index=True, width="stretch")
     names = {r["id"]: r["name"] for r in rows}
     picked = st.selectbox("Export", list(names), format_func=names.get, key="exports_pick")
-    cols = st.columns(6)
-    if cols[0].button("View", key="exports_view"):
+    cols = st.container(horizontal=True)
+    if cols.button("View", key="exports_view"):
         _go("detail", picked)
         st.rerun()
-    if may_edit and cols[1].button("Edit", key="exports_edit_list"):
+    if may_edit and cols.button("Edit", key="exports_edit_list"):
         _go("wizard", picked)
         st.rerun()
-    if may_run and cols[2].button("Dry run", key="exports_dry_run"):
+    if may_run and cols.button("Dry run", key="exports_dry_run"):
         if _queue_run(svc.dry_run, db, user, picked, ok="Dry run queued."):
             _go("detail", picked)
             st.rerun()
-    if may_run and cols[3].button("Run", key="exports_run"):
+    if may_run and cols.button("Run", key="exports_run"):
         check = svc.pre_run_check(db, picked)
         if check["removal_guard"] or (check["limit_warning"]):
             _go("detail", picked)   # warnings and the removal confirmation live on the detail view
@@ -474,17 +507,21 @@ def show_list() -> None:
         if _queue_run(svc.run_export, db, user, picked, ok="Run queued."):
             _go("detail", picked)
             st.rerun()
-    if may_edit and cols[4].button("Duplicate", key="exports_duplicate"):
+    if may_edit and cols.button("Duplicate", key="exports_duplicate"):
         _call(svc.duplicate_export, db, user, picked, ok="Duplicated.")
         st.rerun()
     if may_edit:
-        if cols[5].button("Remove", key="exports_remove"):
+        if cols.button("Remove", key="exports_remove"):
             st.session_state["exports.remove_id"] = picked
         if st.session_state.get("exports.remove_id") == picked:
             st.warning(f"Remove “{names[picked]}”? Contacts stay at the vendor; its delivery history is deleted.")
-            if st.button("Yes, remove it", key="exports_remove_confirm"):
+            confirm = st.container(horizontal=True)
+            if confirm.button("Yes, remove it", key="exports_remove_confirm", type="primary"):
                 st.session_state.pop("exports.remove_id", None)
                 _call(svc.delete_export, db, user, picked, ok="Removed.")
+                st.rerun()
+            if confirm.button("Keep it", key="exports_remove_keep"):
+                st.session_state.pop("exports.remove_id", None)
                 st.rerun()
 
 

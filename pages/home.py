@@ -8,6 +8,11 @@ from ui.session import current_user
 db = deps.get_db()
 user = current_user()
 summary = home_service.summary(db)
+# The same headings as Run history, not the query's lower-case names.
+RUN_COLUMNS = {"run": "Run", "kind": "Kind", "name": "Name", "trigger": "Trigger", "status": "Status", "who": "Who",
+               "queued": st.column_config.DatetimeColumn("Queued", format="YYYY-MM-DD HH:mm"),
+               "finished": st.column_config.DatetimeColumn("Finished", format="YYYY-MM-DD HH:mm"),
+               "message": "Message"}
 
 st.title("Home")
 cols = st.columns(4)
@@ -16,7 +21,7 @@ for col, (label, value) in zip(cols, summary["counts"].items()):
 
 st.subheader("Recent runs")
 if summary["recent_runs"]:
-    st.dataframe(summary["recent_runs"], hide_index=True, width="stretch")
+    st.dataframe(summary["recent_runs"], hide_index=True, width="stretch", column_config=RUN_COLUMNS)
 else:
     st.info("No runs yet. Runs of enrichments and exports will appear here.")
 

@@ -3,6 +3,7 @@ requests, credits), with a reset for demos."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import streamlit as st
@@ -48,7 +49,18 @@ def _members_caption(shown: int, total: int | None) -> str:
 
 
 def _column(key: str) -> str:
-    return key.replace("_", " ").capitalize() if key else key
+    """`contact_count` and the emulators' camelCase `batchId`, `createdAt` -> `Contact count`, `Batch id`."""
+    if not key:
+        return key
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").capitalize()
+
+
+def _key_heading(key: str) -> str:
+    """The first column of a counts table: `contacts_per_tag` -> `Tag`, `batches_by_status` -> `Status`."""
+    for joint in ("_per_", "_by_"):
+        if joint in key:
+            return _column(key.rsplit(joint, 1)[1])
+    return "Name"
 
 
 def _cell(value):
@@ -56,8 +68,10 @@ def _cell(value):
 
 
 def _records_table(rows: list[dict]) -> None:
-    st.dataframe(pd.DataFrame([{_column(k): _cell(v) for k, v in r.items()} for r in rows]), hide_index=True,
-                 width="stretch")
+    frame = pd.DataFrame([{_column(k): _cell(v) for k, v in r.items()} for r in rows])
+    numbers = {c: st.column_config.NumberColumn(format="localized") for c in frame.columns
+               if pd.api.types.is_integer_dtype(frame[c]) and not c.lower().endswith("id")}
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=numbers)
 
 
 def show_snapshot(snapshot: dict) -> None:
@@ -87,7 +101,7 @@ def show_snapshot(snapshot: dict) -> None:
                     st.write(", ".join(map(str, members)) or "none")
         elif isinstance(value, dict):
             if value:
-                _records_table([{"": k, "Count": v} for k, v in value.items()])
+                _records_table([{_key_heading(key): k, "Count": v} for k, v in value.items()])
             else:
                 st.caption("none")
         elif isinstance(value, list):

@@ -9,6 +9,7 @@ from core.segments import RuleGroup, SegmentRule, SegmentRuleError
 from services import segments as svc
 from storage import segments as repo
 from ui import deps
+from ui.downloads import deferred
 from ui.session import current_user
 
 db = deps.get_db()
@@ -162,7 +163,7 @@ if picked is not None:
             options = {a.key: a.label for a in repo.pickable_attributes(db)}
             chosen = st.multiselect("Columns in the download", list(options), format_func=options.get,
                                     default=[k for k in repo.DEFAULT_PREVIEW_KEYS if k in options], key="seg_csv_columns")
-            st.download_button("Download members (CSV)", data=lambda: svc.members_csv(db, user, seg["id"], chosen),
+            st.download_button("Download members (CSV)", data=deferred(lambda: svc.members_csv(db, user, seg["id"], chosen)),
                                file_name=f"segment-{seg['id']}.csv", mime="text/csv", key="seg_download")
 
 if not may_edit:

@@ -209,15 +209,17 @@ class Wizard:
             st.progress(self.position / self.total)
         if self.error:
             st.error(self.error)
-        cols = st.columns([1, 1, 1, 5])
+        # One row, packed left: fixed columns left a gap where Back is missing (step 1) and spread the
+        # buttons apart on wide screens.
+        row = st.container(horizontal=True)
         if self.position > 1:
-            cols[0].button(back_label, key=self._k("back"), on_click=self._back)
+            row.button(back_label, key=self._k("back"), on_click=self._back)
         if not self.is_last:
-            cols[1].button(next_label, key=self._k("next"), type="primary", on_click=self._next)
+            row.button(next_label, key=self._k("next"), type="primary", on_click=self._next)
 
         def cancel() -> None:
             self.clear()
             if on_cancel is not None:
                 on_cancel()
 
-        cols[2].button(cancel_label, key=self._k("cancel"), on_click=cancel)
+        row.button(cancel_label, key=self._k("cancel"), on_click=cancel)

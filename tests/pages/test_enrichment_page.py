@@ -174,3 +174,50 @@ def test_details_show_one_run_as_figures_and_more_as_a_chart(db, admin, monkeypa
     assert "Enriched" not in {m.label for m in at.metric}   # a line over the runs instead
     runs = at.dataframe[-1].value
     assert list(runs["Run"]) == [3, 2, 1] and set(runs["Finished"]) == {"2026-11-29 12:36"}
+
+
+def test_review_buttons_say_what_they_decide_and_enriched_data_reads_well(db, admin):
+    """Accept/Reject are disabled until matches are picked and say how many; the picker has no built-in
+    "Select all" entry (one click there decided every match); enriched data has readable headings, a
+    plain message when nothing matches, and "—" rather than "None" in the comparison."""
+    from core.enrichment import EnrichmentConfig
+    from services import enrichment as svc
+
+    cid = make_connection(db, admin)
+    insert_profiles(db, make_profiles(3, per_company=1))
+    eid = svc.save_enrichment(db, admin, "Firmographics", EnrichmentConfig(connection_id=cid))
+    with db.transaction() as cur:
+        for cust in ("c000000", "c000001"):
+            cur.execute("INSERT INTO enrichment_review (enrichment_id, customer_id, pass_id, input_json, result_json, "
+                        "confidence, status) VALUES (?, ?, 1, '{\"name\":\"Acme\"}', "
+                        "'{\"name\":\"Acme Corp\",\"industry\":\"Software\",\"employees_exact\":1200}', 'LOW', "
+                        "'pending')", [eid, cust])
+    db.close()
+    at = open_page("alice")
+    _button(at, f"enr_data_{eid}").click().run()
+    assert any("No enriched profiles yet" in i.value for i in at.info)      # not an empty grid
+    _button(at, "enr_back_home").click().run()
+    _button(at, f"enr_review_{eid}").click().run()
+    accept, reject = _button(at, "enr_review_accept"), _button(at, "enr_review_reject")
+    assert accept.disabled and reject.disabled and accept.label == "Accept"
+    pick = at.multiselect(key="enr_review_pick")
+    assert pick.proto.select_all == 0, "the picker must not offer its own Select all entry"
+    assert pick.format_func("c000000") == "c000000 · Acme → Acme Corp"
+    pick.set_value(["c000000"]).run()
+    accept = _button(at, "enr_review_accept")
+    assert not accept.disabled and accept.label == "Accept 1 selected"
+    accept.click().run()
+    assert any("Accepted 1 match" in s.value for s in at.success)
+
+    _button(at, "enr_back_home").click().run()
+    _button(at, f"enr_data_{eid}").click().run()
+    assert not at.exception, at.exception
+    assert any("1 enriched profiles" in c.value for c in at.caption)
+    assert at.selectbox(key="enr_data_profile").format_func("c000000").startswith("c000000 · ")
+    comparison = at.dataframe[-1].value
+    assert "None" not in comparison.to_string()
+    values = dict(zip(comparison["Field"], comparison["Enriched"]))
+    assert values["Industry"] == "Software" and values["Employee count"] == "1,200"
+    assert dict(zip(comparison["Field"], comparison["Original"]))["Industry"] == "—"
+    at.text_input(key="enr_data_search").input("no such company").run()
+    assert any("No enriched profiles match these filters." in i.value for i in at.info)

@@ -149,3 +149,77 @@ def test_export_gets_its_own_schedule(db, admin, monkeypatch):
     at.text_input(key=f"{prefix}_cron").input("61 * * * *").run()
     assert not at.exception
     assert any("not a valid cron" in e.value for e in at.error)
+
+
+def test_each_vendor_field_suggests_its_own_attribute(db, admin, monkeypatch):
+    """Picking Last name after First name must offer Last name, not keep First name (a shared widget
+    did, and mapped Last name <- First name); the review shows labels, not stored keys."""
+    world, sid = _prepare(db, admin, monkeypatch)
+    conn_id = world.connections["sendgrid"]
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    at.button(key="exports_add").click()
+    at.run()
+    at.button(key=f"exports_conn_{conn_id}").click()
+    at.run()
+    at = _next(at)
+    at.text_input(key="export_wiz.w.name").input("Nordics to SendGrid")
+    at = _next(at)
+    assert at.selectbox(key="exports_new_attr_first_name").value == "profile.first_name"
+    at.button(key="exports_add_attr").click()
+    at.run()
+    at.selectbox(key="exports_new_field").set_value("last_name")
+    at.run()
+    assert at.selectbox(key="exports_new_attr_last_name").value == "profile.last_name"
+    at.button(key="exports_add_attr").click()
+    at.run()
+    at.selectbox(key="exports_new_field").set_value("country")
+    at.run()
+    assert at.selectbox(key="exports_new_attr_country").value == "profile.country"
+    at.button(key="exports_add_attr").click()
+    at.run()
+    assert not at.exception, at.exception
+    at = _next(at)
+    at.multiselect(key="export_wiz.w.segment_ids").select(sid)
+    at.run()
+    at = _next(at)
+    at = _next(at)
+    assert any("First name ≤ 50 characters" in c.value for c in at.caption)
+    at = _next(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Email ← Email, First name ← First name, Last name ← Last name, Country/Region ← Country" in text, text
+    at.button(key="exports_save").click()
+    at.run()
+    from services import exports
+    from ui import deps
+
+    live = deps.get_db()
+    export = exports.get_export(live, live.query_one("SELECT id FROM exports")[0])
+    assert export["mapping"] == [{"field": "first_name", "attribute": "profile.first_name"},
+                                 {"field": "last_name", "attribute": "profile.last_name"},
+                                 {"field": "country", "attribute": "profile.country"}]
+
+
+def test_run_page_lists_the_contacts_each_run_sent(db, admin, monkeypatch):
+    """The run page shows which contacts were added / updated / removed, not only the totals."""
+    world, sid = _prepare(db, admin, monkeypatch)
+    eid = world.export("iterable", [sid], name="Nordics to Iterable")
+    world.run(eid)
+    with world.db.transaction() as cur:   # c0 leaves the segment, c1 changes: mirror removes one, updates one
+        cur.execute("DELETE FROM segment_members WHERE segment_id = ? AND customer_id = 'c0'", [sid])
+        cur.execute("UPDATE profiles SET first_name = 'Renamed' WHERE customer_id = 'c1'")
+    world.run(eid)
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    at.button(key="exports_view").click()
+    at.run()
+    assert not at.exception, at.exception
+    labels = [e.label for e in at.expander]
+    assert "Contacts this run sent (updated 1 · removed 1)" in labels, labels
+    show = at.selectbox(key="exports_run_action")
+    assert show.options == ["Updated (1)", "Removed (1)"]
+    show.set_value("remove")
+    at.run()
+    assert any("1 removed · page 1 of 1" == c.value for c in at.caption)
+    table = at.dataframe[-1].value
+    assert table["Customer ID"].tolist() == ["c0"] and table["Action"].tolist() == ["Remove"]

@@ -72,3 +72,23 @@ def test_viewer_cannot_reset(users):
         svc.reset_sandbox(app_db(), users["viewer"], "sendgrid")
     with pytest.raises(PermissionDenied):
         svc.sandbox_snapshot(users["viewer"], "sendgrid")
+
+
+def test_tables_have_readable_headings(users):
+    """Headings read as words: no blank first column over counts, no `Createdat` from camelCase keys."""
+    import re
+
+    from services import connections as svc
+    from connectors.base import Contact
+    svc.demo_setup(app_db(), users["admin"])
+    _send_something()
+    om = svc.make_client_for(app_db(), [r for r in svc.repo.list_connections(app_db())
+                                        if r["vendor"] == "omnisend"][0]["id"])
+    om.submit_upsert([Contact("bob@example.com", {"first_name": "Bob"})], om.create_target("segment: VIP"))
+    om.close()
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    assert not at.exception, at.exception
+    headings = [str(c) for df in at.dataframe for c in df.value.columns]
+    assert "" not in headings, headings
+    assert not [h for h in headings if re.search(r"[a-z][A-Z]|^[A-Z][a-z]+at$|count$", h) and " " not in h], headings
+    assert "Batch id" in headings and "Tag" in headings, headings
