@@ -294,12 +294,18 @@ class ImportResult:
     import_id: int | None = None
 
     def summary(self) -> str:
-        parts = [f"{self.rows_read:,} rows read", f"{self.inserted:,} new profiles", f"{self.updated:,} updated"]
+        parts = [_count(self.rows_read, "row") + " read", _count(self.inserted, "new profile"),
+                 f"{self.updated:,} updated"]
         if self.mode == "replace":
-            parts.append(f"{self.removed:,} previous profiles removed")
+            parts.append(_count(self.removed, "previous profile") + " removed")
         if self.extra_attributes_added:
-            parts.append(f"{len(self.extra_attributes_added)} new attributes")
+            parts.append(_count(len(self.extra_attributes_added), "new attribute"))
         return "Imported " + self.file_name + ": " + ", ".join(parts) + "."
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 new profile', '2 new profiles'."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def format_examples(items: list, total: int, noun: str) -> str:

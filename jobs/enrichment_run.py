@@ -223,9 +223,13 @@ class _PassRun:
             seconds_left = left / (self.answered / elapsed)
         else:
             seconds_left = core.estimate(left).seconds
-        planning = "" if self.planner is None or self.planner.done else " (still planning)"
-        message = (f"{done:,} of {self.total:,}{planning} companies answered · {self.sent:,} sent in this run · "
-                   + (f"{core.human_duration(seconds_left)} left" if left else "finishing"))
+        if self.planner is not None and not self.planner.done:
+            # the total grows while the plan is streamed: no "x of y" or time left until it is known
+            message = (f"Planning: {self.total:,} companies found so far · {done:,} answered · "
+                       f"{self.sent:,} sent in this run")
+        else:
+            message = (f"{done:,} of {self.total:,} companies answered · {self.sent:,} sent in this run · "
+                       + (f"{core.human_duration(seconds_left)} left" if left else "finishing"))
         self.ctx.progress(done, self.total, message, force=force)
 
     def _next_chunk(self):

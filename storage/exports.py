@@ -250,14 +250,22 @@ def plan_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_emails
         "  WHEN d.last_status <> 'accepted' THEN 'retry' "
         "  WHEN d.contact_hash IS DISTINCT FROM c.contact_hash THEN 'update' ELSE 'unchanged' END AS action, "
         f"c.customer_id, c.email, c.contact_hash, c.skip_reason{fnames} "
-        "FROM classified c LEFT JOIN (SELECT email, contact_hash, last_status FROM export_delivered "
+        "FROM classified c LEFT JOIN (SELECT email, contact_hash, last_status, added_by_export FROM export_delivered "
         "  WHERE export_id = ? AND target_key = ?) d ON d.email = c.email"
     )
     params = params + [export["id"], tkey]
+    where = []
+    if export.get("sync_mode", sync.MODE_MIRROR) == sync.MODE_MIRROR:
+        # a member this export can no longer send (no consent, suppressed) but had added to the list is
+        # one planned change, its removal (removal_sql): not also a skip
+        where.append("NOT (c.skip_reason IS NOT NULL AND coalesce(d.added_by_export, FALSE) "
+                     "AND c.email NOT IN (SELECT email FROM classified WHERE skip_reason IS NULL))")
     if only_emails_from_run is not None:
-        sql += (" WHERE c.email IN (SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
-                "AND outcome = 'rejected' AND action <> 'remove')")
+        where.append("c.email IN (SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
+                     "AND outcome = 'rejected' AND action <> 'remove')")
         params += [only_emails_from_run, tkey]
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     return sql, params, keys
 
 

@@ -54,7 +54,7 @@ def test_incremental_run_sends_only_changes(world, vendor, materialize_max, monk
     assert run["status"] == "succeeded", run["message"]
     c = run["counts"]
     assert (c["added"], c["updated"], c["removed"]) == (1, 1, 3), c
-    assert c["skipped_by_reason"] == {"no consent": 2}
+    assert c["skipped_by_reason"] == {} and c["skipped"] == 0   # c2 and c4 count once: as removals
     assert c["unchanged"] == 6
     assert world.members(vendor, eid, sid) == expected([0, 1, 5, 6, 7, 8, 9, 10])
     sent = sorted(world.submitted_emails(eid, run["id"]))
@@ -463,3 +463,23 @@ def test_a_slow_database_bounds_how_many_sent_batches_wait_to_be_recorded(world,
     assert world.members("omnisend", eid, sid) == expected(range(400))
     assert_counts_add_up(run)
     assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 0
+
+
+def test_an_opted_out_contact_on_the_list_is_counted_once_as_a_removal(world, vendor):
+    """Mirror removes a contact that opted out; the run counts it once (removed), not also as skipped,
+    and the dry run before it says exactly what the run then does."""
+    sid, eid = _setup(world, vendor)
+    world.run(eid)
+    world.update_profile("c2", email_opt_out=True)
+    world.add_profiles([{"customer_id": "c10", "email": "person10@example.com", "email_opt_out": True}])
+    world.set_members(sid, [f"c{i}" for i in range(11)])             # c10: opted out, never sent
+    dry = world.run(eid, kind="dry")
+    run = world.run(eid, confirm_removals=True)
+    assert run["status"] == "succeeded", run["message"]
+    for r in (dry, run):
+        c = r["counts"]
+        assert (c["removed"], c["skipped"], c["unchanged"]) == (1, 1, 9), c
+        assert c["skipped_by_reason"] == {"no consent": 1}               # c10 only
+        assert c["planned"] == 2
+    assert_counts_add_up(run)
+    assert world.members(vendor, eid, sid) == expected([i for i in range(10) if i != 2])

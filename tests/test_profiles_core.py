@@ -60,3 +60,13 @@ def test_plan_validation():
         ImportPlan("id", {}, mode="merge").validate(headers)
     with pytest.raises(ProfileImportError, match="Unknown target"):
         ImportPlan("id", {"mail": "salary"}).validate(headers)
+
+
+def test_import_summary_counts_read_as_english():
+    from core.importing import ImportResult
+
+    one = ImportResult(file_name="a.csv", mode="replace", rows_read=1, inserted=1, updated=0, removed=1)
+    assert one.summary() == "Imported a.csv: 1 row read, 1 new profile, 0 updated, 1 previous profile removed."
+    many = ImportResult(file_name="b.csv", mode="upsert", rows_read=1200, inserted=2, updated=5,
+                        extra_attributes_added=["profile.x", "profile.y"])
+    assert many.summary() == "Imported b.csv: 1,200 rows read, 2 new profiles, 5 updated, 2 new attributes."
