@@ -230,7 +230,7 @@ st.subheader("Add a condition")
 cols = st.columns(3)
 target = cols[0].selectbox("Add to", group_paths, format_func=group_label, key="seg_new_group")
 attr_key = cols[1].selectbox("Attribute", list(attributes), key="seg_new_attr",
-                             format_func=lambda k: attributes[k].label + (" (enrichment)" if attributes[k].source == "enrichment" else ""))
+                             format_func=lambda k: attributes[k].display_label)
 attr = attributes[attr_key]
 operator = cols[2].selectbox("Operator", rules.OPERATORS_BY_TYPE[attr.type], key="seg_new_op",
                              format_func=lambda o: rules.OPERATOR_LABELS[o])

@@ -70,7 +70,7 @@ def field_limits(vendor: str) -> dict[str, int]:
 def attribute_choices(db) -> list[dict]:
     from storage import catalogue
 
-    return [{"key": a.key, "label": a.label if a.source == "profile" else f"{a.label} (enriched)",
+    return [{"key": a.key, "label": a.display_label,
              "source": a.source} for a in catalogue.list_attributes(db) if a.key != "profile.email_opt_out"]
 
 

@@ -15,6 +15,13 @@ class Attribute:
     column_name: str
     standard: bool = False
 
+    @property
+    def display_label(self) -> str:
+        """The label pickers show: enriched attributes say so once ("All companies: Industry (enriched)")."""
+        if self.source == "profile" or self.label.endswith("(enriched)"):
+            return self.label
+        return f"{self.label} (enriched)"
+
 
 def list_attributes(db, *, source: str | None = None) -> list[Attribute]:
     sql = ("SELECT key, label, type, source, source_id, table_name, column_name, standard "

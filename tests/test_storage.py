@@ -112,3 +112,14 @@ def test_transaction_if_free_skips_while_another_writer_holds_the_lock(db):
             cur.execute("INSERT INTO t_free VALUES (3)")
             1 / 0                              # rolled back
     assert sorted(x for (x,) in db.query("SELECT x FROM t_free")) == [1, 2]
+
+
+def test_catalogue_display_label_marks_enriched_attributes_once():
+    from storage.catalogue import Attribute
+
+    profile = Attribute("profile.city", "City", "text", "profile", None, "profiles", "city")
+    enriched = Attribute("enrichment.1.industry", "All companies: Industry", "text", "enrichment", 1, "t", "industry")
+    named = Attribute("enrichment.1.website", "All companies: Website (enriched)", "text", "enrichment", 1, "t", "website")
+    assert profile.display_label == "City"
+    assert enriched.display_label == "All companies: Industry (enriched)"
+    assert named.display_label == "All companies: Website (enriched)"
