@@ -256,10 +256,12 @@ def plan_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_emails
     params = params + [export["id"], tkey]
     where = []
     if export.get("sync_mode", sync.MODE_MIRROR) == sync.MODE_MIRROR:
-        # a member this export can no longer send (no consent, suppressed) but had added to the list is
-        # one planned change, its removal (removal_sql): not also a skip
-        where.append("NOT (c.skip_reason IS NOT NULL AND coalesce(d.added_by_export, FALSE) "
-                     "AND c.email NOT IN (SELECT email FROM classified WHERE skip_reason IS NULL))")
+        # a member this export can no longer send (opted out, suppressed) but had added to the list is one
+        # planned change, its removal (removal_sql): not also a skip. "No consent" is exactly "this email has
+        # no eligible row" (a blocked email blocks all its rows; otherwise its first row is eligible), so
+        # no second look at `classified` is needed (that would make DuckDB materialise it: memory, time).
+        where.append(f"NOT (coalesce(c.skip_reason = '{sync.SKIP_NO_CONSENT}', FALSE) "
+                     "AND coalesce(d.added_by_export, FALSE))")
     if only_emails_from_run is not None:
         where.append("c.email IN (SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
                      "AND outcome = 'rejected' AND action <> 'remove')")
