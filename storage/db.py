@@ -97,20 +97,25 @@ class Database:
             cur.close()
 
     @contextlib.contextmanager
+    def _begun(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN .. COMMIT (ROLLBACK on an error) on a fresh cursor; the caller holds the write lock."""
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction; writers are serialized so DuckDB never sees write conflicts."""
-        with self._write_lock:
-            cur = self._con.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                cur.close()
-                raise
-            else:
-                cur.execute("COMMIT")
-                cur.close()
+        with self._write_lock, self._begun() as cur:
+            yield cur
 
     @contextlib.contextmanager
     def transaction_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
@@ -120,17 +125,8 @@ class Database:
             yield None
             return
         try:
-            cur = self._con.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with self._begun() as cur:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                cur.close()
-                raise
-            else:
-                cur.execute("COMMIT")
-                cur.close()
         finally:
             self._write_lock.release()
 
