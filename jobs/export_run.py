@@ -102,9 +102,15 @@ def plan_targets(db, export: dict) -> list[dict]:
     return list(groups.values())
 
 
+def _action_counts(cur, source: str, params: list) -> dict[str, int]:
+    """{action: rows} of a plan (a table name or a parenthesised plan query)."""
+    return {a: n for a, n in cur.execute(f"SELECT action, count(*) FROM {source} GROUP BY action", params).fetchall()}
+
+
 def _count_plan(db, export: dict, target: dict, retry_run: int | None) -> dict[str, int]:
     sql, params, _ = repo.plan_sql(db, export, target["segment_ids"], target["key"], only_emails_from_run=retry_run)
-    counts = {a: n for a, n in db.query(f"SELECT action, count(*) FROM ({sql}) GROUP BY action", params)}
+    with db.cursor() as cur:
+        counts = _action_counts(cur, f"({sql})", params)
     removals = 0
     if export["sync_mode"] == sync.MODE_MIRROR:
         rsql, rparams = repo.removal_sql(db, export, target["segment_ids"], target["key"],
@@ -216,7 +222,7 @@ class ExportRun:
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (None until the writer stored it), tkey, meta, submission, kind, handed to a flush?]
+        # [stored id (None until the writer stored it), tkey, meta, submission, kind, handed to a flush]
         item = [None, tkey, meta, submission, kind, False]
         self._inflight.append(item)
         self._store_soon(item)
@@ -372,6 +378,7 @@ class ExportRun:
         db, run_id, export_id = self.db, self.run_id, self.export["id"]
 
         def write() -> None:
+            recorded_here = sum(1 for it in items if it[0] is None)   # no store job took them
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 repo.record_outcome_columns(cur, run_id, export_id, {
@@ -388,10 +395,9 @@ class ExportRun:
                                                       for it in unstored])
                     for it, sub_id in zip(unstored, ids):
                         it[0] = sub_id
-                        it[5] = "kept"
-            if items:
-                with self._store_lock:   # committed: the ones no store job took are on record now
-                    self._recorded(sum(1 for it in items if it[0] is None or it[5] == "kept"))
+            if recorded_here:
+                with self._store_lock:   # committed: they are on record now
+                    self._recorded(recorded_here)
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
@@ -426,25 +432,23 @@ class ExportRun:
         send_sql = (f"SELECT *, coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
                     "WHERE action <> 'unchanged'")
         send_params = [_FAST_EMAIL_SQL] + list(params)
-        plan_src = self._small_table(f"run_plan_{idx}", send_sql, send_params)
+        cur = self._scratch
+        plan_src, _ = self._small_table(f"run_plan_{idx}", send_sql, send_params)
         if plan_src[0] == "table":
-            counts = {a: n for a, n in self._scratch.execute(
-                f"SELECT action, count(*) FROM {plan_src[1]} GROUP BY action").fetchall()}
+            counts = _action_counts(cur, plan_src[1], [])
             # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
-            total = self._scratch.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+            total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
             if total > sum(counts.values()):
                 counts[sync.UNCHANGED] = total - sum(counts.values())
         else:
-            counts = {a: n for a, n in self._scratch.execute(
-                f"SELECT action, count(*) FROM ({sql}) GROUP BY action", params).fetchall()}
+            counts = _action_counts(cur, f"({sql})", params)
         removals, removal_src = 0, None
         if self.export["sync_mode"] == sync.MODE_MIRROR:
             rsql, rparams = repo.removal_sql(self.db, self.export, target["segment_ids"], target["key"],
                                              only_emails_from_run=retry_run)
-            removal_src = self._small_table(f"run_removals_{idx}", rsql, rparams)
-            what = removal_src[1] if removal_src[0] == "table" else f"({rsql})"
-            removals = self._scratch.execute(f"SELECT count(*) FROM {what}", rparams if removal_src[0] == "query"
-                                             else []).fetchone()[0]
+            removal_src, removals = self._small_table(f"run_removals_{idx}", rsql, rparams)
+            if removals is None:
+                removals = cur.execute(f"SELECT count(*) FROM ({rsql})", rparams).fetchone()[0]
         counts[sync.REMOVE] = removals
         self._sources[target["key"]] = (plan_src, removal_src)
         return counts
@@ -461,15 +465,16 @@ class ExportRun:
             f"SELECT count(*) FROM ({sql}) WHERE action = ? AND email IN (SELECT unnest(?::VARCHAR[]))",
             list(params) + [sync.UNCHANGED, sorted(emails)]).fetchone()[0]
 
-    def _small_table(self, name: str, sql: str, params: list) -> tuple:
-        """("table", name) holding sql's rows if there are at most MATERIALIZE_MAX_ROWS, else ("query", sql,
-        params) to stream them from later."""
+    def _small_table(self, name: str, sql: str, params: list) -> tuple[tuple, int | None]:
+        """(("table", name), row count) with sql's rows in temp table `name` if there are at most
+        MATERIALIZE_MAX_ROWS, else (("query", sql, params), None) to stream them from later."""
         cur = self._scratch
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql} LIMIT {MATERIALIZE_MAX_ROWS + 1}", params)
-        if cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0] <= MATERIALIZE_MAX_ROWS:
-            return ("table", name)
+        n = cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        if n <= MATERIALIZE_MAX_ROWS:
+            return ("table", name), n
         cur.execute(f"DROP TABLE {name}")
-        return ("query", sql, params)
+        return ("query", sql, params), None
 
     def _stream(self, source: tuple) -> Iterator[tuple]:
         cur = self._scratch
