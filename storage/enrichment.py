@@ -373,7 +373,6 @@ def stage_batch(db, pass_id: int, enrichment_id: int, config: EnrichmentConfig, 
     (chunk_no = ordinal // core.BULK_SIZE, in the order of each company's first profile, whose inputs
     are the ones sent), so every chunk but the last fills up to core.BULK_SIZE. Only the pass's planner
     writes its plan, so what is read here is what :func:`store_batch` appends to."""
-    cols = ", ".join(core.INPUT_PARTS)
     with db.cursor() as cur:
         row = cur.execute("SELECT coalesce(planned, TRUE), planned_through, companies FROM enrichment_passes "
                           "WHERE id = ?", [pass_id]).fetchone()

@@ -214,43 +214,55 @@ def test_async_job_that_fails(world, vendor):
     assert world.members(vendor, eid, sid) == expected(range(10))
 
 
+class SpyClient:
+    """Wraps a connector client: records every email submitted for upsert (self.sent); everything else is
+    the real client's. Subclasses override collect() to simulate a vendor or process misbehaving."""
+
+    def __init__(self, inner, sent: list[str]):
+        self.inner, self.sent = inner, sent
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def submit_upsert(self, batch, target):
+        self.sent.extend(c.email for c in batch)
+        return self.inner.submit_upsert(batch, target)
+
+
+def spy_factory(make_spy):
+    """An export_run.CLIENT_FACTORY wrapping the real client of the export's connection with make_spy."""
+    from jobs import export_run
+    from services import connections
+
+    return lambda db, export: make_spy(
+        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS))
+
+
 class Crash(BaseException):
     """Simulates the process dying (not caught by the runner)."""
 
 
 def test_crash_then_resume_sends_each_change_once(world, vendor, monkeypatch):
     from jobs import export_run, runner
-    from services import connections
 
     monkeypatch.setattr(export_run, "PIPELINE_WINDOW", 3)
     n = 2500 if vendor != "omnisend" else 450
     sid, eid = _setup(world, vendor, n=n)
     submitted: list[str] = []
 
-    class Recording:
-        def __init__(self, inner, crash_on_collect: bool):
-            self.inner, self.crash = inner, crash_on_collect
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
+    class Recording(SpyClient):
         def upsert_batches(self, contacts):
             size = {"sendgrid": 500, "iterable": 500, "omnisend": 100}[vendor]
             from connectors.base import batched
             return batched(contacts, size)
 
-        def submit_upsert(self, batch, target):
-            submitted.extend(c.email for c in batch)
-            return self.inner.submit_upsert(batch, target)
-
         def collect(self, submission):
-            if self.crash:
+            if crash["on"]:
                 raise Crash()
             return self.inner.collect(submission)
 
     crash = {"on": True}
-    monkeypatch.setattr(export_run, "CLIENT_FACTORY", lambda db, export: Recording(
-        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS), crash["on"]))
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", spy_factory(lambda inner: Recording(inner, submitted)))
     from services import exports
 
     run_id = exports.run_export(world.db, world.admin, eid)
@@ -343,24 +355,13 @@ def test_pending_outcomes_stay_on_record_and_the_next_run_collects_them(world, m
     it was collected before the writer stored it, so the next run asks again instead of re-sending."""
     from connectors.base import Outcome
     from jobs import export_run
-    from services import connections
 
     vendor = "omnisend"
     sid, eid = _setup(world, vendor, n=30)
     sent: list[str] = []
     state = {"hold": True}
 
-    class Holding:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def submit_upsert(self, batch, target):
-            sent.extend(c.email for c in batch)
-            return self.inner.submit_upsert(batch, target)
-
+    class Holding(SpyClient):
         def collect(self, submission):
             outcomes = self.inner.collect(submission)
             if state["hold"]:   # the vendor has not reported the first five yet
@@ -370,8 +371,7 @@ def test_pending_outcomes_stay_on_record_and_the_next_run_collects_them(world, m
                         for o in outcomes]
             return outcomes
 
-    monkeypatch.setattr(export_run, "CLIENT_FACTORY", lambda db, export: Holding(
-        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS)))
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", spy_factory(lambda inner: Holding(inner, sent)))
     first = world.run(eid)
     assert first["counts"]["pending"] == 5 and first["counts"]["accepted"] == 25
     assert_counts_add_up(first)
@@ -388,7 +388,6 @@ def test_pending_outcomes_stay_on_record_and_the_next_run_collects_them(world, m
 def test_a_run_stopped_by_a_collect_error_keeps_its_in_flight_batches_for_the_next_run(world, monkeypatch):
     from connectors.errors import TransientError
     from jobs import export_run
-    from services import connections
 
     vendor = "omnisend"
     monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
@@ -396,24 +395,13 @@ def test_a_run_stopped_by_a_collect_error_keeps_its_in_flight_batches_for_the_ne
     sent: list[str] = []
     state = {"fail": True}
 
-    class Failing:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def submit_upsert(self, batch, target):
-            sent.extend(c.email for c in batch)
-            return self.inner.submit_upsert(batch, target)
-
+    class Failing(SpyClient):
         def collect(self, submission):
             if state["fail"]:
                 raise TransientError("Omnisend is still processing the batch.", vendor="omnisend")
             return self.inner.collect(submission)
 
-    monkeypatch.setattr(export_run, "CLIENT_FACTORY", lambda db, export: Failing(
-        connections.make_client_for(db, export["connection_id"], **export_run.CLIENT_OPTIONS)))
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", spy_factory(lambda inner: Failing(inner, sent)))
     first = world.run(eid)
     assert first["status"] == "failed" and "still processing" in first["message"]
     assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 3
