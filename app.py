@@ -8,6 +8,7 @@ from storage import users as users_repo
 from storage.db import DatabaseError
 from ui import auth, deps, nav
 from ui.alerts import show_alert_banner
+from ui.text import md
 
 st.set_page_config(page_title="Insight Relay", page_icon=":material/hub:", layout="wide")
 
@@ -34,7 +35,7 @@ for spec in nav.pages_for(user.role, db):
     sections.setdefault(spec.section, []).append(page)
 
 with st.sidebar:
-    st.caption(f"Signed in as **{user.label}** · {user.role.value}")
+    st.caption(f"Signed in as **{md(user.label)}** · {user.role.value}")
     auth.logout_button()
 
 navigation = st.navigation(sections)

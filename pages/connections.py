@@ -12,6 +12,7 @@ from services import connections as svc
 from storage import connections as repo
 from ui import deps
 from ui.session import current_user
+from ui.text import md
 from ui.wizard import Step, Wizard
 
 WIZ = "add_conn"
@@ -144,9 +145,9 @@ def step_verify(wiz: Wizard) -> None:
     if result is None:
         return
     if result["ok"]:
-        st.success(f"Connected. {result['message']}")
+        st.success(f"Connected. {md(result['message'])}")
     else:
-        st.error(f"Not connected. {result['message']}")
+        st.error(f"Not connected. {md(result['message'])}")
         st.checkbox("Save unverified (the list will show it as unverified until a verify succeeds)",
                     key=wiz.widget_key("save_unverified", default=False))
 
@@ -172,7 +173,7 @@ def step_save(wiz: Wizard) -> None:
     shared = meta["kind"] == "enrichment" or data.get("sharing") == SHARE_OPTIONS[1]
     st.markdown("\n".join([
         f"- **Type:** {meta['label']} ({meta['kind']})",
-        f"- **Display name:** {data['name']}",
+        f"- **Display name:** {md(data['name'])}",
         f"- **Who can use it:** {'Admins and contributors' if shared else 'Admins only'}",
         f"- **Region:** {svc.region_label(data['region'])}",
         f"- **{svc.key_label(data['vendor'])}:** ends in {data['api_key'][-4:] if len(data['api_key']) >= 8 else '…'}",
@@ -231,12 +232,12 @@ def _do(fn, *args, ok: str, **kwargs):
 def remove_dialog(conn: dict) -> None:
     users = svc.dependants(db, conn["id"])
     if any(users.values()):
-        st.warning(f"“{conn['name']}” is used by " + svc._describe_users(users) + ".")
+        st.warning(f"“{md(conn['name'])}” is used by " + md(svc._describe_users(users)) + ".")
         choice = st.radio("Before removing it", ["Deactivate them", "Delete them"], key="conn.remove_choice",
                           help="Delete removes those enrichments/exports and their data; deactivate keeps them.")
         strategy = "deactivate" if choice == "Deactivate them" else "delete"
     else:
-        st.write(f"Remove “{conn['name']}”? Its key is deleted; the audit log keeps the history.")
+        st.write(f"Remove “{md(conn['name'])}”? Its key is deleted; the audit log keeps the history.")
         strategy = "refuse"
     c1, c2 = st.columns(2)
     if c1.button("Remove", key="conn.remove_confirm", type="primary"):
@@ -265,11 +266,11 @@ def _rotate(cid: int) -> None:
 def manage(conn: dict) -> None:
     cid = conn["id"]
     vendor = conn["vendor"]
-    st.markdown(f"**{conn['name']}** · {conn['type']} · {conn['region_label']} · key {conn['key_masked']} · "
-                f"{conn['status_label']}")
+    st.markdown(f"**{md(conn['name'])}** · " + md(f"{conn['type']} · {conn['region_label']} · key {conn['key_masked']} · "
+                                                   f"{conn['status_label']}"))
     if conn["consent_version"]:
-        st.caption(f"Consent: version {conn['consent_version']}, agreed by {conn['consent_by']} on "
-                   f"{conn['consent_at']:%Y-%m-%d %H:%M}.")
+        st.caption(md(f"Consent: version {conn['consent_version']}, agreed by {conn['consent_by']} on "
+                      f"{conn['consent_at']:%Y-%m-%d %H:%M}."))
     else:
         st.caption("Consent revoked: the connection stays inactive until someone agrees again.")
     rename_tab, share_tab, key_tab, consent_tab, status_tab, remove_tab = st.tabs(
@@ -288,12 +289,12 @@ def manage(conn: dict) -> None:
             if st.button("Save sharing", key=f"conn.share_btn.{cid}"):
                 _do(svc.set_sharing, cid, shared, ok="Sharing saved.")
                 st.rerun()
-            st.caption(f"Export user: {conn['export_user'] or 'none'}")
+            st.caption(f"Export user: {md(conn['export_user'] or 'none')}")
             if conn["export_user"] != user.username and st.button("Make me the export user", key=f"conn.eu.{cid}"):
                 _do(svc.set_export_user, cid, user.username, ok="You are now the export user.")
                 st.rerun()
     with key_tab:
-        st.caption(f"Current {svc.key_label(vendor)}: {conn['key_masked']}")
+        st.caption(f"Current {svc.key_label(vendor)}: {md(conn['key_masked'])}")
         st.text_input(f"New {svc.key_label(vendor)}", type="password", key=f"conn.newkey.{cid}")
         st.checkbox("Save it even if the verify fails", key=f"conn.newkey_force.{cid}")
         st.button("Verify and rotate key", key=f"conn.rotate.{cid}", on_click=_rotate, args=(cid,))
@@ -309,9 +310,9 @@ def manage(conn: dict) -> None:
             st.markdown(text.body)
             st.caption(f"Text version {text.version}")
         for entry in repo.consent_history(db, cid):
-            st.caption(f"{entry['version']}: agreed by {entry['username']} on {entry['agreed_at']:%Y-%m-%d %H:%M}"
-                       + (f", revoked by {entry['revoked_by']} on {entry['revoked_at']:%Y-%m-%d %H:%M}"
-                          if entry["revoked_at"] else ""))
+            st.caption(md(f"{entry['version']}: agreed by {entry['username']} on {entry['agreed_at']:%Y-%m-%d %H:%M}"
+                          + (f", revoked by {entry['revoked_by']} on {entry['revoked_at']:%Y-%m-%d %H:%M}"
+                             if entry["revoked_at"] else "")))
         if conn["consent_version"]:
             if st.button("Revoke consent (deactivates the connection)", key=f"conn.revoke.{cid}"):
                 _do(svc.revoke_consent, cid, ok="Consent revoked; the connection is inactive.")
@@ -340,12 +341,12 @@ def manage(conn: dict) -> None:
 st.title("Connections")
 if FLASH in st.session_state:
     kind, message = st.session_state.pop(FLASH)
-    getattr(st, kind)(message)
+    getattr(st, kind)(md(message))  # flash messages are plain text that quotes names
 
 broken = svc.connections_needing_new_key(db)
 if broken:
     st.warning("The master key cannot decrypt the stored key of: "
-               + ", ".join(f"“{c['name']}”" for c in broken)
+               + ", ".join(f"“{md(c['name'])}”" for c in broken)
                + ". Enter their keys again (select the connection below, tab Key). "
                "If the master key file or INSIGHT_RELAY_SECRET_KEY was changed by mistake, restoring it fixes this.")
 

@@ -14,6 +14,7 @@ from services import enrichment as svc
 from ui import deps, item_schedule
 from ui.format import minutes
 from ui.session import current_user, show_error
+from ui.text import md
 from ui.wizard import Step, Wizard
 
 WIZ = "enr_wiz"
@@ -44,7 +45,7 @@ def flash(kind: str, message: str) -> None:
 def _show_flash() -> None:
     item = st.session_state.pop(FLASH, None)
     if item:
-        getattr(st, item[0])(item[1])
+        getattr(st, item[0])(md(item[1]))  # flash messages are plain text that quotes names
 
 
 # ---------------------------------------------------------------- wizard
@@ -130,7 +131,7 @@ def step_mapping(wiz: Wizard) -> None:
         c3.button("Remove", key=f"enr_map_remove_{rid}", on_click=_remove_row, args=(wiz, rid))
     st.button("Add field", key="enr_map_add", on_click=_add_row, args=(wiz,), icon=":material/add:")
     if st.session_state.get(MAP_ERROR):
-        st.error(st.session_state[MAP_ERROR])
+        st.error(md(st.session_state[MAP_ERROR]))
 
 
 def _fields(data: dict) -> list[str]:
@@ -187,7 +188,7 @@ def step_review(wiz: Wizard) -> None:
     except svc.EnrichmentInputError as exc:
         show_error(exc)
         return
-    st.markdown(f"**{data.get('name', '').strip()}** · fields: "
+    st.markdown(f"**{md(data.get('name', '').strip())}** · fields: "
                 + ", ".join(core.MAPPABLE_FIELDS[f] for f in config.fields)
                 + f" · minimum confidence {config.min_confidence} · {WRITE_MODES[config.write_mode].lower()}")
     c = st.columns(4)
@@ -257,7 +258,7 @@ def run_progress(eid: int) -> None:
     total = run["progress_total"] or 0
     fraction = min(1.0, run["progress_done"] / total) if total else 0.0
     text = run["progress_message"] or ("Queued: waiting for a worker…" if run["status"] == "queued" else "Starting…")
-    st.progress(fraction, text=text)
+    st.progress(fraction, text=md(text))
     if may_run and st.button("Cancel", key=f"enr_cancel_{eid}"):
         try:
             svc.cancel_run(db, user, run["id"])
@@ -314,7 +315,7 @@ def actions(item: dict, prefix: str) -> None:
         row.button("Delete", key=f"enr_{prefix}delete_{eid}",
                    on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE, eid))
     if st.session_state.get(CONFIRM_DELETE) == eid:
-        st.warning(f"Delete “{item['name']}”? Its results table, review queue and attributes are removed; "
+        st.warning(f"Delete “{md(item['name'])}”? Its results table, review queue and attributes are removed; "
                    "segments and exports using them lose those conditions and fields.")
         c = st.columns([1, 1, 6])
         c[0].button("Yes, delete", key=f"enr_{prefix}confirm_delete_{eid}", on_click=do_delete, args=(eid,),
@@ -324,7 +325,7 @@ def actions(item: dict, prefix: str) -> None:
     if item["status"] in ("Queued", "Running"):
         run_progress(eid)
     elif item["message"]:
-        st.caption(f"Last run: {item['message']}")
+        st.caption(f"Last run: {md(item['message'])}")
 
 
 def _pct(v) -> str:
@@ -381,7 +382,7 @@ def home() -> None:
                                 "To review": st.column_config.NumberColumn(format="localized")})
     for item in items:
         with st.container(border=True):
-            st.markdown(f"**{item['name']}** · {item['status']}")
+            st.markdown(f"**{md(item['name'])}** · {md(item['status'])}")
             if item["coverage"]:
                 st.caption("Coverage: " + " · ".join(f"{k} {v:.0%}" for k, v in item["coverage"].items()
                                                       if k in ("Industry", "Employee count", "Revenue (USD)",
@@ -395,7 +396,7 @@ def details(eid: int) -> None:
     if item is None:
         st.warning("That enrichment no longer exists.")
         return
-    st.subheader(item["name"])
+    st.subheader(md(item["name"]))
     c = st.columns(4)
     c[0].metric("Status", item["status"])
     c[1].metric("Profiles enriched", f"{item['profiles_enriched']:,}")
@@ -443,7 +444,7 @@ def enriched_data(eid: int) -> None:
     if row is None:
         st.warning("That enrichment no longer exists.")
         return
-    st.subheader(f"Enriched data · {row['name']}")
+    st.subheader(f"Enriched data · {md(row['name'])}")
     f1, f2, f3 = st.columns(3)
     search = f1.text_input("Search (customer ID or company)", key="enr_data_search")
     industry = f2.selectbox("Industry", [""] + svc.industries(db, eid), key="enr_data_industry",
@@ -466,8 +467,8 @@ def enriched_data(eid: int) -> None:
     chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile", format_func=names.get)
     cmp = svc.profile_comparison(db, eid, chosen)
     if cmp:
-        st.markdown(f"Match confidence: **{cmp['confidence']}** · enriched at {minutes(cmp['enriched_at'])}"
-                    + (f" · accepted by {cmp['accepted_by']}" if cmp["accepted_by"] else ""))
+        st.markdown(f"Match confidence: **{md(cmp['confidence'])}** · enriched at {minutes(cmp['enriched_at'])}"
+                    + (f" · accepted by {md(cmp['accepted_by'])}" if cmp["accepted_by"] else ""))
         # Every row on screen at once (no inner scrolling), and "—" where a profile has no such value.
         table = pd.DataFrame([{"Field": f["field"], "Original": _shown(f["original"]), "Enriched": _shown(f["enriched"])}
                               for f in cmp["fields"]])
@@ -496,7 +497,7 @@ def review(eid: int) -> None:
     if row is None:
         st.warning("That enrichment no longer exists.")
         return
-    st.subheader(f"Review queue · {row['name']}")
+    st.subheader(f"Review queue · {md(row['name'])}")
     queue = svc.review_queue(db, eid)
     total = svc.review_count(db, eid)
     st.caption(f"{total:,} matches below the minimum confidence ({row['config'].min_confidence}). "

@@ -11,6 +11,7 @@ from jobs import runner
 from services import exports as svc
 from ui import deps, item_schedule
 from ui.session import current_user
+from ui.text import md
 from ui.wizard import Step, Wizard
 
 WIZ = "export_wiz"
@@ -71,7 +72,7 @@ def _show_queued_message() -> None:
         st.session_state.pop(QUEUED, None)
         return
     queued["shown"] = True
-    st.success(queued["text"])
+    st.success(md(queued["text"]))
 
 
 # ---------------------------------------------------------------- wizard
@@ -95,7 +96,7 @@ def step_connection(wiz: Wizard) -> None:
         st.markdown(f"**{svc._vendor_label(vendor)}**")
         for c in by_vendor[vendor]:
             chosen = wiz.data.get("connection_id") == c["id"]
-            label = f"{c['name']}" + (" ✓" if chosen else "") + (" (Sandbox)" if c["region"] == "sandbox" else "")
+            label = md(c['name']) + (" ✓" if chosen else "") + (" (Sandbox)" if c["region"] == "sandbox" else "")
 
             def choose(cid=c["id"]):
                 if wiz.data.get("connection_id") != cid:
@@ -118,8 +119,8 @@ def step_matching(wiz: Wizard) -> None:
     for i, m in enumerate(mapping):
         cols = st.columns([3, 3, 1])
         limit = f" (max {limits[m['field']]} characters)" if m["field"] in limits else ""
-        cols[0].write(f"{specs.get(m['field'], m['field'])}{limit}")
-        cols[1].write(f"← {attrs.get(m['attribute'], m['attribute'])}")
+        cols[0].write(md(f"{specs.get(m['field'], m['field'])}{limit}"))
+        cols[1].write(f"← {md(attrs.get(m['attribute'], m['attribute']))}")
 
         def drop(i=i):
             wiz.data["mapping"].pop(i)
@@ -161,13 +162,13 @@ def step_destination(wiz: Wizard) -> None:
     targets = wiz.data.setdefault("targets", {})
     for sid in wiz.value("segment_ids", []) or []:
         name = segs.get(sid, f"#{sid}")
-        st.markdown(f"**{name}**")
+        st.markdown(f"**{md(name)}**")
         if vendor == "iterable":
-            st.caption(f"Iterable list “{name}” (found or created when the export runs).")
+            st.caption(f"Iterable list “{md(name)}” (found or created when the export runs).")
         elif vendor == "omnisend":
             st.text_input("Omnisend tag", key=wiz.widget_key(f"tname_{sid}", sync.default_target_name(vendor, name)))
         else:
-            modes = {"name": f"Create or reuse a list named “{name}”", "id": "Type a list ID",
+            modes = {"name": f"Create or reuse a list named “{md(name)}”", "id": "Type a list ID",
                      "pick": "Pick from the account's lists"}
             mode = st.radio("SendGrid list", list(modes), key=wiz.widget_key(f"tmode_{sid}", "name"),
                             format_func=modes.get, horizontal=True)
@@ -210,7 +211,7 @@ def step_mode(wiz: Wizard) -> None:
     if mapped:
         specs = {f.key: f.label for f in svc.vendor_field_specs(vendor)}
         st.caption("Some mapped fields have limits: "
-                   + ", ".join(f"{specs.get(f, f)} ≤ {limits[f]} characters" for f in mapped))
+                   + md(", ".join(f"{specs.get(f, f)} ≤ {limits[f]} characters" for f in mapped)))
         st.radio("Values over a limit", ["truncate", "skip"], key=wiz.widget_key("over_limit", "truncate"),
                  format_func={"truncate": "Truncate the value", "skip": "Skip the contact"}.get, horizontal=True)
 
@@ -229,21 +230,21 @@ def step_review(wiz: Wizard) -> None:
         clean = svc.clean_draft(db, user, draft, wiz.data.get("export_id"))
         checks = svc.draft_checks(db, clean)
     except Exception as exc:
-        st.error(str(exc))
+        st.error(md(str(exc)))
         return
     segs = _segments()
-    st.write(f"**{clean['name']}** → {svc._vendor_label(clean['vendor'])} ({_conns()[clean['connection_id']]['name']})")
-    st.write(_mapping_text(clean["vendor"], clean["mapping"]))
+    st.write(f"**{md(clean['name'])}** → {svc._vendor_label(clean['vendor'])} ({md(_conns()[clean['connection_id']]['name'])})")
+    st.write(md(_mapping_text(clean["vendor"], clean["mapping"])))
     for sid in clean["segment_ids"]:
         t = clean["targets"][sid]
-        st.write(f"- {segs.get(sid)} → " + (f"list ID {t['id']}" if t["mode"] == "id" else f"“{t['name']}”"))
+        st.write(f"- {md(segs.get(sid))} → " + md(f"list ID {t['id']}" if t["mode"] == "id" else f"“{t['name']}”"))
     st.write(f"Sync mode: {sync.SYNC_MODES[clean['sync_mode']]}")
     st.metric("Contacts in the segments", f"{checks['contacts']:,}")
     if checks["limit_warning"]:
-        (st.error if checks["hard"] else st.warning)(checks["limit_warning"])
+        (st.error if checks["hard"] else st.warning)(md(checks["limit_warning"]))
     labels = {f.key: f.label for f in svc.vendor_field_specs(clean["vendor"])}
     for field, n in checks["over_limit_fields"].items():
-        st.warning(f"{n:,} contacts have a {labels.get(field, field)} over the limit; they will be "
+        st.warning(f"{n:,} contacts have a {md(labels.get(field, field))} over the limit; they will be "
                    f"{'truncated' if clean['over_limit'] == 'truncate' else 'skipped'}.")
     st.caption("Saving never runs the export.")
     if st.button("Save", key="exports_save", type="primary"):
@@ -351,11 +352,11 @@ def _run_panel(export_id: int) -> None:
     if run is None:
         st.info("This export has not run yet.")
         return
-    st.markdown(f"**Last run #{run['id']}: {run['status'].replace('_', ' ')}** · {run.get('message') or ''}")
+    st.markdown(f"**Last run #{run['id']}: {run['status'].replace('_', ' ')}** · {md(run.get('message') or '')}")
     if run["status"] in ACTIVE:
         total = run.get("progress_total") or 0
         st.progress(min(1.0, (run["progress_done"] or 0) / total) if total else 0.0,
-                    text=run.get("progress_message") or "Waiting for a worker…")
+                    text=md(run.get("progress_message") or "Waiting for a worker…"))
         if may_run and st.button("Cancel", key="exports_cancel"):
             if _call(svc.cancel_run, db, user, run["id"]):
                 st.session_state[QUEUED] = {"text": "Cancel requested.", "run_id": run["id"], "shown": False}
@@ -369,7 +370,7 @@ def _run_panel(export_id: int) -> None:
                f"{counts.get('retried', 0):,} · removed {counts.get('removed', 0):,} · unchanged "
                f"{counts.get('unchanged', 0):,}")
     for w in counts.get("warnings", []):
-        st.warning(w)
+        st.warning(md(w))
     _counts_chart(counts)
     _sent_contacts(run, counts)
     if counts.get("rejected"):
@@ -405,7 +406,7 @@ def _dry_run_panel(export_id: int) -> None:
 
 def _dry_run_body(run: dict) -> None:
     if run["status"] in ACTIVE:
-        st.progress(0.0, text=run.get("progress_message") or "Waiting for a worker…")
+        st.progress(0.0, text=md(run.get("progress_message") or "Waiting for a worker…"))
         return
     counts = run["counts"] or {}
     cols = st.columns(5)
@@ -419,7 +420,7 @@ def _dry_run_body(run: dict) -> None:
         st.dataframe(pd.DataFrame(per_list), hide_index=True, width="stretch")
     for g in counts.get("removal_guard", []):
         st.warning(f"Running would remove {g['removals']:,} of {g['list_size']:,} contacts ({g['share']:.0%}) "
-                   f"from “{g['target']}” — more than {g['max_share']:.0%}. The run needs your confirmation.")
+                   f"from “{md(g['target'])}” — more than {g['max_share']:.0%}. The run needs your confirmation.")
     action = st.selectbox("Show", ["add", "update", "retry", "remove", "skip"], key="exports_dry_action",
                           format_func=lambda a: f"Contacts to {a}")
     _contacts_table(run, f"exports_dry_{action}", action=action, label=f"to {action}")
@@ -432,17 +433,17 @@ def show_detail(export_id: int) -> None:
         st.rerun()
     segs = _segments()
     st.button("← All exports", key="exports_back", on_click=lambda: _go("list"))
-    st.subheader(e["name"])
+    st.subheader(md(e["name"]))
     st.caption(f"{svc._vendor_label(e['vendor'])} · {sync.SYNC_MODES[e['sync_mode']]} · segments: "
-               + ", ".join(segs.get(s, f"#{s}") for s in e["segment_ids"]))
+               + md(", ".join(segs.get(s, f"#{s}") for s in e["segment_ids"])))
     if may_run:
         check = svc.pre_run_check(db, export_id)
         if check["limit_warning"]:
-            (st.error if check["hard"] else st.warning)(check["limit_warning"])
+            (st.error if check["hard"] else st.warning)(md(check["limit_warning"]))
         confirm = False
         for g in check["removal_guard"]:
             st.warning(f"This run would remove {g['removals']:,} of {g['list_size']:,} contacts "
-                       f"({g['share']:.0%}) from “{g['target']}”.")
+                       f"({g['share']:.0%}) from “{md(g['target'])}”.")
         if check["removal_guard"]:
             confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
         cols = st.container(horizontal=True)
@@ -514,7 +515,7 @@ def show_list() -> None:
         if cols.button("Remove", key="exports_remove"):
             st.session_state["exports.remove_id"] = picked
         if st.session_state.get("exports.remove_id") == picked:
-            st.warning(f"Remove “{names[picked]}”? Contacts stay at the vendor; its delivery history is deleted.")
+            st.warning(f"Remove “{md(names[picked])}”? Contacts stay at the vendor; its delivery history is deleted.")
             confirm = st.container(horizontal=True)
             if confirm.button("Yes, remove it", key="exports_remove_confirm", type="primary"):
                 st.session_state.pop("exports.remove_id", None)
@@ -527,7 +528,7 @@ def show_list() -> None:
 
 if FLASH in st.session_state:
     kind, text = st.session_state.pop(FLASH)
-    getattr(st, kind)(text)
+    getattr(st, kind)(md(text))  # flash messages are plain text that quotes names
 view = st.session_state.get(VIEW, ("list",))
 if view[0] == "wizard" and may_edit:
     show_wizard(view[1])

@@ -10,6 +10,7 @@ from services import profiles as svc
 from ui import deps
 from ui.format import humanize_key, plural
 from ui.session import current_user, show_error
+from ui.text import error_text, md
 
 db = deps.get_db()
 user = current_user()
@@ -27,7 +28,7 @@ def _guarded(fn, *args, **kwargs):
     except (ProfileImportError, PermissionDenied, ValueError) as exc:
         show_error(exc)
     except Exception as exc:  # noqa: BLE001 - never show a traceback on the page
-        st.error(f"Something went wrong: {exc}")
+        st.error(f"Something went wrong: {error_text(exc)}")
     return None
 
 
@@ -97,7 +98,7 @@ def browse_section() -> None:
             name = st.text_input("Segment name", key="pf_segment_name")
             if st.button("Save as segment", key="pf_segment_save", disabled=not name.strip()):
                 if _guarded(svc.save_filters_as_segment, db, user, name.strip(), filters) is not None:
-                    st.success(f"Segment {name.strip()!r} saved. Open it in Data › Segments.")
+                    st.success(f"Segment “{md(name.strip())}” saved. Open it in Data › Segments.")
 
     labels = {r["customer_id"]: f"{r['customer_id']} · {' '.join(x for x in (r['first_name'], r['last_name']) if x)}"
               for r in result.rows}
@@ -112,7 +113,7 @@ def detail_section(customer_id: str) -> None:
     if detail is None:
         st.warning("That profile is no longer there.")
         return
-    st.subheader(f"Profile {customer_id}")
+    st.subheader(f"Profile {md(customer_id)}")
     st.dataframe(detail["attributes"], hide_index=True, width="stretch")
     st.subheader("Segments and enrichment")
     if detail["segments"] is None:
@@ -128,21 +129,23 @@ def detail_section(customer_id: str) -> None:
 
 
 def choose_file() -> dict | None:
-    source = st.radio("Source", ["Upload a file", "A file on the server"], horizontal=True, key="imp_source")
+    # Files already on the server are an admin's (the import folder); everybody else uploads.
+    sources = ["Upload a file"] + (["A file on the server"] if can(user, Action.READ_SERVER_FILES) else [])
+    source = st.radio("Source", sources, horizontal=True, key="imp_source") if len(sources) > 1 else sources[0]
     if source == "Upload a file":
         # A fresh key after each import empties the uploader, so a finished file does not look pending.
         upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "txt", "parquet"],
                                   key=f"imp_upload_{st.session_state.get('imp_upload_round', 0)}")
         if upload is not None and st.session_state.get("imp_upload_id") != upload.file_id:
-            path = _guarded(svc.save_upload, upload, upload.name)
+            path = _guarded(svc.save_upload, user, upload, upload.name)
             if path is not None:
                 st.session_state["imp_upload_id"] = upload.file_id
                 st.session_state["imp_file"] = {"path": str(path), "name": upload.name, "uploaded": True}
     else:
-        typed = st.text_input("Path on the server", key="imp_path",
-                              help="Files inside the data folder, or a folder listed in INSIGHT_RELAY_IMPORT_DIRS.")
+        typed = st.text_input("File in the import folder", key="imp_path",
+                              help="A file name relative to the import folder (INSIGHT_RELAY_IMPORT_DIR).")
         if st.button("Read file", key="imp_read"):
-            path = _guarded(svc.resolve_server_path, typed)
+            path = _guarded(svc.resolve_server_path, user, typed)
             if path is not None:
                 st.session_state["imp_file"] = {"path": str(path), "name": path.name, "uploaded": False}
     return st.session_state.get("imp_file")
@@ -151,9 +154,9 @@ def choose_file() -> dict | None:
 def import_section() -> None:
     done = st.session_state.pop("imp_result", None)
     if done is not None:
-        st.success(done.summary())
+        st.success(md(done.summary()))
         for warning in done.warnings:
-            st.warning(warning)
+            st.warning(md(warning))
     chosen = choose_file()
     if chosen:
         preview = _guarded(svc.inspect_file, db, user, chosen["path"], chosen["name"])
@@ -175,9 +178,9 @@ def mapping_form(preview, chosen: dict) -> None:
         details.append("delimiter " + {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[preview.delimiter])
     if preview.encoding:
         details.append(f"encoding {preview.encoding}")
-    st.markdown(f"**{preview.file_name}** · " + " · ".join(details))
+    st.markdown(f"**{md(preview.file_name)}** · " + md(" · ".join(details)))
     for warning in preview.warnings:
-        st.warning(warning)
+        st.warning(md(warning))
     st.dataframe(preview.rows, hide_index=True, width="stretch",
                  column_config={c.header: f"{c.header} ({c.detected_type})" for c in preview.columns})
     headers = preview.headers
@@ -193,7 +196,7 @@ def mapping_form(preview, chosen: dict) -> None:
         is_key = column.header == key_column
         # Its own widget key: a column that becomes (or stops being) the key starts from the suggestion.
         mapping[column.header] = grid[i % 3].selectbox(
-            column.header, options, index=options.index(default),
+            md(column.header), options, index=options.index(default),
             format_func=(KEY_TARGET_LABELS if is_key else TARGET_LABELS).get,
             key=f"imp_{token}_map_{i}" + ("_key" if is_key else ""),
             help=f"Detected type: {column.detected_type}"
@@ -210,7 +213,7 @@ def mapping_form(preview, chosen: dict) -> None:
             result = _guarded(svc.import_profiles, db, user, preview.path, plan, file_name=preview.file_name)
         if result is not None:
             if chosen.get("uploaded"):
-                svc.discard_upload(preview.path)
+                _guarded(svc.discard_upload, user, preview.path)
             st.session_state.pop("imp_file", None)
             st.session_state.pop("imp_upload_id", None)
             st.session_state["imp_upload_round"] = st.session_state.get("imp_upload_round", 0) + 1

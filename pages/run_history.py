@@ -8,6 +8,7 @@ from ui import deps, nav
 from ui.alerts import page_link_or_text
 from ui.format import counts_summary, humanize_key, number
 from ui.session import current_user, show_error
+from ui.text import md, md_lines
 
 PAGE_SIZE = 100
 KINDS = ("refresh", "enrichment", "segment", "export")
@@ -44,7 +45,7 @@ if may_run:
         try:
             st.success(f"Refresh queued as run #{schedule_service.run_all(db, user)}.")
         except runner.AlreadyRunning as busy:
-            st.warning(str(busy))
+            st.warning(md(str(busy)))
         except PermissionDenied as exc:
             show_error(exc)
 
@@ -89,13 +90,13 @@ def history() -> None:
 
 def details(run: dict) -> None:
     with st.container(border=True, key="history_details"):
-        st.markdown(f"**Run #{run['id']}** · {run['kind']} {run['target_name'] or ''} · "
-                    f"{runner.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'} · "
-                    f"**{_status(run)}**")
+        st.markdown(f"**Run #{run['id']}** · " + md(f"{run['kind']} {run['target_name'] or ''}") + " · "
+                    + md(f"{runner.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'}")
+                    + f" · **{md(_status(run))}**")
         if run["message"]:
-            st.write(run["message"])
+            st.write(md_lines(run["message"]))
         if run["status"] == "running" and run["progress_message"]:
-            st.caption(run["progress_message"])
+            st.caption(md(run["progress_message"]))
         if run["counts"]:
             st.dataframe([{"Count": humanize_key(k), "Value": number(v)} for k, v in run["counts"].items()],
                          hide_index=True)

@@ -13,6 +13,7 @@ from services import connections as svc
 from ui import deps
 from ui.format import plural
 from ui.session import current_user
+from ui.text import error_text, md
 
 # Emulator settings and counters that say nothing about what was received: shown under "Details".
 TECHNICAL_KEYS = {"vendor", "faults", "rate_limit_rules", "rate_limits_enabled", "requests_by_route",
@@ -34,7 +35,7 @@ if not can(user, Action.USE_SANDBOX):
 st.caption("Sandbox connections talk to built-in emulators of each vendor's API. This is what they received.")
 
 if "sandbox.flash" in st.session_state:
-    st.success(st.session_state.pop("sandbox.flash"))
+    st.success(md(st.session_state.pop("sandbox.flash")))
 
 
 def _label(key: str) -> str:
@@ -80,34 +81,34 @@ def show_snapshot(snapshot: dict) -> None:
     if scalars:
         cols = st.columns(min(len(scalars), 5))
         for i, (k, v) in enumerate(scalars.items()):
-            cols[i % len(cols)].metric(_label(k), f"{v:,}" if isinstance(v, (int, float)) else v)
+            cols[i % len(cols)].metric(md(_label(k)), f"{v:,}" if isinstance(v, (int, float)) else v)
     for key, value in snapshot.items():
         if key in TECHNICAL_KEYS or key in scalars or isinstance(value, bool):
             continue
         if key in HIDE_WHEN_EMPTY and not value:
             continue
-        st.markdown(f"**{_label(key)}**")
+        st.markdown(f"**{md(_label(key))}**")
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             _records_table([{k: v for k, v in r.items() if k != "members"} for r in value])
             for r in value:
                 if "members" in r:
                     caption = _members_caption(len(r["members"]), r.get("contact_count"))
-                    with st.expander(f"Members of {r.get('name', r.get('id'))} ({caption})"):
-                        st.write(", ".join(r["members"]) or "none")
+                    with st.expander(md(f"Members of {r.get('name', r.get('id'))} ({caption})")):
+                        st.write(md(", ".join(map(str, r["members"])) or "none"))
         elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
             totals = snapshot.get("contacts_per_tag") or {}
             for name, members in value.items():
-                with st.expander(f"{name} ({_members_caption(len(members), totals.get(name))})"):
-                    st.write(", ".join(map(str, members)) or "none")
+                with st.expander(md(f"{name} ({_members_caption(len(members), totals.get(name))})")):
+                    st.write(md(", ".join(map(str, members)) or "none"))
         elif isinstance(value, dict):
             if value:
                 _records_table([{_key_heading(key): k, "Count": v} for k, v in value.items()])
             else:
                 st.caption("none")
         elif isinstance(value, list):
-            st.write(", ".join(map(str, value)) if value else "none")
+            st.write(md(", ".join(map(str, value))) if value else "none")
         else:
-            st.write(value)
+            st.write(md(value))
     with st.expander("Details (requests by route, faults, rate limits)"):
         st.json({k: snapshot[k] for k in snapshot if k in TECHNICAL_KEYS}, expanded=False)
 
@@ -122,14 +123,14 @@ for tab, vendor in zip(st.tabs([catalog[v]["label"] for v in vendors]), vendors)
         try:
             show_snapshot(svc.sandbox_snapshot(user, vendor))
         except PermissionDenied as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
             continue
         if st.button(f"Reset {catalog[vendor]['label']} sandbox", key=f"sandbox.reset.{vendor}",
                      help="Forget everything this emulator received (for a fresh demo)."):
             try:
                 svc.reset_sandbox(db, user, vendor)
             except (PermissionDenied, svc.ConnectionInputError) as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
             else:
                 st.session_state["sandbox.flash"] = f"{catalog[vendor]['label']} sandbox reset."
                 st.rerun()

@@ -8,6 +8,7 @@ from services import alerts as alert_service
 from services import schedule as schedule_service
 from ui import deps
 from ui.session import current_user, show_error
+from ui.text import md
 
 TIME_OPTIONS = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 15, 30, 45)]
 MODE_LABELS = {"off": "Off", "daily": "Daily", "weekly": "Weekly"}
@@ -42,12 +43,12 @@ if st.button("Save schedule", type="primary", key="sched_save"):
     try:
         saved = schedule_service.save_system_schedule(
             db, user, {"mode": mode, "days": days, "times": times or ["06:00"], "timezone": tz_name})
-        st.success(f"Saved: {saved.describe()}.")
+        st.success(f"Saved: {md(saved.describe())}.")
         current = saved
     except (ScheduleError, PermissionDenied) as exc:
         show_error(exc)
 
-st.markdown(f"**Current schedule:** {current.describe()}")
+st.markdown(f"**Current schedule:** {md(current.describe())}")
 upcoming = schedule_service.next_system_runs(db, 5)
 if upcoming:
     tz = zone(current.timezone)
@@ -120,7 +121,7 @@ with st.form("alerts_form"):
         except (alert_service.AlertConfigError, PermissionDenied) as exc:
             show_error(exc)
 if st.button("Send test e-mail", key="alerts_test"):
-    st.info(alert_service.send_test_email(db, user))
+    st.info(md(alert_service.send_test_email(db, user)))
 events = alert_service.list_events(db, limit=10)
 if events:
     st.caption("Recent alerts")

@@ -11,6 +11,7 @@ from storage import segments as repo
 from ui import deps
 from ui.downloads import deferred
 from ui.session import current_user
+from ui.text import error_text, md
 
 db = deps.get_db()
 user = current_user()
@@ -80,15 +81,15 @@ def load_condition(path: tuple, condition: dict) -> None:
 @st.dialog("Delete segment")
 def confirm_delete(segment: dict) -> None:
     exports = repo.exports_using(db, segment["id"])
-    st.write(f"Delete **{segment['name']}**? This cannot be undone.")
+    st.write(f"Delete **{md(segment['name'])}**? This cannot be undone.")
     if exports:
         st.warning("It is used by these exports, which will no longer send it: "
-                   + ", ".join(f"**{e['name']}**" for e in exports) + ".")
+                   + ", ".join(f"**{md(e['name'])}**" for e in exports) + ".")
     if st.button("Delete segment", type="primary", key="seg_delete_confirm"):
         try:
             svc.delete_segment(db, user, segment["id"], confirm=bool(exports))
         except ERRORS as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
             return
         if S.get("seg_editing_id") == segment["id"]:
             start_editing(None)
@@ -120,11 +121,11 @@ picked = st.selectbox("Segment", list(by_id), format_func=lambda i: by_id[i]["na
 if picked is not None:
     seg = by_id[picked]
     with st.container(border=True):
-        st.subheader(seg["name"])
+        st.subheader(md(seg["name"]))
         if seg["description"]:
-            st.caption(seg["description"])
+            st.caption(md(seg["description"]))
         attrs = repo.attribute_map(db)
-        st.markdown(f"**Rule:** {rules.describe(repo.rule_of(seg), attrs)}  \n**Type:** {seg['kind']}"
+        st.markdown(f"**Rule:** {md(rules.describe(repo.rule_of(seg), attrs))}  \n**Type:** {seg['kind']}"
                     + (f" (members taken {seg['members_taken_at']:%Y-%m-%d %H:%M})" if seg["members_taken_at"] else ""))
         cols = st.columns(6)
         if may_edit and cols[0].button("Edit", key="seg_edit"):
@@ -135,7 +136,7 @@ if picked is not None:
                 svc.duplicate_segment(db, user, seg["id"])
                 st.rerun()
             except ERRORS as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
         if may_edit and cols[2].button("Delete", key="seg_delete"):
             confirm_delete(seg)
         if can(user, Action.RUN) and cols[3].button("Evaluate now", key="seg_evaluate"):
@@ -143,13 +144,13 @@ if picked is not None:
                 svc.evaluate(db, seg["id"], user)
                 st.rerun()
             except ERRORS as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
         if may_edit and seg["kind"] == "static" and cols[4].button("Refresh members", key="seg_refresh_members"):
             try:
                 svc.refresh_static_members(db, user, seg["id"])
                 st.rerun()
             except ERRORS as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
         history = repo.size_history(db, seg["id"])
         if len(history) > 1:
             st.line_chart({"evaluated_at": [h["evaluated_at"] for h in history],
@@ -158,7 +159,7 @@ if picked is not None:
             st.dataframe(repo.preview_segment(db, seg["id"]), hide_index=True, width="stretch",
                          key="seg_detail_preview")
         except ERRORS as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
         if can(user, Action.DOWNLOAD):
             options = {a.key: a.label for a in repo.pickable_attributes(db)}
             chosen = st.multiselect("Columns in the download", list(options), format_func=options.get,
@@ -171,7 +172,7 @@ if not may_edit:
 
 # -- builder ----------------------------------------------------------------------------------------
 editing = by_id.get(S["seg_editing_id"])
-st.header(f"Editing “{editing['name']}”" if editing else "Build a segment")
+st.header(f"Editing “{md(editing['name'])}”" if editing else "Build a segment")
 if editing and st.button("Start a new segment instead", key="seg_new"):
     start_editing(None)
     st.rerun()
@@ -183,7 +184,7 @@ try:
     total, alone = svc.draft_counts(db, rule, refresh=st.button("Count again", key="seg_count"))
 except ERRORS as exc:
     total, alone = None, {}
-    st.error(str(exc))
+    st.error(error_text(exc))
 st.metric("Members", "—" if total is None else f"{total:,}")
 
 group_paths = [path for path, _ in rules.iter_groups_with_paths(rule.root)]
@@ -213,7 +214,7 @@ def show_group(group: RuleGroup, path: tuple) -> None:
                 show_group(item, item_path)
                 continue
             row = st.columns([6, 2, 1, 1])
-            row[0].markdown(rules.describe_condition(item, all_attributes))
+            row[0].markdown(md(rules.describe_condition(item, all_attributes)))
             if item_path in alone:
                 row[1].caption(f"alone: {alone[item_path]:,}")
             if item.attribute in attributes:
@@ -268,7 +269,7 @@ with st.form("seg_add_condition", clear_on_submit=False):
             S["seg_reset_values"] = True
             st.rerun()
         except ERRORS as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
 if S.get("seg_change_path") and st.button("Cancel change", key="seg_change_cancel"):
     S.pop("seg_change_path")
     st.rerun()
@@ -277,14 +278,14 @@ if st.button("Add a group", key="seg_add_group", help="A group inside the chosen
         set_draft(rules.add_item(draft(), target, RuleGroup(join="or")))
         st.rerun()
     except ERRORS as exc:
-        st.error(str(exc))
+        st.error(error_text(exc))
 
 with st.expander("First 100 members"):
     try:
         st.dataframe(repo.preview_rule(db, rule, [*repo.DEFAULT_PREVIEW_KEYS, *rules.attribute_keys(rule)]),
                      hide_index=True, width="stretch", key="seg_draft_preview")
     except ERRORS as exc:
-        st.error(str(exc))
+        st.error(error_text(exc))
 
 with st.form("seg_save"):
     name = st.text_input("Name", key="seg_name")
@@ -301,6 +302,6 @@ with st.form("seg_save"):
             S["seg_saved"] = name
             st.rerun()
         except ERRORS as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
 if S.pop("seg_saved", None):
     st.success("Segment saved.")

@@ -8,6 +8,7 @@ from core.permissions import Action, can
 from services import suppression as svc
 from ui import deps
 from ui.session import current_user
+from ui.text import md
 
 db = deps.get_db()
 user = current_user()
@@ -18,7 +19,7 @@ if not can(user, Action.MANAGE_SUPPRESSION):
 st.caption("Exports never send these addresses, and mirror exports remove them from the lists they added them to.")
 if "suppression.flash" in st.session_state:
     kind, text = st.session_state.pop("suppression.flash")
-    getattr(st, kind)(text)
+    getattr(st, kind)(md(text))  # flash messages are plain text that may quote input
 
 st.metric("Suppressed emails", f"{svc.count(db):,}")
 

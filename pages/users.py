@@ -6,6 +6,7 @@ from services import users as user_service
 from storage import users as users_repo
 from ui import deps
 from ui.session import current_user
+from ui.text import error_text, md
 
 db = deps.get_db()
 actor = current_user()
@@ -29,12 +30,12 @@ with st.expander("Add a user", expanded=False):
         if st.form_submit_button("Add user", type="primary"):
             try:
                 user_service.add_user(db, actor, new_username, new_password, new_role, new_name or None)
-                st.success(f"Added {new_username.strip().lower()} as {new_role}.")
+                st.success(f"Added {md(new_username.strip().lower())} as {new_role}.")
                 st.rerun()
             except (user_service.UserError, PermissionError) as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
             except Exception as exc:  # PermissionDenied and friends: plain message
-                st.error(str(exc))
+                st.error(error_text(exc))
 
 st.subheader("Change a user")
 by_name = {r["username"]: r for r in rows}
@@ -50,14 +51,14 @@ if chosen:
                 st.success("Role saved.")
                 st.rerun()
             except Exception as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
         label = "Deactivate" if target["active"] else "Activate"
         if st.button(label, key="toggle_active"):
             try:
                 user_service.set_active(db, actor, target["id"], not target["active"])
                 st.rerun()
             except Exception as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
         if target["failed_logins"]:
             if st.button("Unlock sign-in", key="unlock"):
                 user_service.unlock(db, actor, target["id"])
@@ -68,6 +69,6 @@ if chosen:
             if st.form_submit_button("Reset password"):
                 try:
                     user_service.reset_password(db, actor, target["id"], pw)
-                    st.success(f"Password for {chosen} reset.")
+                    st.success(f"Password for {md(chosen)} reset.")
                 except Exception as exc:
-                    st.error(str(exc))
+                    st.error(error_text(exc))

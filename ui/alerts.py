@@ -6,6 +6,7 @@ from streamlit.errors import StreamlitAPIException
 
 from services import alerts as alert_service
 from ui.session import current_user
+from ui.text import md
 
 RUN_HISTORY_PAGE = "pages/run_history.py"
 
@@ -19,7 +20,7 @@ def show_alert_banner(db) -> None:
     if not total:
         return
     with st.container(border=True, key="alert_banner"):
-        lines = [f"- {e['message'].splitlines()[0]}" for e in events]
+        lines = [f"- {md(e['message'].splitlines()[0])}" for e in events]
         more = f"\n\n…and {total - len(events)} more." if total > len(events) else ""
         st.warning(f"**{total} run alert(s) since you last dismissed them**\n\n" + "\n".join(lines) + more,
                    icon=":material/warning:")

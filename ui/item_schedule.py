@@ -7,6 +7,7 @@ import streamlit as st
 from core import schedule as core_schedule
 from core.schedule import ScheduleError
 from services import schedule as schedule_service
+from ui.text import error_text, md
 
 MODES = {"system": "With the system refresh", "own": "Its own schedule", "manual": "Manual only"}
 PRESETS = {"hourly": "Every hour", "daily": "Every day", "weekly": "Weekly on chosen days", "cron": "Cron expression"}
@@ -32,7 +33,7 @@ def _own_cron(prefix: str, current: dict) -> str | None:
 def show(db, actor, kind: str, target_id: int, *, may_edit: bool) -> None:
     """Render the panel; saving goes through services.schedule (which checks the role again)."""
     current = schedule_service.get_item_schedule(db, kind, target_id)
-    st.caption(f"Now: **{schedule_service.describe_item_schedule(db, kind, target_id)}**"
+    st.caption(f"Now: **{md(schedule_service.describe_item_schedule(db, kind, target_id))}**"
                + (f" · next run {current['next_run_at']:%Y-%m-%d %H:%M} UTC" if current.get("next_run_at") else ""))
     if not may_edit:
         return
@@ -51,13 +52,13 @@ def show(db, actor, kind: str, target_id: int, *, may_edit: bool) -> None:
             zone = core_schedule.zone(tz)
             st.markdown("Next runs: " + " · ".join(f"{r.astimezone(zone):%a %d %b %H:%M}" for r in runs))
     except ScheduleError as exc:
-        st.error(str(exc))
+        st.error(error_text(exc))
         return
     if st.button("Save schedule", key=f"{prefix}_save"):
         try:
             saved = schedule_service.set_item_schedule(db, actor, kind, target_id, mode, cron, tz)
-            st.success(f"Saved: {saved['description']}.")
+            st.success(f"Saved: {md(saved['description'])}.")
         except (ScheduleError, PermissionError) as exc:
-            st.error(str(exc))
+            st.error(error_text(exc))
         except Exception as exc:  # PermissionDenied: plain message, never a traceback
-            st.error(str(exc))
+            st.error(error_text(exc))

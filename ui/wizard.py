@@ -42,6 +42,8 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from ui.text import md
+
 
 @dataclass(frozen=True)
 class Step:
@@ -208,7 +210,7 @@ class Wizard:
             st.caption(self.caption())
             st.progress(self.position / self.total)
         if self.error:
-            st.error(self.error)
+            st.error(md(self.error))  # validation messages are plain text that may quote input
         # One row, packed left: fixed columns left a gap where Back is missing (step 1) and spread the
         # buttons apart on wide screens.
         row = st.container(horizontal=True)
