@@ -8,7 +8,9 @@ ConnectorError(user_message, *, status=None, vendor=None, resume=None, detail=No
 ├── FixConnectionError            the user must fix the connection settings
 │   ├── AuthError                 key rejected (401)
 │   └── PermissionMissingError    key valid but lacks a permission (403)
-├── RateLimitedError(user_message, retry_after_s=..., ...)   try again later (.retry_after_s)
+├── RateLimitedError(user_message, retry_after_s=..., retry_at=None, budget_exhausted=False, ...)
+│       try again later (.retry_after_s; .retry_at = epoch seconds). budget_exhausted: the vendor asked for
+│       a wait beyond the run's rate-limit budget (connectors.http): the run pauses, resumable.
 ├── TransientError                we retried and gave up; try again later
 ├── RecordRejectedError           the vendor refused a record/request payload (400/413/422)
 ├── VendorError                   vendor failure or unexpected answer
@@ -18,6 +20,7 @@ ConnectorError(user_message, *, status=None, vendor=None, resume=None, detail=No
 STATUS_ERRORS: dict[int, (error class, message template)]; templates use {vendor}.
 error_for_status(status, vendor, *, detail=None, retry_after_s=None) -> ConnectorError
 VENDOR_LABELS: vendor id -> display name used in messages.
+human_seconds(seconds) -> "a few seconds" | "45 seconds" | "12 minutes" | "1.5 hours"
 """
 from __future__ import annotations
 
@@ -91,18 +94,23 @@ class PermissionMissingError(FixConnectionError):
 class RateLimitedError(ConnectorError):
     default_message = "{vendor} is limiting how fast we can send. Try again later."
 
-    def __init__(self, user_message: str | None = None, *, retry_after_s: float | None = None, **kw: Any) -> None:
+    def __init__(self, user_message: str | None = None, *, retry_after_s: float | None = None,
+                 retry_at: float | None = None, budget_exhausted: bool = False, **kw: Any) -> None:
         self.retry_after_s = retry_after_s
+        self.retry_at = retry_at
+        self.budget_exhausted = budget_exhausted
         if user_message is None and retry_after_s is not None:
             user_message = (
                 f"{vendor_label(kw.get('vendor'))} is limiting how fast we can send. "
-                f"Try again in about {_human_seconds(retry_after_s)}."
+                f"Try again in about {human_seconds(retry_after_s)}."
             )
         super().__init__(user_message, **kw)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
         d["retry_after_s"] = self.retry_after_s
+        d["retry_at"] = self.retry_at
+        d["budget_exhausted"] = self.budget_exhausted
         return d
 
 
@@ -129,7 +137,7 @@ class VendorUnreachableError(ConnectorError):
     default_message = "We could not reach {vendor}. Check the network and the base URL, then try again."
 
 
-def _human_seconds(seconds: float) -> str:
+def human_seconds(seconds: float) -> str:
     s = max(0, int(round(seconds)))
     if s < 5:
         return "a few seconds"
@@ -138,6 +146,7 @@ def _human_seconds(seconds: float) -> str:
     if s < 90 * 60:
         return f"{round(s / 60)} minutes"
     return f"{round(s / 3600, 1)} hours"
+
 
 
 # One table: HTTP status -> (error class, message template). Templates use {vendor}.

@@ -2,11 +2,22 @@
 
 API
 ---
-MAX_WAIT_S = 120.0                       longest single wait we accept before failing with RateLimitedError
+MAX_WAIT_S = 120.0                       longest single wait a 5xx may ask for before we give up on it
+DEFAULT_RATE_LIMIT_BUDGET_S = 1800.0     per-client (= per-run) time we may spend waiting out rate limits
+WAIT_NOTICE_INTERVAL_S = 5.0             a rate-limit wait is slept in steps this long, each one announced
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5, read=30, write=30, pool=10)
 
 RetryPolicy(max_attempts=5, base_backoff_s=0.5, max_backoff_s=30.0, max_wait_s=MAX_WAIT_S,
-            retry_statuses=frozenset({429, 500, 502, 503, 504}))
+            retry_statuses=frozenset({429, 500, 502, 503, 504}),
+            rate_limit_budget_s=DEFAULT_RATE_LIMIT_BUDGET_S)
+    Two kinds of retry (issue 13):
+    * rate limiting (429, or a retry status carrying X-RateLimit-Remaining: 0): NOT counted against
+      max_attempts. We wait as long as the vendor asks (Retry-After / reset headers / body hint; without
+      a hint, capped exponential back-off), for as many responses in a row as it takes, while the
+      client's total rate-limit waiting stays within rate_limit_budget_s. A wait beyond what is left
+      of the budget raises RateLimitedError(budget_exhausted=True, retry_after_s, retry_at) at once.
+    * 5xx and dropped connections / timeouts: capped exponential back-off, at most max_attempts tries;
+      a 5xx asking for more than max_wait_s gives up at once.
 RateLimit(count: int, period_s: float)   e.g. RateLimit(400, 60) = 400 requests per minute
 RateLimiter(limits: dict[str, RateLimit|None] | None, *, clock, sleep)
     .acquire(bucket="default")          sliding window per named bucket; sleeps (injected) when full
@@ -15,7 +26,12 @@ DOCUMENTED_LIMITS: dict[vendor, dict[bucket, RateLimit|None]]   (omnisend 400/mi
     leadspace 30/s, sendgrid/iterable None = pace from 429s only)
 
 HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), transport=None, timeout=DEFAULT_TIMEOUT,
-           retry=None, rate_limits=None, sleep=time.sleep, clock=time.time, rand=random.random)
+           retry=None, rate_limits=None, sleep=time.sleep, clock=time.time, rand=random.random, on_wait=None)
+    .on_wait(vendor, seconds_left, reason)   optional listener (settable later, see set_wait_listener):
+        called before every step (<= WAIT_NOTICE_INTERVAL_S) of a rate-limit wait with the seconds still
+        to wait, reason "rate_limit". It may raise (e.g. the run was cancelled) to abort the wait; the
+        exception propagates out of .request().
+    .rate_limit_waited_s                 total rate-limit waiting so far (what the budget is charged)
     .request(method, path, *, bucket="default", json=None, params=None, content=None, headers=None,
              ok=(200, 201, 202, 204), on_error=None) -> httpx.Response
         Retries 429/5xx/connect/read/timeouts per RetryPolicy; statuses in `ok` are returned, anything
@@ -24,6 +40,7 @@ HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), tra
     .close(); context manager.
     auth_headers are sent only to base_url's origin (absolute URLs elsewhere never get the key).
 make_http_client(...)  same arguments as HttpClient (the one factory).
+set_wait_listener(client, on_wait) -> bool   attach on_wait to a vendor client's HttpClient (client.http)
 retry_wait_s(resp, *, clock) -> float|None   wait implied by Retry-After / X-RateLimit-Reset (epoch) /
     X-Rate-Limit-Reset (seconds left) / body {"retryAfter": s}
 redact(text, secrets) -> str             replace every secret with "***"
@@ -54,10 +71,13 @@ from connectors.errors import (
     VendorError,
     VendorUnreachableError,
     error_for_status,
+    human_seconds,
     vendor_label,
 )
 
 MAX_WAIT_S = 120.0
+DEFAULT_RATE_LIMIT_BUDGET_S = 30 * 60.0   # issue 13: vendors throttle for minutes at a time
+WAIT_NOTICE_INTERVAL_S = 5.0              # countdown granularity of a rate-limit wait (and cancel latency)
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=30.0)
 
@@ -195,11 +215,12 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 5            # tries for 5xx and transport failures (rate limiting is not counted)
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
-    max_wait_s: float = MAX_WAIT_S
+    max_wait_s: float = MAX_WAIT_S   # longest wait a 5xx may ask for
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
+    rate_limit_budget_s: float = DEFAULT_RATE_LIMIT_BUDGET_S   # total rate-limit waiting per client (= run)
 
     def backoff_s(self, attempt: int, rand: Callable[[], float]) -> float:
         """Exponential backoff with jitter: attempt 1 -> ~base, doubling, capped."""
@@ -249,6 +270,19 @@ def retry_wait_s(resp: httpx.Response, *, clock: Callable[[], float] = time.time
     return None
 
 
+def is_rate_limited(resp: httpx.Response) -> bool:
+    """429, or a retryable status that says the rate-limit window is used up (some gateways answer 503
+    with the vendor's X-RateLimit-Remaining: 0)."""
+    if resp.status_code == 429:
+        return True
+    headers = resp.headers
+    for name in ("x-ratelimit-remaining", "x-rate-limit-remaining"):
+        remaining = _parse_float(headers.get(name))
+        if remaining is not None and remaining <= 0:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- client
 
 _RETRYABLE_TRANSPORT = (
@@ -281,6 +315,7 @@ class HttpClient:
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         rand: Callable[[], float] | None = None,
+        on_wait: Callable[[str, float, str], None] | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -293,6 +328,9 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.limiter = RateLimiter(rate_limits, clock=self.clock, sleep=self.sleep)
         self.requests_sent = 0
+        self.on_wait = on_wait
+        self.rate_limit_waited_s = 0.0
+        self._budget_lock = threading.Lock()   # the budget is shared by every thread using this client
         # Auth headers are added per request and ONLY for our own origin, so absolute URLs the vendor
         # hands us (e.g. SendGrid errors_url on a storage host) never receive the key.
         self.auth_headers = dict(auth_headers or {})
@@ -374,7 +412,9 @@ class HttpClient:
             content = orjson.dumps(json, option=orjson.OPT_NON_STR_KEYS)
             headers = {**(headers or {}), "Content-Type": "application/json"}
         policy = self.retry
-        attempt = 0
+        attempt = 0          # requests sent for this call (for messages)
+        failures = 0         # 5xx / transport failures in a row: what max_attempts caps
+        throttled = 0        # rate-limit answers for this call (for the back-off without a hint)
         while True:
             attempt += 1
             self.limiter.acquire(bucket)
@@ -383,9 +423,10 @@ class HttpClient:
                 resp = self._client.request(method, path, params=params, content=content, headers=headers)
             except _RETRYABLE_TRANSPORT as exc:
                 kind = type(exc).__name__
-                if attempt >= policy.max_attempts:
+                failures += 1
+                if failures >= policy.max_attempts:
                     raise self._transport_error(exc, attempt) from None
-                wait = policy.backoff_s(attempt, self.rand)
+                wait = policy.backoff_s(failures, self.rand)
                 log.warning("%s %s %s failed (%s), attempt %d; retrying in %.2fs",
                             self.vendor, method, self.redact(path), kind, attempt, wait)
                 self.sleep(wait)
@@ -400,14 +441,21 @@ class HttpClient:
             status = resp.status_code
             if status in ok_statuses:
                 return resp
+            if status in policy.retry_statuses and is_rate_limited(resp):
+                throttled += 1
+                hinted = retry_wait_s(resp, clock=self.clock)
+                wait = hinted if hinted is not None else policy.backoff_s(throttled, self.rand)
+                self._wait_out_rate_limit(resp, wait, jitter=hinted is not None, what=f"{method} {path}")
+                continue
             if status in policy.retry_statuses:
                 wait = retry_wait_s(resp, clock=self.clock)
+                failures += 1
                 if wait is not None and wait > policy.max_wait_s:
                     raise self._gave_up(resp, attempt, wait)
-                if attempt >= policy.max_attempts:
+                if failures >= policy.max_attempts:
                     raise self._gave_up(resp, attempt, wait)
                 if wait is None:
-                    wait = policy.backoff_s(attempt, self.rand)
+                    wait = policy.backoff_s(failures, self.rand)
                 else:
                     wait += 0.05 * self.rand()  # tiny jitter so parallel workers don't stampede
                 log.warning("%s %s %s -> %d, attempt %d; retrying in %.2fs",
@@ -415,6 +463,46 @@ class HttpClient:
                 self.sleep(wait)
                 continue
             raise self._status_error(resp, on_error)
+
+    # -- rate limiting
+    def _wait_out_rate_limit(self, resp: httpx.Response, wait: float, *, jitter: bool, what: str) -> None:
+        """Wait as long as the vendor asked, charged to the budget; stop (raise) when it does not fit."""
+        budget = self.retry.rate_limit_budget_s
+        with self._budget_lock:
+            left = budget - self.rate_limit_waited_s
+            if wait > left:
+                raise self._over_budget(resp, wait, budget)
+            if jitter:   # a little spread so parallel workers don't all come back in the same instant
+                wait = min(left, wait + 0.05 * self.rand())
+            self.rate_limit_waited_s += wait   # charged up front: threads waiting at once share the budget
+        log.warning("%s %s -> %d (rate limited); waiting %.1fs (%.0fs of the %.0fs budget used)",
+                    self.vendor, self.redact(what), resp.status_code, wait, self.rate_limit_waited_s, budget)
+        self._announced_sleep(wait, "rate_limit")
+
+    def _announced_sleep(self, seconds: float, reason: str) -> None:
+        """Sleep in steps of at most WAIT_NOTICE_INTERVAL_S, telling on_wait how long is left before each
+        step, so a long wait shows a live countdown and a cancel (on_wait raising) stops it promptly.
+        Nobody listening: one sleep."""
+        if self.on_wait is None:
+            self.sleep(seconds)
+            return
+        left = seconds
+        while left > 0:
+            self.on_wait(self.vendor, left, reason)
+            step = min(left, WAIT_NOTICE_INTERVAL_S)
+            self.sleep(step)
+            left -= step
+
+    def _over_budget(self, resp: httpx.Response, wait: float, budget: float) -> RateLimitedError:
+        retry_at = self.clock() + wait
+        when = time.strftime("%H:%M", time.localtime(retry_at))
+        used = self.rate_limit_waited_s
+        spent = f" after already waiting {human_seconds(used)}" if used >= 1 else ""
+        message = (f"{self.label} is limiting how fast we can send and asked us to wait {human_seconds(wait)}"
+                   f"{spent}, more than this run may wait for rate limits ({human_seconds(budget)}). "
+                   f"Try again after {when} (in about {human_seconds(wait)}).")
+        return RateLimitedError(message, retry_after_s=wait, retry_at=retry_at, budget_exhausted=True,
+                                status=resp.status_code, vendor=self.vendor, detail=self._detail(resp))
 
     # -- error building
     def _detail(self, resp: httpx.Response) -> str:
@@ -473,6 +561,16 @@ class HttpClient:
 def make_http_client(vendor: str, base_url: str, **kw: Any) -> HttpClient:
     """The one factory for vendor HTTP clients (see HttpClient for keywords)."""
     return HttpClient(vendor, base_url, **kw)
+
+
+def set_wait_listener(client: Any, on_wait: Callable[[str, float, str], None] | None) -> bool:
+    """Attach ``on_wait`` to a vendor client's HttpClient (``client.http``, or the client itself).
+    False when the client has none (a test double): its waits then go unannounced."""
+    http = client if isinstance(client, HttpClient) else getattr(client, "http", None)
+    if not isinstance(http, HttpClient):
+        return False
+    http.on_wait = on_wait
+    return True
 
 
 def limits_for(vendor: str, rate_limits: bool | Mapping[str, RateLimit | None] | None) -> dict[str, RateLimit | None]:

@@ -100,20 +100,107 @@ def test_backoff_is_capped():
     assert p.backoff_s(1, lambda: 0.0) == 0.5
 
 
-def test_wait_beyond_cap_raises_rate_limited_with_retry_after(fake_clock):
+def test_wait_beyond_budget_raises_rate_limited_with_retry_after(fake_clock):
     t, calls = scripted([httpx.Response(429, headers={"Retry-After": str(int(MAX_WAIT_S) + 3600)})])
     with pytest.raises(RateLimitedError) as ei:
         make(t, fake_clock).get("/x")
     assert len(calls) == 1 and fake_clock.slept == []
-    assert ei.value.retry_after_s == pytest.approx(MAX_WAIT_S + 3600)
-    assert "Try again in about" in ei.value.user_message and "62 minutes" in ei.value.user_message
+    err = ei.value
+    assert err.retry_after_s == pytest.approx(MAX_WAIT_S + 3600) and err.budget_exhausted
+    assert err.retry_at == pytest.approx(fake_clock() + MAX_WAIT_S + 3600)
+    assert "Try again after" in err.user_message and "62 minutes" in err.user_message
 
 
-def test_429_until_max_attempts_is_rate_limited(fake_clock):
+def test_429s_are_not_counted_as_attempts(fake_clock):
+    """Issue 13: five (here seven) 429s in a row with Retry-After: 1 are ridden out, although the
+    policy allows only 4 attempts; those are for 5xx and dropped connections."""
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": "1"})] * 7 + [ok()])
+    client = make(t, fake_clock)
+    assert client.get("/x").status_code == 200
+    assert len(calls) == 8
+    assert 7.0 <= sum(fake_clock.slept) < 7.5 and client.rate_limit_waited_s == pytest.approx(sum(fake_clock.slept))
+
+
+def test_429s_until_the_budget_is_spent(fake_clock):
     t, calls = scripted([httpx.Response(429, headers={"Retry-After": "2"})])
+    client = make(t, fake_clock, retry=RetryPolicy(max_attempts=2, rate_limit_budget_s=10.0))
     with pytest.raises(RateLimitedError) as ei:
-        make(t, fake_clock).get("/x")
-    assert len(calls) == 4 and ei.value.retry_after_s == 2
+        client.get("/x")
+    # 2 s waits with a little jitter: four fit into 10 s, the fifth does not
+    assert len(calls) == 5 and len(fake_clock.slept) == 4 and sum(fake_clock.slept) <= 10.0
+    assert ei.value.budget_exhausted and ei.value.retry_after_s == 2
+    assert "after already waiting" in ei.value.user_message
+
+
+def test_budget_is_per_client_not_per_request(fake_clock):
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": "4"}), ok()])
+    client = make(t, fake_clock, retry=RetryPolicy(rate_limit_budget_s=6.0))
+    assert client.get("/x").status_code == 200
+    calls.clear()   # the script restarts: 429 (4 s, but only ~2 s of budget left), then ok
+    with pytest.raises(RateLimitedError):
+        client.get("/y")
+
+
+def test_429_without_hint_backs_off_capped_and_unlimited_by_attempts(fake_clock):
+    t, calls = scripted([httpx.Response(429)] * 6 + [ok()])
+    assert make(t, fake_clock).get("/x").status_code == 200   # max_attempts=4
+    assert fake_clock.slept == [0.75, 1.5, 3.0, 6.0, 6.0, 6.0]   # equal jitter at rand 0.5, capped at 8
+
+
+def test_5xx_with_rate_limit_remaining_zero_is_rate_limiting(fake_clock):
+    throttled = httpx.Response(503, headers={"X-RateLimit-Remaining": "0", "Retry-After": "1"})
+    t, calls = scripted([throttled] * 6 + [ok()])
+    assert make(t, fake_clock).get("/x").status_code == 200
+
+
+def test_on_wait_counts_down_in_steps(fake_clock):
+    from connectors.http import WAIT_NOTICE_INTERVAL_S
+
+    t, _ = scripted([httpx.Response(429, headers={"Retry-After": "12"}), ok()])
+    client = make(t, fake_clock)
+    client.rand = lambda: 0.0   # no jitter: exact numbers
+    notices = []
+    client.on_wait = lambda vendor, left, reason: notices.append((vendor, left, reason))
+    assert client.get("/x").status_code == 200
+    assert WAIT_NOTICE_INTERVAL_S == 5.0
+    assert notices == [("sendgrid", 12.0, "rate_limit"), ("sendgrid", 7.0, "rate_limit"), ("sendgrid", 2.0, "rate_limit")]
+    assert fake_clock.slept == [5.0, 5.0, 2.0]
+
+
+def test_on_wait_raising_stops_the_wait_at_once(fake_clock):
+    class Stop(Exception):
+        pass
+
+    t, calls = scripted([httpx.Response(429, headers={"Retry-After": "600"}), ok()])
+    client = make(t, fake_clock)
+    notices = []
+
+    def listener(vendor, left, reason):
+        notices.append(left)
+        if len(notices) == 3:
+            raise Stop()
+
+    client.on_wait = listener
+    with pytest.raises(Stop):
+        client.get("/x")
+    assert len(calls) == 1 and sum(fake_clock.slept) == 10.0   # two steps, not ten minutes
+
+
+def test_set_wait_listener_finds_the_http_client(fake_clock):
+    from connectors.http import set_wait_listener
+
+    t, _ = scripted([ok()])
+    http = make(t, fake_clock)
+
+    class VendorLike:
+        def __init__(self):
+            self.http = http
+
+    def listener(*a):
+        return None
+
+    assert set_wait_listener(VendorLike(), listener) and http.on_wait is listener
+    assert not set_wait_listener(object(), listener)
 
 
 def test_5xx_burst_gives_transient_after_max_attempts(fake_clock):
