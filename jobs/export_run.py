@@ -6,12 +6,13 @@ One run of an export, per destination list ("target"):
      export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
-     client.pipeline_depth) submissions are in flight so async vendor jobs overlap. Every Submission is
-     recorded by the ordered writer thread in groups of half a window (ExportRun._store_soon), or by the
-     flush that folds its outcomes if that comes first; the sending never waits for the database unless
-     the writer falls RECORD_LAG_WINDOWS windows behind. A killed process can lose the RECORD only of
-     those (at most two windows of batches): their contacts are still "different" and the next run
-     sends them again (upserts are idempotent); a recorded one is collected by the next run;
+     client.pipeline_depth) submissions are in flight so async vendor jobs overlap. The moment the vendor
+     accepts a request (a job id, a batch id, a 2xx on a synchronous call) the Submission is recorded
+     (one autocommitted insert, ExportRun._record) and that record is complete BEFORE the next request
+     is sent or any job is polled. So a killed process can re-send only the request whose answer had
+     not arrived (the requests in flight at the crash: one, the sending is sequential); its contacts are
+     still "different" and the next run sends them again (upserts are idempotent). A recorded
+     submission is collected (polled) by the next run, never sent again;
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
@@ -27,7 +28,6 @@ CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -43,7 +43,6 @@ PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
-RECORD_LAG_WINDOWS = 2          # at most this many windows of sent batches may wait for the writer to record them
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
 SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
@@ -168,12 +167,9 @@ class ExportRun:
         self.counts["targets"] = {}
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # see _submit
-        self._to_store: list[list] = []     # sent submissions waiting for the writer's next store job
-        self._store_scheduled = False       # a store job is queued and has not taken them yet
-        self._store_lock = threading.Lock()
-        self._records_changed = threading.Condition(self._store_lock)
-        self._unrecorded = 0                # sent submissions neither stored nor folded by a committed flush
         self._writer = OrderedWriter("export-flush", max_waiting=4)
+        # one submission record at a time (see _record): waited for before the next request is sent
+        self._recorder = OrderedWriter("export-record", max_waiting=1)
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
@@ -218,89 +214,50 @@ class ExportRun:
 
     # ------------------------------------------------------------------ submissions
     def _submit(self, tkey: str, kind: str, emails: list[str], meta: dict[str, list], send: Callable[[], Any]) -> None:
-        submission = send()   # if this raises, the batch was not sent: it is not counted and stays different
+        self._await_record()   # the vendor's last acceptance is on record before the next request goes out
+        submission = send()    # if this raises, the batch was not sent: it is not counted and stays different
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (None until the writer stored it), tkey, meta, submission, kind, handed to a flush]
-        item = [None, tkey, meta, submission, kind, False]
+        # [stored id (set by the recorder), tkey, meta, submission, kind]
+        item = [None, tkey, meta, submission, kind]
         self._inflight.append(item)
-        self._store_soon(item)
+        self._record(item)
         window = self._window()
-        if self._unrecorded >= RECORD_LAG_WINDOWS * window:
-            self._wait_for_records(window)
         while len(self._inflight) >= window:
             self._collect_oldest()
 
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
 
-    def _store_soon(self, item: list | None) -> None:
-        """Record sent submissions on the writer thread, in groups of half a window (a transaction per
-        submission would cost more CPU than the sending: 10,000 Omnisend batches per 1M contacts).
-
-        The store job takes, when it RUNS, every waiting submission whose outcomes have not been handed
-        to a flush yet, collected or not (a flush reads the stored id when it runs, and the writer runs
-        jobs in order, so a stored one is marked collected by its flush; one handed to a flush first is
-        recorded by that flush instead). So the sending never waits for the database, and a submission
-        is "unrecorded" only from its send until the writer gets to it. _submit keeps that lag under
-        RECORD_LAG_WINDOWS windows (it waits if the writer falls that far behind): if the process dies,
-        the batches not on record are at most that many; their contacts are still "different" and the
-        next run sends them again (upserts are idempotent); the recorded ones it collects, not re-sends.
-        item None: store what waits now (the run is ending with submissions in flight, or waits)."""
-        with self._store_lock:
-            if item is not None:
-                self._to_store.append(item)
-                self._unrecorded += 1
-            if self._store_scheduled or not self._to_store or (
-                    item is not None and len(self._to_store) < max(1, self._window() // 2)):
-                return
-            self._store_scheduled = True
+    def _record(self, item: list) -> None:
+        """Make the vendor's acceptance of a submission durable: one autocommitted insert (its job or batch
+        id, emails and per-contact plan meta) on the recorder thread, so it overlaps building the next
+        batch; _await_record() waits for it before the next request is SENT and before any job is POLLED.
+        So a killed process leaves unrecorded only the one request whose answer had not arrived (or that
+        had just arrived): the re-send bound is the requests in flight at the crash, one. Recorded
+        submissions are collected (polled) by the next run, never sent again. The insert does not take the
+        database's write lock (an append never conflicts in DuckDB), so it never waits behind a flush."""
         run_id, export_id, db = self.run_id, self.export["id"], self.db
+        _, tkey, meta, submission, kind = item
 
         def write() -> None:
-            with self._store_lock:
-                todo = [it for it in self._to_store if not it[5]]
-                self._to_store, self._store_scheduled = [], False
-            if not todo:
-                return
-            rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta)
-                    for _, tkey, meta, submission, kind, _ in todo]
-            with db.transaction() as cur:
-                ids = repo.save_submissions(cur, rows)
-            with self._store_lock:
-                for it, sub_id in zip(todo, ids):
-                    it[0] = sub_id
-                self._recorded(len(todo))
+            with db.cursor() as cur:
+                item[0] = repo.record_submission(cur, run_id, export_id, tkey, kind, submission.to_dict(), meta)
 
-        self._writer.submit(write)
+        self._recorder.submit(write)
 
-    def _recorded(self, n: int) -> None:
-        """n submissions are now on record (stored, or folded by a committed flush). Hold _store_lock."""
-        self._unrecorded -= n
-        self._records_changed.notify_all()
-
-    def _wait_for_records(self, window: int) -> None:
-        """The writer is RECORD_LAG_WINDOWS windows behind: wait until it is within one window again."""
-        self._store_soon(None)
-        with self._store_lock:
-            while self._unrecorded >= window:
-                if self._records_changed.wait(0.2):
-                    continue
-                self._store_lock.release()
-                try:
-                    self._writer.check()   # a failed write: its error becomes the run's
-                    self._store_soon(None)
-                finally:
-                    self._store_lock.acquire()
+    def _await_record(self) -> None:
+        self._recorder.wait()   # re-raises a failed record: the run stops before sending anything more
 
     def _collect_oldest(self) -> None:
+        self._await_record()   # never poll a job that is not on record
         item = self._inflight.popleft()
-        _, tkey, meta, submission, _, _ = item
+        _, tkey, meta, submission, _ = item
         try:
             outcomes = self.client.collect(submission)
         except BaseException:
-            self._inflight.appendleft(item)   # still in flight: stored by the writer, collected next run
+            self._inflight.appendleft(item)   # still in flight: on record, collected by the next run
             raise
         self._collected.append((item, tkey, meta, outcomes))
         self._collected_n += len(outcomes)
@@ -315,6 +272,7 @@ class ExportRun:
         return bool(self._cancelled())
 
     def _drain(self) -> None:
+        self._await_record()
         while self._inflight:
             self._collect_oldest()
         self._flush()
@@ -367,18 +325,15 @@ class ExportRun:
             (keep_refs if any_pending else done_refs).append(ref)
         for (tkey, key), n in tallies.items():
             self._bump(tkey, key, n)
-        items = [ref for ref, _, _, _ in self._collected if not isinstance(ref, int)]
-        if items:
-            with self._store_lock:   # from now on this flush records them (if no store job took them)
-                for it in items:
-                    it[5] = True
         if not c_email and not skips and not done_refs and not keep_refs:
             self._collected, self._collected_n = [], 0
             return
         db, run_id, export_id = self.db, self.run_id, self.export["id"]
+        # every collected submission is on record (_collect_oldest waited for it); one whose outcomes are
+        # still pending stays uncollected there, so a later run asks the vendor again
+        done_ids = [i for i in map(_row_id, done_refs) if i is not None]
 
         def write() -> None:
-            recorded_here = sum(1 for it in items if it[0] is None)   # no store job took them
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 repo.record_outcome_columns(cur, run_id, export_id, {
@@ -386,18 +341,7 @@ class ExportRun:
                     "outcome": c_status, "reason": c_reason})
                 for tkey, rows in by_target.items():
                     repo.apply_delivered(cur, export_id, tkey, run_id, rows)
-                repo.mark_collected_many(cur, [i for i in map(_row_id, done_refs) if i is not None])
-                # a submission with outcomes still pending must stay on record (uncollected), so a later
-                # run asks the vendor again: store those the store job skipped
-                unstored = [r for r in keep_refs if _row_id(r) is None]
-                if unstored:
-                    ids = repo.save_submissions(cur, [(run_id, export_id, it[1], it[4], it[3].to_dict(), it[2])
-                                                      for it in unstored])
-                    for it, sub_id in zip(unstored, ids):
-                        it[0] = sub_id
-            if recorded_here:
-                with self._store_lock:   # committed: they are on record now
-                    self._recorded(recorded_here)
+                repo.mark_collected_many(cur, done_ids)
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
@@ -596,12 +540,8 @@ class ExportRun:
             with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it
                 return self._execute()
         finally:
-            if self._inflight:   # stopped with batches sent but not collected: keep them on record
-                try:
-                    self._store_soon(None)
-                except Exception:  # the writer failed earlier; its error is already the run's
-                    pass
-            self._writer.close()   # finishes the writes already handed over (also on a crash)
+            self._recorder.close()   # the last submission's record (sent, not collected) completes
+            self._writer.close()     # finishes the writes already handed over (also on a crash)
 
     def _execute(self) -> RunResult:
         export = self.export

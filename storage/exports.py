@@ -26,6 +26,8 @@ record_outcome_columns(cur, run_id, export_id, columns)   the same from column l
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
+record_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
+                                                      one, autocommitted: durable before the next request
 mark_collected(cur, submission_id); mark_collected_many(cur, ids)
 uncollected_submissions(db, export_id) -> list[dict]
 run_outcome_counts / run_contacts_page / iter_run_contacts   (pages and CSV downloads)
@@ -410,6 +412,17 @@ def save_submissions(cur, rows: list[tuple]) -> list[int]:
          [orjson.dumps(r[4]).decode() for r in rows], [orjson.dumps(r[5]).decode() for r in rows]],
     )
     return ids
+
+
+def record_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, submission: dict, meta) -> int:
+    """One accepted submission, durable when this returns: a single autocommitted INSERT (call it on a
+    cursor OUTSIDE a transaction). JSON by orjson: this runs once per vendor batch (10,000 per 1 M
+    Omnisend contacts), on the export runner's path to its next request."""
+    return cur.execute(
+        "INSERT INTO export_pending_submissions (run_id, export_id, target_key, kind, submission_json, meta_json) "
+        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        [run_id, export_id, tkey, kind, orjson.dumps(submission).decode(), orjson.dumps(meta).decode()],
+    ).fetchone()[0]
 
 
 def mark_collected(cur, submission_id: int) -> None:
