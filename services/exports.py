@@ -30,12 +30,11 @@ demo_setup(db, actor) -> list[id]
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 from core import sync
+from core.csvfile import csv_text
 from core.permissions import Action, User, require
 from jobs import runner
 from storage import audit
@@ -438,12 +437,10 @@ def run_contacts_page(db, run_id: int, *, outcome: str | None = None, action: st
 
 
 def run_contacts_csv(db, run_id: int, *, outcome: str | None = None, action: str | None = None) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["list", "email", "customer_id", "action", "outcome", "reason"])
-    for tkey, email, cid, act, out, reason in repo.iter_run_contacts(db, run_id, outcome=outcome, action=action):
-        writer.writerow([tkey.split(":", 1)[-1], email, cid, act, out, reason or ""])
-    return buf.getvalue()
+    """The run's contacts as CSV text, through the app's CSV writer (cells and headers neutralised)."""
+    rows = ([tkey.split(":", 1)[-1], email, cid, act, out, reason or ""]
+            for tkey, email, cid, act, out, reason in repo.iter_run_contacts(db, run_id, outcome=outcome, action=action))
+    return csv_text(["list", "email", "customer_id", "action", "outcome", "reason"], rows)
 
 
 # ------------------------------------------------------------------------------ demo

@@ -5,15 +5,13 @@ in the same transaction as the change.
 """
 from __future__ import annotations
 
-import csv
-import io
-import tempfile
 import threading
 import time
 from collections import OrderedDict
 from typing import IO, Any, Iterable
 
 from core import segments as rules
+from core.csvfile import SafeCsvWriter, spooled_csv
 from core.permissions import Action, User, require
 from core.segments import Condition, Operator, RuleGroup, SegmentRule, SegmentRuleError
 from storage import audit
@@ -24,8 +22,6 @@ MAX_DESCRIPTION_LEN = 2000
 COUNT_CACHE_TTL_S = 120        # counts are cached by (database, SQL, params) for this long
 COUNT_CACHE_ENTRIES = 256
 CSV_BATCH_ROWS = 10_000
-CSV_SPOOL_BYTES = 32 * 1024 * 1024
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class SegmentError(ValueError):
@@ -285,23 +281,15 @@ def list_with_counts(db, *, refresh: bool = False) -> list[dict]:
 
 
 # -- CSV download --------------------------------------------------------------------------------------
-def csv_safe(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: text starting with = + - @ (or tab/CR) gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def write_members_csv(db, segment_id: int, column_keys: Iterable[str] | None, out: IO[str]) -> int:
-    """Write members × columns as CSV to a text stream, batch by batch from DuckDB. Returns rows written."""
-    writer = csv.writer(out)
+def write_members_csv(db, segment_id: int, column_keys: Iterable[str] | None, writer: SafeCsvWriter) -> int:
+    """Write members × columns through the app's CSV writer, batch by batch from DuckDB. Returns rows written."""
     written, header_done = 0, False
     for names, rows in repo.iter_member_batches(db, segment_id, list(column_keys or []) or None,
                                                 batch_rows=CSV_BATCH_ROWS):
         if not header_done:
             writer.writerow(names)
             header_done = True
-        writer.writerows([csv_safe(v) for v in row] for row in rows)
+        writer.writerows(rows)
         written += len(rows)
     if not header_done:
         writer.writerow(repo.column_names(db, list(column_keys or []) or None))
@@ -312,13 +300,7 @@ def members_csv(db, actor: User, segment_id: int, column_keys: Iterable[str] | N
     """A seekable binary file (spooled to disk when large) with the members as UTF-8 CSV (with BOM for Excel)."""
     require(actor, Action.DOWNLOAD)
     _load(db, segment_id)
-    spool = tempfile.SpooledTemporaryFile(max_size=CSV_SPOOL_BYTES, mode="w+b")
-    text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="", write_through=True)
-    write_members_csv(db, segment_id, column_keys, text)
-    text.flush()
-    text.detach()
-    spool.seek(0)
-    return spool
+    return spooled_csv(lambda writer: write_members_csv(db, segment_id, column_keys, writer))
 
 
 # -- from the Profiles page ---------------------------------------------------------------------------
