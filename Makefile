@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test demo venv clean bench e2e
+.PHONY: run test demo venv clean bench e2e bench-peer
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,20 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f; done
+
+# Side by side with drt-core (bench/peer.py): drt and the profilers live in their own venv, never in $(VENV).
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+PEER_ARGS ?= --contacts 200000 --reps 2
+
+$(BENCH_STAMP): bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench-peer: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/peer.py $(PEER_ARGS)
 
 clean:
 	rm -rf $(VENV)
