@@ -1,16 +1,26 @@
-"""Insight Relay: page config, auth gate, role-based navigation."""
+"""Insight Relay: page config, auth gate, role-based navigation.
+
+Every run goes through st.navigation, signed in or not: a signed-out visitor gets only the sign-in screen
+(the first-run screen on an empty installation) at every URL, so Streamlit never falls back to serving
+the files in pages/ by themselves. Each page also calls ui.guard.require_page first.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
 from services import users as user_service
 from storage import users as users_repo
 from storage.db import DatabaseError
-from ui import auth, deps, nav
+from ui import auth, deps, nav, session
 from ui.alerts import show_alert_banner
-from ui.text import md
 
-st.set_page_config(page_title="Insight Relay", page_icon=":material/hub:", layout="wide")
+# A local file: an icon name (":material/hub:") makes the browser fetch the favicon from a Google host.
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
+
+nav.leave_page_folder_mode()
+st.set_page_config(page_title="Insight Relay", page_icon=str(FAVICON), layout="wide")
 
 try:
     db = deps.get_db()
@@ -22,11 +32,12 @@ user_service.bootstrap_admin_from_env(db)
 deps.get_runner()
 
 if users_repo.count_users(db) == 0:
-    auth.first_run(db)
+    auth.run_signed_out(auth.first_run_screen)
     st.stop()
 
-user = auth.login_gate(db)
+user = session.validated_user(db)
 if user is None:
+    auth.run_signed_out(auth.sign_in_screen)
     st.stop()
 
 sections: dict[str, list] = {}
@@ -35,9 +46,13 @@ for spec in nav.pages_for(user.role, db):
     sections.setdefault(spec.section, []).append(page)
 
 with st.sidebar:
-    st.caption(f"Signed in as **{md(user.label)}** · {user.role.value}")
-    auth.logout_button()
+    st.caption(f"Signed in as **{user.label}** · {user.role.value}")
+    auth.sign_out_button()
+    session.sync_cookie()
 
 navigation = st.navigation(sections)
+flash = st.session_state.pop(session.FLASH_KEY, None)
+if flash:
+    st.success(flash)
 show_alert_banner(db)
 navigation.run()

@@ -1,4 +1,8 @@
 """Admin > Audit log: who changed what and when, with before/after (secrets redacted)."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 import json
 
 import streamlit as st

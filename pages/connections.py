@@ -1,5 +1,8 @@
 """Admin > Connections: list, add (wizard), edit, rotate key, consent, remove."""
 from __future__ import annotations
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
 import hashlib
 

@@ -1,6 +1,9 @@
 """Data > Enrichment: discover Leadspace, the wizard, My enrichments (run, progress, cancel),
 details with charts, enriched data, and the review queue."""
 from __future__ import annotations
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
 import altair as alt
 import pandas as pd

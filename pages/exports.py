@@ -1,5 +1,8 @@
 """Data > Exports: the list, the Add destination wizard, dry runs, runs and their results."""
 from __future__ import annotations
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
 import altair as alt
 import pandas as pd

@@ -1,4 +1,8 @@
 """Home: counts, recent runs, what to do next."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 import streamlit as st
 
 from services import home as home_service

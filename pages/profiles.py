@@ -1,4 +1,8 @@
 """Data › Profiles: browse with search and filters, open one profile, import a CSV or Parquet file."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 import hashlib
 
 import streamlit as st

@@ -1,4 +1,8 @@
 """Run history: every run of every kind, with filters, details, Run all, Cancel and Resume."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 import streamlit as st
 
 from core.permissions import Action, PermissionDenied, can

@@ -1,6 +1,9 @@
 """Sandbox: what each vendor emulator received (lists and members, tags, jobs, batches, enrichment
 requests, credits), with a reset for demos."""
 from __future__ import annotations
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
 import json
 import re

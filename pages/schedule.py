@@ -1,4 +1,8 @@
 """Admin > Schedule: the system refresh, Run all / Cancel, item schedules, alert settings."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 import streamlit as st
 
 from core.permissions import Action, PermissionDenied, can

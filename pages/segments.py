@@ -1,4 +1,8 @@
 """Data > Segments: list with live sizes, rule builder with counts and preview, save/edit/duplicate/delete, CSV."""
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
+
 from datetime import date
 
 import streamlit as st

@@ -1,5 +1,8 @@
 """Admin > Suppression list: emails exports never send (upload a CSV, add, remove, browse)."""
 from __future__ import annotations
+from ui.guard import require_page
+
+require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
 import pandas as pd
 import streamlit as st

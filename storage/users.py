@@ -1,13 +1,13 @@
 """Users repository (passwords as bcrypt hashes)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import os
+from datetime import datetime, timedelta
 
 import bcrypt
 
 from core.permissions import Role, User
+from storage import sessions
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT_MINUTES = 15
@@ -64,26 +64,6 @@ def insert(cur, username: str, password_hash: str, role: str, display_name: str 
     ).fetchone()[0]
 
 
-def credentials_for_login(db, now: datetime | None = None) -> dict:
-    """The credentials dict streamlit-authenticator expects, for active users only."""
-    now = now or datetime.now()
-    creds: dict = {"usernames": {}}
-    for row in db.query_dicts(
-        "SELECT username, display_name, email, role, password_hash, failed_logins, locked_until FROM users WHERE active"
-    ):
-        failed = row["failed_logins"]
-        if row["locked_until"] is not None and row["locked_until"] <= now:
-            failed = 0  # lock expired
-        creds["usernames"][row["username"]] = {
-            "name": row["display_name"] or row["username"],
-            "email": row["email"] or "",
-            "password": row["password_hash"],
-            "roles": [row["role"]],
-            "failed_login_attempts": failed,
-        }
-    return creds
-
-
 def record_login_result(db, username: str, success: bool, now: datetime | None = None) -> int:
     """Persist failed-login counts; lock the account after MAX_FAILED_LOGINS. Returns the count."""
     now = now or datetime.now()
@@ -100,6 +80,9 @@ def record_login_result(db, username: str, success: bool, now: datetime | None =
         failed += 1
         new_lock = now + timedelta(minutes=LOCKOUT_MINUTES) if failed >= MAX_FAILED_LOGINS else None
         cur.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE username = ?", [failed, new_lock, username])
+        if new_lock is not None:  # someone is guessing this password: end the sessions it may already have
+            user_id = cur.execute("SELECT id FROM users WHERE username = ?", [username]).fetchone()[0]
+            sessions.revoke_for_user(cur, user_id, sessions.LOCKOUT, now)
         return failed
 
 

@@ -1,99 +1,92 @@
-"""Sign-in (streamlit-authenticator, bcrypt hashes, per-installation cookie key) and first run."""
+"""Signed-out screens: sign-in and first run, and the navigation that holds only them.
+
+Sign-in checks the bcrypt hash (services.users.sign_in) and starts a server-side session
+(storage/sessions.py). streamlit-authenticator is not used any more: its session is a stateless JWT
+cookie signed with one installation key (what issue #12 found forgeable and unrevocable), and its cookie
+component triggers an extra rerun on every page load that raced the Sign in / Sign out clicks.
+"""
 from __future__ import annotations
 
-import streamlit as st
-import streamlit_authenticator as stauth
-from streamlit_authenticator.utilities.exceptions import LoginError
+from typing import Callable
 
-from core import config
+import streamlit as st
+
+from core import passwords
+from core.permissions import PermissionDenied
 from services import users as user_service
 from storage import settings
-from storage import users as users_repo
-from ui.session import set_current_user
+from ui import deps, nav, session
 
-COOKIE_NAME = "insight_relay_auth"
-COOKIE_EXPIRY_DAYS = 1.0
+SIGNED_IN_AS_FIRST_ADMIN = "Administrator {name} created; you are signed in."
 
 
-def _authenticator(db, credentials: dict) -> stauth.Authenticate:
-    return stauth.Authenticate(
-        credentials, COOKIE_NAME, config.cookie_key(), COOKIE_EXPIRY_DAYS,
-        auto_hash=False, login_sleep_time=0,
-    )
+def run_signed_out(screen: Callable[[], None]) -> None:
+    """Run `screen` as the only page there is, at every page URL (so `/segments` shows it too, with no
+    "page not found" notice), with no page list in the sidebar."""
+    stand_ins = [st.Page(screen, title=screen.__doc__.splitlines()[0].rstrip("."), url_path=nav.url_path(spec),
+                         default=spec.default)
+                 for spec in nav.PAGES]
+    st.navigation(stand_ins, position="hidden").run()
+    session.sync_cookie()
 
 
-def first_run(db) -> None:
-    """No users yet: create the first admin, optionally with demo data."""
+def sign_in_screen() -> None:
+    """Sign in."""
+    db = deps.get_db()
+    st.title("Insight Relay")
+    if settings.get(db, "demo_mode", False):
+        st.info("**Demo mode.** Sign in as `admin`, `contributor` or `viewer`; the password is `demo-password` "
+                "for each. Data and vendor connections are samples (Sandbox).")
+    with st.form("sign_in"):
+        st.subheader("Sign in")
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            user, token = user_service.sign_in(db, username, password)
+        except user_service.SignInRefused as exc:
+            st.error(str(exc))
+            return
+        session.start(user, token)
+        st.rerun()  # draw the app for the new user, from an empty session state
+
+
+def first_run_screen() -> None:
+    """Welcome to Insight Relay."""
+    db = deps.get_db()
     st.title("Welcome to Insight Relay")
     st.write("There are no users yet. Create the first administrator to get started.")
     with st.form("first_admin"):
         username = st.text_input("Admin username")
-        password = st.text_input("Password (at least 8 characters)", type="password")
+        password = st.text_input(f"Password (at least {passwords.MIN_PASSWORD_CHARS} characters)", type="password")
         password2 = st.text_input("Repeat password", type="password")
         demo = st.checkbox("Also load demo data (sample customers, segments and Sandbox connections, "
                            "plus demo users of each role)")
         submitted = st.form_submit_button("Create administrator", type="primary")
-    if submitted:
-        if password != password2:
-            st.error("The two passwords differ.")
-            return
-        try:
-            admin = user_service.create_first_admin(db, username, password)
-        except (user_service.UserError, PermissionError, Exception) as exc:
-            st.error(str(exc))
-            return
-        if demo:
-            from services import demo as demo_service
-            with st.spinner("Loading demo data…"):
-                demo_service.load_demo(db, admin)
-        st.success("Administrator created. Sign in below.")
-        st.rerun()
-
-
-def login_gate(db):
-    """Render the login form when needed; return the signed-in User or None."""
-    credentials = users_repo.credentials_for_login(db)
-    failed_before = {name: e["failed_login_attempts"] for name, e in credentials["usernames"].items()}
-    authenticator = _authenticator(db, credentials)
-    st.session_state["ir_authenticator"] = authenticator
-    was_signed_in = bool(st.session_state.get("authentication_status"))
-    if not was_signed_in:
-        st.title("Insight Relay")
-        if settings.get(db, "demo_mode", False):
-            st.info("**Demo mode.** Sign in as `admin`, `contributor` or `viewer`; the password is `demo-password` "
-                    "for each. Data and vendor connections are samples (Sandbox).")
+    if not submitted:
+        return
+    if password != password2:
+        st.error("The two passwords differ.")
+        return
     try:
-        authenticator.login(location="main", max_login_attempts=users_repo.MAX_FAILED_LOGINS,
-                            fields={"Form name": "Sign in", "Username": "Username", "Password": "Password",
-                                    "Login": "Sign in"})
-    except LoginError:
-        st.error(f"Too many failed sign-ins: this account is locked for {users_repo.LOCKOUT_MINUTES} minutes. "
-                 "An administrator can unlock it sooner.")
-        return None
-    # Persist failed-attempt counters that streamlit-authenticator tracked in the credentials dict.
-    model_creds = authenticator.authentication_controller.authentication_model.credentials["usernames"]
-    for name, entry in model_creds.items():
-        before = failed_before.get(name, 0)
-        if entry.get("failed_login_attempts", 0) > before:
-            users_repo.record_login_result(db, name, success=False)
-    status = st.session_state.get("authentication_status")
-    if status is False:
-        st.error("Username or password is incorrect.")
-        return None
-    if status is None:
-        return None
-    user = set_current_user(db, st.session_state.get("username"))
-    if user is None:
-        st.error("This account is not active. Ask an administrator.")
-        return None
-    if users_repo.get_by_username(db, user.username)["failed_logins"]:
-        users_repo.record_login_result(db, user.username, success=True)
-    if not was_signed_in:
-        st.rerun()  # draw the app without the sign-in form of this run
-    return user
+        admin, token = user_service.create_first_admin_and_sign_in(db, username, password)
+    except (user_service.UserError, PermissionDenied) as exc:
+        st.error(str(exc))
+        return
+    if demo:
+        from services import demo as demo_service
+        with st.spinner("Loading demo data…"):
+            demo_service.load_demo(db, admin)
+    session.start(admin, token, flash=SIGNED_IN_AS_FIRST_ADMIN.format(name=admin.username))
+    st.rerun()
 
 
-def logout_button() -> None:
-    authenticator = st.session_state.get("ir_authenticator")
-    if authenticator is not None and st.session_state.get("authentication_status"):
-        authenticator.logout("Sign out", location="sidebar", key="ir_sign_out")
+def _sign_out() -> None:
+    """Button callback: runs before the script, so the whole next run is already signed out."""
+    user_service.sign_out(deps.get_db(), st.session_state.get(session.TOKEN_KEY))
+    session.forget(signed_out=True)
+
+
+def sign_out_button() -> None:
+    st.button("Sign out", key="ir_sign_out", on_click=_sign_out)

@@ -1,4 +1,5 @@
-"""Which pages each role may use. Pages a role may not use are never registered."""
+"""Which pages each role may use (the single source: app.py registers from it, ui/guard.py checks it).
+Pages a role may not use are never registered."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,3 +59,30 @@ def pages_for(role: Role, db) -> list[PageSpec]:
             continue
         out.append(spec)
     return out
+
+
+def url_path(spec: PageSpec) -> str:
+    """The page's URL path as Streamlit derives it from the file name (`/segments`, `/run_history`)."""
+    return Path(spec.file).stem
+
+
+def spec_for_file(page_file: str) -> PageSpec | None:
+    """The PAGES entry of a page file (given as `__file__` or a bare name), or None if unlisted."""
+    name = Path(page_file).name
+    return next((spec for spec in PAGES if spec.file == name), None)
+
+
+def leave_page_folder_mode() -> None:
+    """Restart a run that Streamlit's old multipage mode started, so it goes through app.py's navigation.
+
+    While a folder named `pages` sits next to app.py, Streamlit 1.67 runs every script run through its
+    old page-folder mode (each file in pages/ served by its own URL, listed in the sidebar, app.py
+    skipped) until the first st.navigation call anywhere in the process flips the process-wide flag
+    `PagesManager.uses_pages_directory`. That is how `/segments` showed data after a server start.
+    app.py and ui.guard call this first; the rerun then resolves the same URL through st.navigation."""
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
