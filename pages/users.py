@@ -76,3 +76,29 @@ if chosen:
                     st.success(f"Password for {md(chosen)} reset.")
                 except Exception as exc:
                     st.error(error_text(exc))
+
+    st.subheader(f"Sessions of {chosen}")
+    st.caption("Each sign-in starts a session (one per browser). Ending one signs that browser out at its next "
+               "click. Resetting the password, changing the role, deactivating or a lockout end them all.")
+    user_sessions = user_service.list_sessions(db, actor, target["id"])
+    if not user_sessions:
+        st.write("No sessions yet.")
+    else:
+        st.dataframe(
+            [{"Session": s["short_id"], "Started": s["created_at"], "Last seen": s["last_seen_at"],
+              "Expires": s["expires_at"], "Open": s["open"],
+              "Ended": s["revoked_at"], "Why ended": s["revoked_reason"] or ""} for s in user_sessions],
+            hide_index=True, width="stretch",
+        )
+        open_ids = [s["short_id"] for s in user_sessions if s["open"]]
+        if open_ids:
+            s1, s2 = st.columns(2)
+            with s1:
+                to_end = st.selectbox("Session", open_ids, key="end_session_pick")
+                if st.button("End this session", key="end_session"):
+                    user_service.end_session(db, actor, target["id"], to_end)
+                    st.rerun()
+            with s2:
+                if st.button(f"End all {len(open_ids)} open sessions", key="end_all_sessions"):
+                    user_service.end_all_sessions(db, actor, target["id"])
+                    st.rerun()

@@ -56,3 +56,29 @@ def test_audit_records_user_changes_without_secrets(db, admin):
     rows = db.query("SELECT action, after_json FROM audit_log")
     assert any(a == "add_user" for a, _ in rows)
     assert all("plain-secret-99" not in (after or "") for _, after in rows)
+
+
+def test_admin_sees_and_ends_a_users_sessions_on_the_page(db, admin, viewer):
+    from storage import sessions
+
+    _, victors_tab = user_service.sign_in(db, "victor", "password-123")
+    db.close()
+    at = app_as("alice").run()
+    at = switch_to(at, "users.py")
+    at.selectbox(key="edit_user").select("victor").run()
+    assert not at.exception
+    assert any(s.value == "Sessions of victor" for s in at.subheader)
+    at.button(key="end_all_sessions").click().run()
+    assert not at.exception
+    from ui import deps
+    assert sessions.user_for_token(deps.get_db(), victors_tab) is None
+
+
+def test_admin_page_refuses_a_common_password_with_a_clear_message(db, admin):
+    db.close()
+    at = switch_to(app_as("alice").run(), "users.py")
+    at.text_input(key="add_username").input("bob")
+    at.text_input(key="add_password").input("password")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("most commonly used" in e.value for e in at.error)
