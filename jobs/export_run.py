@@ -1,18 +1,20 @@
 """The export runner (run kind "export"): incremental, consent-gated, crash-safe segment sync.
 
 One run of an export, per destination list ("target"):
-  1. recover: collect submissions a crashed/cancelled run persisted but never collected, fold them;
+  1. recover: store what a killed run journaled but not stored; collect submissions a crashed/cancelled
+     run persisted but never collected, fold them;
   2. diff (DuckDB SQL, storage.exports.plan_sql): segment members x mapped columns, hashed, against
      export_delivered -> add / update / retry / unchanged / skip(no email, no consent, duplicate);
      Python adds skip(invalid email, over a limit) while STREAMING rows (fetchmany, never a frame);
   3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
      client.pipeline_depth) submissions are in flight so async vendor jobs overlap. The moment the vendor
-     accepts a request (a job id, a batch id, a 2xx on a synchronous call) the Submission is recorded
-     (one autocommitted insert, ExportRun._record) and that record is complete BEFORE the next request
-     is sent or any job is polled. So a killed process can re-send only the request whose answer had
-     not arrived (the requests in flight at the crash: one, the sending is sequential); its contacts are
-     still "different" and the next run sends them again (upserts are idempotent). A recorded
-     submission is collected (polled) by the next run, never sent again;
+     accepts a request (a job id, a batch id, a 2xx on a synchronous call) the Submission is appended to
+     the export's journal (jobs/export_journal.py: microseconds, survives a kill) BEFORE the next request
+     is sent or any job is polled; the writer thread stores it in the database in groups (off the sending
+     path), and the next run stores whatever the journal has that the database lacks, then collects
+     (polls) it: an accepted request is never sent again. A kill can re-send only the requests in flight
+     at that moment, whose answer had not arrived: one (the sending is sequential); their contacts are
+     still "different" and the next run sends them again (upserts are idempotent);
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
@@ -35,6 +37,7 @@ from typing import Any, Callable, Iterator
 from core import sync
 from jobs import runner
 from jobs.background import OrderedWriter
+from jobs.export_journal import Journal, journal_path, read_entries
 from jobs.runner import RunContext, RunResult
 from storage import exports as repo
 from storage import settings
@@ -44,6 +47,7 @@ PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is
 FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
 FETCH_ROWS = 10_000            # cursor.fetchmany size
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
+JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
 SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
 SETTING_LIMITS_HARD = "export_limits_hard"
@@ -168,8 +172,9 @@ class ExportRun:
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # see _submit
         self._writer = OrderedWriter("export-flush", max_waiting=4)
-        # one submission record at a time (see _record): waited for before the next request is sent
-        self._recorder = OrderedWriter("export-record", max_waiting=1)
+        self._journal = Journal(journal_path(db, export["id"]))   # accepted submissions, see _submit
+        self._seq = 0                       # journal sequence of this run's submissions
+        self._unstored: list[list] = []     # journaled submissions not yet handed to the writer to store
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
@@ -214,46 +219,55 @@ class ExportRun:
 
     # ------------------------------------------------------------------ submissions
     def _submit(self, tkey: str, kind: str, emails: list[str], meta: dict[str, list], send: Callable[[], Any]) -> None:
-        self._await_record()   # the vendor's last acceptance is on record before the next request goes out
         submission = send()    # if this raises, the batch was not sent: it is not counted and stays different
+        # the vendor accepted it: durable NOW, before the next request is sent or any job polled
+        self._seq += 1
+        self._journal.append({"run_id": self.run_id, "seq": self._seq, "target_key": tkey, "kind": kind,
+                              "submission": submission.to_dict(), "meta": meta})
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (set by the recorder), tkey, meta, submission, kind]
-        item = [None, tkey, meta, submission, kind]
+        # [stored id (set by the store job on the writer thread), tkey, meta, submission, kind, journal seq]
+        item = [None, tkey, meta, submission, kind, self._seq]
         self._inflight.append(item)
-        self._record(item)
+        self._unstored.append(item)
         window = self._window()
+        if len(self._unstored) >= max(1, window // 2):
+            self._store_pending()
+        if self._journal.size >= JOURNAL_MAX_BYTES:
+            self._store_pending()
+            self._writer.wait()        # all of it is in the database now: the journal may start over
+            self._journal.truncate()
         while len(self._inflight) >= window:
             self._collect_oldest()
 
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
 
-    def _record(self, item: list) -> None:
-        """Make the vendor's acceptance of a submission durable: one autocommitted insert (its job or batch
-        id, emails and per-contact plan meta) on the recorder thread, so it overlaps building the next
-        batch; _await_record() waits for it before the next request is SENT and before any job is POLLED.
-        So a killed process leaves unrecorded only the one request whose answer had not arrived (or that
-        had just arrived): the re-send bound is the requests in flight at the crash, one. Recorded
-        submissions are collected (polled) by the next run, never sent again. The insert does not take the
-        database's write lock (an append never conflicts in DuckDB), so it never waits behind a flush."""
+    def _store_pending(self) -> None:
+        """Store the journaled submissions in the database (export_pending_submissions) on the writer
+        thread, in one transaction per group (a transaction per submission would cost more CPU than the
+        sending: 10,000 Omnisend batches per 1 M contacts). The writer runs jobs in order, so a flush
+        handed over later finds their row ids set. Their safety does not depend on this: the journal
+        already has them (see jobs/export_journal.py)."""
+        todo, self._unstored = self._unstored, []
+        if not todo:
+            return
         run_id, export_id, db = self.run_id, self.export["id"], self.db
-        _, tkey, meta, submission, kind = item
 
         def write() -> None:
-            with db.cursor() as cur:
-                item[0] = repo.record_submission(cur, run_id, export_id, tkey, kind, submission.to_dict(), meta)
+            rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta, seq)
+                    for _, tkey, meta, submission, kind, seq in todo]
+            with db.transaction() as cur:
+                ids = repo.save_submissions(cur, rows)
+            for it, sub_id in zip(todo, ids):
+                it[0] = sub_id
 
-        self._recorder.submit(write)
-
-    def _await_record(self) -> None:
-        self._recorder.wait()   # re-raises a failed record: the run stops before sending anything more
+        self._writer.submit(write)
 
     def _collect_oldest(self) -> None:
-        self._await_record()   # never poll a job that is not on record
         item = self._inflight.popleft()
-        _, tkey, meta, submission, _ = item
+        _, tkey, meta, submission, _, _ = item
         try:
             outcomes = self.client.collect(submission)
         except BaseException:
@@ -272,7 +286,6 @@ class ExportRun:
         return bool(self._cancelled())
 
     def _drain(self) -> None:
-        self._await_record()
         while self._inflight:
             self._collect_oldest()
         self._flush()
@@ -329,11 +342,11 @@ class ExportRun:
             self._collected, self._collected_n = [], 0
             return
         db, run_id, export_id = self.db, self.run_id, self.export["id"]
-        # every collected submission is on record (_collect_oldest waited for it); one whose outcomes are
-        # still pending stays uncollected there, so a later run asks the vendor again
-        done_ids = [i for i in map(_row_id, done_refs) if i is not None]
+        self._store_pending()   # queued before this flush: the writer stores them first, so ids are set
+        # a submission whose outcomes are still pending stays uncollected on record: a later run asks again
 
         def write() -> None:
+            done_ids = [i for i in map(_row_id, done_refs) if i is not None]
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 repo.record_outcome_columns(cur, run_id, export_id, {
@@ -352,6 +365,7 @@ class ExportRun:
         """Collect submissions earlier runs persisted but never collected (crash, kill, cancel)."""
         from connectors.base import Submission
 
+        self._reconcile_journal()
         for row in repo.uncollected_submissions(self.db, self.export["id"]):
             submission = Submission.from_dict(row["submission"])
             outcomes = self.client.collect(submission)
@@ -359,6 +373,20 @@ class ExportRun:
             self._collected.append((row["id"], row["target_key"], row["meta"], outcomes))
             self._flush(recovered=True)
         self._writer.wait()   # the plan reads the delivery state these flushes write
+
+    def _reconcile_journal(self) -> None:
+        """Submissions a killed run journaled (the vendor accepted them) but never stored in the database:
+        store them now, uncollected, so recover() collects them instead of sending them again."""
+        entries = read_entries(self._journal.path)
+        if not entries:
+            return
+        stored = repo.stored_journal_seqs(self.db, self.export["id"], sorted({e["run_id"] for e in entries}))
+        missing = [e for e in entries if (e["run_id"], e["seq"]) not in stored]
+        if missing:
+            with self.db.transaction() as cur:
+                repo.save_submissions(cur, [(e["run_id"], self.export["id"], e["target_key"], e["kind"],
+                                             e["submission"], e["meta"], e["seq"]) for e in missing])
+        self._journal.truncate()
 
     def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
         """Plan the target: counts by action (as _count_plan), and where its rows will be read from.
@@ -540,8 +568,19 @@ class ExportRun:
             with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it
                 return self._execute()
         finally:
-            self._recorder.close()   # the last submission's record (sent, not collected) completes
+            stored = True
+            try:
+                self._store_pending()   # sent, maybe not collected: on record in the database too
+            except BaseException:   # the writer failed earlier; its error is already the run's
+                stored = False
             self._writer.close()     # finishes the writes already handed over (also on a crash)
+            try:
+                self._writer.wait()
+            except BaseException:
+                stored = False
+            if stored and not self.dry_run:
+                self._journal.truncate()   # all in the database; else the next run reconciles from it
+            self._journal.close()
 
     def _execute(self) -> RunResult:
         export = self.export

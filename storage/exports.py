@@ -26,8 +26,7 @@ record_outcome_columns(cur, run_id, export_id, columns)   the same from column l
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
-record_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
-                                                      one, autocommitted: durable before the next request
+stored_journal_seqs(db, export_id, run_ids) -> {(run_id, journal_seq)}   submissions already stored
 mark_collected(cur, submission_id); mark_collected_many(cur, ids)
 uncollected_submissions(db, export_id) -> list[dict]
 run_outcome_counts / run_contacts_page / iter_run_contacts   (pages and CSV downloads)
@@ -396,33 +395,28 @@ def save_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, subm
 
 def save_submissions(cur, rows: list[tuple]) -> list[int]:
     """Persist several submissions in one statement; rows: (run_id, export_id, target_key, kind,
-    submission_dict, meta). Returns their ids in row order."""
+    submission_dict, meta[, journal_seq]). Returns their ids in row order."""
     if not rows:
         return []
-    if len(rows) == 1:
-        return [save_submission(cur, *rows[0])]
     # ids allocated up front from the table's own sequence, so row i gets ids[i] whatever the insert order
     ids = sorted(i for (i,) in cur.execute("SELECT nextval('export_submission_id_seq') FROM range(?)",
                                            [len(rows)]).fetchall())
     cur.execute(
-        "INSERT INTO export_pending_submissions (id, run_id, export_id, target_key, kind, submission_json, meta_json) "
-        "SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
-        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+        "INSERT INTO export_pending_submissions (id, run_id, export_id, target_key, kind, submission_json, meta_json, "
+        "journal_seq) SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[])",
         [ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-         [orjson.dumps(r[4]).decode() for r in rows], [orjson.dumps(r[5]).decode() for r in rows]],
+         [orjson.dumps(r[4]).decode() for r in rows], [orjson.dumps(r[5]).decode() for r in rows],
+         [r[6] if len(r) > 6 else None for r in rows]],
     )
     return ids
 
 
-def record_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, submission: dict, meta) -> int:
-    """One accepted submission, durable when this returns: a single autocommitted INSERT (call it on a
-    cursor OUTSIDE a transaction). JSON by orjson: this runs once per vendor batch (10,000 per 1 M
-    Omnisend contacts), on the export runner's path to its next request."""
-    return cur.execute(
-        "INSERT INTO export_pending_submissions (run_id, export_id, target_key, kind, submission_json, meta_json) "
-        "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        [run_id, export_id, tkey, kind, orjson.dumps(submission).decode(), orjson.dumps(meta).decode()],
-    ).fetchone()[0]
+def stored_journal_seqs(db, export_id: int, run_ids: list[int]) -> set[tuple[int, int]]:
+    """(run_id, journal_seq) of the given runs' submissions already in the database."""
+    return {(r, q) for r, q in _read(db, lambda cur: cur.execute(
+        "SELECT run_id, journal_seq FROM export_pending_submissions WHERE export_id = ? AND journal_seq IS NOT NULL "
+        "AND run_id IN (SELECT unnest(?::BIGINT[]))", [export_id, list(run_ids)]).fetchall())}
 
 
 def mark_collected(cur, submission_id: int) -> None:
@@ -505,8 +499,9 @@ def suppressed_count(db) -> int:
 def list_suppressed(db, *, limit: int = 100, offset: int = 0, search: str | None = None) -> list[dict]:
     sql, params = "SELECT email, reason, added_by, added_at FROM suppression_list", []
     if search:
-        sql += " WHERE email LIKE ?"
-        params.append(f"%{search.strip().lower()}%")
+        # contains(), not LIKE: a typed % or _ is a character to find, not a wildcard matching every row
+        sql += " WHERE contains(email, ?)"
+        params.append(search.strip().lower())
     return _read(db, lambda cur: _rows(cur, sql + " ORDER BY email LIMIT ? OFFSET ?", params + [limit, offset]))
 
 
