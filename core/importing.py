@@ -9,6 +9,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Iterable
 
 KEY_COLUMN = "customer_id"
@@ -85,12 +86,19 @@ SQL_TYPES = {"text": "VARCHAR", "number": "DOUBLE", "date": "DATE", "timestamp":
 CATALOGUE_TYPE = {"text": "text", "number": "number", "date": "date", "timestamp": "date", "boolean": "boolean"}
 
 # The same patterns serve Python (preview) and DuckDB's RE2 (whole-file detection at import).
-NUMBER_PATTERN = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
-LEADING_ZERO_PATTERN = r"[+-]?0\d.*"
+# A column becomes a number only if every value survives the trip text -> DOUBLE -> text: a plain
+# decimal (optional minus; no plus sign, exponent or leading zero, which phone numbers, product codes
+# like 1E5 and postal codes carry), with at most MAX_EXACT_DIGITS significant digits (more do not fit
+# a DOUBLE: 9007199254740993 would become ...992), and trailing zeros after the point only in a
+# fixed-point column (every fraction with the same number of decimals: prices 19.90 and 5.00, but not
+# versions 1.10 and 1.2). Dates and timestamps must be real ones (2024-02-31 stays text).
+NUMBER_PATTERN = r"-?(0|[1-9]\d*)(\.\d+)?"
+TRAILING_ZERO_PATTERN = r"-?\d+\.\d*0"
+MAX_EXACT_DIGITS = 15          # DBL_DIG: every decimal with this many significant digits round-trips
 DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
 TIMESTAMP_PATTERN = r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?"
 _NUMBER = re.compile(NUMBER_PATTERN)
-_LEADING_ZERO = re.compile(LEADING_ZERO_PATTERN)
+_TRAILING_ZERO = re.compile(TRAILING_ZERO_PATTERN)
 _DATE = re.compile(DATE_PATTERN)
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 MAX_SLUG_LEN = 48
@@ -181,33 +189,69 @@ def parse_bool(value) -> bool | None:
     raise ValueError(f"{value!r} is not a yes/no value")
 
 
+def significant_digits(number_text: str) -> int:
+    """Digits that carry the value of a plain decimal: `-0.00120` -> 3 (`120`)."""
+    return len(number_text.replace("-", "").replace(".", "").lstrip("0"))
+
+
+def is_exact_number(text: str) -> bool:
+    """A plain decimal that a DOUBLE holds exactly (see NUMBER_PATTERN)."""
+    return bool(_NUMBER.fullmatch(text)) and significant_digits(text) <= MAX_EXACT_DIGITS
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return bool(_DATE.fullmatch(text))
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return bool(_TIMESTAMP.fullmatch(text))
+
+
 def detect_type(values: Iterable) -> str:
     """text | number | date | timestamp | boolean from sample values (blanks ignored).
 
-    Conservative: numbers with leading zeros (postal codes, ids) and anything mixed stay text.
+    Never loses information: a type other than text only when every value converts and back exactly.
     """
     seen = [str(v).strip() for v in values if v is not None and str(v).strip() != ""]
     lowered = [v.lower() for v in seen]
+    numbers = [v for v in seen if is_exact_number(v)]
+    scales = [len(v) - v.index(".") - 1 for v in numbers if "." in v]
     return type_from_counts(
         non_blank=len(seen),
-        numbers=sum(1 for v in seen if _NUMBER.fullmatch(v)),
-        leading_zero=sum(1 for v in seen if _LEADING_ZERO.fullmatch(v)),
-        dates=sum(1 for v in seen if _DATE.fullmatch(v)),
-        timestamps=sum(1 for v in seen if _TIMESTAMP.fullmatch(v)),
+        numbers=len(numbers),
+        trailing_zeros=sum(1 for v in numbers if _TRAILING_ZERO.fullmatch(v)),
+        fraction_scales=(min(scales), max(scales)) if scales else None,
+        dates=sum(1 for v in seen if _is_date(v)),
+        timestamps=sum(1 for v in seen if _is_timestamp(v)),
         booleans=sum(1 for v in lowered if v in TRUE_VALUES or v in FALSE_VALUES),
         zero_one=sum(1 for v in lowered if v in ("0", "1")),
     )
 
 
-def type_from_counts(*, non_blank: int, numbers: int, leading_zero: int, dates: int, timestamps: int,
-                     booleans: int, zero_one: int) -> str:
-    """The type every non-blank value fits (counts of values matching each pattern); text otherwise."""
+def type_from_counts(*, non_blank: int, numbers: int, dates: int, timestamps: int, booleans: int, zero_one: int,
+                     trailing_zeros: int = 0, fraction_scales: tuple[int, int] | None = None) -> str:
+    """The type every non-blank value fits (counts of values matching each test); text otherwise.
+
+    `numbers` counts exact numbers (is_exact_number); `trailing_zeros` those with a fraction ending in
+    0, `fraction_scales` the (fewest, most) decimals among those with a fraction.
+    """
     if non_blank == 0:
         return "text"
     if booleans == non_blank and zero_one < non_blank:
         return "boolean"
-    if numbers == non_blank and leading_zero == 0:
-        return "number"
+    if numbers == non_blank:
+        fixed_point = fraction_scales is None or fraction_scales[0] == fraction_scales[1]
+        if trailing_zeros == 0 or fixed_point:
+            return "number"
+        return "text"   # 1.10 next to 1.2: the zero means something (a version), a DOUBLE would drop it
     if dates == non_blank:
         return "date"
     if timestamps == non_blank:

@@ -42,10 +42,6 @@ _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 _SQL_TO_CATALOGUE = {"VARCHAR": "text", "DOUBLE": "number", "DATE": "date", "TIMESTAMP": "date", "BOOLEAN": "boolean"}
 
 
-class _RetryAsLatin1(Exception):
-    """UTF-8 decoding failed past the sniffed sample; the import is retried as Latin-1."""
-
-
 # -- files ------------------------------------------------------------------------------
 
 def upload_dir() -> Path:
@@ -137,19 +133,14 @@ def inspect_file(db, actor: User, path: str | Path, file_name: str | None = None
             dialect = repo.sniff_csv(path, file_name)
             relation, params = repo.csv_relation(dialect, pad_short_rows=True)
             headers = dialect.headers
+            warnings += dialect.warnings
             try:
                 sample = cur.execute(f"SELECT {repo.csv_select(len(headers))} FROM {relation} LIMIT ?",
-                                     [str(path), *params, importing_sample_rows()]).fetchall()
+                                     [str(dialect.read_path or path), *params, importing_sample_rows()]).fetchall()
             except duckdb.Error as exc:
-                if "unicode" in str(exc).lower() and dialect.encoding == "utf-8":
-                    dialect.encoding = "latin-1"
-                    relation, params = repo.csv_relation(dialect, pad_short_rows=True)
-                    sample = cur.execute(f"SELECT {repo.csv_select(len(headers))} FROM {relation} LIMIT ?",
-                                         [str(path), *params, importing_sample_rows()]).fetchall()
-                else:
-                    raise ProfileImportError(repo.explain_csv_error(exc, len(headers))) from exc
+                raise ProfileImportError(repo.explain_csv_error(exc, len(headers))) from exc
             columns = [ColumnInfo(i, h, importing.detect_type(r[i] for r in sample)) for i, h in enumerate(headers)]
-            delimiter, encoding = dialect.delimiter, dialect.encoding
+            delimiter, encoding = dialect.delimiter, dialect.encoding_label or dialect.encoding
             if len(headers) == 1:
                 warnings.append("Only one column was found. If the file uses a delimiter other than comma, "
                                 "semicolon, tab or pipe, save it with commas and try again.")
@@ -193,11 +184,10 @@ def import_profiles(db, actor: User, path: str | Path, plan: ImportPlan, *, file
             dialect = repo.sniff_csv(path, file_name)
             plan.validate(dialect.headers)
             try:
-                return _import_once(db, actor, path, file_name, plan, started, dialect=dialect)
-            except _RetryAsLatin1:
-                dialect.encoding = "latin-1"
                 return _import_once(db, actor, path, file_name, plan, started, dialect=dialect,
-                                    warnings=["The file is not valid UTF-8; it was read as Latin-1 (ISO-8859-1)."])
+                                    warnings=dialect.warnings)
+            finally:
+                repo.release_csv(path)
         with db.cursor() as cur:
             described = repo.parquet_columns(cur, path)
         plan.validate([name for name, _ in described])
@@ -255,11 +245,19 @@ def _detect_extra_types(cur, staging: str, cols: list[_Column]) -> dict[str, str
             continue
         text_cols.append(col)
         ref = f"s.{col.staging}"
+        # The rules of core.importing.detect_type, over the whole file in one scan.
+        exact = (f"(regexp_full_match({ref}, ?) AND "
+                 f"length(ltrim(replace(replace({ref}, '-', ''), '.', ''), '0')) <= {importing.MAX_EXACT_DIGITS})")
+        scale = f"length({ref}) - strpos({ref}, '.')"
         aggregates += [
             (f"count({ref})", []),
-            (f"count(*) FILTER (WHERE regexp_full_match({ref}, ?))", [importing.NUMBER_PATTERN]),
-            (f"count(*) FILTER (WHERE regexp_full_match({ref}, ?))", [importing.LEADING_ZERO_PATTERN]),
-            (f"count(*) FILTER (WHERE regexp_full_match({ref}, ?))", [importing.DATE_PATTERN]),
+            (f"count(*) FILTER (WHERE {exact})", [importing.NUMBER_PATTERN]),
+            (f"count(*) FILTER (WHERE {exact} AND regexp_full_match({ref}, ?))",
+             [importing.NUMBER_PATTERN, importing.TRAILING_ZERO_PATTERN]),
+            (f"min({scale}) FILTER (WHERE {exact} AND strpos({ref}, '.') > 0)", [importing.NUMBER_PATTERN]),
+            (f"max({scale}) FILTER (WHERE {exact} AND strpos({ref}, '.') > 0)", [importing.NUMBER_PATTERN]),
+            (f"count(*) FILTER (WHERE regexp_full_match({ref}, ?) AND TRY_CAST({ref} AS DATE) IS NOT NULL)",
+             [importing.DATE_PATTERN]),
             (f"count(*) FILTER (WHERE regexp_full_match({ref}, ?) AND TRY_CAST({ref} AS TIMESTAMP) IS NOT NULL)",
              [importing.TIMESTAMP_PATTERN]),
             (f"count(*) FILTER (WHERE list_contains(?, lower({ref})))",
@@ -267,13 +265,14 @@ def _detect_extra_types(cur, staging: str, cols: list[_Column]) -> dict[str, str
             (f"count(*) FILTER (WHERE {ref} IN ('0', '1'))", []),
         ]
     values = repo.value_counts(cur, staging, aggregates)
+    per_column = 9
     for i, col in enumerate(text_cols):
-        n, numbers, lead0, dates, stamps, bools, zero_one = values[i * 7:(i + 1) * 7]
-        detected = importing.type_from_counts(non_blank=n, numbers=numbers, leading_zero=lead0, dates=dates,
-                                              timestamps=stamps, booleans=bools, zero_one=zero_one)
-        if detected == "date" and stamps < n:
-            detected = "text"  # looks like a date but is not one (e.g. 2024-02-31)
-        out[col.staging] = detected
+        n, numbers, trailing, min_scale, max_scale, dates, stamps, bools, zero_one = \
+            values[i * per_column:(i + 1) * per_column]
+        out[col.staging] = importing.type_from_counts(
+            non_blank=n, numbers=numbers, trailing_zeros=trailing,
+            fraction_scales=None if min_scale is None else (min_scale, max_scale),
+            dates=dates, timestamps=stamps, booleans=bools, zero_one=zero_one)
     return out
 
 
@@ -286,7 +285,7 @@ def _import_once(db, actor: User, path: Path, file_name: str, plan: ImportPlan, 
         headers = dialect.headers
         cols = [_Column(i, h, f"c{i}", "VARCHAR") for i, h in enumerate(headers)]
         relation, params = repo.csv_relation(dialect, pad_short_rows=plan.pad_short_rows)
-        select_list, reader_params, fmt = repo.csv_select(len(headers)), [str(path), *params], "csv"
+        select_list, reader_params, fmt = repo.csv_select(len(headers)), [str(dialect.read_path or path), *params], "csv"
     else:
         headers = [name for name, _ in parquet_columns]
         cols = [_Column(i, h, f"c{i}", t) for i, (h, t) in enumerate(parquet_columns)]
@@ -301,8 +300,6 @@ def _import_once(db, actor: User, path: Path, file_name: str, plan: ImportPlan, 
         try:
             rows = repo.stage(cur, staging, relation, reader_params, select_list)
         except duckdb.Error as exc:
-            if dialect is not None and "unicode" in str(exc).lower() and dialect.encoding == "utf-8":
-                raise _RetryAsLatin1() from exc
             if dialect is not None:
                 raise ProfileImportError(repo.explain_csv_error(exc, len(headers))) from exc
             raise ProfileImportError(f"The Parquet file could not be read: {repo.first_line(exc)}") from exc

@@ -12,13 +12,14 @@ import io
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from core import importing
 from core.importing import ProfileImportError
+from storage import text_encoding
 from storage.db import quote_ident
 
 TABLE = "profiles"
@@ -169,6 +170,9 @@ class CsvDialect:
     delimiter: str
     encoding: str        # utf-8 | utf-16 | latin-1 (DuckDB's names)
     headers: list[str]
+    read_path: Path | None = None     # the file DuckDB reads: the original or its UTF-8 copy
+    encoding_label: str = ""          # what people are told (UTF-8, Windows-1252, ...)
+    warnings: list[str] = field(default_factory=list)
 
 
 def detect_format(path: Path, file_name: str | None = None) -> str:
@@ -188,21 +192,22 @@ def detect_format(path: Path, file_name: str | None = None) -> str:
     return "csv"
 
 
-def _decode_sample(raw: bytes) -> tuple[str, str]:
-    """(DuckDB encoding name, decoded text) for the first bytes of a CSV file."""
+def _decode_sample(raw: bytes, encoding: str) -> str:
+    """The first bytes of a CSV file as text, in the encoding chosen for the whole file."""
+    if encoding == "utf-16":
+        return raw.decode("utf-16", errors="ignore")
     if raw.startswith(codecs.BOM_UTF8):
-        return "utf-8", raw[len(codecs.BOM_UTF8):].decode("utf-8", errors="ignore")
-    if raw.startswith(codecs.BOM_UTF16_LE) or raw.startswith(codecs.BOM_UTF16_BE):
-        return "utf-16", raw.decode("utf-16", errors="ignore")
-    try:
-        # final=False: a multi-byte character cut at the end of the sample is fine.
-        return "utf-8", codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
-    except UnicodeDecodeError:
-        return "latin-1", raw.decode("latin-1")
+        raw = raw[len(codecs.BOM_UTF8):]
+    if encoding == "latin-1":
+        return raw.decode("latin-1")
+    # final=False: a multi-byte character cut at the end of the sample is fine.
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
 
 
 def _records(text: str, delimiter: str, limit: int) -> list[list[str]]:
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    # newline="": the csv module sees \r, \n and \r\n line ends itself (CR-only files from old Macs).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True,
+                        strict=False)
     out = []
     try:
         for record in reader:
@@ -248,10 +253,12 @@ def clean_headers(raw: list[str]) -> list[str]:
 
 
 def sniff_csv(path: Path, file_name: str | None = None) -> CsvDialect:
-    with open(path, "rb") as fh:
+    """Delimiter and header from the first megabyte; the encoding from the whole file (text_encoding)."""
+    encoding = text_encoding.scan_cached(path, file_name or path.name)
+    with open(encoding.read_path, "rb") as fh:
         raw = fh.read(SAMPLE_BYTES)
         complete = fh.read(1) == b""
-    encoding, text = _decode_sample(raw)
+    text = _decode_sample(raw, encoding.duckdb_encoding)
     if not text.strip():
         raise ProfileImportError(f"{file_name or path.name} is empty: there is nothing to import.")
     if "\x00" in text:
@@ -260,7 +267,13 @@ def sniff_csv(path: Path, file_name: str | None = None) -> CsvDialect:
     first = _records(text, delimiter, 1)
     if not first:
         raise ProfileImportError(f"{file_name or path.name} has no header row.")
-    return CsvDialect(delimiter, encoding, clean_headers(first[0]))
+    return CsvDialect(delimiter, encoding.duckdb_encoding, clean_headers(first[0]), encoding.read_path,
+                      encoding.label, list(encoding.warnings))
+
+
+def release_csv(path: Path) -> None:
+    """Drop what reading `path` left behind (its UTF-8 copy, if one was needed)."""
+    text_encoding.release(path)
 
 
 def _staging_names(n: int) -> list[str]:
@@ -313,6 +326,12 @@ def explain_csv_error(exc: Exception, n_headers: int) -> str:
                     "\"Fill missing values in short rows\" to import such rows with empty values.")
         return (f"{where} has {found} values but the header has {expected} columns, so values would be lost. "
                 "Check the delimiter and quoting of that line and import again.")
+    size = re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)", text)
+    if size:
+        limit_mb, actual_mb = int(size.group(1)) / 1e6, int(size.group(2)) / 1e6
+        return (f"{where} is {actual_mb:,.1f} MB long; lines (and values) over {limit_mb:,.0f} MB cannot be imported. "
+                "Usually a quote that is opened and never closed turns the rest of the file into one value: "
+                "check the quoting just before that line.")
     if "unterminated quote" in text.lower():
         return f"{where} opens a quoted value that is never closed. Fix the quoting and import again."
     if "invalid unicode" in text.lower():

@@ -30,7 +30,7 @@ def test_extra_column_names_are_safe_and_unique():
 
 
 @pytest.mark.parametrize("values,expected", [
-    (["1", "2.5", "-3e4"], "number"), (["007", "1"], "text"), (["yes", "No", "Y"], "boolean"),
+    (["1", "2.5", "-34000"], "number"), (["-3e4"], "text"), (["007", "1"], "text"), (["yes", "No", "Y"], "boolean"),
     (["0", "1"], "number"), (["2024-01-02"], "date"), (["2024-01-02", "2024-02-03 10:00"], "timestamp"),
     ([None, "", "x"], "text"), ([], "text"),
 ])

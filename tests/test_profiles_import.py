@@ -108,7 +108,7 @@ def test_utf8_with_bom(db, contributor):
 
 def test_latin1(db, contributor):
     preview = svc.inspect_file(db, contributor, FIXTURES / "latin1.csv")
-    assert preview.encoding == "latin-1"
+    assert preview.encoding == "Latin-1"
     do_import(db, contributor, "latin1.csv")
     assert db.query("SELECT first_name FROM profiles ORDER BY 1") == [("José",), ("Zoë",)]
 
