@@ -29,8 +29,9 @@ HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), tra
            retry=None, rate_limits=None, sleep=time.sleep, clock=time.time, rand=random.random, on_wait=None)
     .on_wait(vendor, seconds_left, reason)   optional listener (settable later, see set_wait_listener):
         called before every step (<= WAIT_NOTICE_INTERVAL_S) of a rate-limit wait with the seconds still
-        to wait, reason "rate_limit". It may raise (e.g. the run was cancelled) to abort the wait; the
-        exception propagates out of .request().
+        to wait, reason "rate_limit" (RATE_LIMIT). It may raise (e.g. the run was cancelled) to abort the
+        wait; the exception propagates out of .request(). Called once with the wait asked for and reason
+        "rate_limit_budget_exhausted" just before a RateLimitedError(budget_exhausted) is raised.
     .rate_limit_waited_s                 total rate-limit waiting so far (what the budget is charged)
     .request(method, path, *, bucket="default", json=None, params=None, content=None, headers=None,
              ok=(200, 201, 202, 204), on_error=None) -> httpx.Response
@@ -78,6 +79,8 @@ from connectors.errors import (
 MAX_WAIT_S = 120.0
 DEFAULT_RATE_LIMIT_BUDGET_S = 30 * 60.0   # issue 13: vendors throttle for minutes at a time
 WAIT_NOTICE_INTERVAL_S = 5.0              # countdown granularity of a rate-limit wait (and cancel latency)
+RATE_LIMIT = "rate_limit"                 # on_wait reasons: waiting out a rate limit ...
+RATE_LIMIT_BUDGET_EXHAUSTED = "rate_limit_budget_exhausted"   # ... or about to stop: the wait is over budget
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=30.0)
 
@@ -470,14 +473,18 @@ class HttpClient:
         budget = self.retry.rate_limit_budget_s
         with self._budget_lock:
             left = budget - self.rate_limit_waited_s
-            if wait > left:
-                raise self._over_budget(resp, wait, budget)
-            if jitter:   # a little spread so parallel workers don't all come back in the same instant
-                wait = min(left, wait + 0.05 * self.rand())
-            self.rate_limit_waited_s += wait   # charged up front: threads waiting at once share the budget
+            over = wait > left
+            if not over:
+                if jitter:   # a little spread so parallel workers don't all come back in the same instant
+                    wait = min(left, wait + 0.05 * self.rand())
+                self.rate_limit_waited_s += wait   # charged up front: threads waiting at once share the budget
+        if over:
+            if self.on_wait is not None:   # tell the listener why the run is about to stop (it may pause it)
+                self.on_wait(self.vendor, wait, RATE_LIMIT_BUDGET_EXHAUSTED)
+            raise self._over_budget(resp, wait, budget)
         log.warning("%s %s -> %d (rate limited); waiting %.1fs (%.0fs of the %.0fs budget used)",
                     self.vendor, self.redact(what), resp.status_code, wait, self.rate_limit_waited_s, budget)
-        self._announced_sleep(wait, "rate_limit")
+        self._announced_sleep(wait, RATE_LIMIT)
 
     def _announced_sleep(self, seconds: float, reason: str) -> None:
         """Sleep in steps of at most WAIT_NOTICE_INTERVAL_S, telling on_wait how long is left before each
@@ -497,10 +504,10 @@ class HttpClient:
         retry_at = self.clock() + wait
         when = time.strftime("%H:%M", time.localtime(retry_at))
         used = self.rate_limit_waited_s
-        spent = f" after already waiting {human_seconds(used)}" if used >= 1 else ""
-        message = (f"{self.label} is limiting how fast we can send and asked us to wait {human_seconds(wait)}"
-                   f"{spent}, more than this run may wait for rate limits ({human_seconds(budget)}). "
-                   f"Try again after {when} (in about {human_seconds(wait)}).")
+        spent = f" (after waiting {human_seconds(used)} already)" if used >= 1 else ""
+        message = (f"{self.label} is limiting how fast we can send. Try again in about {human_seconds(wait)} "
+                   f"(after {when}): it asked for a longer wait than the {human_seconds(budget)} we may spend "
+                   f"waiting for its rate limit{spent}.")
         return RateLimitedError(message, retry_after_s=wait, retry_at=retry_at, budget_exhausted=True,
                                 status=resp.status_code, vendor=self.vendor, detail=self._detail(resp))
 

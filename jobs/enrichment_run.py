@@ -420,6 +420,7 @@ def handle(ctx: RunContext) -> RunResult:
         client = factory(db, enrichment, opts.sleep, opts.clock)
     except Exception as exc:  # ConnectionUnavailableError and friends carry a plain message
         return RunResult("failed", {"pass_id": pass_id}, _user_message(exc))
+    runner.listen_to_vendor_waits(ctx, client)   # "Waiting for Leadspace's rate limit, resumes in N s"
     work = _PassRun(ctx, enrichment, pass_id, client, opts)
     try:
         stop, message = work.execute()

@@ -649,6 +649,11 @@ class ExportRun:
         summary = (f"{c['sent']:,} sent: {c['accepted']:,} accepted, {c['rejected']:,} rejected"
                    + (f", {c['pending']:,} still pending at the vendor" if c["pending"] else "")
                    + f"; {c['skipped']:,} skipped; {c['unchanged']:,} unchanged.")
+        if isinstance(error, runner.RunCancelled):   # a cancel that stopped a rate-limit wait (issue 13)
+            error, self.stopped_by_cancel = None, True
+        if getattr(error, "budget_exhausted", False):   # the vendor throttles longer than the run may wait
+            return RunResult("partially_succeeded", c, f"Paused: {error.user_message} {summary} "
+                             "Resume the run then to continue from here.")
         if error is not None:
             text = getattr(error, "user_message", None) or f"{type(error).__name__}: {error}"
             return RunResult("failed", c, f"The run stopped: {text} {summary} The next run continues from here.")
@@ -734,6 +739,7 @@ def handle(ctx: RunContext) -> RunResult:
     except Exception as exc:  # connection missing/inactive/unreadable key: say so plainly
         return RunResult("failed", {}, getattr(exc, "user_message", None) or str(exc))
     try:
+        runner.listen_to_vendor_waits(ctx, client)   # "Waiting for <vendor>'s rate limit, resumes in N s"
         run = ExportRun(ctx.db, export, client, ctx.run_id, ctx.params, progress=ctx.progress,
                         cancelled=ctx.cancelled)
         return run.execute()

@@ -4,7 +4,14 @@
 * ``JobRunner`` threads claim queued runs and call the handler registered for the kind.
 * Handlers receive a :class:`RunContext` and return a :class:`RunResult`.
 * On start, runs left ``running`` by a crashed process become ``interrupted``; ``resume`` queues a
-  new run carrying ``{"resume_of": old_id}`` so the handler continues where it stopped.
+  new run carrying ``{"resume_of": old_id}`` so the handler continues where it stopped. An interrupted
+  run keeps its real end (its last progress) and the counts of what it did, computed from its own
+  records by the recovery hook its kind registered (``register_recovery``): the runner knows no kind.
+* A run that resumed others (``resume_of``) shows its own counts and ``chain_counts``, the total across
+  the resume chain, combined by the kind's ``register_chain_total`` function (default: numbers summed).
+* ``RunContext.vendor_wait`` is a connector's ``on_wait`` listener (connectors.http): a rate-limit wait
+  shows as the run's progress ("Waiting for SendGrid's rate limit, resumes in 25 s") and a cancel
+  requested meanwhile stops the wait (RunCancelled) instead of sleeping it out.
 * ``run_child`` lets a run (the refresh) start and execute another run in its own thread, as a
   child (``parent_run_id``), still single-flight; cancelling the parent cancels the running child.
 * After every run finishes, ``services.alerts.on_run_finished(db, run)`` is called (never fatal).
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import traceback
@@ -60,10 +68,23 @@ class RunResult:
 
 
 HANDLERS: dict[str, Callable[["RunContext"], RunResult]] = {}
+# kind -> fn(db, run: dict) -> counts of what the interrupted run did (from its own records), or None
+RECOVERY_HOOKS: dict[str, Callable[[Any, dict], dict | None]] = {}
+# kind -> fn(runs: list[dict], oldest first, each with "counts") -> the chain's total counts
+CHAIN_TOTALS: dict[str, Callable[[list[dict]], dict]] = {}
+INTERRUPTED_MESSAGE = "The app stopped while this run was in progress. Resume it to continue where it stopped."
 
 
 def register(kind: str, fn: Callable[["RunContext"], RunResult]) -> None:
     HANDLERS[kind] = fn
+
+
+def register_recovery(kind: str, fn: Callable[[Any, dict], dict | None]) -> None:
+    RECOVERY_HOOKS[kind] = fn
+
+
+def register_chain_total(kind: str, fn: Callable[[list[dict]], dict]) -> None:
+    CHAIN_TOTALS[kind] = fn
 
 
 def _actor_name(actor: User | str | None) -> str:
@@ -129,16 +150,58 @@ def request_cancel(db, actor: User | str | None, run_id: int) -> str:
 
 
 def mark_interrupted(db) -> int:
-    """Runs left 'running' by a process that died become 'interrupted' (resumable)."""
-    with db.transaction() as cur:
-        ids = [r[0] for r in cur.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()]
-        if ids:
-            cur.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = now(), "
-                "message = 'The app stopped while this run was in progress. Resume it to continue where it stopped.' "
-                "WHERE status = 'running'"
-            )
-    return len(ids)
+    """Runs left 'running' by a process that died become 'interrupted' (resumable). Each ends at its last
+    progress and keeps the counts its kind's recovery hook computes from the run's own records."""
+    from storage import runs as runs_repo
+
+    stranded = runs_repo.running_runs(db)
+    for run in stranded:
+        counts = None
+        hook = RECOVERY_HOOKS.get(run["kind"])
+        if hook is not None:
+            try:
+                counts = hook(db, run)
+            except Exception:  # counts are a courtesy; the run must still become resumable
+                log.error("recovery hook for run %s failed: %s", run["id"], traceback.format_exc())
+        message = INTERRUPTED_MESSAGE
+        if counts:
+            message += " Its counts are what its own records show it did before the app stopped."
+        with db.transaction() as cur:
+            runs_repo.finish_interrupted(cur, run["id"], counts, message)
+    return len(stranded)
+
+
+def listen_to_vendor_waits(ctx: "RunContext", client: Any) -> None:
+    """Runners call this with their connector client: its rate-limit waits then show as the run's
+    progress, and a cancel requested during one stops it (RunCancelled) instead of sleeping it out."""
+    from connectors.http import set_wait_listener
+
+    listener = getattr(ctx, "vendor_wait", None)
+    if listener is not None:
+        set_wait_listener(client, listener)
+
+
+def chain_counts(db, run: dict) -> tuple[list[int], dict] | None:
+    """(run ids oldest first, total counts) across the runs ``run`` resumed, or None if it resumed none."""
+    if not (run.get("params") or {}).get("resume_of"):
+        return None
+    from storage import runs as runs_repo
+
+    chain = [r for r in runs_repo.resume_chain(db, run["id"]) if r["status"] not in ACTIVE_STATUSES or r["id"] == run["id"]]
+    if len(chain) < 2:
+        return None
+    combine = CHAIN_TOTALS.get(run["kind"], sum_counts)
+    return [r["id"] for r in chain], combine(chain)
+
+
+def sum_counts(runs: list[dict]) -> dict:
+    """Default chain total: every numeric top-level count summed."""
+    total: dict[str, Any] = {}
+    for run in runs:
+        for key, value in (run.get("counts") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 def resume(db, actor: User | str | None, run_id: int) -> int:
@@ -160,7 +223,14 @@ def get_run(db, run_id: int) -> dict | None:
     run = rows[0]
     run["counts"] = json.loads(run.pop("counts_json") or "{}")
     run["params"] = json.loads(run.pop("params_json") or "{}")
+    _add_chain(db, run)
     return run
+
+
+def _add_chain(db, run: dict) -> None:
+    """run["chain_run_ids"] / run["chain_counts"]: the resume chain it ends and its total (or None)."""
+    chain = chain_counts(db, run)
+    run["chain_run_ids"], run["chain_counts"] = chain if chain else (None, None)
 
 
 class RunContext:
@@ -176,6 +246,7 @@ class RunContext:
         self._clock = clock
         self._last_write = 0.0
         self.started_monotonic = clock()
+        self.paused_by_rate_limit = False   # set by vendor_wait: the vendor throttled beyond the run's budget
 
     def progress(self, done: int, total: int | None = None, message: str | None = None, *, force: bool = False) -> None:
         now = self._clock()
@@ -187,11 +258,28 @@ class RunContext:
             if cur is None:
                 return
             self._last_write = now
+            # progress_at: the run's last sign of life, its end time should the process die (mark_interrupted)
             cur.execute(
                 "UPDATE runs SET progress_done = ?, progress_total = coalesce(?, progress_total), "
-                "progress_message = coalesce(?, progress_message) WHERE id = ?",
+                "progress_message = coalesce(?, progress_message), progress_at = now() WHERE id = ?",
                 [done, total, message, self.run_id],
             )
+
+    def vendor_wait(self, vendor: str, seconds_left: float, reason: str = "rate_limit") -> None:
+        """A connector's on_wait listener (connectors.http.set_wait_listener): show the wait as the run's
+        progress, and stop it at once (RunCancelled) when a cancel was requested meanwhile."""
+        from connectors.errors import vendor_label
+        from connectors.http import RATE_LIMIT_BUDGET_EXHAUSTED
+
+        if reason == RATE_LIMIT_BUDGET_EXHAUSTED:   # the connector stops next: a pause, not a failure
+            self.paused_by_rate_limit = True
+            return
+        self.check_cancelled()
+        what = "rate limit" if reason == "rate_limit" else reason.replace("_", " ")
+        message = f"Waiting for {vendor_label(vendor)}'s {what}, resumes in {max(1, math.ceil(seconds_left))} s"
+        with self.db.transaction() as cur:   # the count stays what the run last reported
+            cur.execute("UPDATE runs SET progress_message = ?, progress_at = now() WHERE id = ?", [message, self.run_id])
+        self._last_write = self._clock()
 
     def cancelled(self) -> bool:
         # A child of a running refresh stops too when the refresh is cancelled.
@@ -216,7 +304,11 @@ def execute_run(db, run_id: int) -> dict:
         if handler is None:
             result = RunResult("failed", {}, f"No runner is installed for {run['kind']} runs.")
         else:
-            result = handler(RunContext(db, run))
+            ctx = RunContext(db, run)
+            result = handler(ctx)
+            if getattr(result, "status", None) == "failed" and ctx.paused_by_rate_limit:
+                # it stopped because the vendor throttles longer than a run may wait: resumable, not failed
+                result.status = "partially_succeeded"
     except RunCancelled:
         result = RunResult("cancelled", {}, "Cancelled. The next run continues where this one stopped.")
     except Exception as exc:  # a handler bug must not kill the worker; record it honestly
@@ -454,6 +546,7 @@ def list_runs(db, *, kind: str | list | None = None, status: str | list | None =
     for run in db.query_dicts(sql, params + [limit, offset]):
         run["counts"] = json.loads(run.pop("counts_json") or "{}")
         run["params"] = json.loads(run.pop("params_json") or "{}")
+        _add_chain(db, run)
         if run["started_at"] and run["finished_at"]:
             run["duration_s"] = (run["finished_at"] - run["started_at"]).total_seconds()
         elif run["started_at"]:

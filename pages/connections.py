@@ -333,6 +333,14 @@ def manage(conn: dict) -> None:
         elif st.button("Activate", key=f"conn.activate.{cid}"):
             _do(svc.set_active, cid, True, ok="Activated.")
             st.rerun()
+        budget_min = st.number_input(
+            "Longest wait for rate limits per run (minutes)", min_value=1.0, max_value=1440.0, step=5.0,
+            value=svc.rate_limit_budget_s(conn) / 60, key=f"conn.rl_budget.{cid}",
+            help="A run waits as long as the vendor asks when it limits how fast we send, up to this much in "
+                 "total; a longer wait pauses the run, which can be resumed later.")
+        if st.button("Save wait limit", key=f"conn.rl_budget_btn.{cid}"):
+            _do(svc.set_rate_limit_budget, cid, budget_min, ok="Rate-limit wait saved.")
+            st.rerun()
     with remove_tab:
         if st.button("Remove connection…", key=f"conn.remove.{cid}"):
             st.session_state[REMOVE_ID] = cid

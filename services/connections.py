@@ -183,7 +183,8 @@ def verify(db_or_none, vendor: str, region: str, api_key: str, *, base_url: str 
 
     clean_region(vendor, region)
     key = (api_key or "").strip()
-    retry = RetryPolicy(max_attempts=VERIFY_MAX_ATTEMPTS, max_backoff_s=1.0, max_wait_s=VERIFY_MAX_WAIT_S)
+    retry = RetryPolicy(max_attempts=VERIFY_MAX_ATTEMPTS, max_backoff_s=1.0, max_wait_s=VERIFY_MAX_WAIT_S,
+                        rate_limit_budget_s=VERIFY_MAX_WAIT_S)   # a wizard check does not wait out throttling
     client = None
     try:
         client = registry.make_client(vendor, key, region, base_url=base_url, transport=transport, retry=retry)
@@ -324,6 +325,35 @@ def set_export_user(db, actor: User, connection_id: int, username: str | None) -
         with db.cursor() as cur:
             _check_export_user(cur, username)
     _change(db, actor, connection_id, "set_export_user", export_user=username)
+
+
+RATE_LIMIT_BUDGET_MIN_S = 60.0            # below a minute a run would give up on ordinary throttling
+RATE_LIMIT_BUDGET_MAX_S = 24 * 3600.0     # a run holding its slot for more than a day helps nobody
+
+
+def rate_limit_budget_s(row: dict) -> float:
+    """How long one run through this connection may wait out the vendor's rate limits (issue 13)."""
+    from connectors.http import DEFAULT_RATE_LIMIT_BUDGET_S
+
+    stored = row.get("rate_limit_budget_s")
+    return float(stored) if stored is not None else DEFAULT_RATE_LIMIT_BUDGET_S
+
+
+def set_rate_limit_budget(db, actor: User, connection_id: int, minutes: float | None) -> None:
+    """Admins: the per-run rate-limit budget of a connection in minutes (None = the default)."""
+    require(actor, Action.MANAGE_CONNECTIONS)
+    _load_db(db, connection_id)
+    seconds = None
+    if minutes is not None:
+        try:
+            seconds = float(minutes) * 60.0
+        except (TypeError, ValueError):
+            raise ConnectionInputError("Enter the rate-limit wait as a number of minutes.") from None
+        if not RATE_LIMIT_BUDGET_MIN_S <= seconds <= RATE_LIMIT_BUDGET_MAX_S:
+            raise ConnectionInputError(
+                f"The rate-limit wait must be between {RATE_LIMIT_BUDGET_MIN_S / 60:.0f} minute and "
+                f"{RATE_LIMIT_BUDGET_MAX_S / 3600:.0f} hours.")
+    _change(db, actor, connection_id, "set_rate_limit_budget", rate_limit_budget_s=seconds)
 
 
 def _load_db(db, connection_id) -> dict:
@@ -593,6 +623,12 @@ def make_client_for(db, connection_id: int, **opts):
             "An admin must enter it again in Admin › Connections.") from None
     if row["base_url"] and "base_url" not in opts:
         opts["base_url"] = row["base_url"]
+    if row.get("rate_limit_budget_s") is not None:   # the connection's own budget wins over a caller's policy
+        from dataclasses import replace
+
+        from connectors.http import RetryPolicy
+
+        opts["retry"] = replace(opts.get("retry") or RetryPolicy(), rate_limit_budget_s=rate_limit_budget_s(row))
     return registry.make_client(row["vendor"], key, row["region"], **opts)
 
 
@@ -624,7 +660,7 @@ __all__ = [
     "ConnectionInputError", "ConnectionInUseError", "ConnectionUnavailableError", "PermissionDenied", "RemoveResult",
     "create_connection", "demo_setup", "dependants", "give_consent", "make_client_for", "overview", "reverify",
     "remove_connection", "rename", "revoke_consent", "rotate_key", "set_active", "set_export_user", "set_sharing",
-    "usable_connections", "vendor_catalog", "verify",
+    "usable_connections", "vendor_catalog", "verify", "rate_limit_budget_s", "set_rate_limit_budget",
 ]
 
 

@@ -31,6 +31,7 @@ PUBLIC_COLUMNS = (
     "id", "name", "vendor", "kind", "region", "base_url", "shared_with_contributors", "export_user", "active",
     "verified", "last_verify_ok", "last_verify_message", "last_verified_at", "key_last4", "consent_version",
     "consent_by", "consent_at", "created_by", "created_at", "updated_at", "key_rotated_at",
+    "rate_limit_budget_s",   # migration 0073; NULL = connectors.http.DEFAULT_RATE_LIMIT_BUDGET_S
 )
 _UPDATABLE = frozenset(PUBLIC_COLUMNS) - {"id", "created_by", "created_at", "updated_at"} | {"key_ciphertext"}
 _SELECT = "SELECT " + ", ".join(PUBLIC_COLUMNS) + " FROM connections"
