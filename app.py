@@ -15,6 +15,7 @@ from storage import users as users_repo
 from storage.db import DatabaseError
 from ui import auth, deps, nav, session
 from ui.alerts import show_alert_banner
+from ui.text import md
 
 # A local file: an icon name (":material/hub:") makes the browser fetch the favicon from a Google host.
 FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
@@ -46,7 +47,7 @@ for spec in nav.pages_for(user.role, db):
     sections.setdefault(spec.section, []).append(page)
 
 with st.sidebar:
-    st.caption(f"Signed in as **{user.label}** · {user.role.value}")
+    st.caption(f"Signed in as **{md(user.label)}** · {user.role.value}")
     auth.sign_out_button()
     session.sync_cookie()
 
