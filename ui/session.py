@@ -96,5 +96,7 @@ def sync_cookie() -> None:
 
 
 def show_error(exc: Exception) -> None:
-    """A clear message, never a stack trace."""
-    st.error(str(exc) or type(exc).__name__)
+    """A clear message, never a stack trace; escaped, because messages quote user values."""
+    from ui.text import error_text
+
+    st.error(error_text(exc))
