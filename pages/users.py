@@ -77,7 +77,7 @@ if chosen:
                 except Exception as exc:
                     st.error(error_text(exc))
 
-    st.subheader(f"Sessions of {chosen}")
+    st.subheader(f"Sessions of {md(chosen)}")
     st.caption("Each sign-in starts a session (one per browser). Ending one signs that browser out at its next "
                "click. Resetting the password, changing the role, deactivating or a lockout end them all.")
     user_sessions = user_service.list_sessions(db, actor, target["id"])
