@@ -74,6 +74,31 @@ def test_the_checker_finds_unescaped_markup_and_accepts_escaped_text():
     assert problems("see www.evil.com") and not problems(md("see www.evil.com"))
 
 
+@pytest.mark.parametrize("text", [
+    "[a](https://evil.example)", "**bold** __b__", "*i* _i_", "<b>y</b>", "![i](http://e/x.png)", "`code`",
+    "# heading", "1. list", "- item", "+ item", "> quote", "a | b\n--|--\nc | d", "~~s~~", "$x^2$",
+    ":red[colour]", "https://evil.example", "www.evil.com", "mail@evil.com", "a\\b", "&amp; &lt;b&gt;",
+    "line one\n# two", "tab\tand\r\nbreak",
+])
+def test_md_shows_text_literally_on_one_line(text):
+    from ui.text import md
+
+    escaped = md(text)
+    assert problems(escaped) == []
+    assert "\n" not in escaped and "\r" not in escaped
+    tokens = list(_tokens(_PARSER.parse(escaped)))
+    assert [t.type for t in tokens if t.type.endswith("_open")] == ["paragraph_open"]   # one plain paragraph
+    assert rendered_text(escaped) == " ".join(text.replace("\r\n", "\n").split("\n"))
+
+
+def test_md_of_none_and_numbers():
+    from ui.text import error_text, md
+
+    assert md(None) == "" and md(12.5) == "12\\.5"
+    assert error_text(ValueError()) == "ValueError"
+    assert error_text(ValueError("Duplicate key **k**\nand more")) == "Duplicate key \\*\\*k\\*\\*  \nand more"
+
+
 def markdown_strings(at) -> list[tuple[str, str]]:
     """(element type, text) for every string of the page that is rendered as Markdown."""
     out = []
