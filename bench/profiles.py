@@ -80,11 +80,12 @@ def bench_size(rows: int) -> None:
         db = Database(Path(tmp) / "insight_relay.duckdb")
         admin = User(0, "bench", Role.ADMIN)
 
-        _, seconds, peak = timed(lambda: demo.generate_profiles(db, rows, seed=42))
+        _, seconds, peak = timed(lambda: demo.generate_profiles(db, admin, rows, seed=42))
         emit(bench="profiles.demo_generate", rows=rows, seconds=round(seconds, 2),
              rows_per_s=round(rows / seconds), peak_rss_mb=peak, cpu_s=LAST_CPU_S, load_1m=round(os.getloadavg()[0], 1))
 
-        csv_path = Path(tmp) / "profiles.csv"
+        csv_path = Path(tmp) / "imports" / "profiles.csv"   # the default import folder (admins read files there)
+        csv_path.parent.mkdir(exist_ok=True)
         with db.cursor() as cur:
             cur.execute(f"COPY profiles TO '{csv_path}' (HEADER, DELIMITER ',')")  # our own temp path
         size_mb = round(csv_path.stat().st_size / 2**20)

@@ -8,7 +8,7 @@ Prints one JSON object per figure per line, e.g.
     .venv/bin/python bench/segments.py --keep-in /tmp/segbench   # keep + reuse generated databases
 
 Profiles are generated in DuckDB SQL (range()-based) into a temporary database file, unless
-services.demo.generate_profiles(db, n, seed) exists, which is used instead. Each figure is the best
+services.demo.generate_profiles(db, DEMO_ADMIN, n, seed) exists, which is used instead. Each figure is the best
 of --repeat runs after one warm-up (the app's count cache is bypassed: every run queries DuckDB).
 """
 from __future__ import annotations
@@ -25,6 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.segments import Condition, Operator, RuleGroup, SegmentRule  # noqa: E402
 from storage import segments as repo  # noqa: E402
 from storage.db import Database  # noqa: E402
+from core.permissions import Role, User
+
+DEMO_ADMIN = User(0, "demo-admin", Role.ADMIN)   # generating demo data is an admin's
 
 FIRST = ["Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Grace", "Hiro", "Ines", "Jonas", "Karin", "Liam",
          "Mia", "Noah", "Olga", "Paul", "Quinn", "Rosa", "Sven", "Tanja"]
@@ -75,7 +78,7 @@ def generate(db: Database, n: int) -> str:
     except (ImportError, AttributeError):
         generate_profiles_sql(db, n)
         return "bench-sql"
-    generate_profiles(db, n, 7)
+    generate_profiles(db, DEMO_ADMIN, n, 7)
     return "services.demo"
 
 

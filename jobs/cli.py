@@ -13,12 +13,14 @@ import argparse
 import importlib
 import sys
 
+from core.permissions import CLI
+
 BUSY_EXIT = 3
 USAGE_EXIT = 2
 BUSY_MESSAGE = ("The Insight Relay app is running and holds the database; use Run all in the app, "
                 "or stop it first.")
 EXIT_BY_STATUS = {"succeeded": 0, "skipped": 0, "partially_succeeded": 4}
-CLI_ACTOR = "cli"
+CLI_ACTOR = CLI   # the CLI acts as a system actor named "cli" (core.permissions.SYSTEM_ACTIONS)
 
 
 def _parser() -> argparse.ArgumentParser:

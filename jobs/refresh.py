@@ -26,6 +26,7 @@ import json
 import logging
 import re
 
+from core.permissions import SYSTEM
 from jobs import runner
 from jobs.runner import RunContext, RunResult
 from services import schedule as schedule_service
@@ -109,8 +110,9 @@ class _Refresh:
         return done
 
     def _skip(self, kind: str, target_id, name, reason: str) -> None:
-        runner.submit(self.db, self.ctx.actor_username, kind, target_id, name, "system_refresh", {},
-                      parent_run_id=self.ctx.run_id, status="skipped", message=reason)
+        runner.submit(self.db, SYSTEM, kind, target_id, name, "system_refresh", {},
+                      parent_run_id=self.ctx.run_id, status="skipped", message=reason,
+                      on_behalf_of=self.ctx.actor_username)
         self.counts[f"{kind}s_skipped"] += 1
 
     def _run(self, kind: str, target_id, name) -> str:
@@ -122,8 +124,8 @@ class _Refresh:
             return "skipped"
         earlier = self.done_before.get((kind, target_id))
         if earlier is not None:
-            runner.submit(self.db, self.ctx.actor_username, kind, target_id, name, "system_refresh", {},
-                          parent_run_id=self.ctx.run_id, status="skipped",
+            runner.submit(self.db, SYSTEM, kind, target_id, name, "system_refresh", {},
+                          parent_run_id=self.ctx.run_id, status="skipped", on_behalf_of=self.ctx.actor_username,
                           message=f"Already done by the refresh this one resumes (run #{earlier} succeeded); "
                                   "not run again.")
             self.counts[f"{kind}s_succeeded"] += 1
@@ -248,7 +250,7 @@ def handle_segment(ctx: RunContext) -> RunResult:
         return RunResult("skipped", {}, "Segments are not installed in this version.")
     _, evaluate = api
     try:
-        size = _size_of(evaluate(ctx.db, ctx.target_id, actor="system"))
+        size = _size_of(evaluate(ctx.db, SYSTEM, ctx.target_id))
     except Exception as exc:  # the segments area raises plain-language errors (e.g. a rule that no longer compiles)
         return RunResult("failed", {}, f"The segment could not be evaluated: {exc}")
     return RunResult("succeeded", {"members": size} if size is not None else {},

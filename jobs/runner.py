@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from core.permissions import Action, User, require
+from core.permissions import SYSTEM, Action, Actor, require
 from storage import audit
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,8 @@ def register_chain_total(kind: str, fn: Callable[[list[dict]], dict]) -> None:
     CHAIN_TOTALS[kind] = fn
 
 
-def _actor_name(actor: User | str | None) -> str:
-    if isinstance(actor, User):
-        return actor.username
-    return str(actor or "system")
+def _actor_name(actor: Actor, on_behalf_of: str | None = None) -> str:
+    return on_behalf_of or actor.username
 
 
 def active_run(db, kind: str, target_id: int | None) -> tuple[int, str] | None:
@@ -102,12 +100,15 @@ def active_run(db, kind: str, target_id: int | None) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def submit(db, actor: User | str | None, kind: str, target_id: int | None, target_name: str | None,
+def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str | None,
            trigger: str = "manual", params: dict | None = None, *, queue_if_busy: bool = False,
-           parent_run_id: int | None = None, status: str = "queued", message: str | None = None) -> int:
-    """Queue a run. ``actor`` is a User (checked for the RUN permission) or 'system' for schedules."""
-    if isinstance(actor, User):
-        require(actor, Action.RUN)
+           parent_run_id: int | None = None, status: str = "queued", message: str | None = None,
+           on_behalf_of: str | None = None) -> int:
+    """Queue a run. ``actor`` is a User or a SystemActor (scheduler, CLI, workers), checked for RUN.
+
+    ``on_behalf_of``: the name recorded as requester when it is not the actor's own (an export's
+    export user; the user whose refresh queues further runs)."""
+    require(actor, Action.RUN)
     with db.transaction() as cur:
         if status == "queued" and not queue_if_busy:
             row = cur.execute(
@@ -121,19 +122,18 @@ def submit(db, actor: User | str | None, kind: str, target_id: int | None, targe
         run_id = cur.execute(
             "INSERT INTO runs (kind, target_id, target_name, trigger, requested_by, status, params_json, parent_run_id, message, finished_at) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {finished}) RETURNING id",
-            [kind, target_id, target_name, trigger, _actor_name(actor), status, json.dumps(params or {}),
+            [kind, target_id, target_name, trigger, _actor_name(actor, on_behalf_of), status, json.dumps(params or {}),
              parent_run_id, message],
         ).fetchone()[0]
         if status == "queued":
-            audit.record(cur, _actor_name(actor), "queue_run", kind, target_id,
+            audit.record(cur, _actor_name(actor, on_behalf_of), "queue_run", kind, target_id,
                          after={"run_id": run_id, "trigger": trigger, "name": target_name})
     return run_id
 
 
-def request_cancel(db, actor: User | str | None, run_id: int) -> str:
+def request_cancel(db, actor: Actor, run_id: int) -> str:
     """Cancel a queued run at once; ask a running one to stop at its next safe point."""
-    if isinstance(actor, User):
-        require(actor, Action.RUN)
+    require(actor, Action.RUN)
     with db.transaction() as cur:
         row = cur.execute("SELECT status, kind, target_id FROM runs WHERE id = ?", [run_id]).fetchone()
         if row is None:
@@ -204,7 +204,8 @@ def sum_counts(runs: list[dict]) -> dict:
     return total
 
 
-def resume(db, actor: User | str | None, run_id: int) -> int:
+def resume(db, actor: Actor, run_id: int) -> int:
+    require(actor, Action.RUN)
     row = db.query_one("SELECT kind, target_id, target_name, status, params_json FROM runs WHERE id = ?", [run_id])
     if row is None:
         raise ValueError("That run does not exist.")
@@ -414,8 +415,9 @@ def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: 
             message = f"Skipped: already running as run #{other_id}; the refresh did not start a second one."
     else:
         message = f"Skipped: already {other_status} as run #{other_id}; the refresh did not start a second one."
-    skipped_id = submit(db, ctx.actor_username, kind, target_id, target_name, trigger, params or {},
-                        parent_run_id=ctx.run_id, status="skipped", message=message)
+    skipped_id = submit(db, SYSTEM, kind, target_id, target_name, trigger, params or {},
+                        parent_run_id=ctx.run_id, status="skipped", message=message,
+                        on_behalf_of=ctx.actor_username)
     child = get_run(db, skipped_id)
     child["outcome"] = outcome
     child["busy_run_id"] = other_id

@@ -17,12 +17,13 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from core.schedule import ScheduleError, next_cron_runs, system_slots_between, utc, zone
+from core.permissions import SYSTEM
 from jobs import runner
 from services import schedule as schedule_service
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = "system"
+SYSTEM_ACTOR = SYSTEM   # the scheduler acts as the system actor (core.permissions.SYSTEM_ACTIONS)
 TICK_INTERVAL_S = 15.0   # how often the installed hook really evaluates schedules
 
 
@@ -49,7 +50,7 @@ class Scheduler:
             return []
         checked = schedule_service.get_system_state(self.db).get("checked_until")
         if not checked:  # first look at this schedule: nothing in the past is owed
-            schedule_service.set_system_checked_until(self.db, now)
+            schedule_service.set_system_checked_until(self.db, SYSTEM_ACTOR, now)
             return []
         since = utc(datetime.fromisoformat(checked))
         if now <= since:
@@ -69,7 +70,7 @@ class Scheduler:
                 "system_refresh", params, status="skipped",
                 message=f"Skipped: the refresh scheduled for {local} ({schedule.timezone}) found run "
                         f"#{busy.run_id} still {busy.status}.")
-        schedule_service.record_system_fired(self.db, slot, run_id, now)
+        schedule_service.record_system_fired(self.db, SYSTEM_ACTOR, slot, run_id, now)
         if len(slots) > 1:
             log.info("system refresh: %d scheduled times passed while not running; queued once", len(slots))
         return [run_id]
@@ -94,7 +95,7 @@ class Scheduler:
                         self.db, SYSTEM_ACTOR, kind, target_id, name, "own_schedule", params, status="skipped",
                         message=f"Skipped: run #{busy.run_id} of this {kind} was still {busy.status} "
                                 "at its scheduled time."))
-            schedule_service.advance_item_schedule(self.db, kind, target_id, now, next_run)
+            schedule_service.advance_item_schedule(self.db, SYSTEM_ACTOR, kind, target_id, now, next_run)
         return created
 
 

@@ -28,6 +28,9 @@ if not can(user, Action.MANAGE_CONNECTIONS):
     st.error("Only administrators manage connections.")
     st.stop()
 catalog = svc.vendor_catalog()
+_master_key_problem = svc.master_key_problem()
+if _master_key_problem:   # e.g. an empty key file: keys can be neither saved nor read until it is fixed
+    st.error(md(_master_key_problem))
 
 
 def _flash(kind: str, message: str) -> None:
@@ -128,7 +131,7 @@ def validate_consent(wiz: Wizard) -> str | None:
 
 def _run_verify(wiz: Wizard) -> None:
     data = wiz.data
-    result = svc.verify(db, data["vendor"], data["region"], data["api_key"])
+    result = svc.verify(db, user, data["vendor"], data["region"], data["api_key"])
     data["verify"] = {"ok": result.ok, "message": result.message, "detail": result.detail}
     data["verified_for"] = _key_fingerprint(data["vendor"], data["region"], data["api_key"])
     st.session_state.pop(f"{WIZ}.error", None)  # "Press Verify first" is answered now; the result shows below
@@ -271,6 +274,8 @@ def manage(conn: dict) -> None:
     vendor = conn["vendor"]
     st.markdown(f"**{md(conn['name'])}** · " + md(f"{conn['type']} · {conn['region_label']} · key {conn['key_masked']} · "
                                                    f"{conn['status_label']}"))
+    if conn.get("base_url"):
+        st.caption(f"Base URL: {md(conn['base_url'])}")
     if conn["consent_version"]:
         st.caption(md(f"Consent: version {conn['consent_version']}, agreed by {conn['consent_by']} on "
                       f"{conn['consent_at']:%Y-%m-%d %H:%M}."))

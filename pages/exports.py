@@ -180,7 +180,7 @@ def step_destination(wiz: Wizard) -> None:
             elif mode == "pick":
                 lists = st.session_state.get("exports.account_lists")
                 if lists is None and st.button("Load the account's lists", key=f"exports_load_lists_{sid}"):
-                    lists = _call(svc.vendor_targets, db, wiz.data["connection_id"]) or []
+                    lists = _call(svc.vendor_targets, db, user, wiz.data["connection_id"]) or []
                     st.session_state["exports.account_lists"] = lists
                 if lists:
                     ids = {t["id"]: t["name"] for t in lists}
@@ -350,7 +350,14 @@ def _sent_contacts(run: dict, counts: dict) -> None:
         _contacts_table(run, f"exports_run_{action}", action=action, label=RUN_ACTIONS[action][0].lower())
 
 
-def _run_panel(export_id: int) -> None:
+def _read_only_reason(export: dict | None) -> str | None:
+    """Why this user sees the export read-only (its connection is not shared with them), or None."""
+    if export is None or not (may_edit or may_run):
+        return None
+    return svc.read_only_reason(db, user, export)
+
+
+def _run_panel(export_id: int, may_operate: bool) -> None:
     run = svc.last_run(db, export_id, dry_run=False)
     if run is None:
         st.info("This export has not run yet.")
@@ -360,7 +367,7 @@ def _run_panel(export_id: int) -> None:
         total = run.get("progress_total") or 0
         st.progress(min(1.0, (run["progress_done"] or 0) / total) if total else 0.0,
                     text=md(run.get("progress_message") or "Waiting for a worker…"))
-        if may_run and st.button("Cancel", key="exports_cancel"):
+        if may_operate and st.button("Cancel", key="exports_cancel"):
             if _call(svc.cancel_run, db, user, run["id"]):
                 st.session_state[QUEUED] = {"text": "Cancel requested.", "run_id": run["id"], "shown": False}
             st.rerun()
@@ -379,13 +386,13 @@ def _run_panel(export_id: int) -> None:
     if counts.get("rejected"):
         st.markdown("**Rejections**")
         _contacts_table(run, "exports_rejections", outcome="rejected", label="rejections")
-        if may_run and st.button("Retry failed", key="exports_retry_failed"):
+        if may_operate and st.button("Retry failed", key="exports_retry_failed"):
             _queue_run(svc.retry_failed, db, user, export_id, ok="Retry queued.")
             st.rerun()
     if counts.get("skipped"):
         with st.expander(f"Skipped ({counts['skipped']:,})"):
             _contacts_table(run, "exports_skipped", outcome="skipped", label="skipped")
-    if run["status"] in ("interrupted", "failed", "cancelled") and may_run:
+    if run["status"] in ("interrupted", "failed", "cancelled") and may_operate:
         if st.button("Resume", key="exports_resume"):
             _queue_run(svc.resume_run, db, user, run["id"], ok="Resumed.")
             st.rerun()
@@ -439,7 +446,11 @@ def show_detail(export_id: int) -> None:
     st.subheader(md(e["name"]))
     st.caption(f"{svc._vendor_label(e['vendor'])} · {sync.SYNC_MODES[e['sync_mode']]} · segments: "
                + md(", ".join(segs.get(s, f"#{s}") for s in e["segment_ids"])))
-    if may_run:
+    read_only = _read_only_reason(e)
+    if read_only:
+        st.info(f"Read-only for you: {md(read_only)}")
+    run_ok, edit_ok = may_run and not read_only, may_edit and not read_only
+    if run_ok:
         check = svc.pre_run_check(db, export_id)
         if check["limit_warning"]:
             (st.error if check["hard"] else st.warning)(md(check["limit_warning"]))
@@ -456,17 +467,17 @@ def show_detail(export_id: int) -> None:
         if cols.button("Dry run", key="exports_dry_run_now"):
             if _queue_run(svc.dry_run, db, user, export_id, ok="Dry run queued."):
                 st.rerun()
-        if may_edit and cols.button("Edit", key="exports_edit"):
+        if edit_ok and cols.button("Edit", key="exports_edit"):
             _go("wizard", export_id)
             st.rerun()
 
     with st.expander("Schedule"):
-        item_schedule.show(db, user, "export", export_id, may_edit=may_edit)
+        item_schedule.show(db, user, "export", export_id, may_edit=edit_ok)
 
     @st.fragment(run_every=2)
     def live():
         _show_queued_message()
-        _run_panel(export_id)
+        _run_panel(export_id, run_ok)
         _dry_run_panel(export_id)
     live()
 
@@ -492,18 +503,22 @@ def show_list() -> None:
     st.dataframe(table, hide_index=True, width="stretch")
     names = {r["id"]: r["name"] for r in rows}
     picked = st.selectbox("Export", list(names), format_func=names.get, key="exports_pick")
+    read_only = _read_only_reason(svc.get_export(db, picked))
+    if read_only:
+        st.info(f"Read-only for you: {md(read_only)}")
+    run_ok, edit_ok = may_run and not read_only, may_edit and not read_only
     cols = st.container(horizontal=True)
     if cols.button("View", key="exports_view"):
         _go("detail", picked)
         st.rerun()
-    if may_edit and cols.button("Edit", key="exports_edit_list"):
+    if edit_ok and cols.button("Edit", key="exports_edit_list"):
         _go("wizard", picked)
         st.rerun()
-    if may_run and cols.button("Dry run", key="exports_dry_run"):
+    if run_ok and cols.button("Dry run", key="exports_dry_run"):
         if _queue_run(svc.dry_run, db, user, picked, ok="Dry run queued."):
             _go("detail", picked)
             st.rerun()
-    if may_run and cols.button("Run", key="exports_run"):
+    if run_ok and cols.button("Run", key="exports_run"):
         check = svc.pre_run_check(db, picked)
         if check["removal_guard"] or (check["limit_warning"]):
             _go("detail", picked)   # warnings and the removal confirmation live on the detail view
@@ -514,7 +529,7 @@ def show_list() -> None:
     if may_edit and cols.button("Duplicate", key="exports_duplicate"):
         _call(svc.duplicate_export, db, user, picked, ok="Duplicated.")
         st.rerun()
-    if may_edit:
+    if edit_ok:
         if cols.button("Remove", key="exports_remove"):
             st.session_state["exports.remove_id"] = picked
         if st.session_state.get("exports.remove_id") == picked:
@@ -533,7 +548,12 @@ if FLASH in st.session_state:
     kind, text = st.session_state.pop(FLASH)
     getattr(st, kind)(md(text))  # flash messages are plain text that quotes names
 view = st.session_state.get(VIEW, ("list",))
-if view[0] == "wizard" and may_edit:
+_blocked = view[0] == "wizard" and view[1] is not None and _read_only_reason(svc.get_export(db, view[1]))
+if _blocked:   # editing an export on a connection not shared with this user: back to the list
+    st.info(f"Read-only for you: {md(_blocked)}")
+    _go("list")
+    show_list()
+elif view[0] == "wizard" and may_edit:
     show_wizard(view[1])
 elif view[0] == "detail":
     show_detail(view[1])

@@ -145,7 +145,7 @@ if picked is not None:
             confirm_delete(seg)
         if can(user, Action.RUN) and cols[3].button("Evaluate now", key="seg_evaluate"):
             try:
-                svc.evaluate(db, seg["id"], user)
+                svc.evaluate(db, user, seg["id"])
                 st.rerun()
             except ERRORS as exc:
                 st.error(error_text(exc))

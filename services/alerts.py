@@ -120,7 +120,10 @@ def save_config(db, actor: User, *, email_on_failure: bool, email_on_recovery: b
             raise AlertConfigError(
                 "This installation cannot store the SMTP password encrypted yet; leave it blank and set "
                 f"the {PASSWORD_ENV} environment variable instead.")
-        cfg["smtp_password_encrypted"] = secrets.encrypt(smtp_password, context=PASSWORD_CONTEXT)
+        try:
+            cfg["smtp_password_encrypted"] = secrets.encrypt(smtp_password, context=PASSWORD_CONTEXT)
+        except secrets.SecretKeyError as exc:
+            raise AlertConfigError(f"The SMTP password cannot be stored: {exc}") from None
     with db.transaction() as cur:
         settings.put(cur, CONFIG_KEY, cfg)
         audit.record(cur, actor, "update", "alerts", "config", before=before, after=cfg)

@@ -6,7 +6,8 @@ API (used by pages, other services, runners and the CLI)
 ---
 vendor_catalog() -> {vendor: {"label", "kind", "description", "regions"}}     from connectors.registry
 REGION_LABELS, region_label(region)
-verify(db_or_none, vendor, region, api_key, *, base_url=None, transport=None) -> VerifyResult
+verify(db_or_none, actor, vendor, region, api_key, *, base_url=None, transport=None) -> VerifyResult
+clean_base_url(text) -> str | None    http(s) URL with a host and no user:password, or None
     one cheap real call through the connector; never raises for vendor problems; plain messages
 create_connection(db, actor, *, vendor, name, region, api_key, shared_with_contributors, consent_version,
                   export_user=None, verify_result=None, allow_unverified=False, base_url=None) -> id
@@ -174,14 +175,41 @@ def describe_error(exc: Exception, vendor: str) -> str:
     return f"Could not check the connection to {label}: {type(exc).__name__}."
 
 
-def verify(db_or_none, vendor: str, region: str, api_key: str, *, base_url: str | None = None,
+def clean_base_url(text: str | None) -> str | None:
+    """An admin's custom base URL: http or https, a host, no user:password (it would leak into logs
+    and the audit trail); None when blank."""
+    from urllib.parse import urlsplit
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port   # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConnectionInputError("The base URL is not a valid URL.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConnectionInputError("The base URL must start with https:// (or http://).")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ConnectionInputError("The base URL must not contain a user name or password; put the key in the key field.")
+    if not parts.hostname:
+        raise ConnectionInputError("The base URL needs a host name, e.g. https://api.example.com.")
+    if any(ch.isspace() for ch in text):
+        raise ConnectionInputError("The base URL must not contain spaces.")
+    return text.rstrip("/")
+
+
+def verify(db_or_none, actor: User, vendor: str, region: str, api_key: str, *, base_url: str | None = None,
            transport: Any = None):
-    """Make the connector's cheap verify call. Returns VerifyResult(ok, message, detail); never raises
-    for vendor problems (key rejected, missing permission, unreachable, rate limited)."""
+    """Make the connector's cheap verify call (admins: it sends a key to a vendor). Returns
+    VerifyResult(ok, message, detail); never raises for vendor problems (key rejected, missing
+    permission, unreachable, rate limited)."""
     from connectors import registry
     from connectors.http import RetryPolicy
 
+    require(actor, Action.MANAGE_CONNECTIONS)
     clean_region(vendor, region)
+    base_url = clean_base_url(base_url)
     key = (api_key or "").strip()
     retry = RetryPolicy(max_attempts=VERIFY_MAX_ATTEMPTS, max_backoff_s=1.0, max_wait_s=VERIFY_MAX_WAIT_S,
                         rate_limit_budget_s=VERIFY_MAX_WAIT_S)   # a wizard check does not wait out throttling
@@ -240,6 +268,7 @@ def create_connection(db, actor: User, *, vendor: str, name: str, region: str, a
     meta = _vendor(vendor)
     region = clean_region(vendor, region)
     key = clean_key(vendor, api_key)
+    base_url = clean_base_url(base_url)
     if not consent.is_current(vendor, consent_version):
         raise ConnectionInputError("Read and agree to the current data-privacy and compliance text first.")
     verified = bool(verify_result is not None and verify_result.ok)
@@ -258,7 +287,7 @@ def create_connection(db, actor: User, *, vendor: str, name: str, region: str, a
             "id": cid, "name": clean, "vendor": vendor, "kind": kind, "region": region, "base_url": base_url,
             "shared_with_contributors": shared, "export_user": export_user, "active": True,
             "verified": verified, **_verify_fields(verify_result),
-            "key_ciphertext": secrets.encrypt(key, context=_context(cid)), "key_last4": secrets.last4(key),
+            "key_ciphertext": _encrypt_key(key, cid), "key_last4": secrets.last4(key),
             "consent_version": consent_version, "consent_by": actor.username, "created_by": actor.username,
         }
         repo.insert(cur, row)
@@ -371,14 +400,14 @@ def rotate_key(db, actor: User, connection_id: int, api_key: str, *, verify_resu
     row = _load_db(db, connection_id)
     key = clean_key(row["vendor"], api_key)
     if verify_result is None:
-        verify_result = verify(db, row["vendor"], row["region"], key, base_url=row["base_url"], transport=transport)
+        verify_result = verify(db, actor, row["vendor"], row["region"], key, base_url=row["base_url"], transport=transport)
     if not verify_result.ok and not allow_unverified:
         raise ConnectionInputError(f"The new key was not saved: {verify_result.message}")
     import datetime as _dt
 
     with db.transaction() as cur:
         before = _load(cur, connection_id)
-        repo.update(cur, connection_id, key_ciphertext=secrets.encrypt(key, context=_context(connection_id)),
+        repo.update(cur, connection_id, key_ciphertext=_encrypt_key(key, connection_id),
                     key_last4=secrets.last4(key), key_rotated_at=_dt.datetime.now(),
                     verified=bool(verify_result.ok), **_verify_fields(verify_result))
         after = repo.get_connection(cur, connection_id)
@@ -398,7 +427,7 @@ def reverify(db, actor: User, connection_id: int, *, transport: Any = None):
     except secrets.SecretKeyError as exc:
         result = _verify_result(False, f"The stored key cannot be read: {exc}")
     else:
-        result = verify(db, row["vendor"], row["region"], key, base_url=row["base_url"], transport=transport)
+        result = verify(db, actor, row["vendor"], row["region"], key, base_url=row["base_url"], transport=transport)
     fields = _verify_fields(result)
     if result.ok:
         fields["verified"] = True
@@ -530,6 +559,22 @@ def remove_connection(db, actor: User, connection_id: int, *, dependants: str = 
 
 # ------------------------------------------------------------------ reading
 
+def master_key_problem() -> str | None:
+    """Why stored keys cannot be encrypted or read right now (blank or empty master key), or None."""
+    try:
+        secrets.check_master_key()
+    except secrets.SecretKeyError as exc:
+        return str(exc)
+    return None
+
+
+def _encrypt_key(key: str, connection_id: int) -> str:
+    try:
+        return secrets.encrypt(key, context=_context(connection_id))
+    except secrets.SecretKeyError as exc:
+        raise ConnectionInputError(f"The key cannot be stored: {exc}") from None
+
+
 def key_status(db, row: dict) -> str:
     """"ok" when the stored key decrypts with the current master key, else "needs_new_key"."""
     token = repo.get_key_ciphertext(db, row["id"])
@@ -646,7 +691,7 @@ def demo_setup(db, actor: User) -> list[int]:
             ids.append(existing[0]["id"])
             continue
         key = f"sandbox-demo-{vendor}-key"
-        result = verify(db, vendor, "sandbox", key)
+        result = verify(db, actor, vendor, "sandbox", key)
         ids.append(create_connection(
             db, actor, vendor=vendor, name=name, region="sandbox", api_key=key, shared_with_contributors=True,
             consent_version=consent.current_version(vendor),

@@ -357,8 +357,9 @@ def _used(params: dict, sql: str) -> dict:
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
 
 
-def generate_profiles(db, n: int, seed: int = 42) -> int:
-    """Replace all profiles with n demo profiles (deterministic for a seed); returns n."""
+def generate_profiles(db, actor: User, n: int, seed: int = 42) -> int:
+    """Replace all profiles with n demo profiles (deterministic for a seed); returns n. Admins only."""
+    require(actor, Action.GENERATE_DEMO_DATA)
     n = int(n)
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -398,7 +399,7 @@ def load_demo(db, actor: User, profiles: int = 5000, seed: int = 42) -> dict:
     with db.transaction() as cur:
         users_created = _ensure_demo_users(cur, actor)
         settings.put(cur, "demo_mode", True)
-    generate_profiles(db, profiles, seed)
+    generate_profiles(db, actor, profiles, seed)
     with db.transaction() as cur:
         audit.record(cur, actor, "load_demo", "profiles", None, after={"profiles": profiles, "seed": seed})
     steps = {}

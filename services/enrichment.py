@@ -28,7 +28,7 @@ from typing import Any
 
 from core import enrichment as core
 from core.enrichment import EnrichmentConfig
-from core.permissions import Action, User, require
+from core.permissions import Action, Actor, User, require
 from jobs import runner
 from storage import audit
 from storage import enrichment as repo
@@ -102,14 +102,29 @@ def _clean_name(cur, name: str, exclude_id: int | None) -> str:
     return name
 
 
+def _check_connection(db, actor: Actor, connection_id: int | None) -> None:
+    """An enrichment runs on an active Leadspace connection the actor may use, or is not saved."""
+    from storage import connections as connection_store
+
+    if connection_id is None:
+        raise EnrichmentInputError("Choose a Leadspace connection.")
+    row = connection_store.get_connection(db, connection_id)
+    if row is None:
+        raise EnrichmentInputError("That connection no longer exists. Choose a Leadspace connection.")
+    if row["vendor"] != "leadspace":
+        raise EnrichmentInputError(f"“{row['name']}” is not a Leadspace connection; enrichments need one.")
+    if not row["active"]:
+        raise EnrichmentInputError(f"The connection “{row['name']}” is inactive. An admin can reactivate it in "
+                                   "Admin › Connections, or choose another Leadspace connection.")
+    if int(connection_id) not in {c["id"] for c in connection_choices(db, actor)}:
+        raise EnrichmentInputError("You cannot use that connection. Choose one of the Leadspace connections listed.")
+
+
 def _check_config(db, actor: User, config: EnrichmentConfig) -> None:
     problems = config.problems()
     if problems:
         raise EnrichmentInputError(" ".join(problems))
-    if config.connection_id is not None:
-        usable = {c["id"] for c in connection_choices(db, actor)}
-        if usable and config.connection_id not in usable:
-            raise EnrichmentInputError("You cannot use that connection. Pick one of the Leadspace connections listed.")
+    _check_connection(db, actor, config.connection_id)
     allowed = {c for c, _ in repo.profile_text_columns(db)}
     if config.name_column not in allowed:
         raise EnrichmentInputError("The company name must come from a text attribute of the profiles.")
@@ -178,10 +193,9 @@ def delete_enrichment(db, actor: User, enrichment_id: int) -> None:
 
 # ---------------------------------------------------------------- runs
 
-def run_enrichment(db, actor: User | str, enrichment_id: int, trigger: str = "manual") -> int:
+def run_enrichment(db, actor: Actor, enrichment_id: int, trigger: str = "manual") -> int:
     """Queue a run. If the last run stopped early (crash, cancel, credits), this one continues it."""
-    if isinstance(actor, User):
-        require(actor, Action.RUN)
+    require(actor, Action.RUN)
     row = repo.get(db, enrichment_id)
     if row is None:
         raise EnrichmentInputError("That enrichment no longer exists.")

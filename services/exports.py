@@ -10,7 +10,8 @@ vendor_field_specs(vendor) -> list[FieldSpec]; allows_data_fields(vendor) -> boo
 field_limits(vendor) -> {field: max chars}
 attribute_choices(db) -> list[{key, label, source}]       catalogue attributes for "Add attribute"
 usable_connections(db, actor) -> list[{id, name, vendor, region}]
-vendor_targets(db, connection_id) -> list[{id, name}]     the account's lists (SendGrid picker)
+vendor_targets(db, actor, connection_id) -> list[{id, name}]  the account's lists (SendGrid picker)
+read_only_reason(db, actor, export) -> str | None   why the actor may not operate this export
 draft_checks(db, draft) -> {"contacts": n, "limit_warning": str|None, "hard": bool,
                             "over_limit_fields": {field: n}}      shown before saving
 save_export(db, actor, draft, export_id=None) -> id
@@ -35,7 +36,7 @@ from typing import Any
 
 from core import sync
 from core.csvfile import csv_text
-from core.permissions import Action, User, require
+from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor, User, require
 from jobs import runner
 from storage import audit
 from storage import exports as repo
@@ -85,8 +86,49 @@ def _connection(db, connection_id) -> dict | None:
     return connections.get_connection(db, connection_id)
 
 
-def vendor_targets(db, connection_id: int) -> list[dict]:
+def read_only_reason(db, actor: Actor, export: dict) -> str | None:
+    """Why ``actor`` may not operate this export (its connection is not usable by them), or None.
+
+    Admins and the system actor may use every connection; contributors only export connections an
+    admin shared with them. Every export action checks this, the page uses it to show the export read-only.
+    """
+    if isinstance(actor, SystemActor) or (isinstance(actor, User) and Role(actor.role) == Role.ADMIN):
+        return None
+    conn = _connection(db, export.get("connection_id"))
+    if conn is None:
+        return "Its connection no longer exists; only an admin can change this export."
+    if not conn.get("shared_with_contributors"):
+        return (f"Its connection “{conn['name']}” is not shared with contributors; only an admin can run or "
+                "change this export.")
+    return None
+
+
+def _require_usable(db, actor: Actor, export: dict) -> None:
+    reason = read_only_reason(db, actor, export)
+    if reason:
+        raise PermissionDenied(f"You cannot operate “{export['name']}”: {reason}")
+
+
+def _require_usable_run(db, actor: Actor, run_id: int) -> None:
+    run = runner.get_run(db, int(run_id))
+    if run and run["kind"] == KIND and run["target_id"] is not None:
+        export = repo.get_export(db, int(run["target_id"]))
+        if export is not None:
+            _require_usable(db, actor, export)
+
+
+def require_usable_export(db, actor: Actor, export_id: int) -> None:
+    """For other services acting on an export (its schedule): refuse when its connection is not usable."""
+    export = repo.get_export(db, int(export_id))
+    if export is not None:
+        _require_usable(db, actor, export)
+
+
+def vendor_targets(db, actor: Actor, connection_id: int) -> list[dict]:
     """The account's lists for the picker (ConnectorError.user_message is raised as ExportInputError)."""
+    require(actor, Action.EDIT_EXPORTS)
+    if connection_id is None or int(connection_id) not in {c["id"] for c in usable_connections(db, actor)}:
+        raise PermissionDenied("You cannot use that connection for exports.")
     from jobs.export_run import CLIENT_OPTIONS
     from services import connections
 
@@ -223,6 +265,8 @@ def _public(export: dict | None) -> dict | None:
 def save_export(db, actor: User, draft: dict, export_id: int | None = None) -> int:
     """Create (export_id None) or edit an export. Never runs it."""
     require(actor, Action.EDIT_EXPORTS)
+    if export_id is not None:
+        require_usable_export(db, actor, export_id)
     clean = clean_draft(db, actor, draft, export_id)
     checks = draft_checks(db, clean)
     if checks["limit_warning"] and checks["hard"]:
@@ -253,6 +297,7 @@ def delete_export(db, actor: User, export_id: int) -> None:
     """Remove an export and its delivery state (contacts stay at the vendor). Refused while it runs."""
     require(actor, Action.EDIT_EXPORTS)
     export = _require_export(db, export_id)
+    _require_usable(db, actor, export)
     active = runner.active_run(db, KIND, int(export_id))
     if active and active[1] == "running":
         raise ExportInputError(f"“{export['name']}” is running (run #{active[0]}). Cancel it first.")
@@ -264,7 +309,7 @@ def delete_export(db, actor: User, export_id: int) -> None:
     try:
         from services import schedule
 
-        schedule.delete_item_schedule(db, KIND, int(export_id))
+        schedule.delete_item_schedule(db, actor, KIND, int(export_id))
     except (ImportError, AttributeError):
         pass
 
@@ -288,6 +333,7 @@ def duplicate_export(db, actor: User, export_id: int) -> int:
 def set_active(db, actor: User, export_id: int, active: bool) -> None:
     require(actor, Action.EDIT_EXPORTS)
     export = _require_export(db, export_id)
+    _require_usable(db, actor, export)
     with db.transaction() as cur:
         repo.set_active(cur, int(export_id), active)
         audit.record(cur, actor, "activate_export" if active else "deactivate_export", "export", export_id,
@@ -311,14 +357,15 @@ def pre_run_check(db, export_id: int) -> dict:
             "plans": {t["name"]: plans[t["key"]] for t in targets}}
 
 
-def _submit(db, actor: User, export: dict, trigger: str, params: dict) -> int:
+def _submit(db, actor: Actor, export: dict, trigger: str, params: dict) -> int:
+    _require_usable(db, actor, export)
     conn = _connection(db, export["connection_id"])
     attributed = (conn or {}).get("export_user") or actor.username
     params = {**params, "requested_by": actor.username}
-    return runner.submit(db, attributed, KIND, export["id"], export["name"], trigger, params)
+    return runner.submit(db, actor, KIND, export["id"], export["name"], trigger, params, on_behalf_of=attributed)
 
 
-def run_export(db, actor: User, export_id: int, *, confirm_removals: bool = False, trigger: str = "manual") -> int:
+def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = False, trigger: str = "manual") -> int:
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
     if not export["active"]:
@@ -349,12 +396,15 @@ def retry_failed(db, actor: User, export_id: int) -> int:
     return run_id
 
 
-def cancel_run(db, actor: User, run_id: int) -> str:
+def cancel_run(db, actor: Actor, run_id: int) -> str:
+    require(actor, Action.RUN)
+    _require_usable_run(db, actor, run_id)
     return runner.request_cancel(db, actor, run_id)
 
 
-def resume_run(db, actor: User, run_id: int) -> int:
+def resume_run(db, actor: Actor, run_id: int) -> int:
     require(actor, Action.RUN)
+    _require_usable_run(db, actor, run_id)
     return runner.resume(db, actor, run_id)
 
 

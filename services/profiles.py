@@ -6,11 +6,8 @@ write. Any error rolls everything back, so a failed import leaves the previous p
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,23 +15,17 @@ from typing import BinaryIO
 
 import duckdb
 
-from core import config
 from core import importing
 from core.importing import (FilePreview, ImportPlan, ImportResult, ProfileImportError, ColumnInfo,
                             TARGET_EXTRA, TARGET_IGNORE)
 from core.permissions import Action, User, require
+from services import server_files
 from storage import audit, catalogue
 from storage import profiles as repo
 from storage.db import quote_ident
 
-UPLOAD_SUBDIR = "imports"
-UPLOAD_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-UPLOAD_MAX_AGE_S = 24 * 3600
-COPY_CHUNK_BYTES = 1 << 20
-IMPORT_DIRS_ENV = "INSIGHT_RELAY_IMPORT_DIRS"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
-_GLOB_CHARS = set("*?[]{}")
 _EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -43,67 +34,24 @@ _SQL_TO_CATALOGUE = {"VARCHAR": "text", "DOUBLE": "number", "DATE": "date", "TIM
 
 
 # -- files ------------------------------------------------------------------------------
+# Which files may be read lives in services.server_files (checked there, after resolving symlinks).
 
 def upload_dir() -> Path:
-    path = config.data_dir() / UPLOAD_SUBDIR
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return server_files.upload_dir()
 
 
-def allowed_roots() -> list[Path]:
-    """Folders server-side paths may point into: the data folder plus INSIGHT_RELAY_IMPORT_DIRS."""
-    roots = [config.data_dir().resolve()]
-    for part in os.environ.get(IMPORT_DIRS_ENV, "").split(os.pathsep):
-        if part.strip():
-            roots.append(Path(part.strip()).expanduser().resolve())
-    return roots
+def save_upload(actor: User, fileobj: BinaryIO, file_name: str) -> Path:
+    """Copy an uploaded file to the private upload area; returns the server-side path."""
+    return server_files.save_upload(actor, fileobj, file_name)
 
 
-def save_upload(fileobj: BinaryIO, file_name: str) -> Path:
-    """Copy an uploaded file to the data folder in chunks; returns the server-side path."""
-    _remove_old_uploads()
-    suffix = Path(file_name or "").suffix.lower()
-    suffix = suffix if suffix in UPLOAD_SUFFIXES else ".bin"
-    target = upload_dir() / f"upload-{uuid.uuid4().hex}{suffix}"
-    if hasattr(fileobj, "seek"):
-        fileobj.seek(0)
-    with open(target, "wb") as out:
-        shutil.copyfileobj(fileobj, out, COPY_CHUNK_BYTES)
-    return target
+def discard_upload(actor: User, path: str | Path) -> None:
+    server_files.discard_upload(actor, path)
 
 
-def discard_upload(path: str | Path) -> None:
-    path = Path(path)
-    if path.parent.resolve() == upload_dir().resolve() and path.name.startswith("upload-"):
-        path.unlink(missing_ok=True)
-
-
-def _remove_old_uploads() -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE_S
-    for old in upload_dir().glob("upload-*"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass
-
-
-def resolve_server_path(text: str) -> Path:
-    """Check a path typed by the user: an existing file inside an allowed folder."""
-    text = (text or "").strip()
-    if not text:
-        raise ProfileImportError("Type the path of a CSV or Parquet file on the server.")
-    if _GLOB_CHARS & set(text):
-        raise ProfileImportError("Paths with * ? [ ] { } cannot be imported; rename the file.")
-    path = Path(text).expanduser().resolve()
-    roots = allowed_roots()
-    if not any(path.is_relative_to(root) for root in roots):
-        raise ProfileImportError(
-            "Only files inside these folders can be imported from the server: "
-            + ", ".join(str(r) for r in roots) + f". An administrator can add folders with {IMPORT_DIRS_ENV}.")
-    if not path.is_file():
-        raise ProfileImportError(f"There is no file at {path}.")
-    return path
+def resolve_server_path(actor: User, text: str) -> Path:
+    """A file in the import folder (admins only); see services.server_files."""
+    return server_files.resolve_server_path(actor, text)
 
 
 # -- preview ----------------------------------------------------------------------------
@@ -124,7 +72,7 @@ def _parquet_type(sql_type: str) -> str:
 def inspect_file(db, actor: User, path: str | Path, file_name: str | None = None) -> FilePreview:
     """First rows, detected types and suggested key/mapping; nothing is written."""
     require(actor, Action.IMPORT_PROFILES)
-    path = Path(path)
+    path = server_files.readable_source(actor, path)
     file_name = file_name or path.name
     fmt = repo.detect_format(path, file_name)
     warnings: list[str] = []
@@ -172,7 +120,7 @@ def importing_sample_rows() -> int:
 def import_profiles(db, actor: User, path: str | Path, plan: ImportPlan, *, file_name: str | None = None) -> ImportResult:
     """Load a CSV or Parquet file into profiles (plan.mode 'replace' or 'upsert'), all or nothing."""
     require(actor, Action.IMPORT_PROFILES)
-    path = Path(path)
+    path = server_files.readable_source(actor, path)
     file_name = file_name or path.name
     started = datetime.now()
     fmt = "csv"
@@ -205,7 +153,7 @@ def _record_failure(db, actor, started, file_name, fmt, mode, message) -> None:
     try:
         with db.transaction() as cur:
             repo.record_import(cur, started_at=started, actor=actor.username, file_name=file_name, file_format=fmt,
-                               mode=mode, status="failed", message=message[:1000])
+                               mode=mode, status="failed", message=server_files.hide_paths(message)[:1000])
     except duckdb.Error:
         pass  # the history is a convenience; the user already gets the message
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from core.permissions import Action, User, require
+from core.permissions import Action, Actor, User, require
 from core.schedule import (
     ItemSchedule, ScheduleError, SystemSchedule, next_cron_runs, next_system_runs as _next_system_runs, utc,
 )
@@ -22,6 +22,7 @@ SYSTEM_KEY = "schedule.system"
 SYSTEM_STATE_KEY = "schedule.system_state"   # {"checked_until": ISO UTC}: slots up to here are handled
 ITEM_TABLES = {"export": "exports", "enrichment": "enrichments"}   # fixed allow-list of table names
 REFRESH_KIND = "refresh"
+_EDIT_ACTION = {"export": Action.EDIT_EXPORTS, "enrichment": Action.EDIT_ENRICHMENTS}   # who may schedule an item
 REFRESH_NAME = "System refresh"
 
 __all__ = [
@@ -139,7 +140,11 @@ def get_item_schedule(db, kind: str, target_id: int) -> dict:
 def set_item_schedule(db, actor: User, kind: str, target_id: int, mode: str, cron: str | None = None,
                       tz: str | None = None, *, now: datetime | None = None) -> dict:
     """Store an item's schedule (validated; raises ScheduleError with a plain message)."""
-    require(actor, Action.EDIT_EXPORTS if kind == "export" else Action.EDIT_ENRICHMENTS)
+    require(actor, _EDIT_ACTION.get(kind, Action.MANAGE_SCHEDULE))
+    if kind == "export":
+        from services import exports   # here: services.exports imports this module
+
+        exports.require_usable_export(db, actor, target_id)
     item = ItemSchedule(kind, int(target_id), mode, cron, tz or "UTC").validated()
     next_run = next_cron_runs(item.cron, item.timezone, now or now_utc(), 1)[0] if item.mode == "own" else None
     before = get_item_schedule(db, kind, target_id)
@@ -157,8 +162,9 @@ def set_item_schedule(db, actor: User, kind: str, target_id: int, mode: str, cro
     return get_item_schedule(db, kind, target_id)
 
 
-def delete_item_schedule(db, kind: str, target_id: int) -> None:
-    """For the exports/enrichment services when an item is deleted (no permission check of its own)."""
+def delete_item_schedule(db, actor: Actor, kind: str, target_id: int) -> None:
+    """For the exports/enrichment services when an item is deleted (the same right as editing it)."""
+    require(actor, _EDIT_ACTION.get(kind, Action.MANAGE_SCHEDULE))
     with db.transaction() as cur:
         cur.execute("DELETE FROM item_schedules WHERE kind = ? AND target_id = ?", [kind, target_id])
 
@@ -194,20 +200,24 @@ def due_item_schedules(db, now: datetime) -> list[dict]:
     return rows
 
 
-def advance_item_schedule(db, kind: str, target_id: int, ran_at: datetime, next_run: datetime | None) -> None:
+def advance_item_schedule(db, actor: Actor, kind: str, target_id: int, ran_at: datetime,
+                          next_run: datetime | None) -> None:
+    require(actor, Action.TICK_SCHEDULE)
     with db.transaction() as cur:
         cur.execute("UPDATE item_schedules SET last_run_at = ?, next_run_at = ? WHERE kind = ? AND target_id = ?",
                     [_naive_utc(ran_at), _naive_utc(next_run), kind, target_id])
 
 
-def set_system_checked_until(db, when: datetime) -> None:
+def set_system_checked_until(db, actor: Actor, when: datetime) -> None:
+    require(actor, Action.TICK_SCHEDULE)
     with db.transaction() as cur:
         state = settings.get(db, SYSTEM_STATE_KEY, {}) or {}
         state["checked_until"] = utc(when).isoformat()
         settings.put(cur, SYSTEM_STATE_KEY, state)
 
 
-def record_system_fired(db, slot: datetime, run_id: int, fired_at: datetime) -> None:
+def record_system_fired(db, actor: Actor, slot: datetime, run_id: int, fired_at: datetime) -> None:
+    require(actor, Action.TICK_SCHEDULE)
     with db.transaction() as cur:
         settings.put(cur, SYSTEM_STATE_KEY, {"checked_until": utc(fired_at).isoformat(),
                                              "last_slot": utc(slot).isoformat(), "last_run_id": run_id})

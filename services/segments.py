@@ -12,7 +12,7 @@ from typing import IO, Any, Iterable
 
 from core import segments as rules
 from core.csvfile import SafeCsvWriter, spooled_csv
-from core.permissions import Action, User, require
+from core.permissions import Action, Actor, User, require
 from core.segments import Condition, Operator, RuleGroup, SegmentRule, SegmentRuleError
 from storage import audit
 from storage import segments as repo
@@ -94,13 +94,12 @@ def _evaluate_in(cur, db, segment_id: int) -> int:
     return int(members)
 
 
-def evaluate(db, segment_id: int, actor: User | str = "system") -> int:
+def evaluate(db, actor: Actor, segment_id: int) -> int:
     """Count the members now, record a size row, update last_evaluated_at / last_size.
 
-    Used by the scheduled refresh (actor "system") and the page (a signed-in user needs RUN).
+    Used by the scheduled refresh (the SystemActor) and the page (a signed-in user); both need RUN.
     """
-    if isinstance(actor, User):
-        require(actor, Action.RUN)
+    require(actor, Action.RUN)
     _load(db, segment_id)
     try:
         with db.transaction() as cur:
@@ -109,12 +108,13 @@ def evaluate(db, segment_id: int, actor: User | str = "system") -> int:
         raise SegmentError(str(exc)) from None
 
 
-def evaluate_all(db, actor: User | str = "system") -> dict[int, int | str]:
+def evaluate_all(db, actor: Actor) -> dict[int, int | str]:
     """Evaluate every segment; a segment whose rule no longer compiles gets its error message."""
+    require(actor, Action.RUN)
     out: dict[int, int | str] = {}
     for segment in repo.list_segments(db):
         try:
-            out[segment["id"]] = evaluate(db, segment["id"], actor)
+            out[segment["id"]] = evaluate(db, actor, segment["id"])
         except SegmentError as exc:
             out[segment["id"]] = str(exc)
     return out

@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -49,12 +50,36 @@ def available_migrations() -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def _make_private(db_file: Path) -> None:
+    """The database holds customers' personal data: its folder 0700, the file and its WAL 0600.
+
+    Files DuckDB creates later (the WAL) get no group/other bits because the process umask is
+    tightened too; existing files left looser by an older version are tightened here, at start.
+    """
+    os.umask(os.umask(0o077) | 0o077)
+    for path, mode in ((db_file.parent, PRIVATE_DIR_MODE), (db_file, PRIVATE_FILE_MODE),
+                       (db_file.with_name(db_file.name + ".wal"), PRIVATE_FILE_MODE)):
+        try:
+            current = stat.S_IMODE(path.stat().st_mode)
+            if current & 0o077:
+                path.chmod(current & mode)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            pass   # not ours to change; the folder mode still protects it
+
+
 class Database:
     """Owns the process's single DuckDB connection."""
 
     def __init__(self, path: str | Path, *, migrate: bool = True, read_only: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        _make_private(self.path)
         self._write_lock = threading.RLock()
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)

@@ -711,8 +711,10 @@ def enriched_rows(db, enrichment_id: int, *, search: str | None = None, industry
     table = quote_ident(results_table_name(enrichment_id))
     where, params = [], []
     if search:
-        where.append("(r.customer_id ILIKE ? OR r.company_name ILIKE ? OR p.company_name ILIKE ?)")
-        params += [f"%{search}%"] * 3
+        # contains(), not ILIKE: a typed % or _ is a character to find, not a wildcard
+        where.append("(contains(lower(r.customer_id), ?) OR contains(lower(r.company_name), ?) "
+                     "OR contains(lower(p.company_name), ?))")
+        params += [search.lower()] * 3
     if industry:
         where.append("r.industry = ?")
         params.append(industry)

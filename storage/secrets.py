@@ -18,6 +18,7 @@ can_decrypt(token, *, context) -> bool
 last4(secret) -> str                    the only part of a secret ever shown again
 mask(last4) -> str                      "••••abcd"
 master_key_source() -> "environment" | "key file"
+check_master_key() -> None              raises SecretKeyError when the master key is unusable (blank, empty file)
 key_file_path() -> Path
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from core import config
 
 ENV_VAR = "INSIGHT_RELAY_SECRET_KEY"
-KEY_FILE_NAME = ".secret_key"
+KEY_FILE_NAME = config.SECRET_KEY_FILE_NAME
 FORMAT_VERSION = "v1"
 NONCE_BYTES = 12
 KEY_FILE_ENTROPY_BYTES = 32
@@ -62,6 +63,22 @@ def master_key_source() -> str:
     return "environment" if os.environ.get(ENV_VAR) else "key file"
 
 
+def _env_value() -> str | None:
+    """The master key from the environment; None when unset or empty (then the key file is used)."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return None
+    if not value.strip():
+        raise SecretKeyError(f"{ENV_VAR} is set but holds only blanks. Set it to a long random value "
+                             "(the one the keys were saved with), or unset it to use the key file.")
+    return value
+
+
+def check_master_key() -> None:
+    """Raise SecretKeyError (plain language) if the master key cannot be used."""
+    _master()
+
+
 def _read_or_create_key_file() -> str:
     path = key_file_path()
     if not path.exists():
@@ -81,16 +98,22 @@ def _read_or_create_key_file() -> str:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         path.chmod(0o600)  # someone loosened it; a key file is for this user only
-    value = path.read_text(encoding="utf-8").strip()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (UnicodeDecodeError, OSError):
+        raise SecretKeyError(f"The master key file ({KEY_FILE_NAME} in the data folder) cannot be read or is "
+                             "damaged. Restore it from a backup, or delete it and re-enter every connection's "
+                             "key.") from None
+    # Messages name the file, never its absolute path (they are shown on the Connections page).
     if not value:
-        raise SecretKeyError(f"The master key file {path} is empty. Restore it from a backup, or delete it "
-                             "and re-enter every connection's key.")
+        raise SecretKeyError(f"The master key file ({KEY_FILE_NAME} in the data folder) is empty. Restore it from "
+                             "a backup, or delete it and re-enter every connection's key.")
     return value
 
 
 def _master() -> tuple[bytes, str]:
     """(AES key, key id) for the current master key."""
-    env_value = os.environ.get(ENV_VAR)
+    env_value = _env_value()
     if env_value:
         source = ("env", env_value)
     else:

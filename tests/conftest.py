@@ -62,6 +62,7 @@ def data_dir(tmp_path, monkeypatch):
     path = tmp_path / "data"
     path.mkdir()
     monkeypatch.setenv("INSIGHT_RELAY_DATA_DIR", str(path))
+    monkeypatch.delenv("INSIGHT_RELAY_IMPORT_DIR", raising=False)
     monkeypatch.setenv("INSIGHT_RELAY_SECRET_KEY", "")
     monkeypatch.delenv("INSIGHT_RELAY_SECRET_KEY", raising=False)
     return path

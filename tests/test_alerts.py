@@ -6,6 +6,7 @@ import socket
 import pytest
 from aiosmtpd.controller import Controller
 
+from core.permissions import SYSTEM
 from jobs import runner
 from jobs.runner import RunResult
 from services import alerts
@@ -108,7 +109,7 @@ def test_banner_events_and_dismissal(db, admin, outcomes):
 
 def test_refresh_children_do_not_alert_separately(db, admin, outcomes):
     parent = runner.submit(db, admin, "refresh", None, "System refresh")
-    child = runner.submit(db, "system", "export", 1, "Newsletter", "system_refresh", parent_run_id=parent,
+    child = runner.submit(db, SYSTEM, "export", 1, "Newsletter", "system_refresh", parent_run_id=parent,
                           queue_if_busy=True)
     outcomes.append(RunResult("failed", {}, "boom"))
     runner.claim(db, child)

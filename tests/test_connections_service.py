@@ -8,9 +8,11 @@ import pytest
 
 from connectors.base import VerifyResult
 from core.consent import current_version
-from core.permissions import PermissionDenied
+from core.permissions import PermissionDenied, Role, User
 from services import connections as svc
 from storage import connections as repo
+
+ADMIN = User(0, "alice", Role.ADMIN)   # verify sends a key to a vendor: an admin action
 
 SECRET = "SG.service-secret-0123456789-abcdefQRST"
 OK = VerifyResult(True, "Connected.")
@@ -115,18 +117,18 @@ def test_save_unverified_is_explicit(db, admin):
 
 @pytest.mark.parametrize("vendor", ["sendgrid", "iterable", "omnisend", "leadspace"])
 def test_verify_sandbox_ok(vendor):
-    result = svc.verify(None, vendor, "sandbox", "good-key-12345678")
+    result = svc.verify(None, ADMIN, vendor, "sandbox", "good-key-12345678")
     assert result.ok, result.message
 
 
 @pytest.mark.parametrize("vendor", ["sendgrid", "iterable", "omnisend", "leadspace"])
 def test_verify_rejected_key(vendor):
-    result = svc.verify(None, vendor, "sandbox", "invalid-key-12345678")
+    result = svc.verify(None, ADMIN, vendor, "sandbox", "invalid-key-12345678")
     assert not result.ok and "reject" in result.message.lower()
 
 
 def test_verify_missing_permission():
-    result = svc.verify(None, "sendgrid", "sandbox", "SG.nomarketing-12345678")
+    result = svc.verify(None, ADMIN, "sendgrid", "sandbox", "SG.nomarketing-12345678")
     assert not result.ok and "lacks Marketing access" in result.message
 
 
@@ -134,19 +136,19 @@ def test_verify_outage_and_rate_limit():
     from connectors.sandbox import get_emulator
     em = get_emulator("iterable")
     em.faults.outage = True
-    result = svc.verify(None, "iterable", "sandbox", "good-key-12345678")
+    result = svc.verify(None, ADMIN, "iterable", "sandbox", "good-key-12345678")
     assert not result.ok and "Try again" in result.message
     em.faults.outage = False
     em.faults.rate_limit_burst = 5
     em.faults.rate_limit_wait_s = 45
-    result = svc.verify(None, "iterable", "sandbox", "good-key-12345678")
+    result = svc.verify(None, ADMIN, "iterable", "sandbox", "good-key-12345678")
     assert not result.ok and "Try again in about 45 seconds" in result.message
 
 
 def test_verify_unreachable_host_via_transport():
     def refuse(request):
         raise httpx.ConnectError("connection refused", request=request)
-    result = svc.verify(None, "sendgrid", "production", "SG.good-key-12345678", transport=httpx.MockTransport(refuse))
+    result = svc.verify(None, ADMIN, "sendgrid", "production", "SG.good-key-12345678", transport=httpx.MockTransport(refuse))
     assert not result.ok and "could not reach SendGrid" in result.message
 
 
@@ -154,8 +156,8 @@ def test_verify_never_logs_the_key(caplog):
     caplog.set_level(logging.DEBUG)
     from connectors.sandbox import get_emulator
     get_emulator("sendgrid").faults.server_error_burst = 1
-    svc.verify(None, "sendgrid", "sandbox", SECRET)
-    svc.verify(None, "sendgrid", "sandbox", "invalid" + SECRET)
+    svc.verify(None, ADMIN, "sendgrid", "sandbox", SECRET)
+    svc.verify(None, ADMIN, "sendgrid", "sandbox", "invalid" + SECRET)
     assert SECRET not in caplog.text
 
 

@@ -6,6 +6,9 @@ import pytest
 from services import demo
 from storage import settings
 from storage.db import Database
+from core.permissions import Role, User
+
+DEMO_ADMIN = User(0, "demo-admin", Role.ADMIN)   # generating demo data is an admin's
 
 N = 20_000
 
@@ -16,18 +19,18 @@ def fingerprint(db) -> str:
 
 
 def test_same_seed_same_data_other_seed_other_data(db, tmp_path):
-    demo.generate_profiles(db, 3000, seed=42)
+    demo.generate_profiles(db, DEMO_ADMIN, 3000, seed=42)
     first = fingerprint(db)
     other = Database(tmp_path / "other.duckdb")
-    demo.generate_profiles(other, 3000, seed=42)
+    demo.generate_profiles(other, DEMO_ADMIN, 3000, seed=42)
     assert fingerprint(other) == first
-    demo.generate_profiles(other, 3000, seed=43)
+    demo.generate_profiles(other, DEMO_ADMIN, 3000, seed=43)
     assert fingerprint(other) != first
     other.close()
 
 
 def test_proportions(db):
-    demo.generate_profiles(db, N, seed=42)
+    demo.generate_profiles(db, DEMO_ADMIN, N, seed=42)
     stats = db.query_dicts(r"""
         SELECT count(*) AS n, count(DISTINCT customer_id) AS ids,
             avg(email_opt_out::INT) AS opted_out,
@@ -50,7 +53,7 @@ def test_proportions(db):
 
 def test_most_profiles_work_at_directory_companies(db):
     companies = pytest.importorskip("connectors.sandbox.companies")
-    demo.generate_profiles(db, N, seed=42)
+    demo.generate_profiles(db, DEMO_ADMIN, N, seed=42)
     domains = {c.domain for c in companies.COMPANIES}
     rows = db.query("SELECT split_part(email, '@', 2) FROM profiles WHERE email LIKE '%@%.%' AND email NOT LIKE '%@@%'")
     share = sum(1 for (d,) in rows if d in domains) / len(rows)

@@ -9,6 +9,7 @@ from connectors.sandbox.companies import company_for_index
 from connectors.sandbox.leadspace import LeadspaceEmulator
 from core import enrichment as core
 from core.enrichment import EnrichmentConfig
+from core.permissions import SYSTEM
 from jobs import enrichment_run, runner
 from jobs.enrichment_run import RunOptions
 from services import enrichment as service
@@ -317,7 +318,7 @@ def test_segment_dataset_and_enriched_attributes_usable_in_segments(env):
     by_industry = {"root": {"kind": "group", "join": "and", "items": [
         {"kind": "condition", "attribute": f"enrichment.{eid}.industry", "operator": "equals", "value": industry}]}}
     seg2 = segment_service.save_segment(db, env.admin, "By industry", None, by_industry)
-    assert segment_service.evaluate(db, seg2) >= 1
+    assert segment_service.evaluate(db, SYSTEM, seg2) >= 1
 
 
 @pytest.fixture

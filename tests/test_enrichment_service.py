@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.enrichment import EnrichmentConfig
-from core.permissions import PermissionDenied
+from core.permissions import SYSTEM, PermissionDenied
 from jobs import runner
 from services import enrichment as svc
 from storage import audit, catalogue
@@ -142,6 +142,6 @@ def test_system_refresh_submit_runs_the_handler(db, admin, conn, monkeypatch):
     assert runner.HANDLERS["enrichment"] is enrichment_run.handle
     eid = _save(db, admin, conn)
     svc.set_active(db, admin, eid, False)
-    runner.submit(db, "system", "enrichment", eid, "Firmographics", "system_refresh")
+    runner.submit(db, SYSTEM, "enrichment", eid, "Firmographics", "system_refresh")
     [run_id] = runner.run_pending(db)
     assert runner.get_run(db, run_id)["status"] == "skipped"

@@ -4,11 +4,14 @@ import pytest
 from services import demo
 from services import profiles as svc
 from storage import profiles as repo
+from core.permissions import Role, User
+
+DEMO_ADMIN = User(0, "demo-admin", Role.ADMIN)   # generating demo data is an admin's
 
 
 @pytest.fixture
 def base(db):
-    demo.generate_profiles(db, 2000, seed=7)
+    demo.generate_profiles(db, DEMO_ADMIN, 2000, seed=7)
     return db
 
 
@@ -82,7 +85,7 @@ def test_keyset_backwards_and_total_counted_once(base, viewer, monkeypatch):
     monkeypatch.setattr(repo, "count", lambda db, filters=None: calls.append(1) or real_count(db, filters))
     first = svc.filtered_count(base, viewer, {"opted_out": True})
     assert svc.filtered_count(base, viewer, {"opted_out": True}) == first and len(calls) == 1
-    demo.generate_profiles(base, 2000, seed=8)  # rewriting profiles drops the cached totals
+    demo.generate_profiles(base, DEMO_ADMIN, 2000, seed=8)  # rewriting profiles drops the cached totals
     svc.filtered_count(base, viewer, {"opted_out": True})
     assert len(calls) == 2
 

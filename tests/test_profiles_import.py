@@ -13,15 +13,32 @@ from services import profiles as svc
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def staged(actor, path) -> Path:
+    """The file as the actor's upload: contributors cannot read files on the server (issue 12)."""
+    path = Path(path)
+    if path.parent == svc.upload_dir():
+        return path
+    with open(path, "rb") as fh:
+        return svc.save_upload(actor, fh, path.name)
+
+
+def inspect(db, actor, path):
+    return svc.inspect_file(db, actor, staged(actor, path), Path(path).name)
+
+
+def import_file(db, actor, path, plan):
+    return svc.import_profiles(db, actor, staged(actor, path), plan, file_name=Path(path).name)
+
+
 def plan_for(db, actor, path, mode="upsert", key=None, **kw) -> ImportPlan:
-    preview = svc.inspect_file(db, actor, path)
+    preview = inspect(db, actor, path)
     key = key or preview.suggested_key or preview.headers[0]
     return ImportPlan(key_column=key, mapping=suggest_mapping(preview.headers, key), mode=mode, **kw)
 
 
 def do_import(db, actor, name_or_path, mode="upsert", **kw):
     path = Path(name_or_path) if Path(name_or_path).is_absolute() else FIXTURES / name_or_path
-    return svc.import_profiles(db, actor, path, plan_for(db, actor, path, mode, **kw))
+    return import_file(db, actor, path, plan_for(db, actor, path, mode, **kw))
 
 
 def snapshot(db):
@@ -73,20 +90,20 @@ def test_replace_makes_the_file_the_complete_set(db, contributor, tmp_path):
 
 def test_empty_file(db, contributor):
     with pytest.raises(ProfileImportError, match="empty"):
-        svc.inspect_file(db, contributor, FIXTURES / "empty.csv")
+        inspect(db, contributor, FIXTURES / "empty.csv")
     with pytest.raises(ProfileImportError, match="empty"):
-        svc.import_profiles(db, contributor, FIXTURES / "empty.csv", ImportPlan("customer_id", {}))
+        import_file(db, contributor, FIXTURES / "empty.csv", ImportPlan("customer_id", {}))
 
 
 def test_header_only(db, contributor):
-    preview = svc.inspect_file(db, contributor, FIXTURES / "header_only.csv")
+    preview = inspect(db, contributor, FIXTURES / "header_only.csv")
     assert any("no data rows" in w for w in preview.warnings)
     with pytest.raises(ProfileImportError, match="no data rows"):
         do_import(db, contributor, "header_only.csv")
 
 
 def test_semicolon_delimiter_is_sniffed(db, contributor):
-    preview = svc.inspect_file(db, contributor, FIXTURES / "semicolon.csv")
+    preview = inspect(db, contributor, FIXTURES / "semicolon.csv")
     assert preview.delimiter == ";" and preview.headers == ["customer_id", "email", "first_name", "city"]
     do_import(db, contributor, "semicolon.csv")
     assert db.query("SELECT customer_id, city FROM profiles ORDER BY 1") == [("K1", "Paris"), ("K2", "Lyon")]
@@ -96,18 +113,18 @@ def test_key_column_not_found_says_so(db, contributor, tmp_path):
     odd = tmp_path / "colon.csv"
     odd.write_text("customer_id:email\nA:a@x.com\n", encoding="utf-8")
     with pytest.raises(ProfileImportError, match="key column 'customer_id' is not in the file"):
-        svc.import_profiles(db, contributor, odd, ImportPlan("customer_id", {}))
+        import_file(db, contributor, odd, ImportPlan("customer_id", {}))
 
 
 def test_utf8_with_bom(db, contributor):
-    preview = svc.inspect_file(db, contributor, FIXTURES / "utf8_bom.csv")
+    preview = inspect(db, contributor, FIXTURES / "utf8_bom.csv")
     assert preview.headers[0] == "customer_id" and preview.suggested_key == "customer_id"
     do_import(db, contributor, "utf8_bom.csv")
     assert db.query("SELECT first_name FROM profiles ORDER BY 1") == [("José",), ("Zoë",)]
 
 
 def test_latin1(db, contributor):
-    preview = svc.inspect_file(db, contributor, FIXTURES / "latin1.csv")
+    preview = inspect(db, contributor, FIXTURES / "latin1.csv")
     assert preview.encoding == "Latin-1"
     do_import(db, contributor, "latin1.csv")
     assert db.query("SELECT first_name FROM profiles ORDER BY 1") == [("José",), ("Zoë",)]
@@ -120,7 +137,7 @@ def test_latin1_byte_after_the_sniffed_sample_is_retried(db, contributor, tmp_pa
         for i in range(120_000):  # > 1 MB of ASCII before the first Latin-1 byte
             fh.write(f"A{i},Ann{i}\n".encode())
         fh.write(b"Z1,Zo\xeb\n")
-    result = svc.import_profiles(db, contributor, path, ImportPlan("customer_id", {"first_name": "first_name"}))
+    result = import_file(db, contributor, path, ImportPlan("customer_id", {"first_name": "first_name"}))
     assert result.rows_read == 120_001 and any("Latin-1" in w for w in result.warnings)
     assert db.query_one("SELECT first_name FROM profiles WHERE customer_id = 'Z1'")[0] == "Zoë"
 
@@ -168,13 +185,13 @@ def test_columns_named_like_sql(db, contributor):
 
 def test_wrong_file_type(db, contributor):
     with pytest.raises(ProfileImportError, match="not a CSV or Parquet file.*Excel"):
-        svc.inspect_file(db, contributor, FIXTURES / "workbook.xlsx")
+        inspect(db, contributor, FIXTURES / "workbook.xlsx")
     with pytest.raises(ProfileImportError, match="not a CSV or Parquet file"):
-        svc.import_profiles(db, contributor, FIXTURES / "workbook.xlsx", ImportPlan("customer_id", {}))
+        import_file(db, contributor, FIXTURES / "workbook.xlsx", ImportPlan("customer_id", {}))
 
 
 def test_parquet_import(db, contributor):
-    preview = svc.inspect_file(db, contributor, FIXTURES / "profiles.parquet")
+    preview = inspect(db, contributor, FIXTURES / "profiles.parquet")
     assert preview.file_format == "parquet" and preview.suggested_key == "id"
     result = do_import(db, contributor, "profiles.parquet")
     assert result.rows_read == 3 and "profile.x_score" in result.extra_attributes_added
@@ -229,27 +246,34 @@ def test_viewer_cannot_import(db, viewer):
     assert db.query_one("SELECT count(*) FROM profiles")[0] == 0
 
 
-def test_server_paths_are_limited_to_allowed_folders(db, data_dir, monkeypatch, tmp_path):
-    inside = data_dir / "in.csv"
-    inside.write_text("customer_id\nA\n", encoding="utf-8")
-    assert svc.resolve_server_path(str(inside)) == inside.resolve()
-    monkeypatch.delenv(svc.IMPORT_DIRS_ENV, raising=False)
-    with pytest.raises(ProfileImportError, match="Only files inside"):
-        svc.resolve_server_path(str(FIXTURES / "profiles_small.csv"))
-    monkeypatch.setenv(svc.IMPORT_DIRS_ENV, str(FIXTURES))
-    assert svc.resolve_server_path(str(FIXTURES / "profiles_small.csv")).name == "profiles_small.csv"
+def test_server_files_are_an_admins_and_limited_to_the_import_folder(db, data_dir, admin, contributor,
+                                                                     monkeypatch):
+    imports = data_dir / "imports"   # the default import folder
+    imports.mkdir(exist_ok=True)
+    (imports / "in.csv").write_text("customer_id\nA\n", encoding="utf-8")
+    assert svc.resolve_server_path(admin, "in.csv") == (imports / "in.csv").resolve()
+    assert svc.resolve_server_path(admin, str(imports / "in.csv")) == (imports / "in.csv").resolve()
+    with pytest.raises(PermissionDenied):
+        svc.resolve_server_path(contributor, "in.csv")
+    with pytest.raises(ProfileImportError, match="Only files inside the import folder"):
+        svc.resolve_server_path(admin, str(FIXTURES / "profiles_small.csv"))
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIR", str(FIXTURES))
+    assert svc.resolve_server_path(admin, "profiles_small.csv").name == "profiles_small.csv"
     with pytest.raises(ProfileImportError, match=r"\*"):
-        svc.resolve_server_path(str(FIXTURES / "*.csv"))
-    with pytest.raises(ProfileImportError, match="no file"):
-        svc.resolve_server_path(str(FIXTURES / "missing.csv"))
+        svc.resolve_server_path(admin, "*.csv")
+    with pytest.raises(ProfileImportError, match="no file named missing.csv") as info:
+        svc.resolve_server_path(admin, "missing.csv")
+    assert str(FIXTURES) not in str(info.value)   # no absolute server path in messages
 
 
-def test_upload_is_streamed_to_the_data_folder(db, data_dir):
+def test_upload_is_streamed_to_the_private_upload_area(db, data_dir, contributor, admin):
     with open(FIXTURES / "profiles_small.csv", "rb") as fh:
-        path = svc.save_upload(fh, "my file.csv")
-    assert path.parent == data_dir / "imports" and path.suffix == ".csv"
+        path = svc.save_upload(contributor, fh, "my file.csv")
+    assert path.parent == data_dir / "uploads" and path.suffix == ".csv"
     assert path.read_bytes() == (FIXTURES / "profiles_small.csv").read_bytes()
-    svc.discard_upload(path)
+    with pytest.raises(PermissionDenied):
+        svc.discard_upload(admin, path)          # someone else's upload
+    svc.discard_upload(contributor, path)
     assert not path.exists()
 
 

@@ -32,7 +32,7 @@ def world(db, monkeypatch):
         {"id": 11, "name": "Uses Salesforce", "rule_json": json.dumps({"attribute": "enrichment.2.stack", "value": "sf"})},
     ]
 
-    def fake_evaluate(db_, segment_id, actor="system"):
+    def fake_evaluate(db_, actor, segment_id):
         order.append(("segment", segment_id))
         if ("segment", segment_id) in failing:
             raise ValueError("rule no longer compiles")

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from jobs import runner
+from core.permissions import SYSTEM
 from jobs.runner import RunResult
 
 
@@ -151,7 +152,7 @@ def test_run_child_single_flight_and_parent_cancel(db, admin, handlers):
 def test_list_runs_filters(db, admin):
     a = runner.submit(db, admin, "export", 1, "A")
     runner.submit(db, admin, "enrichment", 2, "B", trigger="own_schedule")
-    runner.submit(db, "system", "export", 3, "C", parent_run_id=a, trigger="system_refresh", status="skipped",
+    runner.submit(db, SYSTEM, "export", 3, "C", parent_run_id=a, trigger="system_refresh", status="skipped",
                   message="why")
     assert [r["target_name"] for r in runner.list_runs(db, kind="export")] == ["C", "A"]
     assert [r["target_name"] for r in runner.list_runs(db, top_level_only=True)] == ["B", "A"]

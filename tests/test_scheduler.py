@@ -10,6 +10,7 @@ from core.schedule import (
     ItemSchedule, ScheduleError, SystemSchedule, describe_cron, next_cron_runs, next_system_runs, preset_cron,
     system_slots_between,
 )
+from core.permissions import SYSTEM
 from jobs import runner
 from jobs.scheduler import Scheduler, install
 from services import schedule as schedule_service
@@ -116,7 +117,7 @@ def test_system_refresh_fires_at_its_times_and_missed_runs_run_once(db, admin):
     assert len(first) == 1 and scheduler.tick() == []   # the same slot never fires twice
     run = runner.get_run(db, first[0])
     assert (run["trigger"], run["requested_by"], run["params"]["scope"]) == ("system_refresh", "system", "system")
-    runner.request_cancel(db, "test", first[0])          # out of the way
+    runner.request_cancel(db, SYSTEM, first[0])          # out of the way
     # The app is down from 06:00:01 until the next day 19:00: seven slots pass; one run is queued.
     clock.now = at(2025, 5, 6, 19, 0)
     missed = scheduler.tick()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from core.permissions import PermissionDenied
+from core.permissions import SYSTEM, PermissionDenied
 from core.segments import Condition, Operator as O, RuleGroup, SegmentRule
 from services import segments as svc
 from storage import audit, catalogue
@@ -68,8 +68,8 @@ def test_dynamic_follows_data_static_is_frozen_until_refreshed(people, admin, co
         cur.execute("UPDATE profiles SET country = 'Germany' WHERE customer_id = 'c4'")
     assert member_ids(people, dynamic) == {"c1", "c2", "c4"}
     assert member_ids(people, static) == {"c1", "c2"}
-    assert svc.evaluate(people, dynamic) == 3
-    assert svc.evaluate(people, static) == 2
+    assert svc.evaluate(people, SYSTEM, dynamic) == 3
+    assert svc.evaluate(people, SYSTEM, static) == 2
     seg = repo.get_segment(people, dynamic)
     assert (seg["previous_size"], seg["last_size"]) == (2, 3)
     assert svc.refresh_static_members(people, contributor, static) == 3
@@ -101,7 +101,7 @@ def test_viewer_cannot_change_segments(people, admin, viewer):
                  lambda: svc.update_segment(people, viewer, sid, name="Y", description=None, rule=GERMANY, kind="dynamic"),
                  lambda: svc.duplicate_segment(people, viewer, sid),
                  lambda: svc.delete_segment(people, viewer, sid, confirm=True),
-                 lambda: svc.evaluate(people, sid, viewer)):
+                 lambda: svc.evaluate(people, viewer, sid)):
         with pytest.raises(PermissionDenied):
             call()
     svc.members_csv(people, viewer, sid)   # viewers may download
@@ -259,7 +259,7 @@ def test_segments_for_customer(people, admin):
 def test_evaluate_all_and_live_sizes_in_one_scan(people, admin):
     a = svc.save_segment(people, admin, "A", None, GERMANY)
     b = svc.save_segment(people, admin, "B", None, rule(c("profile.company_name", O.IS_EMPTY)), "static")
-    assert svc.evaluate_all(people) == {a: 2, b: 1}
+    assert svc.evaluate_all(people, SYSTEM) == {a: 2, b: 1}
     assert repo.live_sizes(people, repo.list_segments(people)) == {a: 2, b: 1}
 
 

@@ -267,7 +267,7 @@ def _make(vendor="sendgrid", name="Main", key=SECRET, **kw):
     from core.permissions import Role, User
     db = app_db()
     admin = User(db.query_one("SELECT id FROM users WHERE username='alice'")[0], "alice", Role.ADMIN)
-    result = svc.verify(db, vendor, "sandbox", key)
+    result = svc.verify(db, admin, vendor, "sandbox", key)
     return svc.create_connection(db, admin, vendor=vendor, name=name, region="sandbox", api_key=key,
                                  shared_with_contributors=kw.get("shared", False),
                                  consent_version=current_version(vendor), verify_result=result,

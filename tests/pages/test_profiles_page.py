@@ -1,7 +1,10 @@
-"""AppTest of Data › Profiles: import a CSV from a server path, browse, open a profile."""
+"""AppTest of Data › Profiles: import a CSV from the import folder (admins), browse, open a profile."""
 from pathlib import Path
 
 from tests.pages.helpers import app_as, switch_to
+from core.permissions import Role, User
+
+DEMO_ADMIN = User(0, "demo-admin", Role.ADMIN)   # generating demo data is an admin's
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -12,14 +15,14 @@ def _open(username):
     return switch_to(at, "profiles.py")
 
 
-def test_contributor_imports_browses_and_opens_a_profile(db, contributor, monkeypatch):
-    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIRS", str(FIXTURES))
+def test_admin_imports_from_the_import_folder_browses_and_opens_a_profile(db, admin, monkeypatch):
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIR", str(FIXTURES))
     db.close()
-    at = _open("carol")
+    at = _open("alice")
     assert not at.exception, at.exception
     assert [t.label for t in at.tabs] == ["Browse", "Import"]
     at.radio(key="imp_source").set_value("A file on the server").run()
-    at.text_input(key="imp_path").input(str(FIXTURES / "profiles_small.csv")).run()
+    at.text_input(key="imp_path").input("profiles_small.csv").run()
     at.button(key="imp_read").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -41,24 +44,33 @@ def test_contributor_imports_browses_and_opens_a_profile(db, contributor, monkey
     assert any("1 profile ·" in c.value for c in at.caption)
 
 
-def test_bad_file_shows_a_plain_error(db, contributor, monkeypatch):
-    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIRS", str(FIXTURES))
+def test_bad_file_shows_a_plain_error(db, admin, monkeypatch):
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIR", str(FIXTURES))
     db.close()
-    at = _open("carol")
+    at = _open("alice")
     at.radio(key="imp_source").set_value("A file on the server").run()
-    at.text_input(key="imp_path").input(str(FIXTURES / "duplicate_keys.csv")).run()
+    at.text_input(key="imp_path").input("duplicate_keys.csv").run()
     at.button(key="imp_read").click().run()
     next(b for b in at.button if b.key and b.key.endswith("_go")).click().run()
     assert not at.exception, at.exception
     assert any("appear more than once" in e.value for e in at.error)
     at.text_input(key="imp_path").input("/etc/passwd").run()
     at.button(key="imp_read").click().run()
-    assert any("Only files inside" in e.value for e in at.error)
+    assert any("Only files inside the import folder" in e.value for e in at.error)
+    assert not any(str(FIXTURES) in e.value for e in at.error)   # no absolute server path shown
+
+
+def test_contributor_is_not_offered_files_on_the_server(db, contributor):
+    db.close()
+    at = _open("carol")
+    assert [t.label for t in at.tabs] == ["Browse", "Import"]
+    assert not [r for r in at.radio if r.key == "imp_source"]   # upload only
+    assert not [t for t in at.text_input if t.key == "imp_path"]
 
 
 def test_viewer_browses_without_import(db, viewer):
     from services import demo
-    demo.generate_profiles(db, 120, seed=3)
+    demo.generate_profiles(db, DEMO_ADMIN, 120, seed=3)
     db.close()
     at = _open("victor")
     assert not at.exception, at.exception
@@ -71,7 +83,7 @@ def test_viewer_browses_without_import(db, viewer):
 
 def test_pages_by_key_with_previous_and_next(db, viewer):
     from services import demo
-    demo.generate_profiles(db, 120, seed=3)
+    demo.generate_profiles(db, DEMO_ADMIN, 120, seed=3)
     db.close()
     at = _open("victor")
     at.selectbox(key="pf_page_size").set_value(25).run()

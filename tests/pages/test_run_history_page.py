@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.permissions import SYSTEM
 from jobs import runner
 from tests.pages.helpers import app_as, switch_to
 
@@ -11,10 +12,10 @@ from tests.pages.helpers import app_as, switch_to
 def seeded(db, admin, viewer):
     refresh = runner.submit(db, admin, "refresh", None, "System refresh", status="partially_succeeded",
                             message="1 step(s) succeeded, 0 failed, 1 skipped")
-    runner.submit(db, "alice", "enrichment", 1, "Firmographics", "system_refresh", parent_run_id=refresh,
-                  status="succeeded")
-    runner.submit(db, "alice", "export", 5, "Newsletter", "system_refresh", parent_run_id=refresh,
-                  status="skipped", message="Skipped: enrichment 'Firmographics' failed in this refresh.")
+    runner.submit(db, SYSTEM, "enrichment", 1, "Firmographics", "system_refresh", parent_run_id=refresh,
+                  status="succeeded", on_behalf_of="alice")
+    runner.submit(db, SYSTEM, "export", 5, "Newsletter", "system_refresh", parent_run_id=refresh,
+                  status="skipped", on_behalf_of="alice", message="Skipped: enrichment 'Firmographics' failed in this refresh.")
     failed = runner.submit(db, admin, "export", 5, "Newsletter", status="failed", message="The API key was rejected.")
     crashed = runner.submit(db, admin, "enrichment", 1, "Firmographics")
     runner.claim(db, crashed)
