@@ -15,6 +15,11 @@ ExportClient (typing.Protocol): vendor; verify(); list_targets(); find_target(na
     create_target(name); upsert_batches(contacts) -> Iterator[list[Contact]];
     submit_upsert(batch, target) -> Submission; remove_batches(emails) -> Iterator[list[str]];
     submit_remove(emails, target) -> Submission; collect(submission) -> list[Outcome]; close()
+    existing_members(target, candidates) -> Iterator[str]   membership lookup (issue 13): lower-cased
+        emails already on `target`. MEMBERSHIP_LOOKUP says how: "search" clients look up exactly the
+        candidates (SendGrid: search/emails, 100 a call); "list" clients ignore them and read the
+        whole list once (Iterable getUsers, 5 calls/min; Omnisend contacts by tag, 250 a page).
+MembershipLookup(strategy: "search"|"list", per_request: int, requests_per_s: float|None, limit_text: str)
 batched(items, max_count, max_bytes=None, size_of=None) -> Iterator[list]
     Streams batches of at most max_count items and (if max_bytes) at most max_bytes by size_of(item)
     (+1 separator byte per item). An item larger than max_bytes alone is yielded on its own
@@ -125,6 +130,20 @@ class VerifyResult:
         return cls(ok=bool(d["ok"]), message=d["message"], detail=d.get("detail"))
 
 
+@dataclass(frozen=True)
+class MembershipLookup:
+    """How a vendor answers "is this contact already on the list": for the runner and the bench."""
+    strategy: Literal["search", "list"]
+    per_request: int                  # emails searched (search) or list members read (list) per request
+    requests_per_s: float | None      # the documented (or, unpublished, the emulated) rate of that endpoint
+    limit_text: str                   # that rate in words, with where it comes from
+
+    def requests_for(self, candidates: int, list_size: int) -> int:
+        """Requests one lookup costs: the candidates searched, or the whole list read once."""
+        n = candidates if self.strategy == "search" else list_size
+        return max(1, -(-n // self.per_request))
+
+
 @runtime_checkable
 class ExportClient(Protocol):
     vendor: str
@@ -138,6 +157,7 @@ class ExportClient(Protocol):
     def remove_batches(self, emails: Iterable[str]) -> Iterator[list[str]]: ...
     def submit_remove(self, emails: list[str], target: Target) -> Submission: ...
     def collect(self, submission: Submission) -> list[Outcome]: ...
+    def existing_members(self, target: Target, candidates: Iterable[str]) -> Iterator[str]: ...
     def close(self) -> None: ...
 
 

@@ -10,6 +10,8 @@ carries the outcomes and collect() just returns them):
     -> rejected with a reason naming it.
   remove_batches(emails) / submit_remove: POST /api/lists/unsubscribe with channelUnsubscribe:false;
     notFoundEmails count as accepted (the user is not on the list).
+  existing_members(target): every member, from GET /api/lists/getUsers (text/plain, one email a line;
+    5 calls/min, its own "getUsers" rate bucket): the export runner reads it once per run.
 Field mapping (FIELD_MAP): first_name->firstName, last_name->lastName, city, state, country,
 postal_code->postalCode, address->address; any other key is sent as is in dataFields.
 """
@@ -19,15 +21,17 @@ from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 
-from connectors.base import Contact, Outcome, Submission, Target, VerifyResult, batched, complete_outcomes
+from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Target, VerifyResult, batched,
+                             complete_outcomes)
 from connectors.errors import ConnectorError, RecordRejectedError, VendorError
-from connectors.http import RetryPolicy, VendorClient, get_logger
+from connectors.http import DOCUMENTED_LIMITS, RateLimit, RetryPolicy, VendorClient, get_logger
 
 log = get_logger("connectors.iterable")
 
 VENDOR = "iterable"
 DEFAULT_BASE_URL = "https://api.iterable.com"
 MAX_BATCH = 1000
+GET_USERS_LIMIT = RateLimit(5, 60.0)   # GET /api/lists/getUsers: 5 requests/min (Iterable's spec)
 FIELD_MAP = {"first_name": "firstName", "last_name": "lastName", "city": "city", "state": "state",
              "country": "country", "postal_code": "postalCode", "address": "address"}
 FIELD_LIMITS: dict[str, int] = {}  # Iterable documents no per-field limits
@@ -62,6 +66,8 @@ class IterableClient(VendorClient):
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] | None = None,
     ) -> None:
+        if rate_limits is True:   # the documented limits, plus getUsers' own bucket
+            rate_limits = {**DOCUMENTED_LIMITS.get(VENDOR, {}), "getUsers": GET_USERS_LIMIT}
         self._init_http(api_key, {"Api-Key": api_key}, base_url=base_url, transport=transport,
                         rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand)
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
@@ -147,6 +153,21 @@ class IterableClient(VendorClient):
         if result.get("filteredOutFields"):
             log.info("iterable dropped fields not allowed by the project: %s", result["filteredOutFields"])
         return complete_outcomes(emails, reported)
+
+    # ------------------------------------------------------------ membership lookup
+    MEMBERSHIP_LOOKUP = MembershipLookup(
+        "list", 10**9, GET_USERS_LIMIT.count / GET_USERS_LIMIT.period_s,
+        "GET /api/lists/getUsers, the whole list in one text/plain answer; 5 calls/min (Iterable's spec)")
+
+    def existing_members(self, target: Target, candidates: Iterable[str] = ()) -> Iterator[str]:
+        """Every member of the list, read ONCE: GET /api/lists/getUsers?listId= answers text/plain, one
+        email per line (limited to 5 calls/min: its own client bucket; a 503 is retried)."""
+        resp = self.http.get("/api/lists/getUsers", params={"listId": int(target.id)}, bucket="getUsers",
+                             on_error=self._on_error)
+        for line in resp.text.splitlines():
+            email = line.strip().lower()
+            if email:
+                yield email
 
     def collect(self, submission: Submission) -> list[Outcome]:
         if submission.outcomes is None:  # cannot happen for Iterable (sync), but be safe on odd resumes

@@ -28,6 +28,8 @@ and `Omnisend-Version: 2026-03-15`.
   remove_batches(emails): <= 250. submit_remove(emails, target): DELETE /api/contacts/tags
     {tags:[tag], emails:[...]} (202, async; unknown emails are ignored by Omnisend) -> outcomes known at
     submit time (accepted). Contacts are never deleted or unsubscribed.
+  existing_members(target): every contact with the tag (GET /api/contacts?tag=, 250 a page, 400/min);
+    targets_exist_only_with_members: a tag nobody carries yet is new (the export creates it).
 Errors: RFC 9457 problem bodies -> ConnectorError subclasses with Omnisend's title/detail; 401 AuthError,
 403 PermissionMissingError, 410 VendorError ("API version retired"), 429 retried using `retryAfter`
 (body) / X-Rate-Limit-Reset; 5xx retried (connectors.http).
@@ -45,7 +47,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 
-from connectors.base import Contact, Outcome, Submission, Target, VerifyResult, batched, complete_outcomes
+from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Target, VerifyResult, batched,
+                             complete_outcomes)
 from connectors.errors import (
     AuthError,
     ConnectorError,
@@ -64,6 +67,7 @@ DEFAULT_BASE_URL = "https://api.omnisend.com"
 MAX_BATCH_ITEMS = 100  # CreateBatchRequest.items maxItems (the v5 docs say 1,000: conflict, spec wins)
 MAX_BATCH_BYTES = 1_000_000  # "keep the payload under 1 MB" (Omnisend's sync guide)
 MAX_TAG_EMAILS = 250  # RemoveTagsRequest.emails maxItems
+CONTACTS_PAGE_MAX = 250  # GET /api/contacts limit maximum
 MAX_TAGS_PER_CONTACT = 100
 TAG_PREFIX = "segment: "
 
@@ -327,6 +331,32 @@ class OmnisendClient(VendorClient):
             waited += interval
             interval = min(self.max_poll_interval_s, interval * 2)
 
+    # ------------------------------------------------------------ membership lookup
+    # A tag exists only on contacts: one the export's first lookup finds on nobody is new, made by the export.
+    targets_exist_only_with_members = True
+    MEMBERSHIP_LOOKUP = MembershipLookup(
+        "list", CONTACTS_PAGE_MAX, 400 / 60.0,
+        "GET /api/contacts?tag=, 250 contacts a page (cursor paging); 400 requests/min (Omnisend's spec)")
+
+    def existing_members(self, target: Target, candidates: Iterable[str] = ()) -> Iterator[str]:
+        """Every contact carrying the tag: GET /api/contacts?tag=<tag>&limit=250, cursor-paged (the
+        "default" 400/min bucket). Listing by tag costs one request per 250 tagged contacts, whatever the
+        number of contacts to add; a lookup per contact (?email=) would cost one request per contact."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"tag": target.id, "limit": CONTACTS_PAGE_MAX}
+            if after:
+                params["after"] = after
+            body = self.http.json(self.http.get("/api/contacts", params=params, on_error=self._on_error))
+            for c in (body.get("contacts") or ()) if isinstance(body, dict) else ():
+                email = _contact_email(c)
+                if email:
+                    yield email.lower()
+            paging = (body.get("paging") or {}) if isinstance(body, dict) else {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("hasMore") or not after:
+                return
+
     # ------------------------------------------------------------ remove (untag)
     def remove_batches(self, emails: Iterable[str]) -> Iterator[list[str]]:
         return batched(emails, self.remove_batch_size)
@@ -344,6 +374,18 @@ class OmnisendClient(VendorClient):
                               json={"tags": [target.id], "emails": chunk}, on_error=self._on_error)
         outcomes = complete_outcomes(emails, reported, "accepted", None)
         return Submission(VENDOR, "remove", None, list(emails), outcomes, target, {})
+
+
+def _contact_email(contact: Any) -> str | None:
+    """A ContactResponse's email: its top-level email, else its email identifier."""
+    if not isinstance(contact, dict):
+        return None
+    if contact.get("email"):
+        return str(contact["email"])
+    for ident in contact.get("identifiers") or ():
+        if isinstance(ident, dict) and ident.get("type") == "email" and ident.get("id"):
+            return str(ident["id"])
+    return None
 
 
 def _item_email(item: dict) -> str | None:

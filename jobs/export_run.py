@@ -185,6 +185,7 @@ class ExportRun:
         self._scratch = None                 # the run's own cursor (execute); holds the plan temp tables
         self._sources: dict[str, tuple] = {}   # target key -> (plan source, removals source), see _materialize
         self._recovered_emails: dict[str, set[str]] = {}   # target key -> contacts recover() counted as sent
+        self._plans: dict[str, dict[str, int]] = {}          # target key -> planned contacts by action
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -556,12 +557,118 @@ class ExportRun:
         if target["mode"] == "id":
             return Target(str(target["id"]), target.get("name") or str(target["id"]))
         found = self.client.find_target(target["name"])
-        if found is None:
+        created = found is None
+        if created:
             found = self.client.create_target(target["name"])
+        state = repo.target_state(self.db, self.export["id"], target["key"])
         with self.db.transaction() as cur:
             for sid in target["segment_ids"]:
                 repo.set_resolved_target(cur, self.export["id"], sid, found.id)
+            if created or state is None or state["vendor_target_id"] != str(found.id):
+                # made by this export now, or found there (not ours), or a different list than before
+                repo.set_target_state(cur, self.export["id"], target["key"], found.id, created_by_export=created)
         return found
+
+    def peek_target(self, target: dict):
+        """The dry run's view of the destination, read only: None when the run would create it."""
+        from connectors.base import Target
+
+        if target["mode"] == "id":
+            return Target(str(target["id"]), target.get("name") or str(target["id"]))
+        return self.client.find_target(target["name"])
+
+    # ------------------------------------------------------------------ membership (issue 13)
+    def lookup_members(self, idx: int, target: dict, vendor_target) -> None:
+        """Before contacts are first delivered to a list the export did not create, ask the vendor which
+        of them are already members: those are recorded not ours (export_membership_checks, then
+        export_delivered.added_by_export = FALSE) and mirror never removes them. A contact already
+        checked and still waiting to be delivered keeps its verdict (after a crash, the contacts the killed
+        run sent are on the list now: their verdict from before stands). The dry run does the same,
+        read-only lookups, and records nothing."""
+        tkey, export_id = target["key"], self.export["id"]
+        tc = self._tcounts(tkey)
+        adds = self._plans[tkey].get(sync.ADD, 0)
+        if vendor_target is None:   # dry run to a list the run would create
+            tc["list_created_by_export"] = tc["list_to_be_created"] = True
+            return
+        state = repo.target_state(self.db, export_id, tkey)
+        if state and state["created_by_export"] and state["vendor_target_id"] == str(vendor_target.id):
+            tc["list_created_by_export"] = True
+            return
+        if not adds:
+            return
+        cur = self._scratch
+        plan_src = self._sources[tkey][0]
+        src, params = (plan_src[1], []) if plan_src[0] == "table" else (f"({plan_src[1]})", list(plan_src[2]))
+        looked_up, found = f"run_lookup_{idx}", f"run_found_{idx}"
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {looked_up} AS SELECT p.email, p.email_fast_ok FROM {src} p "
+                    "WHERE p.action = 'add' AND p.email NOT IN (SELECT email FROM export_membership_checks "
+                    "WHERE export_id = ? AND target_key = ?)", params + [export_id, tkey])
+        known_members = cur.execute(
+            f"SELECT count(*) FROM {src} p WHERE p.action = 'add' AND p.email IN (SELECT email FROM "
+            "export_membership_checks WHERE export_id = ? AND target_key = ? AND was_member)",
+            params + [export_id, tkey]).fetchone()[0]
+        to_check = cur.execute(f"SELECT count(*) FROM {looked_up}").fetchone()[0]
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {found} (email VARCHAR)")
+        first_lookup = state is None or state["members_looked_up_at"] is None
+        seen_any = False
+        if to_check:
+            lookup = getattr(self.client, "MEMBERSHIP_LOOKUP", None)
+            candidates = self._lookup_candidates(looked_up) if lookup and lookup.strategy == "search" else iter(())
+            chunk: list[str] = []
+            for email in self.client.existing_members(vendor_target, candidates):
+                seen_any = True
+                chunk.append(email)
+                if len(chunk) >= FETCH_ROWS:
+                    self._insert_emails(found, chunk)
+                    chunk = []
+            self._insert_emails(found, chunk)
+        new_tag = (first_lookup and not seen_any and getattr(self.client, "targets_exist_only_with_members", False)
+                   and repo.delivered_count(self.db, export_id, tkey) == 0)
+        if self.dry_run:
+            n_found = cur.execute(f"SELECT count(*) FROM {looked_up} WHERE email IN (SELECT email FROM {found})"
+                                  ).fetchone()[0]
+        elif new_tag:   # nobody carried the tag: this export creates it, every member is ours
+            with self.db.transaction() as wcur:
+                repo.set_target_state(wcur, export_id, tkey, vendor_target.id, created_by_export=True)
+            n_found = 0
+        else:
+            self._writer.wait()   # the flushes of earlier targets are in (they drop delivered contacts' checks)
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                n_found = repo.save_membership_checks(cur, export_id, tkey, self.run_id, looked_up, found)
+                repo.note_membership_lookup(cur, export_id, tkey, vendor_target.id, n_found + known_members)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+        cur.execute(f"DROP TABLE IF EXISTS {looked_up}")
+        cur.execute(f"DROP TABLE IF EXISTS {found}")
+        if new_tag:
+            tc["list_created_by_export"] = True
+            if self.dry_run:
+                tc["list_to_be_created"] = True
+        tc["looked_up"] = to_check
+        tc["already_on_list"] = n_found + known_members
+        self.counts["already_on_list"] = self.counts.get("already_on_list", 0) + n_found + known_members
+
+    def _lookup_candidates(self, table: str) -> Iterator[str]:
+        """The emails to look up, in pages (the run's cursor is free between them), valid ones only."""
+        check = _EmailCheck().problem
+        last = -1
+        while True:
+            rows = self._scratch.execute(f"SELECT rowid, email, email_fast_ok FROM {table} WHERE rowid > ? "
+                                         f"ORDER BY rowid LIMIT {FETCH_ROWS}", [last]).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            for _, email, fast_ok in rows:
+                if email and check(email, bool(fast_ok)) is None:
+                    yield email
+
+    def _insert_emails(self, table: str, emails: list[str]) -> None:
+        if emails:
+            self._scratch.execute(f"INSERT INTO {table} SELECT unnest(?::VARCHAR[])", [emails])
 
     def execute(self) -> RunResult:
         try:
@@ -594,7 +701,7 @@ class ExportRun:
                 return RunResult("succeeded", self.counts, "Nothing to retry: the last runs had no rejected contacts.")
         if not self.dry_run:
             self.recover()
-        plans = {t["key"]: self._materialize(i, t, retry_run) for i, t in enumerate(targets)}
+        plans = self._plans = {t["key"]: self._materialize(i, t, retry_run) for i, t in enumerate(targets)}
         members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
         warning = limit_warning(export["vendor"], members)
         if warning:
@@ -619,8 +726,9 @@ class ExportRun:
         mirror = export["sync_mode"] == sync.MODE_MIRROR
         error = None
         try:
-            for t in targets:
-                vendor_target = None if self.dry_run else self.resolve_target(t)
+            for i, t in enumerate(targets):
+                vendor_target = self.peek_target(t) if self.dry_run else self.resolve_target(t)
+                self.lookup_members(i, t, vendor_target)
                 self.upserts(t, vendor_target, retry_run)
                 if self.stopped_by_cancel:
                     break
@@ -635,7 +743,27 @@ class ExportRun:
         except Exception as exc:  # collecting failed too; submissions stay stored for the next run
             error = error or exc
         self._tick(force=True)
-        return self._result(error)
+        result = self._result(error)
+        note = self._membership_note()
+        if note:
+            result.message = f"{result.message} {note}"
+        return result
+
+    def _membership_note(self) -> str:
+        """What the run found about list membership, in words, for the run's message (and so its page)."""
+        parts = []
+        found = self.counts.get("already_on_list", 0)
+        if found:
+            verb = "would be sent" if self.dry_run else "were sent"
+            parts.append(f"{found:,} of the contacts that {verb} as new were already on the list before this "
+                         "export added them: mirror never removes them.")
+        word = sync.VENDOR_TARGET_WORD.get(self.export["vendor"], "list")
+        for t in self.counts["targets"].values():
+            if t.get("list_created_by_export"):
+                made = "would be created" if t.get("list_to_be_created") else "was created"
+                parts.append(f"The {word} “{t['name']}” {made} by this export: every member is the export's, "
+                             "so no membership lookups were needed.")
+        return " ".join(parts)
 
     def _result(self, error: Exception | None) -> RunResult:
         c = self.counts

@@ -26,6 +26,9 @@ record_outcome_columns(cur, run_id, export_id, columns)   the same from column l
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
+target_state(db, export_id, tkey) / set_target_state(cur, ...) / note_membership_lookup(cur, ...)
+save_membership_checks(cur, export_id, tkey, run_id, looked_up_table, found_table) -> members found
+kept_members_before(db, export_id, tkey=None) -> contacts there before the export (never removed)
 stored_journal_seqs(db, export_id, run_ids) -> {(run_id, journal_seq)}   submissions already stored
 mark_collected(cur, submission_id); mark_collected_many(cur, ids)
 uncollected_submissions(db, export_id) -> list[dict]
@@ -97,7 +100,7 @@ def update_export(cur, export_id: int, row: dict, segment_ids: list[int], target
 
 def delete_export(cur, export_id: int) -> None:
     for table in ("export_segments", "export_targets", "export_delivered", "export_run_contacts",
-                  "export_pending_submissions"):
+                  "export_pending_submissions", "export_target_state", "export_membership_checks"):
         cur.execute(f"DELETE FROM {table} WHERE export_id = ?", [export_id])  # table names allow-listed
     cur.execute("DELETE FROM exports WHERE id = ?", [export_id])
 
@@ -348,6 +351,10 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
     rejected (always resent next run, whatever the hash); add rejected -> nothing (not on the list; it's
     new again next run); remove accepted -> no longer delivered; remove rejected -> kept (removal is
     retried next run); pending -> nothing until collected.
+
+    added_by_export (what mirror may remove): an update/retry keeps the row's flag; a first delivery (add)
+    is ours unless the membership lookup before it found the contact already on the list
+    (export_membership_checks.was_member), whose verdict the row now carries (the check is dropped).
     """
     keep: dict[str, tuple] = {}
     touched: list[str] = []
@@ -360,29 +367,94 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
                 keep.pop(email, None)
             continue
         if outcome == "accepted":
-            keep[email] = (cid, chash, "accepted")
+            keep[email] = (cid, chash, "accepted", action == sync.ADD)
             touched.append(email)
         elif action in (sync.UPDATE, sync.RETRY):
-            keep[email] = (cid, chash, "rejected")
+            keep[email] = (cid, chash, "rejected", False)
             touched.append(email)
     if not touched:
         return
+    import pyarrow as pa
+
     emails = list(keep)
-    batch = _arrow({"email": emails, "customer_id": [keep[e][0] for e in emails],
-                    "contact_hash": [keep[e][1] for e in emails], "last_status": [keep[e][2] for e in emails]})
     gone = _arrow({"email": list(set(touched))})
-    cur.register("delivered_batch", batch)
     cur.register("delivered_gone", gone)
     try:
-        cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
-                    "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
-        cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
-                    "added_by_export, last_status, last_run_id, updated_at) "
-                    "SELECT ?, ?, email, customer_id, contact_hash, TRUE, last_status, ?, now() FROM delivered_batch",
-                    [export_id, tkey, run_id])
+        not_ours: set[str] = set()
+        if any(not v[3] for v in keep.values()):   # updates keep their flag: read the rows not ours first
+            not_ours = {e for (e,) in cur.execute(
+                "SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND NOT added_by_export "
+                "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey]).fetchall()}
+        batch = pa.table({"email": pa.array(emails, type=pa.string()),
+                          "customer_id": pa.array([keep[e][0] for e in emails], type=pa.string()),
+                          "contact_hash": pa.array([keep[e][1] for e in emails], type=pa.string()),
+                          "last_status": pa.array([keep[e][2] for e in emails], type=pa.string()),
+                          "is_add": pa.array([keep[e][3] for e in emails], type=pa.bool_()),
+                          "not_ours": pa.array([e in not_ours for e in emails], type=pa.bool_())})
+        cur.register("delivered_batch", batch)
+        try:
+            cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
+                        "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
+            cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
+                        "added_by_export, last_status, last_run_id, updated_at) "
+                        "SELECT ?, ?, b.email, b.customer_id, b.contact_hash, NOT (b.not_ours OR (b.is_add AND "
+                        "  b.email IN (SELECT email FROM export_membership_checks WHERE export_id = ? "
+                        "  AND target_key = ? AND was_member))), b.last_status, ?, now() FROM delivered_batch b",
+                        [export_id, tkey, export_id, tkey, run_id])
+            cur.execute("DELETE FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                        "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
+        finally:
+            cur.unregister("delivered_batch")
     finally:
-        cur.unregister("delivered_batch")
         cur.unregister("delivered_gone")
+
+
+# ------------------------------------------------------------------------------ list membership (issue 13)
+
+def target_state(db, export_id: int, tkey: str) -> dict | None:
+    """export_target_state row: vendor_target_id, created_by_export, members_looked_up_at, members_found."""
+    rows = _read(db, lambda cur: _rows(
+        cur, "SELECT vendor_target_id, created_by_export, created_at, members_looked_up_at, members_found "
+             "FROM export_target_state WHERE export_id = ? AND target_key = ?", [export_id, tkey]))
+    return rows[0] if rows else None
+
+
+def set_target_state(cur, export_id: int, tkey: str, vendor_target_id: str, *, created_by_export: bool) -> None:
+    """Remember which vendor list/tag the key resolved to and whether the export created it."""
+    cur.execute("DELETE FROM export_target_state WHERE export_id = ? AND target_key = ?", [export_id, tkey])
+    cur.execute("INSERT INTO export_target_state (export_id, target_key, vendor_target_id, created_by_export, "
+                "created_at) VALUES (?, ?, ?, ?, CASE WHEN ? THEN now() END)",
+                [export_id, tkey, str(vendor_target_id), bool(created_by_export), bool(created_by_export)])
+
+
+def note_membership_lookup(cur, export_id: int, tkey: str, vendor_target_id: str, found: int) -> None:
+    cur.execute("INSERT INTO export_target_state (export_id, target_key, vendor_target_id) SELECT ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM export_target_state WHERE export_id = ? AND target_key = ?)",
+                [export_id, tkey, str(vendor_target_id), export_id, tkey])
+    cur.execute("UPDATE export_target_state SET members_looked_up_at = now(), members_found = ? "
+                "WHERE export_id = ? AND target_key = ?", [found, export_id, tkey])
+
+
+def save_membership_checks(cur, export_id: int, tkey: str, run_id: int, looked_up: str, found: str) -> int:
+    """Verdicts for the emails in temp table `looked_up` (column email): was_member = in temp table `found`.
+    Both are the run's own temp tables, so this runs on the run's cursor. Returns how many were members."""
+    cur.execute(f"DELETE FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                f"AND email IN (SELECT email FROM {looked_up})", [export_id, tkey])
+    cur.execute(f"INSERT INTO export_membership_checks (export_id, target_key, email, was_member, run_id) "
+                f"SELECT DISTINCT ?, ?, l.email, l.email IN (SELECT email FROM {found}), ? FROM {looked_up} l",
+                [export_id, tkey, run_id])
+    return cur.execute(f"SELECT count(DISTINCT email) FROM {looked_up} WHERE email IN (SELECT email FROM {found})"
+                       ).fetchone()[0]
+
+
+def kept_members_before(db, export_id: int, tkey: str | None = None) -> int:
+    """Contacts on the export's lists that were there before it added them: mirror never removes them."""
+    sql = "SELECT count(*) FROM export_delivered WHERE export_id = ? AND NOT added_by_export"
+    params: list = [export_id]
+    if tkey is not None:
+        sql += " AND target_key = ?"
+        params.append(tkey)
+    return _read(db, lambda cur: cur.execute(sql, params).fetchone()[0])
 
 
 def save_submission(cur, run_id: int, export_id: int, tkey: str, kind: str, submission: dict, meta: list) -> int:
