@@ -27,6 +27,8 @@ How each tool is configured (also printed as `peer.config` lines):
         emulator; Iterable 1,000 per subscribe, SendGrid 30,000 per PUT (the clients' own batch sizes).
   drt   bench/_peer_drt.py: rest_api destination, body_mode: batch, max_records_per_request = the vendor's
         batch, sync.mode: incremental, cursor_field: updated_at, batch_size, rate_limit 10,000/s.
+--phases times our run's phases (ExportRun methods), the storage writes of its writer threads and the client
+calls (bench-only wrappers in bench/_peer_ours.py; the engine is not changed): peer.ours.phase lines.
 --py-spy DIR wraps OUR runs in `py-spy record --format raw` (collapsed stacks, loadable in speedscope;
 --py-spy-idle adds idle/waiting samples, per thread): its figures then include the profiler, not for the table.
 """
@@ -94,9 +96,10 @@ def _measure(cmd: list[str], env: dict, cwd: Path, log_dir: Path, tag: str, emul
 
 
 def _ours_cmd(db: Path, vendor: str, url: str, world, py_spy: Path | None, tag: str, idle: bool,
-              hwm_path: Path) -> list[str]:
-    cmd = [sys.executable, str(HWM), str(hwm_path), str(ROOT / "bench" / "_peer_ours.py"), "--db", str(db), "--vendor", vendor,
-           "--url", url, "--export-id", str(world.export_ids[vendor]), "--admin-id", str(world.admin_id)]
+              hwm_path: Path, phases: bool) -> list[str]:
+    cmd = [sys.executable, str(HWM), str(hwm_path), str(ROOT / "bench" / "_peer_ours.py"), "--db", str(db),
+           "--vendor", vendor, "--url", url, "--export-id", str(world.export_ids[vendor]),
+           "--admin-id", str(world.admin_id), *(["--phases"] if phases else [])]
     if py_spy is None:
         return cmd
     flags = ["--idle", "--threads"] if idle else []
@@ -196,7 +199,8 @@ def _find_count(doc) -> int | None:
 
 
 # ------------------------------------------------------------------ one repetition
-def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, idle: bool) -> list[dict]:
+def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, idle: bool,
+            phases: bool = False) -> list[dict]:
     from connectors.sandbox.server import spawn
 
     rep_dir = base_dir / f"{vendor}-rep{rep}"
@@ -226,9 +230,10 @@ def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, i
             tag = f"{vendor}-{world.contacts}-{scenario}-rep{rep}"
             db_mb0 = ours_db.stat().st_size / 2**20
             hwm = rep_dir / "hwm.json"
-            m = _measure(_ours_cmd(ours_db, vendor, em_ours.url, world, py_spy, f"ours-{tag}", idle, hwm),
+            m = _measure(_ours_cmd(ours_db, vendor, em_ours.url, world, py_spy, f"ours-{tag}", idle, hwm, phases),
                          ours_env, ROOT, rep_dir, f"ours-{scenario}", em_ours, hwm)
-            report = _last_json(m.pop("stdout"))
+            ours_out = m.pop("stdout")
+            report = _run_report(ours_out)
             sent = report.get("sent")
             ours = {"bench": "peer.ours", **base, **m, "status": report.get("status"), "sent": sent,
                     "run_s": report.get("run_s"), "run_cpu_s": report.get("run_cpu_s"),
@@ -243,6 +248,8 @@ def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, i
             _tidy(ours)
             figures.append(ours)
             _emit(ours | {"load_1m": _load()})
+            for phase in _phase_lines(ours_out):
+                _emit({"bench": "peer.ours.phase", **base, **phase})
 
             d = _measure([str(_peer_drt.BENCH_VENV / "bin" / "python"), str(HWM), str(hwm), *drt_cmd], drt_env,
                          drt_dir, rep_dir, f"drt-{scenario}", em_drt, hwm)
@@ -273,15 +280,26 @@ def _ratio(a, b):
     return round(a / b, 2) if a is not None and b else None
 
 
-def _last_json(stdout: str) -> dict:
-    for line in reversed(stdout.strip().splitlines()):
+def _json_lines(stdout: str) -> list[dict]:
+    docs = []
+    for line in stdout.strip().splitlines():
         try:
             doc = json.loads(line)
-            if isinstance(doc, dict):
-                return doc
         except ValueError:
             continue
-    return {}
+        if isinstance(doc, dict):
+            docs.append(doc)
+    return docs
+
+
+def _run_report(stdout: str) -> dict:
+    """_peer_ours.py's line about the run (status, counts, run_s, ...)."""
+    return next((d for d in reversed(_json_lines(stdout)) if "status" in d), {})
+
+
+def _phase_lines(stdout: str) -> list[dict]:
+    """_peer_ours.py --phases: one line per timed method/function."""
+    return [d["phase"] for d in _json_lines(stdout) if "phase" in d]
 
 
 def summary(figures: list[dict]) -> str:
@@ -313,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--py-spy", type=Path, help="profile our runs with py-spy into this directory")
     parser.add_argument("--py-spy-idle", action="store_true", help="with --py-spy: include waits, per thread")
+    parser.add_argument("--phases", action="store_true",
+                        help="time our run's phases, storage writes and client calls (peer.ours.phase lines; "
+                             "wrappers cost a little)")
     args = parser.parse_args(argv)
     try:
         sizes = [int(s.replace("_", "")) for s in args.contacts.split(",") if s.strip()]
@@ -345,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                    "setup_s": round(time.perf_counter() - t0, 1), "load_1m": _load()})
             for vendor in vendors:
                 for rep in range(1, args.reps + 1):
-                    figures += one_rep(world, vendor, rep, workdir / f"n{n}", args.py_spy, args.py_spy_idle)
+                    figures += one_rep(world, vendor, rep, workdir / f"n{n}", args.py_spy, args.py_spy_idle,
+                                       args.phases)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
