@@ -18,21 +18,27 @@ from __future__ import annotations
 import re
 
 # CommonMark lets any ASCII punctuation be backslash-escaped, and an escaped character is always
-# shown literally. Escaping all of it (rather than a hand-picked list) also breaks GFM's autolink
-# literals (`https://`, `www.`, `a@b.c`: the `:`, `.` and `@` no longer join), `:color[...]`
-# directives, `$math$`, tables (`|`), strikethrough (`~`), headings/lists/quotes at a line start.
+# shown literally. Escaping all of it (rather than a hand-picked list) covers links, images,
+# emphasis, code, HTML, `:color[...]` directives, `$math$`, tables (`|`), strikethrough (`~`) and
+# headings/lists/quotes at a line start.
 _ASCII_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Streamlit's Markdown (remark-gfm) also turns URLs and e-mail addresses in plain text into links AFTER
+# escapes are resolved (checked in Chromium: `https\://evil\.example` still became a link). An
+# invisible WORD JOINER after the scheme / `www` / `@` keeps them from matching and shows the same text.
+WORD_JOINER = "\u2060"
+_AUTOLINK_STARTS = re.compile(r"(?i)(https?|ftp|mailto|xmpp|www)(?=[:.])|@")
 # A line break inside a label or a sentence would start a new block (a heading, a list, a code
 # block): user text is shown on one line.
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029\x0b\x0c\x85]")
 
 
 def md(text: object) -> str:
-    """`text` (any value; None -> "") escaped so Markdown shows it exactly as written, on one line."""
+    """`text` (any value; None -> "") escaped so Markdown shows it as written (on one line, links inert)."""
     if text is None:
         return ""
     one_line = _LINE_BREAKS.sub(" ", str(text))
-    return _ASCII_PUNCTUATION.sub(r"\\\1", one_line)
+    unlinked = _AUTOLINK_STARTS.sub(lambda m: m.group(0) + WORD_JOINER, one_line)
+    return _ASCII_PUNCTUATION.sub(r"\\\1", unlinked)
 
 
 def md_lines(text: object) -> str:

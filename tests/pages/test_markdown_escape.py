@@ -12,12 +12,14 @@ that came from the hostile text, while the hostile text itself is still shown li
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import pytest
 from markdown_it import MarkdownIt
 
 from tests.pages.helpers import app_as, switch_to
+from ui.text import WORD_JOINER
 
 HOSTILE = "[a](https://evil.example) **x** <b>y</b> ![i](http://e/x.png) _z_ www.evil.com"
 EVIL_HOSTS = ("evil.example", "evil.com", "e/x.png")
@@ -39,9 +41,17 @@ def _tokens(tokens):
             yield from _tokens(token.children)
 
 
+# Streamlit's remark-gfm also links URLs and e-mail addresses in the text AFTER escapes are resolved
+# (seen in Chromium), which markdown-it's linkify does not: the same patterns, on the rendered text.
+GFM_AUTOLINKS = (re.compile(r"(?i)(https?://|www(?=\.))[-.\w]+"), re.compile(r"[-.\w+]+@[-\w]+(\.[-\w]+)+"))
+
+
 def problems(text: str) -> list[str]:
     """Markup in `text` that the hostile string would produce if it were not escaped."""
     found, inside = [], []
+    for pattern in GFM_AUTOLINKS:
+        found += [f"autolink {m.group(0)!r}" for m in pattern.finditer(rendered_text(text))
+                  if any(h in m.group(0) for h in ("evil", "e/x.png"))]
     for token in _tokens(_PARSER.parse(text)):
         if token.type == "link_open" and any(h in (token.attrGet("href") or "") for h in EVIL_HOSTS):
             found.append(f"link to {token.attrGet('href')}")
@@ -65,13 +75,20 @@ def rendered_text(text: str) -> str:
         .replace("\n", " ")
 
 
+def shown_text(text: str) -> str:
+    """What a person reads: the rendered text without invisible word joiners."""
+    return rendered_text(text).replace(WORD_JOINER, "")
+
+
 def test_the_checker_finds_unescaped_markup_and_accepts_escaped_text():
     from ui.text import md
 
     assert len(problems(HOSTILE)) >= 5
     assert problems(f"Segment **{md(HOSTILE)}** saved") == []
-    assert HOSTILE in rendered_text(f"Segment **{md(HOSTILE)}** saved")
+    assert HOSTILE in shown_text(f"Segment **{md(HOSTILE)}** saved")
     assert problems("see www.evil.com") and not problems(md("see www.evil.com"))
+    assert problems("see \\https\\://evil\\.example") and problems("me\\@evil\\.com")   # escapes alone
+    assert not problems(md("me@evil.com")) and not problems(md("HTTPS://evil.example"))
 
 
 @pytest.mark.parametrize("text", [
@@ -88,7 +105,7 @@ def test_md_shows_text_literally_on_one_line(text):
     assert "\n" not in escaped and "\r" not in escaped
     tokens = list(_tokens(_PARSER.parse(escaped)))
     assert [t.type for t in tokens if t.type.endswith("_open")] == ["paragraph_open"]   # one plain paragraph
-    assert rendered_text(escaped) == " ".join(text.replace("\r\n", "\n").split("\n"))
+    assert shown_text(escaped) == " ".join(text.replace("\r\n", "\n").split("\n"))
 
 
 def test_md_of_none_and_numbers():
@@ -226,7 +243,7 @@ def test_no_page_renders_user_text_as_markdown(hostile, username):
             for kind, text in markdown_strings(at):
                 for problem in problems(text):
                     failures.append(f"{page} / {what} / {kind}: {problem} in {text!r}")
-                if HOSTILE in rendered_text(text):
+                if HOSTILE in shown_text(text):
                     seen_hostile[f"{page} / {what}"] = seen_hostile.get(f"{page} / {what}", 0) + 1
     assert failures == []
     # The walk reached the views that show names, and they show the names literally.
