@@ -530,6 +530,7 @@ def segment_saving_available() -> bool:
 
 
 def save_filters_as_segment(db, actor: User, name: str, filters: dict):
+    require(actor, Action.EDIT_SEGMENTS)
     creator = _segment_creator()
     if creator is None:
         raise ProfileImportError("Segments are not available yet.")

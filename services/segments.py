@@ -334,6 +334,7 @@ def rule_from_profile_filters(filters: dict) -> SegmentRule:
 
 def create_from_profile_filters(db, actor: User, name: str, filters: dict) -> int:
     """Save the Profiles page's current filters as a dynamic segment; returns its id."""
+    require(actor, Action.EDIT_SEGMENTS)   # before reading the filters (tests/test_rbac_matrix.py)
     return save_segment(db, actor, name, "Created from the Profiles page filters.",
                         rule_from_profile_filters(filters or {}), "dynamic")
 
