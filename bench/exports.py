@@ -14,6 +14,11 @@ export process alone (DuckDB + runner + client); emulator_peak_rss_mb is the emu
                            contacts/s against the limit-bound contacts/s = limit requests/s / (fewest
                            requests the protocol needs per batch) x batch size, counting ALL requests in
                            the limited bucket (Omnisend: POST /api/batches + >= 1 poll, both "default").
+  exports.<vendor>.membership  (issue 13) what a FIRST run to a list that already holds N contacts pays to
+                           find out which of the N contacts it adds are members already: the vendor's
+                           lookup requests, measured against the in-process emulator with its documented
+                           (SendGrid: emulated, unpublished) rate limits on the injected fake clock for
+                           --membership-contacts, and the same arithmetic for --contacts and for 1 M.
 Every figure carries cpu_s (this process's CPU seconds) and load_1m (os.getloadavg at its end).
 """
 from __future__ import annotations
@@ -208,6 +213,53 @@ def limits_vendor(vendor: str, window_s: float, job_delay_s: float) -> dict:
             "load_1m": _load()}
 
 
+def membership_vendor(vendor: str, list_size: int, contacts: int) -> dict:
+    """Lookups of a first run that adds `list_size` contacts, all already on a list of that size."""
+    from connectors.base import Contact, Target
+    from connectors.registry import make_client
+    from connectors.sandbox import FakeClock, emulator_class
+    from connectors.sandbox.server import configure
+
+    clock = FakeClock()
+    emulator = emulator_class(vendor)(clock=clock, sleep=clock.sleep)
+    configure(emulator, rate_limits=False, job_delay_s=0.0)
+    emails = [f"person{i}@example{i % 1000}.com" for i in range(list_size)]
+    seeder = make_client(vendor, "bench-key", "sandbox", transport=emulator.transport(), rate_limits=False,
+                         sleep=clock.sleep, clock=clock)
+    try:   # the list as someone else filled it, through the vendor's own API
+        target = Target("bench list", "bench list") if vendor == "omnisend" else seeder.create_target("bench list")
+        for batch in seeder.upsert_batches(Contact(e, {}) for e in emails):
+            seeder.collect(seeder.submit_upsert(batch, target))
+    finally:
+        seeder.close()
+    configure(emulator, rate_limits=True)
+    client = make_client(vendor, "bench-key", "sandbox", transport=emulator.transport(), rate_limits=True,
+                         sleep=clock.sleep, clock=clock)
+    lookup = client.MEMBERSHIP_LOOKUP
+    requests0, t0, c0 = emulator.request_count, clock.time(), _cpu_s()
+    try:
+        found = sum(1 for _ in client.existing_members(target, iter(emails)))
+    finally:
+        client.close()
+    simulated = clock.time() - t0
+
+    def at_limit(n: int) -> tuple[int, float | None]:
+        requests = lookup.requests_for(n, n)
+        # n requests at r/s: the first goes at once (Iterable: one call whatever the size)
+        return requests, round((requests - 1) / lookup.requests_per_s, 1) if lookup.requests_per_s else None
+
+    req_n, s_n = at_limit(contacts)
+    req_1m, s_1m = at_limit(1_000_000)
+    return {"bench": f"exports.{vendor}.membership", "clock": "injected fake clock (simulated seconds)",
+            "strategy": lookup.strategy, "endpoint_and_limit": lookup.limit_text,
+            "measured_list_size": list_size, "found": found, "requests": emulator.request_count - requests0,
+            "simulated_seconds": round(simulated, 1), "cpu_s": round(_cpu_s() - c0, 2),
+            f"requests_for_{contacts}": req_n, f"seconds_at_limit_for_{contacts}": s_n,
+            "requests_for_1000000": req_1m, "seconds_at_limit_for_1000000": s_1m,
+            "note": "a list the export created needs no lookups; later runs look up only contacts they add",
+            "load_1m": _load()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=200_000,
@@ -219,12 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limits-job-delay-s", type=float, default=1.0,
                         help="vendor-side processing delay of async batches/jobs in the limits run (simulated)")
     parser.add_argument("--skip-limits", action="store_true")
+    parser.add_argument("--membership-contacts", type=int, default=20_000,
+                        help="size of the pre-existing list the membership lookup is measured on (fake clock)")
+    parser.add_argument("--skip-membership", action="store_true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--limits-one", help=argparse.SUPPRESS)
+    parser.add_argument("--membership-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         for fig in one_vendor(args.one, args.contacts):
             print(json.dumps(fig), flush=True)
+        return 0
+    if args.membership_one:
+        print(json.dumps(membership_vendor(args.membership_one, args.membership_contacts, args.contacts)), flush=True)
         return 0
     if args.limits_one:
         print(json.dumps(limits_vendor(args.limits_one, args.limits_window_s, args.limits_job_delay_s)), flush=True)
@@ -235,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_limits:
             cmd = [sys.executable, __file__, "--limits-one", vendor, "--limits-window-s", str(args.limits_window_s),
                    "--limits-job-delay-s", str(args.limits_job_delay_s)]
+            subprocess.run(cmd, check=False, env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
+        if not args.skip_membership:
+            cmd = [sys.executable, __file__, "--membership-one", vendor, "--contacts", str(args.contacts),
+                   "--membership-contacts", str(args.membership_contacts)]
             subprocess.run(cmd, check=False, env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
     return 0
 
