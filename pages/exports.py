@@ -381,6 +381,9 @@ def _run_panel(export_id: int, may_operate: bool) -> None:
                f"{counts.get('unchanged', 0):,}")
     for w in counts.get("warnings", []):
         st.warning(md(w))
+    if counts.get("already_on_list"):   # issue 13: members that were there before are never removed
+        st.info(f"{counts['already_on_list']:,} contacts were already on the list before this export added "
+                "them: mirror never removes them.")
     _counts_chart(counts)
     _sent_contacts(run, counts)
     if counts.get("rejected"):
@@ -428,6 +431,9 @@ def _dry_run_body(run: dict) -> None:
                 for t in counts.get("targets", {}).values()]
     if per_list:
         st.dataframe(pd.DataFrame(per_list), hide_index=True, width="stretch")
+    if counts.get("already_on_list"):   # issue 13: read-only membership lookups of the dry run
+        st.info(f"{counts['already_on_list']:,} of the contacts to add are already on the list: the run records "
+                "them as not added by this export, and mirror never removes them.")
     for g in counts.get("removal_guard", []):
         st.warning(f"Running would remove {g['removals']:,} of {g['list_size']:,} contacts ({g['share']:.0%}) "
                    f"from “{md(g['target'])}” — more than {g['max_share']:.0%}. The run needs your confirmation.")

@@ -223,3 +223,34 @@ def test_run_page_lists_the_contacts_each_run_sent(db, admin, monkeypatch):
     assert any("1 removed · page 1 of 1" == c.value for c in at.caption)
     table = at.dataframe[-1].value
     assert table["Customer ID"].tolist() == ["c0"] and table["Action"].tolist() == ["Remove"]
+
+
+def test_run_page_says_how_many_members_were_on_the_list_before(db, admin, monkeypatch):
+    """Issue 13: the dry run and the run say how many contacts were already on the list (never removed)."""
+    from connectors.base import Contact
+    from connectors.registry import make_client
+
+    world, sid = _prepare(db, admin, monkeypatch)
+    client = make_client("iterable", "key", "sandbox")
+    target = client.create_target("Nordics")                      # the list exists, with c0 and c1 on it
+    client.submit_upsert([Contact("person0@example.com", {}), Contact("person1@example.com", {})], target)
+    eid = world.export("iterable", [sid], name="Nordics to Iterable")
+    world.run(eid, kind="dry")
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    at.button(key="exports_view").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any(i.value.startswith("2 of the contacts to add are already on the list") for i in at.info), \
+        [i.value for i in at.info]
+    from jobs import runner
+    from services import exports
+    from ui import deps
+
+    live = deps.get_db()
+    exports.run_export(live, world.admin, eid)
+    runner.run_pending(live)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(i.value.startswith("2 contacts were already on the list before this export added them")
+               for i in at.info), [i.value for i in at.info]
