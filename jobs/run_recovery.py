@@ -3,7 +3,8 @@ history"). Imported by jobs.handlers, so the runner itself never imports export 
 
 * recovery (runner.register_recovery): when the app starts again after a crash, a run left 'running'
   becomes 'interrupted' with the counts of what it did, computed from its OWN records
-  (storage.runs: export_run_contacts + the submissions it recorded; enrichment bulks and answers).
+  (storage.runs: export_run_contacts + the submissions it recorded, in the database or only in the
+  export's journal; enrichment bulks and answers).
 * chain totals (runner.register_chain_total): a resumed run shows its own counts and the total across
   the runs it resumed. Which counts add up across runs differs per kind; see each function.
 """
@@ -20,8 +21,29 @@ from storage import runs as runs_repo
 _EXPORT_SUMMED = ("accepted", "added", "updated", "retried", "removed")
 
 
+def _journaled_only(db, run: dict) -> dict[str, list[str]]:
+    """{target key: emails} of the run's accepted submissions that are in the export's journal but not
+    in the database yet (the run was killed before its writer stored them). Read only: the next run of
+    the export stores them (ExportRun._reconcile_journal)."""
+    from jobs.export_journal import journal_path, read_entries
+    from storage import exports as exports_repo
+
+    run_id, export_id = int(run["id"]), run.get("target_id")
+    if export_id is None:
+        return {}
+    entries = [e for e in read_entries(journal_path(db, int(export_id))) if e.get("run_id") == run_id]
+    if not entries:
+        return {}
+    stored = exports_repo.stored_journal_seqs(db, int(export_id), [run_id])
+    out: dict[str, list[str]] = {}
+    for e in entries:
+        if (run_id, e.get("seq")) not in stored:
+            out.setdefault(e["target_key"], []).extend((e.get("submission") or {}).get("emails") or [])
+    return out
+
+
 def export_recovery(db, run: dict) -> dict:
-    counts = runs_repo.export_record_counts(db, int(run["id"]))
+    counts = runs_repo.export_record_counts(db, int(run["id"]), _journaled_only(db, run))
     counts["from_records"] = True   # computed after the crash, not reported by the run itself
     return counts
 

@@ -80,7 +80,9 @@ def history() -> None:
         [{"Run": r["id"], "Kind": r["kind"], "Name": r["target_name"] or "",
           "Trigger": runner.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
           "Started": r["started_at"] or r["queued_at"], "Duration": _duration(r["duration_s"]),
-          "Status": _status(r), "Counts": _counts(r["counts"]), "Message": r["message"] or ""} for r in runs],
+          "Status": _status(r), "Counts": _counts(r["counts"]),
+          "Across resumes": _counts(r["chain_counts"]) if r.get("chain_counts") else "",
+          "Message": r["message"] or ""} for r in runs],
         hide_index=True, width="stretch", key="history_table")
     if total > len(runs):
         st.caption(f"Showing the newest {len(runs):,} of {total:,} runs; narrow the filters to see older ones.")
@@ -104,6 +106,10 @@ def details(run: dict) -> None:
         if run["counts"]:
             st.dataframe([{"Count": humanize_key(k), "Value": number(v)} for k, v in run["counts"].items()],
                          hide_index=True)
+        if run.get("chain_counts"):   # a resumed run: its own counts above, the whole chain's here
+            st.markdown("**Across the resumed runs** " + " → ".join(f"#{i}" for i in run["chain_run_ids"]))
+            st.dataframe([{"Count": humanize_key(k), "Total": number(v)} for k, v in run["chain_counts"].items()],
+                         hide_index=True, key="history_chain_counts")
         children = runner.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")

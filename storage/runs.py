@@ -69,12 +69,15 @@ def _target_counts(targets: dict, tkey: str) -> dict:
         "pending": 0, "added": 0, "updated": 0, "retried": 0, "removed": 0})
 
 
-def export_record_counts(db, run_id: int) -> dict[str, Any]:
+def export_record_counts(db, run_id: int, journaled: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """What an export run did, from its own records: the per-contact outcomes it wrote
     (export_run_contacts) and the submissions it recorded but never collected (the vendor has them; their
     outcome is unknown until a later run collects them: counted sent and pending, once per contact even
-    when a pending outcome was also written). Same keys as the export runner's counts, except unchanged
-    and recovered, which only the run itself knew."""
+    when a pending outcome was also written). ``journaled``: {target key: emails} of accepted submissions
+    that are only in the export's journal (jobs/export_journal.py), counted like uncollected ones.
+    Same keys as the export runner's counts, except unchanged and recovered, which only the run knew."""
+    journal_keys = [k for k, emails in (journaled or {}).items() for _ in emails]
+    journal_emails = [e for emails in (journaled or {}).values() for e in emails]
     counts: dict[str, Any] = {k: 0 for k in ("planned", "sent", "skipped", "accepted", "rejected", "pending",
                                              "added", "updated", "retried", "removed")}
     by_reason: dict[str, int] = {}
@@ -91,10 +94,11 @@ def export_record_counts(db, run_id: int) -> dict[str, Any]:
             "FROM export_run_contacts WHERE run_id = ? AND outcome <> 'planned' GROUP BY ALL", [run_id]).fetchall()
         in_flight = cur.execute(
             "WITH sent AS (SELECT target_key, lower(unnest(from_json(json_extract(submission_json, '$.emails'), "
-            "'[\"VARCHAR\"]'))) AS email FROM export_pending_submissions WHERE run_id = ? AND NOT collected) "
+            "'[\"VARCHAR\"]'))) AS email FROM export_pending_submissions WHERE run_id = ? AND NOT collected "
+            "UNION ALL SELECT unnest(?::VARCHAR[]), lower(unnest(?::VARCHAR[]))) "
             "SELECT target_key, count(DISTINCT email) FROM sent WHERE NOT EXISTS (SELECT 1 FROM export_run_contacts c "
             "WHERE c.run_id = ? AND c.target_key = sent.target_key AND c.email = sent.email) GROUP BY ALL",
-            [run_id, run_id]).fetchall()
+            [run_id, journal_keys, journal_emails, run_id]).fetchall()
     for tkey, action, outcome, reason, n in outcomes:
         n = int(n)
         bump(tkey, "planned", n)
