@@ -100,6 +100,15 @@ def active_run(db, kind: str, target_id: int | None) -> tuple[int, str] | None:
     return (row[0], row[1]) if row else None
 
 
+def _require_target_usable(db, actor: Actor, kind: str, target_id: int | None) -> None:
+    """Every route that starts, cancels or resumes a run (service, Run history, Schedule page) acts on
+    its target: an export only by someone its connection is usable by (issue 12)."""
+    if kind == "export" and target_id is not None:
+        from services import exports   # here: services.exports imports this module
+
+        exports.require_usable_export(db, actor, int(target_id))
+
+
 def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str | None,
            trigger: str = "manual", params: dict | None = None, *, queue_if_busy: bool = False,
            parent_run_id: int | None = None, status: str = "queued", message: str | None = None,
@@ -109,6 +118,7 @@ def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str 
     ``on_behalf_of``: the name recorded as requester when it is not the actor's own (an export's
     export user; the user whose refresh queues further runs)."""
     require(actor, Action.RUN)
+    _require_target_usable(db, actor, kind, target_id)
     with db.transaction() as cur:
         if status == "queued" and not queue_if_busy:
             row = cur.execute(
@@ -134,6 +144,9 @@ def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str 
 def request_cancel(db, actor: Actor, run_id: int) -> str:
     """Cancel a queued run at once; ask a running one to stop at its next safe point."""
     require(actor, Action.RUN)
+    target = db.query_one("SELECT kind, target_id FROM runs WHERE id = ?", [run_id])
+    if target is not None:
+        _require_target_usable(db, actor, target[0], target[1])
     with db.transaction() as cur:
         row = cur.execute("SELECT status, kind, target_id FROM runs WHERE id = ?", [run_id]).fetchone()
         if row is None:

@@ -97,3 +97,20 @@ def test_enrichment_is_saved_only_on_an_active_leadspace_connection(world, contr
     with db.transaction() as cur:
         conn_repo.update(cur, leadspace, active=True)
     assert enrichment_service.save_enrichment(db, contributor, "E1", _leadspace_config(leadspace))
+
+
+def test_run_history_routes_check_the_export_connection_too(world, contributor):
+    """The Run history and Schedule pages cancel and resume through the runner: it checks the same."""
+    from jobs import runner
+
+    eid, _ = _unshared_export(world)
+    failed = world.run(eid)
+    with world.db.transaction() as cur:
+        cur.execute("UPDATE runs SET status = 'failed' WHERE id = ?", [failed["id"]])
+    queued = runner.submit(world.db, world.admin, "export", eid, "x")
+    for action in (lambda: runner.resume(world.db, contributor, failed["id"]),
+                   lambda: runner.request_cancel(world.db, contributor, queued),
+                   lambda: runner.submit(world.db, contributor, "export", eid, "x", queue_if_busy=True)):
+        with pytest.raises(PermissionDenied, match="not shared with contributors"):
+            action()
+    assert runner.get_run(world.db, queued)["status"] == "queued"
