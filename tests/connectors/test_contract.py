@@ -223,3 +223,57 @@ def test_loopback_with_timeouts_and_dropped_connections(vendor):
         assert "did not answer in time" in ei.value.user_message
         em.faults.slow_s = 0
         client.close()
+
+
+LOOKUP_PATHS = {"sendgrid": r"/v3/marketing/contacts/search/emails", "iterable": r"/api/lists/getUsers",
+                "omnisend": r"/api/contacts$"}
+
+
+@pytest.mark.parametrize("fault", ["none", "5xx_burst", "429_with_hint"])
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_membership_lookup_finds_exactly_the_members(vendor, fault):
+    """Issue 13: existing_members answers which contacts are on the list, from the vendor's own endpoint,
+    through 5xx and 429 on that endpoint. Search clients report only candidates; list clients the list."""
+    clock = FakeClock()
+    h, em, client = setup(vendor, clock)
+    items = contacts(7, prefix="before")
+    target, outcomes = run_upsert(client, items)
+    assert all(o.status == "accepted" for o in outcomes)
+    if fault != "none":
+        em.faults.path_pattern = LOOKUP_PATHS[vendor]
+        if fault == "5xx_burst":
+            em.faults.server_error_burst = 2
+        else:
+            em.faults.rate_limit_burst, em.faults.rate_limit_wait_s = 2, 3
+    members = {c.email for c in items}
+    candidates = sorted(members)[:3] + [f"stranger{i}@example.com" for i in range(3)]
+    found = set(client.existing_members(target, iter(candidates)))
+    if client.MEMBERSHIP_LOOKUP.strategy == "search":
+        assert found == set(sorted(members)[:3])
+    else:
+        assert found == members
+    assert em.faults.server_error_burst == 0 and em.faults.rate_limit_burst == 0   # the faults did fire
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_membership_lookup_pages_and_paces_at_the_documented_limit(vendor):
+    """A list bigger than a page is read whole (Omnisend: cursor pages of 250; SendGrid: 100 emails a
+    search), and with rate limits on the client waits for the vendor's limit instead of failing (Iterable:
+    getUsers is 5 calls a minute, so the sixth lookup waits for the minute to pass)."""
+    clock = FakeClock()
+    h, em, client = setup(vendor, clock, rate_limits=True)
+    items = contacts(260, prefix="page")
+    target, outcomes = run_upsert(client, items)
+    assert all(o.status == "accepted" for o in outcomes)
+    em.rate_limits_enabled = True
+    emails = [c.email for c in items]
+    rounds = 6 if vendor == "iterable" else 1
+    t0 = clock.time()
+    for _ in range(rounds):
+        assert set(client.existing_members(target, iter(emails))) == set(emails)
+    if vendor == "iterable":
+        assert clock.time() - t0 >= 60 - 1e-6          # the sixth call waited for getUsers' minute
+    routes = em.requests_by_route
+    calls = sum(n for r, n in routes.items() if r.split(" ", 1)[1].startswith(LOOKUP_PATHS[vendor].rstrip("$")))
+    expected_calls = {"sendgrid": 3, "iterable": 6, "omnisend": 2}[vendor]
+    assert calls == expected_calls
