@@ -123,8 +123,11 @@ def details(run: dict) -> None:
         if not may_run:
             return
         if run["status"] in runner.ACTIVE_STATUSES and st.button("Cancel", key=f"history_cancel_{run['id']}"):
-            outcome = runner.request_cancel(db, user, run["id"])
-            st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+            try:   # an export run on a connection not shared with this user is refused (issue 12)
+                outcome = runner.request_cancel(db, user, run["id"])
+                st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+            except PermissionDenied as exc:
+                show_error(exc)
         if run["status"] in runner.RESUMABLE_STATUSES and st.button("Resume", key=f"history_resume_{run['id']}"):
             try:
                 st.success(f"Resumed as run #{runner.resume(db, user, run['id'])}.")
