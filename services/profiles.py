@@ -69,6 +69,7 @@ def _parquet_type(sql_type: str) -> str:
     return "text"
 
 
+@server_files.paths_hidden
 def inspect_file(db, actor: User, path: str | Path, file_name: str | None = None) -> FilePreview:
     """First rows, detected types and suggested key/mapping; nothing is written."""
     require(actor, Action.IMPORT_PROFILES)
@@ -117,6 +118,7 @@ def importing_sample_rows() -> int:
 
 # -- import -----------------------------------------------------------------------------
 
+@server_files.paths_hidden
 def import_profiles(db, actor: User, path: str | Path, plan: ImportPlan, *, file_name: str | None = None) -> ImportResult:
     """Load a CSV or Parquet file into profiles (plan.mode 'replace' or 'upsert'), all or nothing."""
     require(actor, Action.IMPORT_PROFILES)

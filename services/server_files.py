@@ -16,13 +16,14 @@ Messages name files relative to the import folder, never by their absolute serve
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, TypeVar
 
 from core import config
 from core.importing import ProfileImportError
@@ -97,6 +98,24 @@ def hide_paths(message: str) -> str:
     for form, label in sorted(replacements, key=lambda item: -len(item[0])):
         message = message.replace(form, label)
     return message
+
+
+_Fn = TypeVar("_Fn", bound=Callable)
+
+
+def paths_hidden(fn: _Fn) -> _Fn:
+    """Decorator: a ProfileImportError leaving ``fn`` names no absolute server folder (DuckDB's reader
+    errors quote the file's full path)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ProfileImportError as exc:
+            hidden = hide_paths(str(exc))
+            if hidden == str(exc):
+                raise
+            raise ProfileImportError(hidden) from None
+    return wrapper  # type: ignore[return-value]
 
 
 # -- uploads -------------------------------------------------------------------------------

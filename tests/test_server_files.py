@@ -137,3 +137,23 @@ def test_messages_never_show_absolute_server_paths(db, data_dir, admin, monkeypa
         assert str(FIXTURES) not in str(info.value) and str(data_dir) not in str(info.value)
     assert server_files.hide_paths(f"IO Error: cannot open {data_dir}/uploads/x.csv") == \
         "IO Error: cannot open <data folder>/uploads/x.csv"
+
+
+def test_reader_errors_name_no_server_folder(db, data_dir, contributor, monkeypatch):
+    import io
+
+    from storage import profiles as repo
+
+    path = svc.save_upload(contributor, io.BytesIO(CSV.encode()), "mine.csv")
+
+    def failing_sniff(p, name):
+        raise ProfileImportError(f'IO Error: Could not read "{p}"')
+
+    monkeypatch.setattr(repo, "sniff_csv", failing_sniff)
+    with pytest.raises(ProfileImportError) as info:
+        svc.inspect_file(db, contributor, path, "mine.csv")
+    assert str(data_dir) not in str(info.value) and "<data folder>/uploads/" in str(info.value)
+    with pytest.raises(ProfileImportError) as info:
+        svc.import_profiles(db, contributor, path, ImportPlan("customer_id", {}), file_name="mine.csv")
+    assert str(data_dir) not in str(info.value)
+    assert str(data_dir) not in repr(db.query("SELECT message FROM profile_imports"))
