@@ -416,7 +416,7 @@ class HttpClient:
             headers = {**(headers or {}), "Content-Type": "application/json"}
         policy = self.retry
         attempt = 0          # requests sent for this call (for messages)
-        failures = 0         # 5xx / transport failures in a row: what max_attempts caps
+        failures = 0         # 5xx / transport failures of this call: what max_attempts caps
         throttled = 0        # rate-limit answers for this call (for the back-off without a hint)
         while True:
             attempt += 1
@@ -428,7 +428,7 @@ class HttpClient:
                 kind = type(exc).__name__
                 failures += 1
                 if failures >= policy.max_attempts:
-                    raise self._transport_error(exc, attempt) from None
+                    raise self._transport_error(exc, failures) from None
                 wait = policy.backoff_s(failures, self.rand)
                 log.warning("%s %s %s failed (%s), attempt %d; retrying in %.2fs",
                             self.vendor, method, self.redact(path), kind, attempt, wait)
@@ -454,9 +454,9 @@ class HttpClient:
                 wait = retry_wait_s(resp, clock=self.clock)
                 failures += 1
                 if wait is not None and wait > policy.max_wait_s:
-                    raise self._gave_up(resp, attempt, wait)
+                    raise self._gave_up(resp, failures, wait)
                 if failures >= policy.max_attempts:
-                    raise self._gave_up(resp, attempt, wait)
+                    raise self._gave_up(resp, failures, wait)
                 if wait is None:
                     wait = policy.backoff_s(failures, self.rand)
                 else:

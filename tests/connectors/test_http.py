@@ -332,3 +332,13 @@ def test_data_classes_round_trip_json():
 def test_complete_outcomes_one_per_email():
     out = complete_outcomes(["A@x.com", "b@x.com"], [Outcome("a@x.com", "rejected", "bad"), Outcome("z@x.com", "rejected")])
     assert [(o.email, o.status) for o in out] == [("A@x.com", "rejected"), ("b@x.com", "accepted")]
+
+
+def test_5xx_cap_counts_only_failures_not_rate_limit_waits(fake_clock):
+    """Rate limiting in between does not use up the 5xx attempts, nor extend them."""
+    throttled = httpx.Response(429, headers={"Retry-After": "1"})
+    t, calls = scripted([httpx.Response(503), throttled, throttled, httpx.Response(503), throttled,
+                         httpx.Response(503), httpx.Response(503), ok()])
+    with pytest.raises(TransientError) as ei:
+        make(t, fake_clock).get("/x")                       # max_attempts=4: the fourth 503 gives up
+    assert len(calls) == 7 and "4 tries" in ei.value.user_message
