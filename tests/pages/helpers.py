@@ -56,3 +56,13 @@ def switch_to(at: AppTest, page_file: str) -> AppTest:
     """Open a page by its file name (e.g. 'users.py') and run."""
     at.switch_page(str(ROOT / "pages" / page_file))
     return at.run()
+
+
+def shown(markdown: str) -> str:
+    """What a person reads of a Markdown body the app escaped with ui.text.md: backslash escapes
+    resolved, invisible word joiners dropped (so tests can compare plain sentences)."""
+    import re
+
+    from ui.text import WORD_JOINER
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.pages.helpers import app_as, switch_to
+from tests.pages.helpers import app_as, switch_to, shown
 
 SECRET = "SG.wizard-secret-key-0123456789abcdefWXYZ"
 
@@ -50,7 +50,7 @@ def texts(at) -> str:
     """Everything rendered as text (markdown, captions, alerts, inputs' values, tables)."""
     parts = []
     for kind in ("markdown", "caption", "success", "error", "warning", "info", "title", "subheader"):
-        parts += [str(e.value) for e in getattr(at, kind)]
+        parts += [shown(str(e.value)) for e in getattr(at, kind)]
     parts += [str(t.value) for t in at.text_input]
     for df in at.dataframe:
         parts.append(df.value.to_csv())
@@ -58,7 +58,7 @@ def texts(at) -> str:
 
 
 def caption(at) -> str:
-    return next(c.value for c in at.caption if c.value.startswith("Step "))
+    return next(c.value for c in at.caption if shown(c.value).startswith("Step "))
 
 
 def start_wizard(at, vendor="sendgrid"):
@@ -90,13 +90,13 @@ def test_add_sendgrid_connection_happy_path(users, caplog):
     at = open_page()
     at = walk_to_verify(at, share="Admins and contributors")
     at = button(at, "add_conn.verify").click().run()
-    assert any("Connected." in s.value for s in at.success)
+    assert any("Connected." in shown(s.value) for s in at.success)
     at = button(at, "add_conn.next").click().run()
     assert caption(at) == "Step 7 of 7: Export user and save"
     assert at.checkbox(key="add_conn.w.export_user_me").value is True
     at = button(at, "add_conn.save").click().run()
     assert not at.exception
-    assert any("saved" in s.value for s in at.success)
+    assert any("saved" in shown(s.value) for s in at.success)
     # the list shows it, with the key masked
     body = texts(at)
     assert "My SendGrid" in body and "••••WXYZ" in body and SECRET not in body
@@ -113,13 +113,13 @@ def test_back_keeps_answers_and_next_validates_each_step(users):
     at = open_page()
     at = button(at, "conn.add").click().run()
     at = button(at, "add_conn.next").click().run()           # no type chosen
-    assert any("Choose a connection type" in e.value for e in at.error)
+    assert any("Choose a connection type" in shown(e.value) for e in at.error)
     assert caption(at) == "Step 1 of 7: Type"
     at = button(at, "add_conn.choose.iterable").click().run()
     at = button(at, "add_conn.next").click().run()
     at.text_input(key="add_conn.w.name").input("   ")
     at = button(at, "add_conn.next").click().run()
-    assert any("display name" in e.value for e in at.error)
+    assert any("display name" in shown(e.value) for e in at.error)
     at.text_input(key="add_conn.w.name").input("  Team   Iterable ")
     at = button(at, "add_conn.next").click().run()
     assert caption(at) == "Step 3 of 7: Who can use it"
@@ -134,23 +134,23 @@ def test_back_keeps_answers_and_next_validates_each_step(users):
     assert list(at.radio(key="add_conn.w.region").options) == ["Production", "EU", "Sandbox"]
     at.text_input(key="add_conn.w.api_key").input("short")
     at = button(at, "add_conn.next").click().run()
-    assert any("too short" in e.value for e in at.error)
+    assert any("too short" in shown(e.value) for e in at.error)
     at.text_input(key="add_conn.w.api_key").input("it-key-0123456789")
     at.radio(key="add_conn.w.region").set_value("sandbox")
     at = button(at, "add_conn.next").click().run()
     assert caption(at) == "Step 5 of 7: Data privacy and compliance"
     assert "What data leaves" in texts(at) and "Your responsibility" in texts(at)
     at = button(at, "add_conn.next").click().run()             # I agree not ticked
-    assert any("I agree" in e.value for e in at.error)
+    assert any("I agree" in shown(e.value) for e in at.error)
     at.checkbox(key="add_conn.w.agree").check()
     at = button(at, "add_conn.next").click().run()
     at = button(at, "add_conn.next").click().run()             # not verified yet
-    assert any("Verify / Connect" in e.value for e in at.error)
+    assert any("Verify / Connect" in shown(e.value) for e in at.error)
     at = button(at, "add_conn.back").click().run()
     assert at.checkbox(key="add_conn.w.agree").value is True
     at = button(at, "add_conn.cancel").click().run()
     assert not [k for k in at.session_state if str(k).startswith("add_conn.")]
-    assert any("Nothing was saved" in i.value for i in at.info)
+    assert any("Nothing was saved" in shown(i.value) for i in at.info)
     from storage import connections as repo
     assert repo.list_connections(app_db()) == []
 
@@ -166,7 +166,7 @@ def test_duplicate_name_is_refused(users):
     at = start_wizard(at, "sendgrid")
     at.text_input(key="add_conn.w.name").input(" shop ")
     at = button(at, "add_conn.next").click().run()
-    assert any("already exists" in e.value for e in at.error)
+    assert any("already exists" in shown(e.value) for e in at.error)
 
 
 @pytest.mark.parametrize("key,fault,expected", [
@@ -190,11 +190,11 @@ def test_verify_failures_are_explained_and_block_next(users, key, fault, expecte
     at = walk_to_verify(at, key=key)
     at = button(at, "add_conn.verify").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any(e.startswith("Not connected.") and re.search(expected, e) for e in errors), errors
     at = button(at, "add_conn.next").click().run()
     assert "Verify / Connect" in caption(at)                 # still here
-    assert any("Save unverified" in e.value for e in at.error)
+    assert any("Save unverified" in shown(e.value) for e in at.error)
 
 
 def test_save_unverified_is_explicit_and_shown_in_list(users):
@@ -239,7 +239,7 @@ def test_leadspace_wizard_says_always_shared_and_asks_for_a_token(users):
     assert caption(at) == "Step 2 of 7: Display name"
     at.text_input(key="add_conn.w.name").input("Firmographics")
     at = button(at, "add_conn.next").click().run()
-    assert any("always usable by admins and contributors" in i.value for i in at.info)
+    assert any("always usable by admins and contributors" in shown(i.value) for i in at.info)
     at = button(at, "add_conn.next").click().run()
     assert caption(at) == "Step 4 of 7: Leadspace token and region"
     assert at.text_input(key="add_conn.w.api_key").label == "Leadspace token"
@@ -279,16 +279,16 @@ def test_rename_share_and_rotate_key(users):
     at = open_page()
     at.text_input(key=f"conn.rename.{cid}").input("Renamed")
     at = button(at, f"conn.rename_btn.{cid}").click().run()
-    assert any("Renamed." in s.value for s in at.success)
+    assert any("Renamed." in shown(s.value) for s in at.success)
     at.checkbox(key=f"conn.share.{cid}").check()
     at = button(at, f"conn.share_btn.{cid}").click().run()
     # a rejected new key is not stored
     at.text_input(key=f"conn.newkey.{cid}").input("invalid-new-key-0000")
     at = button(at, f"conn.rotate.{cid}").click().run()
-    assert any("The new key was not saved" in e.value for e in at.error)
+    assert any("The new key was not saved" in shown(e.value) for e in at.error)
     at.text_input(key=f"conn.newkey.{cid}").input("SG.rotated-key-00001111")
     at = button(at, f"conn.rotate.{cid}").click().run()
-    assert any("Key replaced" in s.value for s in at.success)
+    assert any("Key replaced" in shown(s.value) for s in at.success)
     assert f"conn.newkey.{cid}" not in at.session_state or not at.session_state[f"conn.newkey.{cid}"]
     from storage import connections as repo
     row = repo.get_connection(app_db(), cid)
@@ -305,7 +305,7 @@ def test_revoke_consent_deactivates(users):
     assert row["active"] is False and row["consent_version"] is None
     assert at.dataframe[0].value.iloc[0]["Status"] == "Inactive: consent revoked"
     at = button(at, f"conn.activate.{cid}").click().run()
-    assert any("Agree to the data-privacy" in e.value for e in at.error)
+    assert any("Agree to the data-privacy" in shown(e.value) for e in at.error)
     at = at.checkbox(key=f"conn.reagree.{cid}").check().run()
     at = button(at, f"conn.consent.{cid}").click().run()
     at = button(at, f"conn.activate.{cid}").click().run()
@@ -331,7 +331,7 @@ def test_remove_without_users_after_confirm(users):
     assert not at.exception
     from storage import connections as repo
     assert repo.get_connection(app_db(), cid) is None
-    assert any("removed" in s.value for s in at.success)
+    assert any("removed" in shown(s.value) for s in at.success)
 
 
 def test_remove_in_use_offers_deactivate_in_dialog(users):
@@ -340,7 +340,7 @@ def test_remove_in_use_offers_deactivate_in_dialog(users):
     at = open_page()
     assert at.dataframe[0].value.iloc[0]["Used by"] == "1 export(s)"
     at = button(at, f"conn.remove.{cid}").click().run()
-    assert any("Weekly newsletter" in w.value for w in at.warning)
+    assert any("Weekly newsletter" in shown(w.value) for w in at.warning)
     at = button(at, "conn.remove_cancel").click().run()
     from storage import connections as repo
     assert repo.get_connection(app_db(), cid) is not None
@@ -349,7 +349,7 @@ def test_remove_in_use_offers_deactivate_in_dialog(users):
     at = button(at, "conn.remove_confirm").click().run()
     assert repo.get_connection(app_db(), cid) is None
     assert app_db().query_one("SELECT active FROM exports WHERE id = 1")[0] is False
-    assert any("deactivated export “Weekly newsletter”" in s.value for s in at.success)
+    assert any("deactivated export “Weekly newsletter”" in shown(s.value) for s in at.success)
 
 
 def test_wrong_master_key_says_which_need_new_keys(users, monkeypatch):
@@ -357,11 +357,11 @@ def test_wrong_master_key_says_which_need_new_keys(users, monkeypatch):
     monkeypatch.setenv("INSIGHT_RELAY_SECRET_KEY", "a-different-master-key")
     at = open_page()
     assert not at.exception
-    assert any("“Old key”" in w.value and "Enter their keys again" in w.value for w in at.warning)
+    assert any("“Old key”" in shown(w.value) and "Enter their keys again" in shown(w.value) for w in at.warning)
     assert at.dataframe[0].value.iloc[0]["Status"] == "Needs its key re-entered"
     at.text_input(key=f"conn.newkey.{cid}").input("SG.reentered-key-2222")
     at = button(at, f"conn.rotate.{cid}").click().run()
-    assert not any("Enter their keys again" in w.value for w in at.warning)
+    assert not any("Enter their keys again" in shown(w.value) for w in at.warning)
     assert at.dataframe[0].value.iloc[0]["Status"] == "Connected"
 
 
@@ -409,7 +409,7 @@ def test_secret_not_in_database_file_after_wizard(users):
 def test_consent_shown_on_the_connection(users):
     _make()
     at = open_page()
-    assert any(c.value.startswith("Consent: version sendgrid-2026-01, agreed by alice on ") for c in at.caption)
+    assert any(shown(c.value).startswith("Consent: version sendgrid-2026-01, agreed by alice on ") for c in at.caption)
     assert at.dataframe[0].value.iloc[0]["Consent"] == "sendgrid-2026-01 by alice"
 
 

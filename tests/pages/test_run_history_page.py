@@ -5,7 +5,7 @@ import pytest
 
 from core.permissions import SYSTEM
 from jobs import runner
-from tests.pages.helpers import app_as, switch_to
+from tests.pages.helpers import app_as, switch_to, shown
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_filters(seeded):
     at.multiselect(key="history_status").set_value(["failed"]).run()
     assert list(table(at)["Run"]) == [seeded["failed"]]
     at.multiselect(key="history_status").set_value(["succeeded"]).run()
-    assert any("No runs match" in i.value for i in at.info)
+    assert any("No runs match" in shown(i.value) for i in at.info)
 
 
 def test_details_show_steps_with_reasons(seeded):
@@ -79,7 +79,7 @@ def test_details_show_steps_with_reasons(seeded):
 def test_query_param_preselects_a_run(seeded):
     at = open_page(run_param=seeded["failed"])
     assert at.selectbox(key="history_detail").value == seeded["failed"]
-    assert any("The API key was rejected." in m.value for m in at.markdown)
+    assert any("The API key was rejected." in shown(m.value) for m in at.markdown)
 
 
 def test_cancel_and_resume(seeded):
@@ -98,9 +98,9 @@ def test_cancel_and_resume(seeded):
 def test_run_all(seeded):
     at = open_page()
     at.button(key="history_run_all").click().run()
-    assert any("Refresh queued as run #" in s.value for s in at.success)
+    assert any("Refresh queued as run #" in shown(s.value) for s in at.success)
     at.button(key="history_run_all").click().run()
-    assert any("already queued" in w.value for w in at.warning)
+    assert any("already queued" in shown(w.value) for w in at.warning)
 
 
 def test_viewer_sees_history_without_actions(seeded):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.pages.helpers import app_as, switch_to
+from tests.pages.helpers import app_as, switch_to, shown
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def open_page(username="alice"):
 def texts(at) -> str:
     parts = []
     for kind in ("markdown", "caption", "success", "error", "warning", "info", "subheader"):
-        parts += [str(e.value) for e in getattr(at, kind)]
+        parts += [shown(str(e.value)) for e in getattr(at, kind)]
     return "\n".join(parts)
 
 
@@ -56,16 +56,16 @@ def test_weekly_without_days_shows_a_plain_error(users):
     at.radio(key="sched_mode").set_value("weekly").run()
     at.button(key="sched_save").click().run()
     assert not at.exception
-    assert any("at least one day" in e.value for e in at.error)
+    assert any("at least one day" in shown(e.value) for e in at.error)
 
 
 def test_run_all_then_already_running_offers_to_queue(users):
     at = open_page()
     at.button(key="sched_run_all").click().run()
-    assert any("Refresh queued as run #" in s.value for s in at.success)
+    assert any("Refresh queued as run #" in shown(s.value) for s in at.success)
     at.button(key="sched_run_all").click().run()
-    assert any("already running" in w.value for w in at.warning)
-    assert any("is queued" in i.value for i in at.info)       # the active refresh with a Cancel button
+    assert any("already running" in shown(w.value) for w in at.warning)
+    assert any("is queued" in shown(i.value) for i in at.info)       # the active refresh with a Cancel button
     at.button(key="sched_queue_refresh").click().run()
     from jobs import runner
     assert [r["status"] for r in runner.list_runs(app_db(), kind="refresh")] == ["queued", "queued"]
@@ -125,7 +125,7 @@ def test_alert_banner_shows_failures_until_dismissed(db, admin):
     db.close()
     at = AppTest.from_function(_banner_script).run()
     assert not at.exception, at.exception
-    assert any("1 run alert(s)" in w.value and "Export 'Newsletter' failed" in w.value for w in at.warning)
+    assert any("1 run alert(s)" in shown(w.value) and "Export 'Newsletter' failed" in shown(w.value) for w in at.warning)
     at.button(key="alerts_dismiss").click().run()
     assert not at.exception, at.exception
     assert not at.warning
