@@ -166,6 +166,7 @@ READ_ONLY: set[str] = {
     "segments.demo_rules", "segments.draft_counts", "segments.list_with_counts", "segments.rule_from_profile_filters",
     "segments.write_members_csv",
     "server_files.hide_paths", "server_files.import_dir_problem", "server_files.is_protected",
+    "server_files.paths_hidden",
     "suppression.count", "suppression.list_page", "suppression.parse_csv",
 }
 
