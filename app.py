@@ -33,12 +33,12 @@ user_service.bootstrap_admin_from_env(db)
 deps.get_runner()
 
 if users_repo.count_users(db) == 0:
-    auth.run_signed_out(auth.first_run_screen)
+    auth.run_signed_out(auth.first_run_screen, "Welcome")
     st.stop()
 
 user = session.validated_user(db)
 if user is None:
-    auth.run_signed_out(auth.sign_in_screen)
+    auth.run_signed_out(auth.sign_in_screen, "Sign in")
     st.stop()
 
 sections: dict[str, list] = {}

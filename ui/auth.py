@@ -20,18 +20,17 @@ from ui import deps, nav, session
 SIGNED_IN_AS_FIRST_ADMIN = "Administrator {name} created; you are signed in."
 
 
-def run_signed_out(screen: Callable[[], None]) -> None:
+def run_signed_out(screen: Callable[[], None], title: str) -> None:
     """Run `screen` as the only page there is, at every page URL (so `/segments` shows it too, with no
-    "page not found" notice), with no page list in the sidebar."""
-    stand_ins = [st.Page(screen, title=screen.__doc__.splitlines()[0].rstrip("."), url_path=nav.url_path(spec),
-                         default=spec.default)
+    "page not found" notice, and after signing in the visitor lands on the page they asked for), with
+    no page list in the sidebar."""
+    stand_ins = [st.Page(screen, title=title, url_path=nav.url_path(spec), default=spec.default)
                  for spec in nav.PAGES]
     st.navigation(stand_ins, position="hidden").run()
     session.sync_cookie()
 
 
 def sign_in_screen() -> None:
-    """Sign in."""
     db = deps.get_db()
     st.title("Insight Relay")
     if settings.get(db, "demo_mode", False):
@@ -53,7 +52,7 @@ def sign_in_screen() -> None:
 
 
 def first_run_screen() -> None:
-    """Welcome to Insight Relay."""
+    """No users yet: create the first administrator (optionally with demo data), then sign them in."""
     db = deps.get_db()
     st.title("Welcome to Insight Relay")
     st.write("There are no users yet. Create the first administrator to get started.")
