@@ -216,3 +216,23 @@ def test_leadspace_5xx_still_fail_after_their_cap(leadspace):
     run = _enrich(leadspace)
     assert run["status"] == "failed", run["message"]
     assert leadspace.emu.faults.server_error_burst > 40
+
+
+def test_admin_sets_the_budget_on_the_connections_page(db, admin):
+    from tests.pages.helpers import app_as, switch_to
+    from ui import deps
+
+    connections.demo_setup(db, admin)
+    cid = {c["vendor"]: c["id"] for c in connections.repo.list_connections(db)}["sendgrid"]
+    db.close()   # the app opens the file itself
+    at = switch_to(app_as("alice").run(), "connections.py")
+    assert not at.exception, at.exception
+    at.selectbox(key="conn.selected").set_value(cid).run()
+    field = at.number_input(key=f"conn.rl_budget.{cid}")
+    assert field.value == 30                                     # the default, in minutes
+    field.set_value(45)
+    at = at.button(key=f"conn.rl_budget_btn.{cid}").click().run()
+    assert not at.exception, at.exception
+    row = connections.repo.get_connection(deps.get_db(), cid)
+    assert row["rate_limit_budget_s"] == 45 * 60
+    assert at.number_input(key=f"conn.rl_budget.{cid}").value == 45
