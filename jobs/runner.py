@@ -326,8 +326,12 @@ def execute_run(db, run_id: int) -> dict:
     except RunCancelled:
         result = RunResult("cancelled", {}, "Cancelled. The next run continues where this one stopped.")
     except Exception as exc:  # a handler bug must not kill the worker; record it honestly
-        log.error("run %s failed: %s", run_id, traceback.format_exc())
-        result = RunResult("failed", {}, f"The run stopped because of an unexpected error: {type(exc).__name__}: {exc}")
+        if getattr(exc, "budget_exhausted", False):   # a vendor's rate limit the handler did not catch
+            result = RunResult("partially_succeeded", {},
+                               f"Paused: {getattr(exc, 'user_message', exc)} Resume the run then to continue.")
+        else:
+            log.error("run %s failed: %s", run_id, traceback.format_exc())
+            result = RunResult("failed", {}, f"The run stopped because of an unexpected error: {type(exc).__name__}: {exc}")
     if not isinstance(result, RunResult) or result.status not in FINAL_STATUSES:
         got = getattr(result, "status", result)
         result = RunResult("failed", getattr(result, "counts", None) or {},

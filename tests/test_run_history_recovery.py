@@ -287,3 +287,23 @@ def test_run_history_page_shows_own_counts_and_chain_total(db, admin):
     assert any(f"#{killed} → #{resumed}" in m.value for m in at.markdown)
     [chain] = [d.value for d in at.dataframe if "Total" in d.value.columns]
     assert dict(zip(chain["Count"], chain["Total"]))["Sent"] == "10"
+
+
+def test_budget_stop_a_handler_did_not_catch_is_a_pause(db, admin, monkeypatch):
+    from connectors.errors import RateLimitedError
+
+    def throttled(ctx):
+        raise RateLimitedError("SendGrid is limiting how fast we can send. Try again in about 40 minutes (after 04:00).",
+                               retry_after_s=2400, budget_exhausted=True, vendor="sendgrid")
+
+    def broken(ctx):
+        raise RateLimitedError("plain", vendor="sendgrid")   # not a budget stop: an unexpected error
+
+    monkeypatch.setitem(runner.HANDLERS, "throttled", throttled)
+    monkeypatch.setitem(runner.HANDLERS, "broken", broken)
+    paused = runner.submit(db, admin, "throttled", 1, "T")
+    failed = runner.submit(db, admin, "broken", 1, "B")
+    runner.run_pending(db)
+    p = runner.get_run(db, paused)
+    assert p["status"] == "partially_succeeded" and "Try again in about 40 minutes" in p["message"]
+    assert runner.get_run(db, failed)["status"] == "failed"
