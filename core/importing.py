@@ -288,11 +288,14 @@ class FilePreview:
 
 @dataclass
 class ImportPlan:
-    """What the user chose: the key column, header -> target, and replace or upsert."""
+    """What the user chose: the key column, header -> target, replace or upsert, and (optionally) the
+    type of new extra attributes (header -> text | number | date | timestamp | boolean; others are
+    detected over the whole file)."""
     key_column: str
     mapping: dict[str, str]
     mode: str = "upsert"
     pad_short_rows: bool = False
+    types: dict[str, str] = field(default_factory=dict)
 
     def validate(self, headers: list[str]) -> None:
         if self.mode not in MODES:
@@ -307,6 +310,12 @@ class ImportPlan:
         unknown = [h for h in self.mapping if h not in headers]
         if unknown:
             raise ProfileImportError(f"The mapping names columns that are not in the file: {', '.join(unknown[:5])}.")
+        for header, kind in self.types.items():
+            if header not in headers:
+                raise ProfileImportError(f"A type was chosen for {header!r}, which is not a column of the file.")
+            if kind not in SQL_TYPES:
+                raise ProfileImportError(f"Unknown type {kind!r} for column {header!r}; choose one of "
+                                         + ", ".join(SQL_TYPES) + ".")
         by_target: dict[str, list[str]] = {}
         for header, target in self.mapping.items():
             if target not in STANDARD_ATTRIBUTES and target not in (TARGET_EXTRA, TARGET_IGNORE):

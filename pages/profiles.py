@@ -146,6 +146,9 @@ def choose_file() -> dict | None:
                 st.session_state["imp_upload_id"] = upload.file_id
                 st.session_state["imp_file"] = {"path": str(path), "name": upload.name, "uploaded": True}
     else:
+        problem = svc.import_folder_problem()
+        if problem:
+            st.warning(problem)
         typed = st.text_input("File in the import folder", key="imp_path",
                               help="A file name relative to the import folder (INSIGHT_RELAY_IMPORT_DIR).")
         if st.button("Read file", key="imp_read"):
@@ -173,6 +176,30 @@ def import_section() -> None:
                      column_config={k: {"id": "#", "who": "By"}.get(k, humanize_key(k)) for k in history[0]})
     else:
         st.caption("No imports yet.")
+
+
+TYPE_LABELS = {"text": "Text", "number": "Number", "date": "Date", "timestamp": "Date and time", "boolean": "Yes/no"}
+
+
+def extra_types_form(preview, mapping: dict, key_column: str, token: str) -> dict[str, str]:
+    """The type of each new extra attribute: as detected (over the whole file, at import) or chosen."""
+    extras = [c for c in preview.columns if mapping.get(c.header) == importing.TARGET_EXTRA and c.header != key_column]
+    types: dict[str, str] = {}
+    if not extras:
+        return types
+    with st.expander("Types of extra attributes"):
+        st.caption("A column becomes a number or a date only if every value in the file converts exactly; "
+                   "otherwise it stays text. Choose a type to convert anyway (values that do not fit stop the "
+                   "import). Attributes that already exist keep their type.")
+        grid = st.columns(3)
+        for i, column in enumerate(extras):
+            options = ["", *TYPE_LABELS]
+            choice = grid[i % 3].selectbox(
+                md(column.header), options, key=f"imp_{token}_type_{column.position}",
+                format_func=lambda t, d=column.detected_type: TYPE_LABELS.get(t) or f"As detected ({TYPE_LABELS[d].lower()})")
+            if choice:
+                types[column.header] = choice
+    return types
 
 
 def mapping_form(preview, chosen: dict) -> None:
@@ -205,6 +232,7 @@ def mapping_form(preview, chosen: dict) -> None:
             key=f"imp_{token}_map_{i}" + ("_key" if is_key else ""),
             help=f"Detected type: {column.detected_type}"
                  + (" · This column is the customer ID (the key)." if is_key else ""))
+    types = extra_types_form(preview, mapping, key_column, token)
     mode = st.radio("Mode", ["upsert", "replace"], horizontal=True, key=f"imp_{token}_mode",
                     format_func={"upsert": "Upsert: add new profiles, update existing ones",
                                  "replace": "Replace: the file becomes the complete set of profiles"}.get)
@@ -212,7 +240,7 @@ def mapping_form(preview, chosen: dict) -> None:
     if preview.file_format == "csv":
         pad = st.checkbox("Fill missing values in short rows", key=f"imp_{token}_pad")
     if st.button("Import", type="primary", key=f"imp_{token}_go"):
-        plan = ImportPlan(key_column=key_column, mapping=mapping, mode=mode, pad_short_rows=pad)
+        plan = ImportPlan(key_column=key_column, mapping=mapping, mode=mode, pad_short_rows=pad, types=types)
         with st.spinner("Importing…"):
             result = _guarded(svc.import_profiles, db, user, preview.path, plan, file_name=preview.file_name)
         if result is not None:

@@ -287,9 +287,12 @@ def _import_once(db, actor: User, path: Path, file_name: str, plan: ImportPlan, 
                     checks.append((col, column, expr, ps, f"{_SQL_TO_CATALOGUE.get(sql_type, sql_type)} values "
                                    f"(the attribute already exists with that type)"))
             else:
-                detected = new_types[col.staging]
+                chosen = plan.types.get(col.header)     # the person's choice in the mapping step wins
+                detected = chosen or new_types[col.staging]
                 sql_type = importing.SQL_TYPES[detected]
                 expr, ps = _convert(col, sql_type)
+                if chosen and chosen != new_types[col.staging] and sql_type != "VARCHAR":
+                    checks.append((col, column, expr, ps, f"{chosen} values (the type chosen for it)"))
                 repo.add_extra_column(cur, column, sql_type)
                 added.append(f"profile.{column}")
             exprs[column], expr_params[column] = expr, ps

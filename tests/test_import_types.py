@@ -90,3 +90,48 @@ def test_a_long_number_late_in_the_file_keeps_the_column_text(db, contributor, t
     import_file(db, contributor, path, ImportPlan("customer_id", {"account": importing.TARGET_EXTRA}))
     assert db.query_one("SELECT type FROM attribute_catalogue WHERE key = 'profile.x_account'")[0] == "text"
     assert db.query_one("SELECT x_account FROM profiles WHERE customer_id = 'z1'")[0] == "9007199254740993"
+
+
+def _two_columns(tmp_path, values: list[str]):
+    path = tmp_path / "choice.csv"
+    path.write_text("customer_id,value\n" + "".join(f"c{i},{v}\n" for i, v in enumerate(values)), encoding="utf-8")
+    return path
+
+
+def _value_type(db):
+    return db.query_one("SELECT type FROM attribute_catalogue WHERE key = 'profile.x_value'")[0]
+
+
+def test_the_person_can_choose_text_for_a_numeric_column(db, contributor, tmp_path):
+    path = _two_columns(tmp_path, ["1", "2"])
+    import_file(db, contributor, path, ImportPlan("customer_id", {"value": importing.TARGET_EXTRA},
+                                                  types={"value": "text"}))
+    assert _value_type(db) == "text"
+    assert [r[0] for r in db.query("SELECT x_value FROM profiles ORDER BY 1")] == ["1", "2"]
+
+
+def test_the_person_can_choose_number_where_detection_kept_text(db, contributor, tmp_path):
+    path = _two_columns(tmp_path, ["1E5", "2.50", "7"])
+    import_file(db, contributor, path, ImportPlan("customer_id", {"value": importing.TARGET_EXTRA},
+                                                  types={"value": "number"}))
+    assert _value_type(db) == "number"
+    assert sorted(r[0] for r in db.query("SELECT x_value FROM profiles")) == [2.5, 7.0, 100000.0]
+
+
+def test_a_chosen_type_the_values_do_not_fit_stops_the_import(db, contributor, tmp_path):
+    from core.importing import ProfileImportError
+
+    path = _two_columns(tmp_path, ["12", "twelve"])
+    with pytest.raises(ProfileImportError, match=r"Column 'value' must hold number values .*'twelve'"):
+        import_file(db, contributor, path, ImportPlan("customer_id", {"value": importing.TARGET_EXTRA},
+                                                      types={"value": "number"}))
+    assert db.query_one("SELECT count(*) FROM profiles")[0] == 0
+
+
+def test_an_unknown_type_or_column_is_refused(tmp_path):
+    from core.importing import ProfileImportError
+
+    with pytest.raises(ProfileImportError, match="Unknown type 'money'"):
+        ImportPlan("id", {}, types={"v": "money"}).validate(["id", "v"])
+    with pytest.raises(ProfileImportError, match="not a column of the file"):
+        ImportPlan("id", {}, types={"w": "text"}).validate(["id", "v"])
