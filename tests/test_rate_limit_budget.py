@@ -236,3 +236,22 @@ def test_admin_sets_the_budget_on_the_connections_page(db, admin):
     row = connections.repo.get_connection(deps.get_db(), cid)
     assert row["rate_limit_budget_s"] == 45 * 60
     assert at.number_input(key=f"conn.rl_budget.{cid}").value == 45
+
+
+def test_leadspace_cancel_during_rate_limit_waits(leadspace, monkeypatch):
+    original = runner.RunContext.vendor_wait
+    calls = []
+
+    def cancel_on_second_wait(self, vendor_, seconds_left, reason="rate_limit"):
+        calls.append(seconds_left)
+        if len(calls) == 2:
+            runner.request_cancel(self.db, leadspace.admin, self.run_id)
+        original(self, vendor_, seconds_left, reason)
+
+    monkeypatch.setattr(runner.RunContext, "vendor_wait", cancel_on_second_wait)
+    leadspace.emu.faults.rate_limit_burst = 1000
+    start = leadspace.clock()
+    run = _enrich(leadspace)
+    assert run["status"] == "cancelled", run["message"]
+    assert len(calls) == 2 and leadspace.clock() - start < 5.0
+    assert leadspace.emu.faults.rate_limit_burst == 998          # two answers, then it stopped asking
