@@ -148,7 +148,7 @@ def choose_file() -> dict | None:
     else:
         problem = svc.import_folder_problem()
         if problem:
-            st.warning(problem)
+            st.warning(md(problem))
         typed = st.text_input("File in the import folder", key="imp_path",
                               help="A file name relative to the import folder (INSIGHT_RELAY_IMPORT_DIR).")
         if st.button("Read file", key="imp_read"):

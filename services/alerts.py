@@ -266,8 +266,10 @@ def pending_alerts(db, username: str, *, limit: int = 5) -> tuple[int, list[dict
     return int(total), rows
 
 
-def dismiss(db, username: str, up_to_event_id: int | None = None) -> None:
+def dismiss(db, actor: User, up_to_event_id: int | None = None) -> None:
     """Hide the alerts this user has seen (up to ``up_to_event_id``, default: all so far)."""
+    require(actor, Action.READ)
+    username = actor.username
     with db.transaction() as cur:
         if up_to_event_id is None:
             up_to_event_id = cur.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]

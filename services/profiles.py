@@ -49,6 +49,11 @@ def discard_upload(actor: User, path: str | Path) -> None:
     server_files.discard_upload(actor, path)
 
 
+def import_folder_problem() -> str | None:
+    """Why the configured import folder is a bad idea (it contains the data folder), or None."""
+    return server_files.import_dir_problem()
+
+
 def resolve_server_path(actor: User, text: str) -> Path:
     """A file in the import folder (admins only); see services.server_files."""
     return server_files.resolve_server_path(actor, text)

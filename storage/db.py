@@ -60,9 +60,12 @@ def _make_private(db_file: Path) -> None:
     Files DuckDB creates later (the WAL) get no group/other bits because the process umask is
     tightened too; existing files left looser by an older version are tightened here, at start.
     """
+    from core.config import KEY_FILE_NAMES
+
     os.umask(os.umask(0o077) | 0o077)
     for path, mode in ((db_file.parent, PRIVATE_DIR_MODE), (db_file, PRIVATE_FILE_MODE),
-                       (db_file.with_name(db_file.name + ".wal"), PRIVATE_FILE_MODE)):
+                       (db_file.with_name(db_file.name + ".wal"), PRIVATE_FILE_MODE),
+                       *((db_file.parent / name, PRIVATE_FILE_MODE) for name in KEY_FILE_NAMES)):
         try:
             current = stat.S_IMODE(path.stat().st_mode)
             if current & 0o077:

@@ -100,7 +100,7 @@ def test_banner_events_and_dismissal(db, admin, outcomes):
     _run(db, admin, outcomes, RunResult("partially_succeeded", {}, "some rejected"))
     total, events = alerts.pending_alerts(db, "alice")
     assert total == 2 and events[0]["event"] == "partially_succeeded"
-    alerts.dismiss(db, "alice")
+    alerts.dismiss(db, admin)
     assert alerts.pending_alerts(db, "alice")[0] == 0
     assert alerts.pending_alerts(db, "bob")[0] == 2     # per user
     _run(db, admin, outcomes, RunResult("failed", {}, "again"))

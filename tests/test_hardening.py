@@ -151,9 +151,9 @@ def test_existing_loose_modes_are_tightened_at_start(tmp_path, monkeypatch):
     config.db_path().chmod(0o644)
     (data / ".cookie_key").write_text("k" * 40)
     (data / ".cookie_key").chmod(0o644)
-    db = Database(config.db_path())
+    db = Database(config.db_path())   # at start, before anyone reads the key
     db.close()
-    config.cookie_key()
+    assert _mode(data / ".cookie_key") == 0o600
     assert _mode(data) == 0o700
     assert _mode(config.db_path()) == 0o600
     assert _mode(data / ".cookie_key") == 0o600

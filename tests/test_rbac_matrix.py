@@ -33,6 +33,7 @@ WITH_ACTOR: dict[str, str] = {
     # alerts (Admin > Schedule)
     "alerts.save_config": "admin",
     "alerts.send_test_email": "admin",
+    "alerts.dismiss": "viewer",                      # the signed-in user's own alerts, seen
     # connections (Admin > Connections)
     "connections.verify": "admin",
     "connections.create_connection": "admin",
@@ -157,7 +158,7 @@ READ_ONLY: set[str] = {
     "exports.run_contacts_csv", "exports.run_contacts_page", "exports.run_detail", "exports.runs_of",
     "exports.vendor_field_specs",
     "home.summary",
-    "profiles.country_options", "profiles.importing_sample_rows", "profiles.normalize_filters",
+    "profiles.country_options", "profiles.import_folder_problem", "profiles.importing_sample_rows", "profiles.normalize_filters",
     "profiles.recent_imports", "profiles.segment_saving_available",
     "schedule.active_items", "schedule.active_refresh", "schedule.describe_item_schedule",
     "schedule.due_item_schedules", "schedule.get_item_schedule", "schedule.get_system_schedule",
@@ -172,7 +173,6 @@ READ_ONLY: set[str] = {
 
 NO_ACTOR_BY_DESIGN: dict[str, str] = {
     "alerts.on_run_finished": "the runner's hook after every run: records alert events derived from that run",
-    "alerts.dismiss": "marks the signed-in user's own alerts as seen (keyed by that user); nothing shared",
     "alerts.send_email": "sends an alert with a config read by its callers (on_run_finished, send_test_email)",
     "demo.cli_main": "the `manage.py demo` entry point: acts as an existing admin (load_demo checks it)",
     "profiles.forget_counts": "drops an in-memory cache of counts",

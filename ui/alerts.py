@@ -29,7 +29,7 @@ def show_alert_banner(db) -> None:
             page_link_or_text(RUN_HISTORY_PAGE, "Open run history", "Data › Run history", icon=":material/history:")
         with cols[1]:
             if st.button("Dismiss alerts", key="alerts_dismiss"):
-                alert_service.dismiss(db, user.username, max(e["id"] for e in events))
+                alert_service.dismiss(db, user, max(e["id"] for e in events))
                 st.rerun()
 
 

@@ -107,3 +107,15 @@ def test_pages_by_key_with_previous_and_next(db, viewer):
     assert any("page 1 of 5" in c.value for c in at.caption)
     at.selectbox(key="pf_opted_out").set_value("Yes").run()  # new filters start again at page 1
     assert any("page 1 of" in c.value for c in at.caption)
+
+
+def test_admin_is_warned_when_the_import_folder_holds_the_data_folder(db, admin, data_dir, monkeypatch):
+    monkeypatch.setenv("INSIGHT_RELAY_IMPORT_DIR", str(data_dir))
+    db.close()
+    at = _open("alice")
+    at.radio(key="imp_source").set_value("A file on the server").run()
+    assert any("contains the data folder" in _plain(w.value) for w in at.warning)
+    at.text_input(key="imp_path").input(".secret_key").run()
+    at.button(key="imp_read").click().run()
+    assert any("cannot be imported" in _plain(e.value) for e in at.error), [e.value for e in at.error]
+    assert not any(str(data_dir) in e.value for e in at.error)
