@@ -15,7 +15,11 @@ One run of an export, per destination list ("target"):
      (polls) it: an accepted request is never sent again. A kill can re-send only the requests in flight
      at that moment, whose answer had not arrived: one (the sending is sequential); their contacts are
      still "different" and the next run sends them again (upserts are idempotent);
-  4. mirror mode: remove contacts this export added that are no longer eligible, from that list only;
+     Before the first delivery to a list (Omnisend: tag) the export did not create, the run asks the
+     vendor which contacts it is about to add are already members (ExportRun.lookup_members): those are
+     recorded as not added by the export. A list the export created needs no lookups (all members ours);
+  4. mirror mode: remove contacts this export added that are no longer eligible, from that list only
+     (never one that was on the list before the export added it);
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
      same transaction that marks the submission collected -> a resumed run never re-sends them. These
      flush transactions run on one background thread (_Writer), in order, overlapping the sending; the
@@ -23,7 +27,8 @@ One run of an export, per destination list ("target"):
 
 params: dry_run (record the plan only), confirm_removals, retry_failed, resume_of (set by runner.resume).
 Counts (RunResult.counts): planned = sent + skipped; sent = accepted + rejected + pending; plus added,
-updated, retried, removed, unchanged, recovered, skipped_by_reason, targets, warnings.
+updated, retried, removed, unchanged, recovered, skipped_by_reason, targets, warnings; already_on_list
+(contacts to add that the lookups found on the list already; per target also list_created_by_export).
 
 Test/bench hooks: CLIENT_OPTIONS (extra kwargs for the connector client, e.g. sleep/clock/base_url),
 CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client_for).
