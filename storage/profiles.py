@@ -26,7 +26,7 @@ TABLE = "profiles"
 STANDARD_COLUMNS = ("customer_id", *importing.STANDARD_ATTRIBUTES, "updated_at")
 BROWSE_COLUMNS = ("customer_id", "first_name", "last_name", "email", "company_name", "city", "country",
                   "email_opt_out")
-SAMPLE_BYTES = 1 << 20          # enough to sniff encoding, delimiter and header
+SAMPLE_BYTES = 1 << 20          # enough to sniff the delimiter and header (the encoding: whole file)
 SNIFF_RECORDS = 50
 DELIMITERS = (",", ";", "\t", "|")
 EXAMPLES = 5                    # how many row numbers / keys an error message lists
