@@ -256,6 +256,20 @@ class IterableEmulator(Emulator):
         return json_response(200, self._result(success, failed))
 
     # ------------------------------------------------------------ inspection
+    def seed_list(self, name: str, emails: list[str]) -> int:
+        """A list holding `emails` before any export ran (users someone else subscribed). Returns its id."""
+        with self.lock:
+            lst = next((l for l in self.lists.values() if l["name"] == name), None)
+            if lst is None:
+                self._list_seq += 1
+                lst = self.lists[self._list_seq] = {"id": self._list_seq, "name": name,
+                                                    "createdAt": int(self.clock() * 1000), "members": set()}
+            for email in emails:
+                low = email.strip().lower()
+                self.users.setdefault(low, None)
+                lst["members"].add(low)
+            return lst["id"]
+
     def list_members(self, list_id: int | str) -> list[str]:
         with self.lock:
             return sorted(self.lists[int(list_id)]["members"])

@@ -445,6 +445,15 @@ class OmnisendEmulator(Emulator):
             c = self._contacts.get(email.lower())
             return None if c is None else self._contact_json(email.lower(), c)
 
+    def seed_list(self, name: str, emails: list[str]) -> str:
+        """Contacts carrying the tag `name` before any export ran (tagged by someone else). Returns the tag."""
+        with self.lock:
+            self._settle()
+            now = self.clock()
+            for email in emails:
+                self._upsert(email.strip().lower(), "nonSubscribed", {"tags": [name]}, now)
+        return name
+
     def contacts_with_tag(self, tag: str) -> list[str]:
         with self.lock:
             self._settle()

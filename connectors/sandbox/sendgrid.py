@@ -446,6 +446,25 @@ class SendGridEmulator(Emulator):
         return json_response(202, {"job_id": job_id})
 
     # ------------------------------------------------------------ snapshot
+    def seed_list(self, name: str, emails: list[str]) -> str:
+        """A list holding `emails` before any export ran (members someone else added): as POST lists then
+        PUT contacts with its list_ids would leave it, without the job. Returns the list id."""
+        with self.lock:
+            lst = next((l for l in self.lists.values() if l["name"] == name), None)
+            if lst is None:
+                self._list_seq += 1
+                list_id = f"11111111-2222-4333-8444-{self._list_seq:012x}"
+                lst = self.lists[list_id] = {"id": list_id, "name": name, "members": set()}
+            for email in emails:
+                low = email.strip().lower()
+                n = self.contacts.get(low)
+                if n is None:
+                    n = self.contacts[low] = len(self.contact_emails)
+                    self.contact_emails.append(low)
+                    self.contact_fields.append(None)
+                lst["members"].add(n)
+            return lst["id"]
+
     def list_members(self, list_id: str) -> list[str]:
         with self.lock:
             self._advance_jobs()

@@ -11,7 +11,8 @@ serve(emulator, host="127.0.0.1", port=0) -> LoopbackServer
     emulator running in another process.
 LoopbackServer: .url ("http://127.0.0.1:PORT"), .host, .port, .close(); context manager.
 main(argv=None) -> int   `python manage.py sandbox --vendor iterable [--port 0] [--host 127.0.0.1]
-    [--rate-limits | --no-rate-limits] [--job-delay-s S] [--credits N]`: prints the URL as the FIRST
+    [--rate-limits | --no-rate-limits] [--job-delay-s S] [--credits N] [--seed-list NAME=EMAIL,...]`:
+    --seed-list (repeatable) starts with a list (Omnisend: tag) already holding those members; prints the URL as the FIRST
     stdout line and serves a fresh emulator until Ctrl-C / SIGTERM. --job-delay-s sets the vendor's
     async delay (SendGrid job_delay_s, Omnisend batch_delay_s, Leadspace bulk_delay_s); --credits sets
     Leadspace credits.
@@ -183,9 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-delay-s", type=float, default=None,
                         help="async job delay (SendGrid jobs, Omnisend batches, Leadspace bulks)")
     parser.add_argument("--credits", type=int, default=None, help="Leadspace credits")
+    parser.add_argument("--seed-list", action="append", default=[], metavar="NAME=EMAIL[,EMAIL...]",
+                        help="a list (Omnisend: tag) that already holds these members before any export ran")
     args = parser.parse_args(argv)
     emulator = emulator_class(args.vendor)()  # a fresh one: this process serves nothing else
     configure(emulator, rate_limits=args.rate_limits, job_delay_s=args.job_delay_s, credits=args.credits)
+    for spec in args.seed_list:
+        name, _, emails = spec.partition("=")
+        if not name or not hasattr(emulator, "seed_list"):
+            parser.error(f"--seed-list {spec!r}: expected NAME=EMAIL[,EMAIL...] for an export vendor")
+        emulator.seed_list(name, [e for e in emails.split(",") if e.strip()])
     if hasattr(emulator, "process_in_background"):
         emulator.process_in_background = True   # async jobs run beside the requests, as at the vendor
     server = serve(emulator, args.host, args.port)

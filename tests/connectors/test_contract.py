@@ -277,3 +277,23 @@ def test_membership_lookup_pages_and_paces_at_the_documented_limit(vendor):
     calls = sum(n for r, n in routes.items() if r.split(" ", 1)[1].startswith(LOOKUP_PATHS[vendor].rstrip("$")))
     expected_calls = {"sendgrid": 3, "iterable": 6, "omnisend": 2}[vendor]
     assert calls == expected_calls
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_a_sandbox_started_with_a_seeded_list_shows_its_members_to_the_lookup(vendor):
+    """`manage.py sandbox --seed-list NAME=a,b` starts with a list (Omnisend: tag) that already holds
+    members (issue 13's pre-existing members); the vendor's lookup endpoint sees them, the upsert adds to them."""
+    from connectors.sandbox.server import spawn
+
+    h = HARNESSES[vendor]
+    seeded = ["old1@example.com", "old2@example.com"]
+    with spawn(vendor, "--seed-list", "Segment A=" + ",".join(seeded)) as sandbox:
+        client = h.make_client(None, base_url=sandbox.url, retry=FAST_RETRY)
+        try:
+            target, outcomes = run_upsert(client, contacts(3, prefix="new"))
+            assert all(o.status == "accepted" for o in outcomes)
+            candidates = seeded + [c.email for c in contacts(3, prefix="new")] + ["nobody@example.com"]
+            found = set(client.existing_members(target, iter(candidates)))
+        finally:
+            client.close()
+    assert found == set(seeded) | {f"new{i}@example.com" for i in range(3)}
