@@ -58,7 +58,11 @@ def _vendor_members(world, vendor: str, list_id: str) -> set[str]:
     return set(em.contacts_with_tag(list_id)) if vendor == "omnisend" else set(em.list_members(list_id))
 
 
-def test_members_already_on_the_list_are_never_removed(world, vendor):
+@pytest.mark.parametrize("materialize_max", [100_000, 1], ids=["plan-in-temp-table", "plan-streamed-from-query"])
+def test_members_already_on_the_list_are_never_removed(world, vendor, materialize_max, monkeypatch):
+    from jobs import export_run
+
+    monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", materialize_max)
     world.add_profiles(base_people(8))
     sid = world.segment("Nordics", [f"c{i}" for i in range(6)])
     eid = world.export(vendor, [sid])
