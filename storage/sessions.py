@@ -20,7 +20,6 @@ SHORT_ID_CHARS = 12           # how much of the hash an admin sees to tell sessi
 # Why a session ended (shown to admins on the Users page).
 SIGN_OUT = "signed out"
 PASSWORD_RESET = "password reset"
-PASSWORD_CHANGE = "password changed"
 LOCKOUT = "locked after failed sign-ins"
 DEACTIVATED = "user deactivated"
 ROLE_CHANGED = "role changed"
