@@ -200,7 +200,7 @@ def _find_count(doc) -> int | None:
 
 # ------------------------------------------------------------------ one repetition
 def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, idle: bool,
-            phases: bool = False) -> list[dict]:
+            phases: bool = False, keep: bool = False) -> list[dict]:
     from connectors.sandbox.server import spawn
 
     rep_dir = base_dir / f"{vendor}-rep{rep}"
@@ -267,7 +267,8 @@ def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, i
                      "both_correct": bool(ours.get("correct") and drt.get("correct")), "load_1m": _load()}
             figures.append(ratio)
             _emit(ratio)
-    shutil.rmtree(rep_dir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(rep_dir, ignore_errors=True)
     return figures
 
 
@@ -331,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--py-spy", type=Path, help="profile our runs with py-spy into this directory")
     parser.add_argument("--py-spy-idle", action="store_true", help="with --py-spy: include waits, per thread")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each repetition's databases (with --workdir) to inspect what a run wrote")
     parser.add_argument("--phases", action="store_true",
                         help="time our run's phases, storage writes and client calls (peer.ours.phase lines; "
                              "wrappers cost a little)")
@@ -367,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             for vendor in vendors:
                 for rep in range(1, args.reps + 1):
                     figures += one_rep(world, vendor, rep, workdir / f"n{n}", args.py_spy, args.py_spy_idle,
-                                       args.phases)
+                                       args.phases, args.keep)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
