@@ -1,4 +1,5 @@
-"""Home: counts, recent runs, what to do next."""
+"""Home: a dashboard (profiles and enriched share, segment sizes, enrichment coverage, recent runs), each
+card linking to its page, and next steps that fit the role and the installation's state."""
 from ui.guard import require_page
 
 require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
@@ -7,28 +8,97 @@ import streamlit as st
 
 from services import home as home_service
 from ui import deps
+from ui.alerts import page_link_or_text
+from ui.format import Column, number, percent, show_table
 from ui.session import current_user
 
 db = deps.get_db()
 user = current_user()
 summary = home_service.summary(db)
-# The same headings as Run history, not the query's lower-case names.
-RUN_COLUMNS = {"run": "Run", "kind": "Kind", "name": "Name", "trigger": "Trigger", "status": "Status", "who": "Who",
-               "queued": st.column_config.DatetimeColumn("Queued", format="YYYY-MM-DD HH:mm"),
-               "finished": st.column_config.DatetimeColumn("Finished", format="YYYY-MM-DD HH:mm"),
-               "message": "Message"}
+counts = summary["counts"]
+
+RUN_COLUMNS = [Column("kind", "Kind", "word", words="run_kind"), Column("name", "Name"),
+               Column("trigger", "Started by", "word", words="trigger"),
+               Column("status", "Outcome", "word", words="status"), Column("finished", "Finished", "datetime"),
+               Column("message", "Message")]
+SEGMENT_COLUMNS = [Column("name", "Segment"), Column("members", "Members", "number"),
+                   Column("kind", "Type", "word", words="segment_kind")]
+COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Profiles enriched", "number"),
+                    Column("share", "Share of profiles", "percent"), Column("last_refreshed", "Last refreshed", "datetime")]
+
+
+def link(page: str, label: str, where: str) -> None:
+    page_link_or_text(f"pages/{page}", label, where, icon=":material/arrow_forward:")
+
 
 st.title("Home")
-cols = st.columns(4)
-for col, (label, value) in zip(cols, summary["counts"].items()):
-    col.metric(label, f"{value:,}")
 
-st.subheader("Recent runs")
-if summary["recent_runs"]:
-    st.dataframe(summary["recent_runs"], hide_index=True, width="stretch", column_config=RUN_COLUMNS)
-else:
-    st.info("No runs yet. Runs of enrichments and exports will appear here.")
+# -- the figures, each card leading to its page ------------------------------------------------------
+cards = st.columns(4)
+with cards[0].container(border=True):
+    st.metric("Profiles", number(counts["profiles"]))
+    link("profiles.py", "Profiles", "Data › Profiles")
+with cards[1].container(border=True):
+    st.metric("Enriched", percent(summary["enriched"], counts["profiles"]),
+              help="Share of profiles with company details from at least one enrichment.")
+    link("enrichment.py", "Enrichment", "Data › Enrichment")
+with cards[2].container(border=True):
+    st.metric("Segments", number(counts["segments"]))
+    link("segments.py", "Segments", "Data › Segments")
+with cards[3].container(border=True):
+    st.metric("Exports", number(counts["exports"]))
+    link("exports.py", "Exports", "Data › Exports")
 
+# -- over time -----------------------------------------------------------------------------------------
+left, right = st.columns(2)
+with left.container(border=True):
+    st.subheader("Profiles over time")
+    history = summary["profile_history"]
+    if len(history) > 1:
+        st.line_chart({"When": [h["when"] for h in history], "Profiles": [h["profiles"] for h in history]},
+                      x="When", y="Profiles", height=220)
+    else:
+        st.caption("A chart appears after the second import." if history else "No imports yet.")
+with right.container(border=True):
+    st.subheader("Enriched profiles over time")
+    enriched = summary["enriched_history"]
+    if len(enriched) > 1:
+        st.line_chart({"Day": [h["when"] for h in enriched], "Enriched profiles": [h["enriched"] for h in enriched]},
+                      x="Day", y="Enriched profiles", height=220)
+    elif enriched:
+        st.caption(f"{number(enriched[-1]['enriched'])} profiles enriched so far (one day of results).")
+    else:
+        st.caption("No enrichment results yet.")
+
+# -- segments and enrichment coverage ------------------------------------------------------------------
+left, right = st.columns(2)
+with left.container(border=True):
+    st.subheader("Segment sizes")
+    if summary["segments"]:
+        show_table(summary["segments"], SEGMENT_COLUMNS, key="home_segments")
+    else:
+        st.caption("No segments yet.")
+    link("segments.py", "Open Segments", "Data › Segments")
+with right.container(border=True):
+    st.subheader("Enrichment coverage")
+    if summary["coverage"]:
+        show_table(summary["coverage"], COVERAGE_COLUMNS, key="home_coverage")
+    else:
+        st.caption("No enrichments yet.")
+    link("enrichment.py", "Open Enrichment", "Data › Enrichment")
+
+# -- recent runs ---------------------------------------------------------------------------------------
+with st.container(border=True):
+    st.subheader("Recent runs")
+    if summary["recent_runs"]:
+        show_table(summary["recent_runs"], RUN_COLUMNS, key="home_runs")
+    else:
+        st.caption("No runs yet. Runs of enrichments and exports will appear here.")
+    link("run_history.py", "Open Run history", "Data › Run history")
+
+# -- next steps ----------------------------------------------------------------------------------------
 st.subheader("What to do next")
 for step in home_service.next_steps(summary, user):
-    st.markdown(f"- {step}")
+    with st.container(border=True):
+        st.markdown(step.text)   # sentences written in services/home.py, no user text
+        link(step.page, step.link_label, step.link_label)

@@ -1,7 +1,10 @@
-"""Small formatting helpers for what pages show people: counts with the right noun, timestamps to the
-minute, internal keys as words. Pure functions (no streamlit import) so they are easy to test."""
+"""The one formatting layer for what pages show people: counts with the right noun, timestamps to the
+minute, internal keys as words, and `table()`: rows as a DataFrame plus column_config that every table
+of the app can use (headings in words, "—" for empty, thousands separators, no internal values).
+Pure functions; streamlit is imported only inside `table()` / `show_table()` so the rest is easy to test."""
 from __future__ import annotations
 
+import numbers
 from datetime import date, datetime
 
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
@@ -40,9 +43,10 @@ def number(value) -> str:
     """Integers and floats with thousands separators; anything else as text."""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):  # also numpy's integers
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
         return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
     return str(value)
 
@@ -50,3 +54,164 @@ def number(value) -> str:
 def counts_summary(counts: dict | None) -> str:
     """A run's counts on one line: `Enriched: 1,200, Not matched: 14`."""
     return ", ".join(f"{humanize_key(k)}: {number(v)}" for k, v in (counts or {}).items())
+
+
+# -- words for internal values ---------------------------------------------------------------------------
+EMPTY = "—"   # what every table shows for None, "", NaN and NaT
+
+RUN_KIND_LABELS = {"export": "Export", "enrichment": "Enrichment", "segment": "Segment", "refresh": "Refresh"}
+RUN_TRIGGER_LABELS = {"manual": "Manual", "dry_run": "Dry run", "system_refresh": "Scheduled refresh",
+                      "own_schedule": "Own schedule", "retry": "Retry", "resume": "Resume"}
+RUN_STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Succeeded",
+                     "partially_succeeded": "Partly succeeded", "failed": "Failed", "cancelled": "Cancelled",
+                     "skipped": "Skipped", "interrupted": "Interrupted"}
+SEGMENT_KIND_LABELS = {"dynamic": "Dynamic", "static": "Static"}
+ROLE_LABELS = {"admin": "Admin", "contributor": "Contributor", "viewer": "Viewer"}
+# Which word table a column of kind "word" uses when it names none.
+WORDS = {"run_kind": RUN_KIND_LABELS, "trigger": RUN_TRIGGER_LABELS, "status": RUN_STATUS_LABELS,
+         "segment_kind": SEGMENT_KIND_LABELS, "role": ROLE_LABELS}
+
+
+def is_empty(value) -> bool:
+    """None, blank text, NaN, NaT and pandas' NA: the values a table shows as "—"."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return value != value  # NaN (float or numpy)
+    if isinstance(value, (list, tuple, dict, set)):
+        return False
+    import pandas as pd
+
+    return value is pd.NA or value is pd.NaT
+
+
+def word(value, vocabulary: str | dict) -> str:
+    """An internal value (`dry_run`, `partially_succeeded`) as the word people read ("Dry run")."""
+    if is_empty(value):
+        return EMPTY
+    table = WORDS[vocabulary] if isinstance(vocabulary, str) else vocabulary
+    return table.get(value) or humanize_key(value)
+
+
+def cell_text(value) -> str:
+    """Any value as table text: "—" for empty, thousands separators, minutes for timestamps, Yes/No."""
+    if is_empty(value):
+        return EMPTY
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, numbers.Real):
+        return number(value)
+    if isinstance(value, (datetime, date)):
+        return minutes(value)
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(cell_text(v) for v in value) or EMPTY
+    return str(value)
+
+
+def percent(part, whole) -> str:
+    """`37 %` (no decimals above 10 %, one below); "—" when there is nothing to divide by."""
+    if not whole or is_empty(part):
+        return EMPTY
+    share = 100.0 * part / whole
+    return f"{share:.0f} %" if share >= 10 or share == 0 else f"{share:.1f} %"
+
+
+# -- tables --------------------------------------------------------------------------------------------
+COLUMN_KINDS = ("text", "number", "datetime", "date", "bool", "percent", "word", "list")
+
+
+class Column:
+    """One column of a shown table: where its value comes from (`key`), its heading, and how it reads.
+
+    kind: text | number | datetime | date | bool | percent (0..1) | word (internal value -> word, with
+    `words` naming a vocabulary of WORDS or a dict) | list (joined with ", ")."""
+
+    __slots__ = ("key", "label", "kind", "words", "help")
+
+    def __init__(self, key: str, label: str | None = None, kind: str = "text", *, words: str | dict | None = None,
+                 help: str | None = None):
+        if kind not in COLUMN_KINDS:
+            raise ValueError(f"unknown column kind {kind!r}")
+        self.key, self.label, self.kind, self.words, self.help = key, label or humanize_key(key), kind, words, help
+
+    def text(self, value) -> str:
+        if self.kind == "word":
+            return word(value, self.words or {})
+        if self.kind == "percent":
+            return EMPTY if is_empty(value) else f"{100.0 * value:.0f} %"
+        if self.kind == "date" and isinstance(value, datetime):
+            return value.date().isoformat()
+        return cell_text(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _guess_kind(values: list) -> str:
+    present = [v for v in values if not is_empty(v)]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(_is_number(v) for v in present):
+        return "number"
+    if present and all(isinstance(v, (datetime, date)) for v in present):
+        return "datetime"
+    return "text"
+
+
+def columns_for(rows: list[dict], labels: dict[str, str] | None = None, hidden: set[str] | None = None) -> list[Column]:
+    """Columns for rows nobody described: every key in first-seen order, headed by `labels` (e.g. the
+    attribute catalogue's) or the key in words, kind guessed from the values; keys in `hidden` left out."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    labels, hidden = labels or {}, hidden or set()
+    return [Column(k, labels.get(k) or humanize_key(k), _guess_kind([r.get(k) for r in rows]))
+            for k in keys if k not in hidden]
+
+
+def table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict[str, str] | None = None):
+    """Rows (dicts) as `(DataFrame, column_config)` ready for `st.dataframe(frame, column_config=config,
+    hide_index=True)`: headings in words, numbers with thousands separators, timestamps to the minute,
+    Yes/No, internal values as words, and "—" for every empty cell (never None/NaN/NaT).
+
+    A number column without empty cells stays numeric (so it sorts as numbers, shown localized); one with
+    gaps becomes text, since the grid would print "None" in a numeric gap. Timestamps become ISO text to
+    the minute, which sorts correctly as text."""
+    import pandas as pd
+    import streamlit as st
+
+    columns = columns if columns is not None else columns_for(rows, labels)
+    data, config = {}, {}
+    for col in columns:
+        values = [row.get(col.key) for row in rows]
+        numeric = col.kind == "number" and not any(is_empty(v) for v in values) and \
+            all(_is_number(v) for v in values)
+        if numeric:
+            data[col.label] = values
+            config[col.label] = st.column_config.NumberColumn(col.label, format="localized", help=col.help)
+        else:
+            data[col.label] = [col.text(v) for v in values]
+            config[col.label] = st.column_config.TextColumn(col.label, help=col.help)
+    frame = pd.DataFrame(data, columns=[c.label for c in columns])
+    return frame, config
+
+
+def show_table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict[str, str] | None = None,
+               **dataframe_kwargs):
+    """`table()` drawn with st.dataframe (full width, no index); returns what st.dataframe returns (the
+    selection state when `on_select` is given)."""
+    import streamlit as st
+
+    frame, config = table(rows, columns, labels=labels)
+    dataframe_kwargs.setdefault("hide_index", True)
+    dataframe_kwargs.setdefault("width", "stretch")
+    return st.dataframe(frame, column_config=config, **dataframe_kwargs)
+
+
+def selected_row(event) -> int | None:
+    """The index of the row picked in a single-row-select st.dataframe (None when none is)."""
+    rows = event["selection"]["rows"] if event else []
+    return rows[0] if rows else None

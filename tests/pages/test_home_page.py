@@ -1,0 +1,102 @@
+"""Home (AppTest + service): a dashboard with figures, recent runs in words, and next steps that fit the
+role and the installation's state (a viewer is never told to change things)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from core.permissions import Role, User
+from services import home as home_service
+from tests.pages.helpers import app_as, shown
+
+ADMIN_ONLY_PAGES = {"connections.py", "users.py", "schedule.py", "suppression.py", "audit_log.py"}
+CHANGING_PAGES = {"profiles.py", "enrichment.py", "exports.py"} | ADMIN_ONLY_PAGES
+
+
+def _add_profiles(db, n: int) -> None:
+    with db.transaction() as cur:
+        for i in range(n):
+            cur.execute("INSERT INTO profiles (customer_id, email, country, updated_at) VALUES (?, ?, ?, ?)",
+                        [f"c{i}", f"c{i}@example.com", "Germany", datetime(2025, 1, 1)])
+
+
+def _add_run(db, kind: str, trigger: str, status: str) -> None:
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO runs (kind, target_name, trigger, status, requested_by, finished_at) "
+                    "VALUES (?, 'Weekly newsletter', ?, ?, 'alice', now())", [kind, trigger, status])
+
+
+def test_empty_installation_steps_fit_the_role(db, admin, contributor, viewer):
+    summary = home_service.summary(db)
+    admin_steps = home_service.next_steps(summary, admin)
+    assert [s.page for s in admin_steps] == ["profiles.py"]
+    assert "Import" in admin_steps[0].text
+    viewer_steps = home_service.next_steps(summary, viewer)
+    assert viewer_steps and not {s.page for s in viewer_steps} & ADMIN_ONLY_PAGES
+    assert not any(s.text.startswith(("Import", "Build", "Add", "Send", "Connect")) for s in viewer_steps)
+
+
+def test_steps_follow_the_installation_state(db, admin, contributor, viewer):
+    _add_profiles(db, 3)
+    summary = home_service.summary(db)
+    admin_pages = [s.page for s in home_service.next_steps(summary, admin)]
+    assert admin_pages[:2] == ["segments.py", "connections.py"]   # no segment, no connection yet
+    contributor_pages = {s.page for s in home_service.next_steps(summary, contributor)}
+    assert "connections.py" not in contributor_pages and "segments.py" in contributor_pages
+    for step in home_service.next_steps(summary, viewer):
+        assert step.page not in CHANGING_PAGES, step
+
+
+def test_summary_counts_enriched_share_and_runs(db, admin):
+    _add_profiles(db, 4)
+    _add_run(db, "export", "dry_run", "partially_succeeded")
+    summary = home_service.summary(db)
+    assert summary["counts"]["profiles"] == 4
+    assert summary["enriched"] == 0 and summary["enriched_share"] == 0
+    assert summary["recent_runs"][0]["trigger"] == "dry_run"
+    assert "run" not in summary["recent_runs"][0] and "id" not in summary["recent_runs"][0]
+
+
+@pytest.mark.parametrize("username", ["alice", "carol", "victor"])
+def test_page_shows_cards_runs_in_words_and_no_internals(db, admin, contributor, viewer, username):
+    _add_profiles(db, 4087)
+    _add_run(db, "export", "dry_run", "partially_succeeded")
+    db.close()
+    at = app_as(username).run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Home"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Profiles"] == "4,087"
+    assert metrics["Enriched"] == "0 %"
+    runs = next(df.value for df in at.dataframe if "Outcome" in df.value.columns)
+    assert list(runs["Started by"]) == ["Dry run"] and list(runs["Outcome"]) == ["Partly succeeded"]
+    assert list(runs["Kind"]) == ["Export"]
+    text = runs.to_csv()
+    assert "None" not in text and "nan" not in text.lower() and "dry_run" not in text
+    steps = " ".join(shown(m.value) for m in at.markdown)
+    if username == "victor":
+        assert "Build a first segment" not in steps and "Connect a vendor" not in steps
+    else:
+        assert "Build a first segment" in steps
+    if username == "carol":
+        assert "Connect a vendor" not in steps
+
+
+def test_viewer_on_an_empty_installation_is_not_told_to_import(db, viewer):
+    db.close()
+    at = app_as("victor").run()
+    assert not at.exception, at.exception
+    texts = " ".join(shown(m.value) for m in at.markdown)
+    assert "Import your customer profiles" not in texts
+    assert "a contributor or admin imports them first" in texts
+
+
+def test_next_steps_never_offer_a_viewer_a_changing_page():
+    viewer = User(9, "v", Role.VIEWER)
+    states = [{"profiles": p, "segments": s, "enrichments": e, "exports": x, "connections": c, "runs": 0}
+              for p in (0, 5) for s in (0, 1) for e in (0, 1) for x in (0, 1) for c in (0, 1)]
+    for counts in states:
+        for step in home_service.next_steps({"counts": counts, "failed_recently": 0}, viewer):
+            assert step.page not in CHANGING_PAGES - {"profiles.py"} or counts["profiles"] == 0, (counts, step)
+            assert not step.text.startswith(("Import", "Build", "Add", "Send", "Connect")), (counts, step)
