@@ -1,43 +1,57 @@
-"""Admin > Audit log: who changed what and when, with before/after (secrets redacted)."""
+"""Admin > Audit log: who changed what and when; pick an entry to see its changes field by field
+(secrets redacted)."""
 from ui.guard import require_page
 
 require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
-import json
-
 import streamlit as st
 
-from core.permissions import Action, require
-from storage import audit
+from core.permissions import PermissionDenied
+from services import audit as audit_service
 from ui import deps
+from ui.format import Column, humanize_key, minutes, plural, selected_row, show_table
 from ui.session import current_user
+from ui.text import error_text, md
 
-PAGE_SIZE = 50
+ALL = "(all)"
+ENTRY_COLUMNS = [Column("when", "When", "datetime"), Column("who", "Who"), Column("action", "Action", "word"),
+                 Column("entity", "What", "word"), Column("title", "Name"), Column("summary", "Changes")]
+CHANGE_COLUMNS = [Column("field", "Field"), Column("before", "Before"), Column("after", "After")]
+
 db = deps.get_db()
-require(current_user(), Action.VIEW_AUDIT)
-
+user = current_user()
 st.title("Audit log")
-c1, c2 = st.columns(2)
-entity = c1.selectbox("What", ["(all)"] + [r[0] for r in db.query("SELECT DISTINCT entity FROM audit_log ORDER BY 1")],
-                      key="audit_entity")
-actor = c2.selectbox("Who", ["(all)"] + [r[0] for r in db.query("SELECT DISTINCT actor FROM audit_log ORDER BY 1")],
-                     key="audit_actor")
-filters = {"entity": None if entity == "(all)" else entity, "actor": None if actor == "(all)" else actor}
-total = audit.count_entries(db, **filters)
-pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
-page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="audit_page")
-entries = audit.list_entries(db, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, **filters)
-st.caption(f"{total:,} entries")
+try:
+    choices = audit_service.filter_choices(db, user)
+except PermissionDenied as exc:
+    st.error(error_text(exc))
+    st.stop()
 
+c1, c2, c3 = st.columns([2, 2, 1])
+entity = c1.selectbox("What", [ALL, *choices["entities"]], key="audit_entity",
+                      format_func=lambda e: "Everything" if e == ALL else humanize_key(e))
+who = c2.selectbox("Who", [ALL, *choices["actors"]], key="audit_actor",
+                   format_func=lambda a: "Everyone" if a == ALL else a)
+page_number = st.session_state.get("audit_page", 1)
+result = audit_service.entries(db, user, entity=None if entity == ALL else entity, who=None if who == ALL else who,
+                               page=page_number)
+st.session_state["audit_page"] = result["page"]   # clamped by the service when the filters shrank the list
+c3.number_input(f"Page (of {result['pages']:,})", min_value=1, max_value=result["pages"], key="audit_page")
+st.caption(plural(result["total"], "entry", "entries") + ". Pick a row to see its changes field by field.")
 
-def _short(value):
-    if not value:
-        return ""
-    return json.dumps(json.loads(value), ensure_ascii=False)[:300]
+if not result["rows"]:
+    st.info("Nothing recorded yet." if entity == ALL and who == ALL else "No entries match these filters.")
+    st.stop()
 
-
-st.dataframe(
-    [{"When": e["occurred_at"], "Who": e["actor"], "Action": e["action"], "What": e["entity"],
-      "ID": e["entity_id"], "Before": _short(e["before_json"]), "After": _short(e["after_json"])} for e in entries],
-    hide_index=True, width="stretch",
-)
+event = show_table(result["rows"], ENTRY_COLUMNS, key="audit_table", on_select="rerun", selection_mode="single-row")
+picked = selected_row(event)
+if picked is not None and picked < len(result["rows"]):
+    entry = result["rows"][picked]
+    with st.container(border=True):
+        heading = f"{humanize_key(entry['action'])} · {entry['title']}" if entry["title"] else humanize_key(entry["action"])
+        st.subheader(md(heading))
+        st.caption(md(f"By {entry['who']} at {minutes(entry['when'])}"))
+        if entry["changes"]:
+            show_table(entry["changes"], CHANGE_COLUMNS, key="audit_changes")
+        else:
+            st.caption("This entry records the action only, no field changed.")

@@ -34,6 +34,9 @@ WITH_ACTOR: dict[str, str] = {
     "alerts.save_config": "admin",
     "alerts.send_test_email": "admin",
     "alerts.dismiss": "viewer",                      # the signed-in user's own alerts, seen
+    # audit log (Admin > Audit log)
+    "audit.filter_choices": "admin",
+    "audit.entries": "admin",
     # connections (Admin > Connections)
     "connections.verify": "admin",
     "connections.create_connection": "admin",
@@ -144,6 +147,7 @@ NEEDED_ARGS: dict[str, dict] = {
 READ_ONLY: set[str] = {
     "alerts.can_store_password", "alerts.events_for_run", "alerts.get_config", "alerts.list_events",
     "alerts.pending_alerts", "alerts.public_config", "alerts.rejected_share",
+    "audit.changes",
     "connections.clean_base_url", "connections.clean_key", "connections.clean_name", "connections.clean_region",
     "connections.connections_needing_new_key", "connections.dependants", "connections.describe_error",
     "connections.key_label", "connections.key_status", "connections.make_client_for",

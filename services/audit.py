@@ -1,0 +1,121 @@
+"""Audit log reading (Admin > Audit log): a page of entries for admins, and each entry's before/after as a
+field-by-field list of changes. Secrets stay redacted: they are redacted when recorded (storage.audit)
+and again here, so an entry written before a key name joined SECRET_KEYS is not shown either."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from core.permissions import Action, User, require
+from storage import audit as audit_repo
+
+PAGE_SIZE = 50
+MAX_VALUE_CHARS = 300          # a value longer than this (a rule, a long list) is shortened with "…"
+NAME_KEYS = ("name", "username", "label", "file_name")   # what an entry is called, in order of preference
+
+
+def _parse(raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return audit_repo.redact(json.loads(raw))
+    except ValueError:
+        return {"value": raw}
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as `outer › inner` fields; lists and scalars are values."""
+    if not isinstance(value, dict):
+        return {prefix or "value": value}
+    out: dict[str, Any] = {}
+    for key, inner in value.items():
+        label = f"{prefix} › {key}" if prefix else str(key)
+        if isinstance(inner, dict) and inner:
+            out.update(_flatten(inner, label))
+        else:
+            out[label] = inner
+    return out
+
+
+def _shown(value: Any) -> str | None:
+    """A value as one line of text (None stays None so the page shows "—")."""
+    if value is None or value == "" or value == [] or value == {}:
+        return None
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(str(_shown(v) or "—") for v in value)
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}: {_shown(v) or '—'}" for k, v in value.items())
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    else:
+        text = str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _field_label(path: str) -> str:
+    return " › ".join((p.replace("_", " ").strip()[:1].upper() + p.replace("_", " ").strip()[1:])
+                      for p in path.split(" › "))
+
+
+def changes(before_json: str | None, after_json: str | None) -> list[dict]:
+    """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent).
+    A field present on both sides with the same value is left out; a creation lists every field."""
+    before, after = _flatten(_parse(before_json) or {}), _flatten(_parse(after_json) or {})
+    rows = []
+    for key in dict.fromkeys([*before, *after]):
+        old, new = before.get(key), after.get(key)
+        if key in before and key in after and old == new:
+            continue
+        rows.append({"field": _field_label(key), "before": _shown(old), "after": _shown(new)})
+    return rows
+
+
+def _title(entry: dict) -> str | None:
+    for side in ("after_json", "before_json"):
+        value = _parse(entry.get(side))
+        if isinstance(value, dict):
+            for key in NAME_KEYS:
+                if isinstance(value.get(key), str) and value[key].strip():
+                    return value[key]
+    return None
+
+
+def _summary(rows: list[dict]) -> str | None:
+    """`Name: Old → New; Active: Yes → No` (the table's one-line view of the changes)."""
+    parts = []
+    for row in rows:
+        if row["before"] is None:
+            parts.append(f"{row['field']}: {row['after']}")
+        elif row["after"] is None:
+            parts.append(f"{row['field']}: {row['before']} removed")
+        else:
+            parts.append(f"{row['field']}: {row['before']} → {row['after']}")
+    text = "; ".join(parts)
+    return (text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…") or None
+
+
+def filter_choices(db, actor: User) -> dict[str, list[str]]:
+    """What the filters offer: the kinds of things changed and the people who changed them."""
+    require(actor, Action.VIEW_AUDIT)
+    return {"entities": [r[0] for r in db.query("SELECT DISTINCT entity FROM audit_log ORDER BY 1")],
+            "actors": [r[0] for r in db.query("SELECT DISTINCT actor FROM audit_log ORDER BY 1")]}
+
+
+def entries(db, actor: User, *, entity: str | None = None, who: str | None = None, page: int = 1,
+            page_size: int = PAGE_SIZE) -> dict:
+    """One page of entries, newest first: `{"total", "pages", "page", "rows"}`; each row has when, who,
+    action, entity, title (the changed thing's name if the entry carries one), summary and changes."""
+    require(actor, Action.VIEW_AUDIT)
+    total = int(audit_repo.count_entries(db, entity=entity, actor=who))
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(1, int(page)), pages)
+    rows = []
+    for entry in audit_repo.list_entries(db, limit=page_size, offset=(page - 1) * page_size, entity=entity, actor=who):
+        entry_changes = changes(entry["before_json"], entry["after_json"])
+        rows.append({"when": entry["occurred_at"], "who": entry["actor"], "action": entry["action"],
+                     "entity": entry["entity"], "title": _title(entry), "summary": _summary(entry_changes),
+                     "changes": entry_changes})
+    return {"total": total, "pages": pages, "page": page, "rows": rows}
