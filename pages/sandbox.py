@@ -1,139 +1,92 @@
-"""Sandbox: what each vendor emulator received (lists and members, tags, jobs, batches, enrichment
-requests, credits), with a reset for demos."""
+"""Sandbox: per vendor, the records each emulator received (the fields an export sent, e.g. First and Last
+name), opened on the vendor of the most recent run; Leadspace shows the enrichment requests and credits.
+A reset empties one emulator for a fresh demo."""
 from __future__ import annotations
 from ui.guard import require_page
 
 require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
-import json
-import re
-
-import pandas as pd
 import streamlit as st
 
-from core.permissions import Action, PermissionDenied, can
-from services import connections as svc
+from core.permissions import PermissionDenied
+from services import connections as connection_service
+from services import sandbox as svc
 from ui import deps
-from ui.format import plural
+from ui.format import Column, number, plural, show_table
 from ui.session import current_user
 from ui.text import error_text, md
 
-# Emulator settings and counters that say nothing about what was received: shown under "Details".
-TECHNICAL_KEYS = {"vendor", "faults", "rate_limit_rules", "rate_limits_enabled", "requests_by_route",
-                  "supported_versions", "job_delay_s", "batch_delay_s", "bulk_delay_s", "fail_next_jobs"}
-
-# Snapshot keys whose plain label would not tell a person what they are.
-HEADINGS = {"forgotten": "Emails Iterable treats as forgotten (GDPR)",
-            "conflict": "Conflicting emails (Iterable rejects updates to them)",
-            "members": "Members per tag"}
-# Shown only when something is in them: an empty "forgotten" list is the normal case, not news.
-HIDE_WHEN_EMPTY = {"forgotten", "conflict"}
+FLASH_KEY = "sandbox.flash"
+BULK_COLUMNS = [Column("records", "Records sent", "number"), Column("matched", "Matched", "number"),
+                Column("status", "Status"), Column("ready", "Results ready", "bool")]
+FACT_LABELS = {"credits_left": "Credits left", "credits_used": "Credits used",
+               "records_received": "Records received", "matched": "Matched"}
 
 db = deps.get_db()
 user = current_user()
 st.title("Sandbox")
-if not can(user, Action.USE_SANDBOX):
-    st.error("Your role cannot use the Sandbox.")
-    st.stop()
 st.caption("Sandbox connections talk to built-in emulators of each vendor's API. This is what they received.")
+if FLASH_KEY in st.session_state:
+    st.success(md(st.session_state.pop(FLASH_KEY)))
 
-if "sandbox.flash" in st.session_state:
-    st.success(md(st.session_state.pop("sandbox.flash")))
-
-
-def _label(key: str) -> str:
-    return HEADINGS.get(key) or key.replace("_", " ").capitalize()
-
-
-def _members_caption(shown: int, total: int | None) -> str:
-    """`100 of 180 shown` when the emulator sent a sample; `12 members` when it sent them all."""
-    if total is not None and total > shown:
-        return f"{shown:,} of {total:,} shown"
-    return plural(shown if total is None else total, "member")
-
-
-def _column(key: str) -> str:
-    """`contact_count` and the emulators' camelCase `batchId`, `createdAt` -> `Contact count`, `Batch id`."""
-    if not key:
-        return key
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", key).replace("_", " ").capitalize()
-
-
-def _key_heading(key: str) -> str:
-    """The first column of a counts table: `contacts_per_tag` -> `Tag`, `batches_by_status` -> `Status`."""
-    for joint in ("_per_", "_by_"):
-        if joint in key:
-            return _column(key.rsplit(joint, 1)[1])
-    return "Name"
-
-
-def _cell(value):
-    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
-
-
-def _records_table(rows: list[dict]) -> None:
-    frame = pd.DataFrame([{_column(k): _cell(v) for k, v in r.items()} for r in rows])
-    numbers = {c: st.column_config.NumberColumn(format="localized") for c in frame.columns
-               if pd.api.types.is_integer_dtype(frame[c]) and not c.lower().endswith("id")}
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=numbers)
-
-
-def show_snapshot(snapshot: dict) -> None:
-    scalars = {k: v for k, v in snapshot.items()
-               if k not in TECHNICAL_KEYS and isinstance(v, (int, float, str, bool)) and not isinstance(v, bool)}
-    if scalars:
-        cols = st.columns(min(len(scalars), 5))
-        for i, (k, v) in enumerate(scalars.items()):
-            cols[i % len(cols)].metric(md(_label(k)), f"{v:,}" if isinstance(v, (int, float)) else v)
-    for key, value in snapshot.items():
-        if key in TECHNICAL_KEYS or key in scalars or isinstance(value, bool):
-            continue
-        if key in HIDE_WHEN_EMPTY and not value:
-            continue
-        st.markdown(f"**{md(_label(key))}**")
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            _records_table([{k: v for k, v in r.items() if k != "members"} for r in value])
-            for r in value:
-                if "members" in r:
-                    caption = _members_caption(len(r["members"]), r.get("contact_count"))
-                    with st.expander(md(f"Members of {r.get('name', r.get('id'))} ({caption})")):
-                        st.write(md(", ".join(map(str, r["members"])) or "none"))
-        elif isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
-            totals = snapshot.get("contacts_per_tag") or {}
-            for name, members in value.items():
-                with st.expander(md(f"{name} ({_members_caption(len(members), totals.get(name))})")):
-                    st.write(md(", ".join(map(str, members)) or "none"))
-        elif isinstance(value, dict):
-            if value:
-                _records_table([{_key_heading(key): k, "Count": v} for k, v in value.items()])
-            else:
-                st.caption("none")
-        elif isinstance(value, list):
-            st.write(md(", ".join(map(str, value))) if value else "none")
-        else:
-            st.write(md(value))
-    with st.expander("Details (requests by route, faults, rate limits)"):
-        st.json({k: snapshot[k] for k in snapshot if k in TECHNICAL_KEYS}, expanded=False)
-
-
-vendors = svc.sandbox_vendors(db)
+vendors = svc.vendor_choices(db)
 if not vendors:
     st.info("There are no active Sandbox connections. An admin can add one in Admin › Connections.")
     st.stop()
-catalog = svc.vendor_catalog()
-for tab, vendor in zip(st.tabs([catalog[v]["label"] for v in vendors]), vendors):
-    with tab:
-        try:
-            show_snapshot(svc.sandbox_snapshot(user, vendor))
-        except PermissionDenied as exc:
-            st.error(error_text(exc))
-            continue
-        if st.button(f"Reset {catalog[vendor]['label']} sandbox", key=f"sandbox.reset.{vendor}",
-                     help="Forget everything this emulator received (for a fresh demo)."):
-            try:
-                svc.reset_sandbox(db, user, vendor)
-            except (PermissionDenied, svc.ConnectionInputError) as exc:
-                st.error(error_text(exc))
-            else:
-                st.session_state["sandbox.flash"] = f"{catalog[vendor]['label']} sandbox reset."
-                st.rerun()
+latest = svc.latest_run_vendor(db)
+default = latest if latest in vendors else next(iter(vendors))
+vendor = st.segmented_control("Vendor", list(vendors), format_func=vendors.get, default=default,
+                              key="sandbox.vendor") or default
+label = vendors[vendor]
+if vendor == latest:
+    st.caption(f"The most recent run used the {label} sandbox.")
+
+try:
+    data = svc.received(user, vendor)
+except PermissionDenied as exc:
+    st.error(error_text(exc))
+    st.stop()
+
+
+def show_contacts(data: dict) -> None:
+    if not data["lists"]:
+        st.info(f"{label} has received nothing yet. Run an export on a {label} Sandbox connection to see "
+                "its contacts here.")
+        return
+    kind = "tag" if vendor == "omnisend" else "list"
+    st.markdown(f"**{plural(data['contacts'], 'contact')}** held in {plural(len(data['lists']), kind)}: "
+                + ", ".join(f"{md(l['name'])} ({number(l['total'])})" for l in data["lists"]))
+    labels = {k: svc.field_label(k) for row in data["records"] for k in row}
+    labels["list"] = "Tag" if vendor == "omnisend" else "List"
+    show_table(data["records"], labels=labels, key=f"sandbox.records.{vendor}")
+    shown, total = len(data["records"]), sum(l["total"] for l in data["lists"])
+    if shown < total:
+        st.caption(f"The first {number(shown)} of {number(total)} memberships are shown.")
+
+
+def show_enrichment(data: dict) -> None:
+    cols = st.columns(len(data["facts"]))
+    for col, (key, value) in zip(cols, data["facts"].items()):
+        col.metric(FACT_LABELS[key], number(value))
+    if data["requests"]:
+        st.markdown("**Enrichment requests received** (newest first)")
+        show_table(data["requests"], BULK_COLUMNS, key="sandbox.bulks")
+    else:
+        st.info("No enrichment has run on the Leadspace sandbox yet. Run an enrichment on a Leadspace Sandbox "
+                "connection to see its requests here.")
+
+
+if data["kind"] == "contacts":
+    show_contacts(data)
+else:
+    show_enrichment(data)
+
+if st.button(f"Reset {label} sandbox", key=f"sandbox.reset.{vendor}",
+             help="Forget everything this emulator received (for a fresh demo)."):
+    try:
+        connection_service.reset_sandbox(db, user, vendor)
+    except (PermissionDenied, connection_service.ConnectionInputError) as exc:
+        st.error(error_text(exc))
+    else:
+        st.session_state[FLASH_KEY] = f"{label} sandbox reset."
+        st.rerun()

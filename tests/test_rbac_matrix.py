@@ -55,6 +55,7 @@ WITH_ACTOR: dict[str, str] = {
     "connections.usable_connections": "viewer",      # returns [] for a viewer; a read
     "connections.sandbox_snapshot": "contributor",
     "connections.reset_sandbox": "contributor",
+    "sandbox.received": "contributor",
     # demo data replaces every profile
     "demo.generate_profiles": "admin",
     "demo.load_demo": "admin",
@@ -162,6 +163,7 @@ READ_ONLY: set[str] = {
     "exports.run_contacts_csv", "exports.run_contacts_page", "exports.run_detail", "exports.runs_of",
     "exports.vendor_field_specs",
     "home.summary",
+    "sandbox.field_key", "sandbox.field_label", "sandbox.latest_run_vendor", "sandbox.vendor_choices",
     "profiles.country_options", "profiles.import_folder_problem", "profiles.importing_sample_rows", "profiles.normalize_filters",
     "profiles.recent_imports", "profiles.segment_saving_available",
     "schedule.active_items", "schedule.active_refresh", "schedule.describe_item_schedule",

@@ -39,56 +39,103 @@ def test_hidden_without_sandbox_connections(users):
     assert "sandbox.py" not in nav_files(Role.VIEWER)
 
 
-def _send_something():
+def _client(vendor):
     from services import connections as svc
+    return svc.make_client_for(app_db(), [r for r in svc.repo.list_connections(app_db()) if r["vendor"] == vendor][0]["id"])
+
+
+def _send(vendor, list_name="VIP customers"):
     from connectors.base import Contact
-    sg = svc.make_client_for(app_db(), [r for r in svc.repo.list_connections(app_db()) if r["vendor"] == "sendgrid"][0]["id"])
-    target = sg.create_target("VIP customers")
-    sg.submit_upsert([Contact("ann@example.com", {"first_name": "Ann"})], target)
-    sg.close()
+    client = _client(vendor)
+    target = client.create_target(list_name)
+    client.submit_upsert([Contact("ann@example.com", {"first_name": "Ann", "last_name": "Lee"}),
+                          Contact("bob@example.com", {"first_name": "Bob"})], target)
+    client.close()
+
+
+def _run_on(vendor):
+    """A finished export run on the Sandbox connection of `vendor` (what "the most recent run" reads)."""
+    db = app_db()
+    from services import connections as svc
+    conn = [r for r in svc.repo.list_connections(db) if r["vendor"] == vendor][0]
+    with db.transaction() as cur:
+        export_id = cur.execute("INSERT INTO exports (name, connection_id, vendor) VALUES ('Weekly', ?, ?) RETURNING id",
+                                [conn["id"], vendor]).fetchone()[0]
+        cur.execute("INSERT INTO runs (kind, target_id, target_name, trigger, status) "
+                    "VALUES ('export', ?, 'Weekly', 'manual', 'succeeded')", [export_id])
+
+
+def _frames(at):
+    return [df.value for df in at.dataframe]
 
 
 @pytest.mark.parametrize("username", ["alice", "carol"])
-def test_shows_what_the_emulators_received_and_resets(users, username):
+def test_shows_received_records_with_their_fields_and_resets(users, username):
     from services import connections as svc
     svc.demo_setup(app_db(), users["admin"])
-    _send_something()
+    _send("iterable")
+    _run_on("iterable")
     at = switch_to(app_as(username).run(), "sandbox.py")
     assert not at.exception, at.exception
-    assert [t.label for t in at.tabs] == ["Leadspace", "SendGrid", "Iterable", "Omnisend"]
-    frames = [df.value.to_csv() for df in at.dataframe]
-    assert any("VIP customers" in f for f in frames)
-    assert any("Credits left" == m.label for m in at.metric)
-    at = at.button(key="sandbox.reset.sendgrid").click().run()
-    assert any("SendGrid sandbox reset." in shown(s.value) for s in at.success)
-    assert not any("VIP customers" in df.value.to_csv() for df in at.dataframe)
+    assert at.segmented_control[0].value == "iterable"      # opens on the vendor of the most recent run
+    records = _frames(at)[0]
+    assert list(records.columns)[:4] == ["List", "Email", "First name", "Last name"]
+    ann = records[records["Email"] == "ann@example.com"].iloc[0]
+    assert (ann["List"], ann["First name"], ann["Last name"]) == ("VIP customers", "Ann", "Lee")
+    bob = records[records["Email"] == "bob@example.com"].iloc[0]
+    assert bob["Last name"] == "—"                          # empty, not None / NaN
+    at = at.button(key="sandbox.reset.iterable").click().run()
+    assert any("Iterable sandbox reset." in shown(s.value) for s in at.success)
+    assert not _frames(at)
     assert app_db().query_one("SELECT actor FROM audit_log WHERE action = 'reset_sandbox'")[0] == username
 
 
-def test_viewer_cannot_reset(users):
+@pytest.mark.parametrize("vendor", ["sendgrid", "omnisend"])
+def test_each_contact_vendor_shows_first_and_last_name(users, vendor):
     from services import connections as svc
+    svc.demo_setup(app_db(), users["admin"])
+    _send(vendor)
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    at = at.segmented_control[0].set_value(vendor).run()
+    assert not at.exception, at.exception
+    records = _frames(at)[0]
+    assert {"First name", "Last name", "Email"} <= set(records.columns), list(records.columns)
+    assert "Ann" in set(records["First name"])
+    text = records.to_csv()
+    assert "None" not in text and "nan" not in text and "mailto" not in text
+    assert not [c for c in records.columns if c in ("Id", "Identifiers", "Created at")]
+
+
+def test_leadspace_before_anything_ran_shows_no_counters_of_checks(users):
+    """A connection check's probe is not an enrichment: no "Invalid input 1" before anything ran."""
+    from services import connections as svc
+    from connectors.sandbox import get_emulator
+    svc.demo_setup(app_db(), users["admin"])
+    client = _client("leadspace")
+    assert client.verify().ok
+    client.close()
+    assert get_emulator("leadspace").snapshot()["single_requests"] >= 1   # the checks reached the emulator
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    at = at.segmented_control[0].set_value("leadspace").run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert labels == ["Credits left", "Credits used"]
+    page_text = " ".join([m.label for m in at.metric] + [shown(x.value) for x in at.markdown])
+    assert "Invalid" not in page_text
+    assert any("No enrichment has run" in shown(i.value) for i in at.info)
+
+
+def test_viewer_cannot_read_or_reset(users):
+    from services import connections as svc
+    from services import sandbox as sandbox_svc
     from core.permissions import PermissionDenied
     with pytest.raises(PermissionDenied):
         svc.reset_sandbox(app_db(), users["viewer"], "sendgrid")
     with pytest.raises(PermissionDenied):
-        svc.sandbox_snapshot(users["viewer"], "sendgrid")
+        sandbox_svc.received(users["viewer"], "sendgrid")
 
 
-def test_tables_have_readable_headings(users):
-    """Headings read as words: no blank first column over counts, no `Createdat` from camelCase keys."""
-    import re
-
-    from services import connections as svc
-    from connectors.base import Contact
-    svc.demo_setup(app_db(), users["admin"])
-    _send_something()
-    om = svc.make_client_for(app_db(), [r for r in svc.repo.list_connections(app_db())
-                                        if r["vendor"] == "omnisend"][0]["id"])
-    om.submit_upsert([Contact("bob@example.com", {"first_name": "Bob"})], om.create_target("segment: VIP"))
-    om.close()
-    at = switch_to(app_as("alice").run(), "sandbox.py")
-    assert not at.exception, at.exception
-    headings = [str(c) for df in at.dataframe for c in df.value.columns]
-    assert "" not in headings, headings
-    assert not [h for h in headings if re.search(r"[a-z][A-Z]|^[A-Z][a-z]+at$|count$", h) and " " not in h], headings
-    assert "Batch id" in headings and "Tag" in headings, headings
+def test_field_labels_read_as_words():
+    from services.sandbox import field_label
+    assert [field_label(k) for k in ("firstName", "first_name", "FIRST_NAME", "companyName")] == \
+        ["First name", "First name", "First name", "Company name"]
