@@ -16,6 +16,7 @@ from core.permissions import Action, Actor, User, require
 from core.segments import Condition, Operator, RuleGroup, SegmentRule, SegmentRuleError
 from storage import audit
 from storage import segments as repo
+from storage.db import quote_ident
 
 MAX_NAME_LEN = 120
 MAX_DESCRIPTION_LEN = 2000
@@ -401,3 +402,88 @@ def demo_setup(db, actor: User) -> list[int]:
                 continue
         created.append(save_segment(db, actor, name, description, rule, kind))
     return created
+
+
+# -- reads for the Segments page (the page imports no storage) ------------------------------------------
+SUGGESTED_VALUES = 20          # how many of a text attribute's most frequent values the builder offers
+MAX_SUGGESTED_VALUE_CHARS = 200
+
+
+def attributes(db) -> list:
+    """Attributes the builder offers (profile attributes and those of active enrichments), as catalogue rows."""
+    return repo.pickable_attributes(db)
+
+
+def attribute_labels(db) -> dict[str, str]:
+    """{attribute key: label} of every attribute saved rules may use (for describing rules and headings)."""
+    return {key: attr.label for key, attr in repo.attribute_map(db).items()}
+
+
+def describe_rule(db, rule) -> str:
+    """A rule in words ("Country equals “Germany” and ...")."""
+    return rules.describe(SegmentRule.parse(rule), repo.attribute_map(db))
+
+
+def describe_condition(db, condition: Condition) -> str:
+    return rules.describe_condition(condition, repo.attribute_map(db))
+
+
+def segment_from_param(db, raw: Any) -> dict | None:
+    """The segment a URL's `?segment=` names, or None when it is not a whole number or no such segment
+    exists (every role may read every segment). Nothing else is taken from the URL."""
+    text = str(raw or "").strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return repo.get_segment(db, int(text))
+
+
+def segment_detail(db, segment_id: int) -> dict:
+    """What the detail view shows: the rule in words, the exports using it, its size history."""
+    segment = _load(db, segment_id)
+    return {"segment": segment, "rule_text": rules.describe(repo.rule_of(segment), repo.attribute_map(db)),
+            "exports": repo.exports_using(db, segment_id), "history": repo.size_history(db, segment_id)}
+
+
+def exports_using(db, segment_id: int) -> list[dict]:
+    return repo.exports_using(db, segment_id)
+
+
+def preview_members(db, segment_id: int) -> list[dict]:
+    """The first members of a saved segment (the default columns, headed by their catalogue labels)."""
+    try:
+        return repo.preview_segment(db, segment_id)
+    except SegmentRuleError as exc:
+        raise SegmentError(str(exc)) from None
+
+
+def preview_draft(db, rule) -> list[dict]:
+    """The first members of a rule being edited, with the columns its conditions use."""
+    try:
+        parsed = SegmentRule.parse(rule)
+        return repo.preview_rule(db, parsed, [*repo.DEFAULT_PREVIEW_KEYS, *rules.attribute_keys(parsed)])
+    except SegmentRuleError as exc:
+        raise SegmentError(str(exc)) from None
+
+
+def download_columns(db) -> tuple[dict[str, str], list[str]]:
+    """({attribute key: label} offered for a members download, the keys chosen by default)."""
+    options = {a.key: a.label for a in repo.pickable_attributes(db)}
+    return options, [k for k in repo.DEFAULT_PREVIEW_KEYS if k in options]
+
+
+def value_suggestions(db, attribute_key: str, *, limit: int = SUGGESTED_VALUES,
+                      refresh: bool = False) -> list[tuple[str, int]]:
+    """The most frequent non-empty values of a text attribute with their counts, most frequent first
+    (one GROUP BY ... ORDER BY count DESC LIMIT in DuckDB; cached like the counts). [] for other types."""
+    attr = repo.attribute_map(db).get(attribute_key)
+    if attr is None or attr.type != "text":
+        return []
+    column, table = quote_ident(attr.column_name), quote_ident(attr.table_name)
+    sql = (f"SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL "
+           f"AND trim(CAST({column} AS VARCHAR)) <> '' GROUP BY 1 ORDER BY n DESC, value LIMIT ?")
+    limit = max(1, min(int(limit), 100))
+
+    def compute():
+        return [(str(v)[:MAX_SUGGESTED_VALUE_CHARS], int(n)) for v, n in db.query(sql, [limit])]
+
+    return _cached(("values", str(db.path), sql, limit), compute, refresh)

@@ -278,3 +278,32 @@ def test_migration_creates_the_tables(db):
     tables = {r[0] for r in db.query("SELECT table_name FROM information_schema.tables")}
     assert {"segments", "segment_members", "segment_sizes"} <= tables
     assert 20 in db.applied_migrations()
+
+
+# -- reads for the page ----------------------------------------------------------------------------------
+def test_value_suggestions_are_the_most_frequent_with_counts_and_limited(db):
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO profiles (customer_id, email, country, updated_at) "
+                    "SELECT 'c' || i, 'c' || i || '@example.com', "
+                    "CASE WHEN i % 10 < 6 THEN 'Germany' WHEN i % 10 < 9 THEN 'DE' ELSE NULL END, now() "
+                    "FROM range(1000) t(i)")
+        cur.execute("INSERT INTO profiles (customer_id, email, country, updated_at) "
+                    "SELECT 'x' || i, 'x' || i || '@example.com', 'Country ' || i, now() FROM range(50) t(i)")
+        cur.execute("INSERT INTO profiles (customer_id, email, country, updated_at) VALUES ('blank', 'b@e.com', '  ', now())")
+    svc.clear_count_cache()
+    found = svc.value_suggestions(db, "profile.country")
+    assert found[:2] == [("Germany", 600), ("DE", 300)]
+    assert len(found) == svc.SUGGESTED_VALUES
+    assert all(v.strip() for v, _ in found)
+    assert svc.value_suggestions(db, "profile.country", limit=3) == [("Germany", 600), ("DE", 300), ("Country 0", 1)]
+    assert svc.value_suggestions(db, "profile.email_opt_out") == []     # not a text attribute
+    assert svc.value_suggestions(db, "profile.no_such") == []
+
+
+def test_segment_from_param_takes_only_an_existing_id(db, admin, people):
+    segment_id = svc.save_segment(db, admin, "VIP", None, SegmentRule())
+    assert svc.segment_from_param(db, str(segment_id))["id"] == segment_id
+    assert svc.segment_from_param(db, f" {segment_id} ")["id"] == segment_id
+    for raw in (None, "", "abc", "-1", "1.0", "1e3", str(segment_id + 1000), "9" * 40, "1; DROP TABLE segments",
+                b"\x80\x04", ["1"]):
+        assert svc.segment_from_param(db, raw) is None, raw

@@ -177,9 +177,9 @@ def table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict
     hide_index=True)`: headings in words, numbers with thousands separators, timestamps to the minute,
     Yes/No, internal values as words, and "—" for every empty cell (never None/NaN/NaT).
 
-    A number column without empty cells stays numeric (so it sorts as numbers, shown localized); one with
-    gaps becomes text, since the grid would print "None" in a numeric gap. Timestamps become ISO text to
-    the minute, which sorts correctly as text."""
+    Number columns stay numeric (they sort as numbers, shown localized); their gaps are shown as "—" by
+    the grid's `placeholder`, which `show_table` sets. Timestamps become ISO text to the minute, which
+    sorts correctly as text."""
     import pandas as pd
     import streamlit as st
 
@@ -187,10 +187,11 @@ def table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict
     data, config = {}, {}
     for col in columns:
         values = [row.get(col.key) for row in rows]
-        numeric = col.kind == "number" and not any(is_empty(v) for v in values) and \
-            all(_is_number(v) for v in values)
+        numeric = col.kind == "number" and all(_is_number(v) or is_empty(v) for v in values)
         if numeric:
-            data[col.label] = values
+            data[col.label] = pd.array([None if is_empty(v) else v for v in values],
+                                       dtype="Int64" if all(isinstance(v, numbers.Integral) or is_empty(v)
+                                                            for v in values) else "Float64")
             config[col.label] = st.column_config.NumberColumn(col.label, format="localized", help=col.help)
         else:
             data[col.label] = [col.text(v) for v in values]
@@ -199,14 +200,23 @@ def table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict
     return frame, config
 
 
+HIGHLIGHT_CSS = "background-color: rgba(255, 196, 0, 0.28); font-weight: 600"
+
+
 def show_table(rows: list[dict], columns: list[Column] | None = None, *, labels: dict[str, str] | None = None,
-               **dataframe_kwargs):
+               highlight: int | None = None, **dataframe_kwargs):
     """`table()` drawn with st.dataframe (full width, no index); returns what st.dataframe returns (the
-    selection state when `on_select` is given)."""
+    selection state when `on_select` is given). `highlight`: the index of a row to mark (the one open,
+    or just saved)."""
     import streamlit as st
 
     frame, config = table(rows, columns, labels=labels)
+    if highlight is not None and 0 <= highlight < len(frame):
+        numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf"]
+        frame = frame.style.apply(lambda row: [HIGHLIGHT_CSS if row.name == highlight else ""] * len(row), axis=1) \
+            .format({c: "{:,}" for c in numeric})   # a Styler's own text replaces the grid's number format
     dataframe_kwargs.setdefault("hide_index", True)
+    dataframe_kwargs.setdefault("placeholder", EMPTY)   # a gap in a number column
     dataframe_kwargs.setdefault("width", "stretch")
     return st.dataframe(frame, column_config=config, **dataframe_kwargs)
 

@@ -211,7 +211,7 @@ def _drill_downs(page: str, ids: dict):
 
     eid = ids["enrichment"]
     return {
-        "segments.py": [("segment details", pick("seg_pick", ids["segment"]))],
+        "segments.py": [("segment details", lambda at: at.query_params.__setitem__("segment", str(ids["segment"])))],
         "profiles.py": [("profile heading", pick("pf_open", HOSTILE)),
                         ("import mapping", state(imp_file={"path": ids["upload"], "name": HOSTILE, "uploaded": True}))],
         "exports.py": [("export details", pick("exports_pick", ids["export"], click="exports_view")),

@@ -78,6 +78,11 @@ def test_build_count_save_and_list(seeded):
     assert list(listing["Name"]) == ["German prospects"]
     assert list(listing["Members now"]) == [1]
     assert at.header[0].value == "Editing “German prospects”"
+    # Stays on the saved segment: its URL, its detail view, its row marked in the list.
+    saved_id = at.session_state["seg_editing_id"]
+    assert at.query_params["segment"] in (str(saved_id), [str(saved_id)])
+    assert any(shown(h.value) == "German prospects" for h in at.subheader)
+    assert at.dataframe[0].proto.arrow_data.styler.styles, "the saved segment's row is highlighted"
 
 
 def test_invalid_value_is_a_plain_error(seeded):
@@ -89,18 +94,86 @@ def test_invalid_value_is_a_plain_error(seeded):
     assert [shown(e.value) for e in at.error] == ["Enter a value."]
 
 
-def test_viewer_sees_list_but_no_builder(seeded):
-    from services import segments as svc
-    from storage.db import Database
+def _demo_segments():
     from core import config
     from core.permissions import Role, User
+    from services import segments as svc
+    from storage.db import Database
     db = Database(config.db_path())
     svc.demo_setup(db, User(1, "alice", Role.ADMIN))
+    ids = [s["id"] for s in svc.list_with_counts(db)]
     db.close()
+    return ids
+
+
+def _click_row(at, index):
+    at.session_state["seg_list"] = {"selection": {"rows": [index], "columns": []}}
+    return at.run()
+
+
+def test_viewer_sees_list_but_no_builder_and_no_refresh(seeded):
+    _demo_segments()
     at = open_page("victor")
     assert not at.exception, at.exception
     assert len(at.dataframe[0].value) == 4
-    assert not [b for b in at.button if b.label in ("Save segment", "Add condition", "Delete")]
-    at.selectbox(key="seg_pick").select_index(0).run()
+    assert not [b for b in at.button if b.label in ("Save segment", "Add condition", "Delete", "Refresh counts")]
+    at = _click_row(at, 0)
     assert not at.exception, at.exception
+    first = at.dataframe[0].value["Name"][0]
+    assert any(shown(h.value) == first for h in at.subheader)
     assert [b for b in at.get("download_button")]
+
+
+def test_contributor_may_refresh_counts(seeded):
+    at = open_page("alice")
+    assert [b for b in at.button if b.label == "Refresh counts"]
+
+
+def test_a_row_click_opens_the_segment_and_sets_its_url(seeded):
+    ids = _demo_segments()
+    at = open_page("alice")
+    listing = at.dataframe[0].value
+    at = _click_row(at, 1)
+    assert not at.exception, at.exception
+    name = listing["Name"][1]
+    assert any(shown(h.value) == name for h in at.subheader)
+    opened = at.query_params["segment"]
+    assert (opened if isinstance(opened, str) else opened[0]) in {str(i) for i in ids}
+    # Browser Back: the URL changes while the table still holds the old pick; the URL wins.
+    at.query_params["segment"] = str(ids[0]) if str(ids[0]) != opened else str(ids[2])
+    at = at.run()
+    assert not any(shown(h.value) == name for h in at.subheader)
+    assert len([h for h in at.subheader if h.value]) >= 1
+
+
+@pytest.mark.parametrize("param", ["abc", "999999", "1 OR 1=1", "-1", "1e3", "gASVAAAA"])
+def test_a_bad_url_parameter_is_a_plain_warning(seeded, param):
+    _demo_segments()
+    at = app_as("alice").run()
+    at.query_params["segment"] = param
+    at = switch_to(at, "segments.py")
+    assert not at.exception, at.exception
+    assert any("does not exist" in shown(w.value) for w in at.warning)
+    assert "segment" not in at.query_params
+
+
+def test_url_parameter_opens_the_segment(seeded):
+    ids = _demo_segments()
+    at = app_as("victor").run()
+    at.query_params["segment"] = str(ids[0])
+    at = switch_to(at, "segments.py")
+    assert not at.exception, at.exception
+    assert any(b.label == "Close" for b in at.button)
+
+
+def test_builder_suggests_existing_values_with_counts(seeded):
+    at = open_page("alice")
+    at.selectbox(key="seg_new_attr").set_value("profile.country").run()
+    at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
+    suggest = at.selectbox(key="seg_suggest")
+    assert suggest.options == ["France  (1 profiles)", "Germany  (1 profiles)", "germany  (1 profiles)"]
+    at = suggest.set_value("Germany").run()
+    assert not at.exception, at.exception
+    assert at.text_input(key="seg_value_text").value == "Germany"
+    button(at, "Add condition").click().run()
+    assert at.metric[0].value == "2"   # equals ignores case: Germany and germany
