@@ -102,20 +102,28 @@ def _clean_name(cur, name: str, exclude_id: int | None) -> str:
     return name
 
 
-def _check_connection(db, actor: Actor, connection_id: int | None) -> None:
-    """An enrichment runs on an active Leadspace connection the actor may use, or is not saved."""
+def _connection_problem(db, connection_id: int | None) -> str | None:
+    """Why an enrichment cannot use this connection (missing, not Leadspace, inactive), or None."""
     from storage import connections as connection_store
 
     if connection_id is None:
-        raise EnrichmentInputError("Choose a Leadspace connection.")
+        return "Choose a Leadspace connection."
     row = connection_store.get_connection(db, connection_id)
     if row is None:
-        raise EnrichmentInputError("That connection no longer exists. Choose a Leadspace connection.")
+        return "That connection no longer exists. Choose a Leadspace connection."
     if row["vendor"] != "leadspace":
-        raise EnrichmentInputError(f"“{row['name']}” is not a Leadspace connection; enrichments need one.")
+        return f"“{row['name']}” is not a Leadspace connection; enrichments need one."
     if not row["active"]:
-        raise EnrichmentInputError(f"The connection “{row['name']}” is inactive. An admin can reactivate it in "
-                                   "Admin › Connections, or choose another Leadspace connection.")
+        return (f"The connection “{row['name']}” is inactive. An admin can reactivate it in Admin › Connections, "
+                "or choose another Leadspace connection.")
+    return None
+
+
+def _check_connection(db, actor: Actor, connection_id: int | None) -> None:
+    """An enrichment runs on an active Leadspace connection the actor may use, or is not saved."""
+    problem = _connection_problem(db, connection_id)
+    if problem:
+        raise EnrichmentInputError(problem)
     if int(connection_id) not in {c["id"] for c in connection_choices(db, actor)}:
         raise EnrichmentInputError("You cannot use that connection. Choose one of the Leadspace connections listed.")
 
@@ -201,6 +209,9 @@ def run_enrichment(db, actor: Actor, enrichment_id: int, trigger: str = "manual"
         raise EnrichmentInputError("That enrichment no longer exists.")
     if not row["active"]:
         raise EnrichmentInputError("This enrichment is inactive. Activate it first.")
+    problem = _connection_problem(db, row.get("connection_id"))
+    if problem:   # saved before connections were checked, or changed since: say so instead of failing mid-run
+        raise EnrichmentInputError(f"This enrichment cannot run: {problem}")
     params: dict[str, Any] = {}
     last = latest_run(db, enrichment_id)
     if last and last["status"] in ("interrupted", "failed", "cancelled", "partially_succeeded") \

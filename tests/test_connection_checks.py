@@ -114,3 +114,14 @@ def test_run_history_routes_check_the_export_connection_too(world, contributor):
         with pytest.raises(PermissionDenied, match="not shared with contributors"):
             action()
     assert runner.get_run(world.db, queued)["status"] == "queued"
+
+
+def test_an_enrichment_whose_connection_became_unusable_does_not_run(world, contributor):
+    db = world.db
+    leadspace = world.connections["leadspace"]
+    eid = enrichment_service.save_enrichment(db, contributor, "E1", _leadspace_config(leadspace))
+    with db.transaction() as cur:   # as if saved before the check existed: an export connection
+        cur.execute("UPDATE enrichments SET connection_id = ? WHERE id = ?", [world.connections["sendgrid"], eid])
+    with pytest.raises(enrichment_service.EnrichmentInputError, match="not a Leadspace connection"):
+        enrichment_service.run_enrichment(db, contributor, eid)
+    assert db.query_one("SELECT count(*) FROM runs")[0] == 0
