@@ -23,8 +23,8 @@ RUN_COLUMNS = [Column("kind", "Kind", "word", words="run_kind"), Column("name", 
                Column("message", "Message")]
 SEGMENT_COLUMNS = [Column("name", "Segment"), Column("members", "Members", "number"),
                    Column("kind", "Type", "word", words="segment_kind")]
-COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Profiles enriched", "number"),
-                    Column("share", "Share of profiles", "percent"), Column("last_refreshed", "Last refreshed", "datetime")]
+COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Enriched", "number"),
+                    Column("share", "Share", "percent"), Column("last_refreshed", "Refreshed", "datetime")]
 
 
 def link(page: str, label: str, where: str) -> None:
@@ -58,7 +58,8 @@ with left.container(border=True):
         st.line_chart({"When": [h["when"] for h in history], "Profiles": [h["profiles"] for h in history]},
                       x="When", y="Profiles", height=220)
     else:
-        st.caption("A chart appears after the second import." if history else "No imports yet.")
+        st.caption("A chart appears after the second import." if history else
+                   "No import recorded yet: the chart starts with the next import.")
 with right.container(border=True):
     st.subheader("Enriched profiles over time")
     enriched = summary["enriched_history"]

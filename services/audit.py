@@ -60,12 +60,21 @@ def _field_label(path: str) -> str:
                       for p in path.split(" › "))
 
 
+def _internal(path: str) -> bool:
+    """Row ids (`id`, `connection_id`, `segment_ids`) mean nothing to a reader: the entry names the thing."""
+    last = path.split(" › ")[-1].lower()
+    return last == "id" or last.endswith(("_id", "_ids"))
+
+
 def changes(before_json: str | None, after_json: str | None) -> list[dict]:
     """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent).
-    A field present on both sides with the same value is left out; a creation lists every field."""
+    A field present on both sides with the same value is left out; a creation lists every field.
+    Internal ids are left out."""
     before, after = _flatten(_parse(before_json) or {}), _flatten(_parse(after_json) or {})
     rows = []
     for key in dict.fromkeys([*before, *after]):
+        if _internal(key):
+            continue
         old, new = before.get(key), after.get(key)
         if key in before and key in after and old == new:
             continue
@@ -87,10 +96,12 @@ def _summary(rows: list[dict]) -> str | None:
     """`Name: Old → New; Active: Yes → No` (the table's one-line view of the changes)."""
     parts = []
     for row in rows:
+        if row["before"] is None and row["after"] is None:
+            continue
         if row["before"] is None:
             parts.append(f"{row['field']}: {row['after']}")
         elif row["after"] is None:
-            parts.append(f"{row['field']}: {row['before']} removed")
+            parts.append(f"{row['field']}: {row['before']} → —")
         else:
             parts.append(f"{row['field']}: {row['before']} → {row['after']}")
     text = "; ".join(parts)

@@ -140,6 +140,9 @@ def next_steps(summary: dict, user) -> list[NextStep]:
     if counts["enrichments"] == 0 and may_enrich:
         steps.append(NextStep("Add company details from Leadspace to your profiles.", "enrichment.py",
                               "Add an enrichment"))
+    if counts["enrichments"] and not summary.get("enriched") and can(user, Action.RUN):
+        steps.append(NextStep("Run your enrichment to add company details to the profiles.", "enrichment.py",
+                              "Open Enrichment"))
     if counts["segments"] and counts["exports"] == 0 and may_export:
         steps.append(NextStep("Send a segment to SendGrid, Iterable or Omnisend.", "exports.py", "Add an export"))
     if summary.get("failed_recently"):

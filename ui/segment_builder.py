@@ -12,7 +12,7 @@ from core import segments as rules
 from core.permissions import PermissionDenied
 from core.segments import RuleGroup, SegmentRule, SegmentRuleError
 from services import segments as svc
-from ui.format import EMPTY, number, show_table
+from ui.format import EMPTY, number, plural, show_table
 from ui.text import error_text, md
 
 ERRORS = (svc.SegmentError, SegmentRuleError, PermissionDenied, LookupError)
@@ -156,10 +156,10 @@ def _suggestions(db, attr_key: str, shape: str) -> None:
     if shape not in ("text", "text_list"):
         return
     suggestions = dict(svc.value_suggestions(db, attr_key))
-    if not suggestions:
-        return
+    if not suggestions or max(suggestions.values()) < 2:
+        return   # every value is unique (ids, emails): nothing frequent to suggest
     st.selectbox("Existing values (most frequent first)", list(suggestions), index=None, key=SUGGEST_KEY,
-                 format_func=lambda v: f"{v}  ({number(suggestions[v])} profiles)",
+                 format_func=lambda v: f"{v}  ({plural(suggestions[v], 'profile')})",
                  placeholder="Pick one to use it as the value", on_change=use_suggestion, args=(shape,))
 
 

@@ -61,11 +61,12 @@ def test_admin_builds_and_saves_a_segment(demo_server, page):
     shot(page, "segments_04_saved")
     assert_no_traceback(page)
 
-    choose(page, key(page, "seg_pick"), NAME)
+    # Saving stays on the saved segment: its details are open (and its URL names it).
     page.get_by_role("heading", name=NAME, exact=True).wait_for()
+    assert re.search(r"[?&]segment=\d+", page.url), page.url
     wait_text(page, "Rule:")
     text = main.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Rule:").first.inner_text()
-    assert "Germany" in text and "Pro" in text and "static" in text, text
+    assert "Germany" in text and "Pro" in text and "Static" in text, text
     assert main.locator('[data-testid="stDataFrame"]').count() >= 2  # the list and the members preview
     shot(page, "segments_05_details")
 

@@ -26,6 +26,12 @@ def test_changes_are_field_by_field():
                        {"field": "Members", "before": None, "after": "4,087"}]
 
 
+def test_internal_ids_and_empty_values_are_not_shown():
+    rows = audit_service.changes(None, '{"run_id": 4, "connection_id": 2, "segment_ids": [1], "name": "X", "active": null}')
+    assert [r["field"] for r in rows] == ["Name", "Active"]
+    assert audit_service._summary(rows) == "Name: X"
+
+
 def test_secrets_stay_redacted_even_if_stored_raw():
     rows = audit_service.changes(None, '{"api_key": "SG.very-secret", "nested": {"password": "hunter2"}}')
     assert "SG.very-secret" not in repr(rows) and "hunter2" not in repr(rows)

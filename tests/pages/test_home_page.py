@@ -100,3 +100,12 @@ def test_next_steps_never_offer_a_viewer_a_changing_page():
         for step in home_service.next_steps({"counts": counts, "failed_recently": 0}, viewer):
             assert step.page not in CHANGING_PAGES - {"profiles.py"} or counts["profiles"] == 0, (counts, step)
             assert not step.text.startswith(("Import", "Build", "Add", "Send", "Connect")), (counts, step)
+
+
+def test_an_enrichment_that_never_ran_is_a_next_step_for_who_may_run_it(contributor, viewer):
+    counts = {"profiles": 10, "segments": 1, "enrichments": 1, "exports": 1, "connections": 1, "runs": 0}
+    summary = {"counts": counts, "enriched": 0, "failed_recently": 0}
+    assert any(s.text.startswith("Run your enrichment") for s in home_service.next_steps(summary, contributor))
+    assert not any("enrichment" in s.text.lower() for s in home_service.next_steps(summary, viewer))
+    summary["enriched"] = 5
+    assert not any(s.text.startswith("Run your enrichment") for s in home_service.next_steps(summary, contributor))

@@ -167,13 +167,21 @@ def test_url_parameter_opens_the_segment(seeded):
 
 
 def test_builder_suggests_existing_values_with_counts(seeded):
+    from core import config
+    from storage.db import Database
+    db = Database(config.db_path())
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO profiles (customer_id, email, country, updated_at) VALUES ('c5', 'c5@e.com', 'Germany', now())")
+    db.close()
     at = open_page("alice")
+    at.selectbox(key="seg_new_attr").set_value("profile.customer_id").run()
+    assert not [s for s in at.selectbox if s.key == "seg_suggest"]     # unique values: nothing to suggest
     at.selectbox(key="seg_new_attr").set_value("profile.country").run()
     at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
     suggest = at.selectbox(key="seg_suggest")
-    assert suggest.options == ["France  (1 profiles)", "Germany  (1 profiles)", "germany  (1 profiles)"]
+    assert suggest.options == ["Germany  (2 profiles)", "France  (1 profile)", "germany  (1 profile)"]
     at = suggest.set_value("Germany").run()
     assert not at.exception, at.exception
     assert at.text_input(key="seg_value_text").value == "Germany"
     button(at, "Add condition").click().run()
-    assert at.metric[0].value == "2"   # equals ignores case: Germany and germany
+    assert at.metric[0].value == "3"   # equals ignores case: Germany (2) and germany
