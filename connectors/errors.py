@@ -2,7 +2,8 @@
 
 API
 ---
-ConnectorError(user_message, *, status=None, vendor=None, resume=None, detail=None)
+ConnectorError(user_message, *, status=None, vendor=None, resume=None, detail=None)   a core.errors.UserError
+    (FixConnectionError and RecordRejectedError are also InputErrors; the others are Unavailable)
     .user_message  plain sentence a wizard can show as is (never contains secrets)
     .status        HTTP status (or None), .vendor, .resume (opaque resume hint), .detail
 ├── FixConnectionError            the user must fix the connection settings
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import InputError, Unavailable, UserError
+
 VENDOR_LABELS = {
     "sendgrid": "SendGrid",
     "iterable": "Iterable",
@@ -40,7 +43,7 @@ def vendor_label(vendor: str | None) -> str:
     return VENDOR_LABELS.get(vendor, vendor)
 
 
-class ConnectorError(Exception):
+class ConnectorError(UserError):
     """Base class. `user_message` is a plain sentence safe to show to users."""
 
     default_message = "Something went wrong talking to {vendor}."
@@ -76,7 +79,7 @@ class ConnectorError(Exception):
         }
 
 
-class FixConnectionError(ConnectorError):
+class FixConnectionError(ConnectorError, InputError):
     default_message = "The connection to {vendor} needs attention. Check its settings."
 
 
@@ -91,7 +94,7 @@ class PermissionMissingError(FixConnectionError):
     )
 
 
-class RateLimitedError(ConnectorError):
+class RateLimitedError(ConnectorError, Unavailable):
     default_message = "{vendor} is limiting how fast we can send. Try again later."
 
     def __init__(self, user_message: str | None = None, *, retry_after_s: float | None = None,
@@ -114,26 +117,26 @@ class RateLimitedError(ConnectorError):
         return d
 
 
-class TransientError(ConnectorError):
+class TransientError(ConnectorError, Unavailable):
     default_message = "{vendor} did not answer properly after several tries. Try again in a few minutes."
 
 
-class RecordRejectedError(ConnectorError):
+class RecordRejectedError(ConnectorError, InputError):
     default_message = "{vendor} rejected the data we sent."
 
 
-class VendorError(ConnectorError):
+class VendorError(ConnectorError, Unavailable):
     default_message = "{vendor} returned an unexpected answer."
 
 
-class InsufficientCreditsError(ConnectorError):
+class InsufficientCreditsError(ConnectorError, Unavailable):
     default_message = "Your {vendor} account has run out of credits. Add credits and try again."
     # Set by the Leadspace client when credits ran out part-way: what was answered before that.
     partial_results: list = []
     done_external_ids: list = []
 
 
-class VendorUnreachableError(ConnectorError):
+class VendorUnreachableError(ConnectorError, Unavailable):
     default_message = "We could not reach {vendor}. Check the network and the base URL, then try again."
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable
 
+from core.errors import InputError
+
 KEY_COLUMN = "customer_id"
 TARGET_EXTRA = "extra"      # keep the column as an extra attribute x_<slug>
 TARGET_IGNORE = "ignore"    # leave the column out
@@ -104,7 +106,7 @@ _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 MAX_SLUG_LEN = 48
 
 
-class ProfileImportError(ValueError):
+class ProfileImportError(InputError, ValueError):
     """The file or the mapping cannot be imported; the message says why in plain words."""
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from core.errors import InputError
+
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_BYTES = 72   # bcrypt ignores everything after the 72nd byte of UTF-8
 
 
-class WeakPasswordError(ValueError):
+class WeakPasswordError(InputError, ValueError):
     """The password breaks a rule (message shown as is)."""
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# PermissionDenied lives with the other UserErrors; importable from here as before.
+from core.errors import PermissionDenied as PermissionDenied
+
 
 class Role(str, enum.Enum):
     ADMIN = "admin"
@@ -99,10 +102,6 @@ SYSTEM = SystemActor("system")
 CLI = SystemActor("cli")
 
 Actor = User | SystemActor
-
-
-class PermissionDenied(Exception):
-    """The acting user's role does not allow this. The message is shown as is."""
 
 
 def can(user: Actor | None, action: Action) -> bool:

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import croniter
 
+from core.errors import InputError
+
 MAX_TIMES_PER_DAY = 4
 SYSTEM_MODES = ("off", "daily", "weekly")
 ITEM_MODES = ("system", "own", "manual")
@@ -37,7 +39,7 @@ _SEARCH_DAYS = 9
 _TIME_PATTERN = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(InputError, ValueError):
     """An invalid schedule; the message is a plain sentence for the user."""
 
 

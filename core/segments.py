@@ -35,6 +35,8 @@ from typing import Annotated, Any, Iterable, Iterator, Literal, Mapping, Protoco
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.errors import InputError
+
 MAX_DEPTH = 4                 # root group = depth 1; "groups inside groups" is depth 2+
 MAX_CONDITIONS = 100
 MAX_LIST_VALUES = 1000
@@ -47,7 +49,7 @@ LIKE_SPECIAL = ("%", "_", "\\")
 MAX_OR_CHAIN = 50             # in_list with more values compiles to lower(x) IN (...)
 
 
-class SegmentRuleError(ValueError):
+class SegmentRuleError(InputError, ValueError):
     """The rule cannot be used as it is. The message is a plain sentence for the user."""
 
 

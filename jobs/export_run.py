@@ -61,14 +61,6 @@ CLIENT_OPTIONS: dict[str, Any] = {}
 CLIENT_FACTORY: Callable[[Any, dict], Any] | None = None
 
 
-class RemovalGuardError(Exception):
-    """A run would remove more than the allowed share of a list and was not confirmed."""
-
-
-class LimitExceededError(Exception):
-    """Over the vendor's contact limit while the admin made limits hard."""
-
-
 def make_client(db, export: dict):
     if CLIENT_FACTORY is not None:
         return CLIENT_FACTORY(db, export)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
+from core.errors import Busy
 from core.permissions import SYSTEM, Action, Actor, require
 from storage import audit
 
@@ -49,7 +50,7 @@ TRIGGER_LABELS = {
 RESUMABLE_STATUSES = ("interrupted", "failed", "cancelled", "partially_succeeded")
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(Busy):
     def __init__(self, run_id: int, status: str):
         super().__init__(f"A run of this item is already {status} (run #{run_id}). You can queue another one after it.")
         self.run_id = run_id

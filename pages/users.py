@@ -5,6 +5,7 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 
 import streamlit as st
 
+from core.errors import UserError
 from core.permissions import Role
 from services import users as user_service
 from storage import users as users_repo
@@ -36,7 +37,7 @@ with st.expander("Add a user", expanded=False):
                 user_service.add_user(db, actor, new_username, new_password, new_role, new_name or None)
                 st.success(f"Added {md(new_username.strip().lower())} as {new_role}.")
                 st.rerun()
-            except (user_service.UserError, PermissionError) as exc:
+            except UserError as exc:
                 st.error(error_text(exc))
             except Exception as exc:  # PermissionDenied and friends: plain message
                 st.error(error_text(exc))

@@ -23,6 +23,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
+from core.errors import InputError
 from core.permissions import Action, User, require
 from storage import audit, settings
 
@@ -48,7 +49,7 @@ DEFAULT_CONFIG = {
 KIND_LABELS = {"export": "Export", "enrichment": "Enrichment", "refresh": "Refresh", "segment": "Segment"}
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(InputError, ValueError):
     """Invalid alert settings; the message is a plain sentence."""
 
 

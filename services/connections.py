@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import InputError, Unavailable
 from core import consent
 from core.permissions import Action, PermissionDenied, Role, User, can, require
 from storage import audit
@@ -63,7 +64,7 @@ STATUS_LABELS = {
 }
 
 
-class ConnectionInputError(ValueError):
+class ConnectionInputError(InputError, ValueError):
     """Invalid input for a connection change (message shown as is)."""
 
 
@@ -75,7 +76,7 @@ class ConnectionInUseError(ConnectionInputError):
         self.users = users
 
 
-class ConnectionUnavailableError(RuntimeError):
+class ConnectionUnavailableError(Unavailable, RuntimeError):
     """A runner asked for a client of a connection it cannot use now (message shown as is)."""
 
 

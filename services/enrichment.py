@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.errors import InputError
 from core import enrichment as core
 from core.enrichment import EnrichmentConfig
 from core.permissions import Action, Actor, User, require
@@ -38,7 +39,7 @@ MAX_NAME_LEN = 80
 DEMO_NAME = "Company firmographics"
 
 
-class EnrichmentInputError(ValueError):
+class EnrichmentInputError(InputError, ValueError):
     """Invalid input for an enrichment (message shown as is)."""
 
 

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from typing import IO, Any, Iterable
 
+from core.errors import InputError
 from core import segments as rules
 from core.csvfile import SafeCsvWriter, spooled_csv
 from core.permissions import Action, Actor, User, require
@@ -25,7 +26,7 @@ COUNT_CACHE_ENTRIES = 256
 CSV_BATCH_ROWS = 10_000
 
 
-class SegmentError(ValueError):
+class SegmentError(InputError, ValueError):
     """Invalid input or state for a segment change (message shown as is)."""
 
 

@@ -20,6 +20,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from core.errors import InputError
 from core import sync
 from core.permissions import Action, User, require
 from storage import audit
@@ -28,7 +29,7 @@ from storage import exports as repo
 MAX_UPLOAD_ROWS = 2_000_000
 
 
-class SuppressionInputError(ValueError):
+class SuppressionInputError(InputError, ValueError):
     pass
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from core import passwords
+from core.errors import InputError
 from core.permissions import Action, PermissionDenied, Role, User, require
 from storage import audit, sessions
 from storage import users as users_repo
@@ -19,21 +20,21 @@ MIN_PASSWORD_LEN = passwords.MIN_PASSWORD_CHARS
 SIGN_IN_REFUSED = "Username or password is incorrect."
 
 
-class UserError(ValueError):
+class AccountInputError(InputError, ValueError):
     """Invalid input for a user change (message shown as is)."""
 
 
 def _validate(username: str, password: str | None, role: str | None) -> str:
     username = (username or "").strip().lower()
     if not USERNAME_RE.match(username):
-        raise UserError("Usernames are 2-64 characters: lower-case letters, digits, dot, dash, underscore or @.")
+        raise AccountInputError("Usernames are 2-64 characters: lower-case letters, digits, dot, dash, underscore or @.")
     if password is not None:
         try:
             passwords.check_password_rules(password)
         except passwords.WeakPasswordError as exc:
-            raise UserError(str(exc)) from None
+            raise AccountInputError(str(exc)) from None
     if role is not None and role not in {r.value for r in Role}:
-        raise UserError(f"Unknown role {role!r}.")
+        raise AccountInputError(f"Unknown role {role!r}.")
     return username
 
 
@@ -63,7 +64,7 @@ def add_user(db, actor: User, username: str, password: str, role: str, display_n
     username = _validate(username, password, role)
     with db.transaction() as cur:
         if cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
-            raise UserError(f"A user named {username} already exists.")
+            raise AccountInputError(f"A user named {username} already exists.")
         uid = users_repo.insert(cur, username, users_repo.hash_password(password), role, display_name, email)
         audit.record(cur, actor, "add_user", "user", uid, after={"username": username, "role": role})
     return uid
@@ -72,7 +73,7 @@ def add_user(db, actor: User, username: str, password: str, role: str, display_n
 def _load(cur, user_id: int) -> dict:
     row = cur.execute("SELECT id, username, role, active FROM users WHERE id = ?", [user_id]).fetchone()
     if row is None:
-        raise UserError("That user no longer exists.")
+        raise AccountInputError("That user no longer exists.")
     return {"id": row[0], "username": row[1], "role": row[2], "active": row[3]}
 
 
@@ -86,7 +87,7 @@ def set_role(db, actor: User, user_id: int, role: str) -> None:
     with db.transaction() as cur:
         before = _load(cur, user_id)
         if before["role"] == "admin" and role != "admin" and before["active"] and _other_active_admins(cur, user_id) == 0:
-            raise UserError("This is the last active administrator; make someone else an admin first.")
+            raise AccountInputError("This is the last active administrator; make someone else an admin first.")
         cur.execute("UPDATE users SET role = ?, updated_at = now() WHERE id = ?", [role, user_id])
         if role != before["role"]:
             sessions.revoke_for_user(cur, user_id, sessions.ROLE_CHANGED)
@@ -111,7 +112,7 @@ def set_active(db, actor: User, user_id: int, active: bool) -> None:
     with db.transaction() as cur:
         before = _load(cur, user_id)
         if not active and before["role"] == "admin" and before["active"] and _other_active_admins(cur, user_id) == 0:
-            raise UserError("This is the last active administrator and cannot be deactivated.")
+            raise AccountInputError("This is the last active administrator and cannot be deactivated.")
         cur.execute("UPDATE users SET active = ?, updated_at = now() WHERE id = ?", [active, user_id])
         if not active:
             sessions.revoke_for_user(cur, user_id, sessions.DEACTIVATED)
@@ -134,7 +135,7 @@ def _timing_dummy_hash() -> str:
     return users_repo.hash_password("no-such-account-timing-dummy")
 
 
-class SignInRefused(Exception):
+class SignInRefused(PermissionDenied):
     """Sign-in refused; str() is SIGN_IN_REFUSED whatever the reason."""
 
     def __init__(self) -> None:

@@ -16,6 +16,8 @@ from typing import Iterator
 
 import duckdb
 
+from core.errors import Busy, Unavailable
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MEMORY_LIMIT_ENV = "INSIGHT_RELAY_DB_MEMORY_LIMIT"   # e.g. "2GB", "800MB"
@@ -24,11 +26,11 @@ DEFAULT_MEMORY_LIMIT = "2GB"
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.IGNORECASE)
 
 
-class DatabaseError(Exception):
+class DatabaseError(Unavailable):
     """A problem with the database file that the user must act on (message is plain language)."""
 
 
-class DatabaseBusyError(DatabaseError):
+class DatabaseBusyError(DatabaseError, Busy):
     pass
 
 

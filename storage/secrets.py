@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from core.errors import Unavailable
 from core import config
 
 ENV_VAR = "INSIGHT_RELAY_SECRET_KEY"
@@ -51,7 +52,7 @@ _lock = threading.Lock()
 _derived: dict[tuple[str, str], tuple[bytes, str]] = {}
 
 
-class SecretKeyError(Exception):
+class SecretKeyError(Unavailable):
     """A stored secret cannot be decrypted. The message is plain language, never contains the secret."""
 
 

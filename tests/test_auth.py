@@ -103,9 +103,9 @@ def test_signed_out_visitor_sees_no_page_list(db, admin):
     ("x" * 73, "at most 72 bytes"),
 ])
 def test_password_rules_refuse_with_a_clear_message(db, admin, password, fragment):
-    with pytest.raises(user_service.UserError, match=fragment):
+    with pytest.raises(user_service.AccountInputError, match=fragment):
         user_service.add_user(db, admin, "bob", password, "viewer")
-    with pytest.raises(user_service.UserError, match=fragment):
+    with pytest.raises(user_service.AccountInputError, match=fragment):
         user_service.reset_password(db, admin, admin.id, password)
 
 

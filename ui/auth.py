@@ -12,7 +12,7 @@ from typing import Callable
 import streamlit as st
 
 from core import passwords
-from core.permissions import PermissionDenied
+from core.errors import UserError
 from services import users as user_service
 from storage import settings
 from ui import deps, nav, session
@@ -70,7 +70,7 @@ def first_run_screen() -> None:
         return
     try:
         admin, token = user_service.create_first_admin_and_sign_in(db, username, password)
-    except (user_service.UserError, PermissionDenied) as exc:
+    except UserError as exc:
         st.error(str(exc))
         return
     if demo:

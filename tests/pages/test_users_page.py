@@ -41,9 +41,9 @@ def test_user_functions_refuse_viewer(db, admin, viewer):
 
 
 def test_last_admin_cannot_be_demoted_or_deactivated(db, admin):
-    with pytest.raises(user_service.UserError):
+    with pytest.raises(user_service.AccountInputError):
         user_service.set_role(db, admin, admin.id, "viewer")
-    with pytest.raises(user_service.UserError):
+    with pytest.raises(user_service.AccountInputError):
         user_service.set_active(db, admin, admin.id, False)
     other = user_service.add_user(db, admin, "second", "password-22", "admin")
     user_service.set_role(db, admin, admin.id, "contributor")  # now allowed
