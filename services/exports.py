@@ -34,19 +34,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.errors import InputError
 from core import sync
+from core.errors import InputError
 from core.csvfile import csv_text
 from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor, User, require
-from jobs import export_plan, export_run, runner
-from jobs.export_plan import RunGate
+from jobs import runner
 from storage import audit
 from storage import exports as repo
 
 KIND = "export"
 MAX_NAME = 100
-DEFAULT_EMAIL_ATTRIBUTE = "profile.email"
-INVALID_EXAMPLES_CHECKED = 20_000   # distinct values the pattern rejects, checked exactly in Python at most
 
 
 class ExportInputError(InputError, ValueError):
@@ -64,7 +61,11 @@ def allows_data_fields(vendor: str) -> bool:
 
 
 def field_limits(vendor: str) -> dict[str, int]:
-    return export_plan.field_limits(vendor)
+    from jobs.export_run import _connector_field_limits
+
+    limits = dict(sync.VENDOR_FIELD_LIMITS.get(vendor, {}))
+    limits.update(_connector_field_limits(vendor))
+    return limits
 
 
 def attribute_choices(db) -> list[dict]:
@@ -72,47 +73,6 @@ def attribute_choices(db) -> list[dict]:
 
     return [{"key": a.key, "label": a.display_label,
              "source": a.source} for a in catalogue.list_attributes(db) if a.key != "profile.email_opt_out"]
-
-
-def email_field_choices(db) -> list[dict]:
-    """Text attributes (profile or enriched) that may hold the email address: [{key, label, source}]."""
-    from storage import catalogue
-
-    return [{"key": a.key, "label": a.display_label, "source": a.source}
-            for a in catalogue.list_attributes(db) if a.type == "text"]
-
-
-def email_field_stats(db, attribute_key: str, segment_ids: list[int] | None = None) -> dict:
-    """For the data-matching choice: {"profiles", "missing", "invalid"} over the segments' members (all
-    profiles when none are picked). One SQL pass; values DuckDB's pattern rejects are checked exactly."""
-    if attribute_key not in {a["key"] for a in email_field_choices(db)}:
-        raise ExportInputError("Pick a text attribute that holds the email address.")
-    exprs, joins, _ = repo.mapping_columns(db, [{"field": sync.EMAIL_FIELD, "attribute": attribute_key}])
-    value = f"nullif(lower(trim({exprs[0]})), '')"
-    where, params = "", []
-    if segment_ids:
-        members, params = repo.members_sql(db, [int(s) for s in segment_ids])
-        where = f"WHERE p.customer_id IN ({members})"
-    base = f"SELECT {value} AS email FROM profiles p {' '.join(joins)} {where}"
-    pattern = export_run.FAST_EMAIL_SQL
-    total, missing = db.query_one(f"SELECT count(*), count(*) FILTER (WHERE email IS NULL) FROM ({base})", params)
-    odd = db.query(f"SELECT email, count(*) FROM ({base}) WHERE email IS NOT NULL AND NOT "
-                   f"coalesce(regexp_full_match(email, ?), FALSE) GROUP BY email LIMIT {INVALID_EXAMPLES_CHECKED}",
-                   params + [pattern])
-    invalid = sum(int(n) for email, n in odd if sync.email_problem(email))
-    return {"profiles": int(total), "missing": int(missing), "invalid": invalid}
-
-
-def schedule_note(db, export_id: int | None) -> str | None:
-    """A sentence when the export follows the system refresh while that is off (then it never runs on
-    its own), else None. A new export follows the system refresh."""
-    from services import schedule
-
-    mode = schedule.get_item_schedule(db, KIND, int(export_id))["mode"] if export_id is not None else "system"
-    if mode == "system" and schedule.get_system_schedule(db).mode == "off":
-        return ("It runs with every scheduled refresh, but the system refresh is off: it will not run on its own "
-                "until an admin turns the schedule on (or give it its own schedule).")
-    return None
 
 
 def usable_connections(db, actor: User) -> list[dict]:
@@ -170,7 +130,10 @@ def vendor_targets(db, actor: Actor, connection_id: int) -> list[dict]:
     require(actor, Action.EDIT_EXPORTS)
     if connection_id is None or int(connection_id) not in {c["id"] for c in usable_connections(db, actor)}:
         raise PermissionDenied("You cannot use that connection for exports.")
-    client = export_run.connection_client(db, connection_id)
+    from jobs.export_run import CLIENT_OPTIONS
+    from services import connections
+
+    client = connections.make_client_for(db, connection_id, **CLIENT_OPTIONS)
     try:
         return [{"id": t.id, "name": t.name} for t in client.list_targets()]
     except Exception as exc:
@@ -209,17 +172,8 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
     allowed_fields = {f.key for f in vendor_field_specs(vendor)}
     catalogue_keys = {a["key"] for a in attribute_choices(db)}
     mapping, seen = [], set()
-    email_attribute = (draft.get("email_attribute") or (repo.email_mapping(draft.get("mapping")) or {}).get("attribute")
-                       or DEFAULT_EMAIL_ATTRIBUTE)
-    if email_attribute not in {a["key"] for a in email_field_choices(db)}:
-        raise ExportInputError("Pick a text attribute that holds the email address.")
-    if email_attribute != DEFAULT_EMAIL_ATTRIBUTE:
-        mapping.append({"field": sync.EMAIL_FIELD, "attribute": email_attribute})
-        seen.add(sync.EMAIL_FIELD)
     for item in draft.get("mapping") or []:
         field, attribute = (item.get("field") or "").strip(), item.get("attribute")
-        if field == sync.EMAIL_FIELD:
-            continue   # the email attribute is chosen above (data matching), never as a plain field
         if not field or not attribute:
             raise ExportInputError("Each added attribute needs both a vendor field and a source attribute.")
         if field not in allowed_fields and not (allows_data_fields(vendor) and sync.valid_data_field_name(field)):
@@ -264,120 +218,38 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
 
 def count_contacts(db, segment_ids: list[int]) -> int:
     """Distinct members over the export's segments (what the vendor limit is about)."""
-    return export_plan.count_contacts(db, segment_ids)
+    if not segment_ids:
+        return 0
+    sql, params = repo._members_sql(db, [int(s) for s in segment_ids])
+    return int(db.query_one(f"SELECT count(*) FROM ({sql})", params)[0])
 
 
 def _over_limit_counts(db, vendor: str, mapping: list[dict], segment_ids: list[int]) -> dict[str, int]:
     limits = field_limits(vendor)
-    checked = [m for m in mapping if m["field"] in limits and m["field"] != sync.EMAIL_FIELD]
+    checked = [m for m in mapping if m["field"] in limits]
     if not checked or not segment_ids:
         return {}
-    exprs, joins, keys = repo.mapping_columns(db, checked)
-    members, params = repo.members_sql(db, segment_ids)
+    exprs, joins, keys = repo._mapping_columns(db, checked)
+    members, params = repo._members_sql(db, segment_ids)
     counts = ", ".join(f"count(*) FILTER (WHERE length({e}) > {int(limits[k])})" for e, k in zip(exprs, keys))
     row = db.query_one(f"SELECT {counts} FROM profiles p {' '.join(joins)} "
                        f"WHERE p.customer_id IN ({members})", params)
     return {k: int(n) for k, n in zip(keys, row) if n}
 
 
-def draft_checks(db, draft: dict, export_id: int | None = None) -> dict:
-    """What the editor shows before saving: contacts, the vendor's limits (per export, or per account
-    over every export on the connection), the admin's cap, fields over their limits, a duration."""
+def draft_checks(db, draft: dict) -> dict:
+    from jobs.export_run import limit_warning, limits_hard
+
     vendor = draft.get("vendor")
-    conn_id = draft.get("connection_id")
-    if vendor is None and conn_id is not None:
-        conn = _connection(db, conn_id)
+    if vendor is None and draft.get("connection_id") is not None:
+        conn = _connection(db, draft["connection_id"])
         vendor = conn["vendor"] if conn else None
     segment_ids = [int(s) for s in draft.get("segment_ids") or []]
     contacts = count_contacts(db, segment_ids)
-    out = {"contacts": contacts, "limit_warning": None, "hard": export_plan.limits_hard(db), "account_contacts": None,
-           "cap_problem": None, "over_limit_fields": {}, "estimate_text": "—", "schedule_note": None}
-    if not vendor:
-        return out
-    out["limit_warning"] = export_plan.limit_warning(vendor, contacts)
-    if vendor in export_plan.ACCOUNT_WIDE_LIMIT and conn_id is not None:
-        total = export_plan.account_contacts(db, int(conn_id), draft={"id": export_id, "segment_ids": segment_ids})
-        out["account_contacts"] = total
-        out["limit_warning"] = export_plan.account_warning(vendor, total, contacts)
-        cap = export_plan.account_cap(db, int(conn_id))
-        if cap is not None and total > cap:
-            out["cap_problem"] = (f"The exports on this connection would hold {total:,} contacts, over the cap of "
-                                  f"{cap:,} an admin set for it. Make the segments smaller or ask an admin to "
-                                  "raise the cap.")
-    out["over_limit_fields"] = _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
-    out["estimate_text"] = export_plan.human_duration(export_plan.estimate_seconds(vendor, contacts))
-    return out
-
-
-# ------------------------------------------------------------------------------ editor form <-> draft
-# The one-page editor keeps flat values (one per widget); these map them to and from a draft.
-
-SCHEDULE_CHOICES = ("system", "manual")
-
-
-def new_form(db, actor: User) -> dict:
-    """A new export's editor values, defaults filled in: the first usable connection, mirror, truncate,
-    the vendor's suggested fields, the profile's email, following the system refresh."""
-    conns = usable_connections(db, actor)
-    form = {"connection_id": conns[0]["id"] if conns else None, "name": "", "segment_ids": [],
-            "email_attribute": DEFAULT_EMAIL_ATTRIBUTE, "sync_mode": sync.MODE_MIRROR,
-            "over_limit": sync.OVER_LIMIT_TRUNCATE, "schedule_mode": "system", "mapping": []}
-    if conns:
-        form["mapping"] = default_mapping(conns[0]["vendor"])
-    return form
-
-
-def default_mapping(vendor: str | None) -> list[dict]:
-    """The vendor's standard fields mapped to their usual profile attributes (First name, Last name...)."""
-    return [{"field": f.key, "attribute": f.default_attribute} for f in vendor_field_specs(vendor or "")
-            if f.default_attribute]
-
-
-def form_from_export(db, export_id: int) -> dict:
-    export = _require_export(db, export_id)
-    email = repo.email_mapping(export["mapping"])
-    form = {"connection_id": export["connection_id"], "name": export["name"], "segment_ids": list(export["segment_ids"]),
-            "email_attribute": email["attribute"] if email else DEFAULT_EMAIL_ATTRIBUTE,
-            "mapping": [m for m in export["mapping"] if m["field"] != sync.EMAIL_FIELD],
-            "sync_mode": export["sync_mode"], "over_limit": export["over_limit"], "schedule_mode": None}
-    for sid, t in export["targets"].items():
-        form[f"tmode_{sid}"] = t["mode"]
-        form[f"tid_{sid}"] = t["id"] or ""
-        form[f"tname_{sid}"] = t["name"] or ""
-    return form
-
-
-def draft_from_form(form: dict) -> dict:
-    targets = {}
-    for sid in form.get("segment_ids") or []:
-        mode = form.get(f"tmode_{sid}") or "name"
-        targets[sid] = {"mode": mode, "id": form.get(f"tid_{sid}") if mode == "id" else None,
-                        "name": form.get(f"tname_{sid}")}
-    return {"name": form.get("name") or "", "connection_id": form.get("connection_id"),
-            "mapping": list(form.get("mapping") or []), "segment_ids": list(form.get("segment_ids") or []),
-            "email_attribute": form.get("email_attribute") or DEFAULT_EMAIL_ATTRIBUTE, "targets": targets,
-            "sync_mode": form.get("sync_mode"), "over_limit": form.get("over_limit")}
-
-
-def form_checks(db, form: dict, export_id: int | None = None) -> dict:
-    """draft_checks for the editor's values, plus the schedule note for a new export."""
-    checks = draft_checks(db, draft_from_form(form), export_id)
-    if export_id is None and form.get("schedule_mode", "system") == "system":
-        checks["schedule_note"] = schedule_note(db, None)
-    elif export_id is not None:
-        checks["schedule_note"] = schedule_note(db, export_id)
-    return checks
-
-
-def save_form(db, actor: User, form: dict, export_id: int | None = None) -> int:
-    """Save the editor's values (create or edit); a new export's schedule choice is applied too."""
-    new_id = save_export(db, actor, draft_from_form(form), export_id)
-    mode = form.get("schedule_mode")
-    if export_id is None and mode in SCHEDULE_CHOICES and mode != "system":
-        from services import schedule
-
-        schedule.set_item_schedule(db, actor, KIND, new_id, mode)
-    return new_id
+    return {"contacts": contacts, "limit_warning": limit_warning(vendor, contacts) if vendor else None,
+            "hard": limits_hard(db),
+            "over_limit_fields": _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
+            if vendor else {}}
 
 
 # ------------------------------------------------------------------------------ save / remove
@@ -397,9 +269,7 @@ def save_export(db, actor: User, draft: dict, export_id: int | None = None) -> i
     if export_id is not None:
         require_usable_export(db, actor, export_id)
     clean = clean_draft(db, actor, draft, export_id)
-    checks = draft_checks(db, clean, export_id)
-    if checks["cap_problem"]:
-        raise ExportInputError(checks["cap_problem"])
+    checks = draft_checks(db, clean)
     if checks["limit_warning"] and checks["hard"]:
         raise ExportInputError(checks["limit_warning"] + " An admin has made this limit a hard stop.")
     with db.transaction() as cur:
@@ -473,14 +343,19 @@ def set_active(db, actor: User, export_id: int, active: bool) -> None:
 
 # ------------------------------------------------------------------------------ runs
 
-def run_gate(db, actor: Actor, export_id: int, *, dry_run: bool = False) -> RunGate:
-    """May this export run now (blocked with a reason), what it needs confirmed (removals past the guard),
-    what to know first (limits, the account total) and how long it should take. The page shows it,
-    run_export and dry_run refuse on it, the runner enforces the same gate (jobs/export_plan.py)."""
-    require(actor, Action.RUN)
+def pre_run_check(db, export_id: int) -> dict:
+    """Warnings to show before Run: vendor limit, and lists the run would shrink past the guard."""
+    from jobs import export_run
+
     export = _require_export(db, export_id)
-    _require_usable(db, actor, export)
-    return export_plan.gate(db, export, dry_run=dry_run)
+    targets = export_run.plan_targets(db, export)
+    plans = {t["key"]: export_run._count_plan(db, export, t, None) for t in targets}
+    contacts = count_contacts(db, export["segment_ids"])
+    guard = (export_run.check_removal_guard(db, export, targets, plans)
+             if export["sync_mode"] == sync.MODE_MIRROR else [])
+    return {"contacts": contacts, "limit_warning": export_run.limit_warning(export["vendor"], contacts),
+            "hard": export_run.limits_hard(db), "removal_guard": guard,
+            "plans": {t["name"]: plans[t["key"]] for t in targets}}
 
 
 def _submit(db, actor: Actor, export: dict, trigger: str, params: dict) -> int:
@@ -494,10 +369,8 @@ def _submit(db, actor: Actor, export: dict, trigger: str, params: dict) -> int:
 def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = False, trigger: str = "manual") -> int:
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
-    _require_usable(db, actor, export)
-    refusal = export_plan.gate(db, export, dry_run=False).refusal(confirm_removals=confirm_removals)
-    if refusal:
-        raise ExportInputError(refusal)
+    if not export["active"]:
+        raise ExportInputError(f"“{export['name']}” is inactive. Activate it before running.")
     run_id = _submit(db, actor, export, trigger, {"confirm_removals": bool(confirm_removals)})
     with db.transaction() as cur:
         audit.record(cur, actor, "run_export", "export", export_id, after={"run_id": run_id, "trigger": trigger})
@@ -509,8 +382,6 @@ def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = Fal
 def dry_run(db, actor: User, export_id: int) -> int:
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
-    if not export["segment_ids"]:
-        raise ExportInputError("This export has no segments. Edit it and pick at least one.")
     run_id = _submit(db, actor, export, "dry_run", {"dry_run": True})
     with db.transaction() as cur:
         audit.record(cur, actor, "dry_run_export", "export", export_id, after={"run_id": run_id})
@@ -557,9 +428,14 @@ def last_run(db, export_id: int, *, dry_run: bool | None = False) -> dict | None
 
 
 def _schedule_text(db, export_id: int) -> str:
-    from services import schedule
+    try:
+        from services import schedule
 
-    return schedule.describe_item_schedule(db, KIND, export_id)
+        return schedule.describe_item_schedule(db, KIND, export_id)
+    except (ImportError, AttributeError):
+        return "With every system refresh"
+    except Exception:  # a schedule problem must not break the list
+        return "—"
 
 
 def overview(db) -> list[dict]:
