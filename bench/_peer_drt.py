@@ -12,9 +12,11 @@ Configuration (DRT_CONFIG below, printed by the bench):
              destination at once) = one vendor request's worth x 10 for Iterable, 30,000 for SendGrid,
              rate_limit 10,000 requests/s (generous: never the bottleneck), on_error: fail
     dest     rest_api, body_mode: batch, max_records_per_request = the vendor's batch (Iterable 1,000 per
-             POST /api/lists/subscribe, SendGrid 30,000 per PUT /v3/marketing/contacts), a Jinja
+             POST /api/lists/subscribe, SendGrid 30,000 per PUT /v3/marketing/contacts, Omnisend 100 items
+             per POST /api/batches, each contact tagged with the bench's tag), a Jinja
              batch_template that builds the vendor's JSON body with tojson (escaping as the vendor needs).
-drt cannot create lists: the harness creates the list at the emulator first and passes its id.
+drt cannot create lists: the harness creates the list at the emulator first and passes its id (Omnisend:
+the tag, which needs no creating). drt cannot poll an Omnisend batch's items either: it counts the 201.
 Not a script: running this file only prints a note (`make bench` runs every bench/*.py).
 """
 from __future__ import annotations
@@ -28,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_VENV = Path(os.environ.get("PEER_BENCH_VENV") or ROOT / ".venv-bench")
 DRT_BIN = BENCH_VENV / "bin" / "drt"
 
-PER_REQUEST = {"iterable": 1000, "sendgrid": 30000}
-BATCH_SIZE = {"iterable": 10000, "sendgrid": 30000}
+PER_REQUEST = {"iterable": 1000, "sendgrid": 30000, "omnisend": 100}
+BATCH_SIZE = {"iterable": 10000, "sendgrid": 30000, "omnisend": 10000}
 RATE_LIMIT_PER_S = 10000
+OMNISEND_VERSION = "2026-03-15"   # the API version our client speaks (connectors/omnisend.py), as a header
 
 _ITERABLE_TEMPLATE = (
     '{"listId": %(list_id)s, "updateExistingUsersOnly": false, "subscribers": ['
@@ -45,6 +48,17 @@ _SENDGRID_TEMPLATE = (
     '{%% if not loop.last %%},{%% endif %%}{%% endfor %%}]}'
 )
 
+# Omnisend: a contacts batch (POST /api/batches, at most 100 items) that tags every contact, as our export
+# does (its list is a tag, "segment: <name>"); email status nonSubscribed as our client sends by default.
+# drt cannot poll the batch's items: it counts the 201 as success (the emulator processes the batch later).
+_OMNISEND_TEMPLATE = (
+    '{"method": "POST", "endpoint": "contacts", "origin": "api", "items": ['
+    '{%% for row in rows %%}{"identifiers": [{"type": "email", "id": {{ row.email | tojson }}, '
+    '"channels": {"email": {"status": "nonSubscribed"}}, "sendWelcomeMessage": false}], '
+    '"firstName": {{ row.first_name | tojson }}, "lastName": {{ row.last_name | tojson }}, '
+    '"city": {{ row.city | tojson }}, "tags": [%(tag)s]}{%% if not loop.last %%},{%% endif %%}{%% endfor %%}]}'
+)
+
 
 def _destination(vendor: str, url: str, list_id) -> dict:
     if vendor == "iterable":
@@ -57,6 +71,12 @@ def _destination(vendor: str, url: str, list_id) -> dict:
                 "headers": {"Content-Type": "application/json", "Authorization": "Bearer bench-key"},
                 "body_mode": "batch", "max_records_per_request": PER_REQUEST[vendor],
                 "batch_template": _SENDGRID_TEMPLATE % {"list_id": json.dumps(str(list_id))}}
+    if vendor == "omnisend":
+        return {"type": "rest_api", "url": f"{url}/api/batches", "method": "POST",
+                "headers": {"Content-Type": "application/json", "Authorization": "Omnisend-API-Key bench-key",
+                            "Omnisend-Version": OMNISEND_VERSION},
+                "body_mode": "batch", "max_records_per_request": PER_REQUEST[vendor],
+                "batch_template": _OMNISEND_TEMPLATE % {"tag": json.dumps(str(list_id))}}
     raise ValueError(f"no drt configuration for {vendor!r}")
 
 

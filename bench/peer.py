@@ -1,7 +1,7 @@
 """Side by side with drt-core 1.2.1: our exports vs drt's rest_api batch sync, same data, same emulator.
 
   make bench-peer                     # creates .venv-bench (bench/requirements.txt: drt-core, py-spy, ...)
-  .venv/bin/python bench/peer.py [--contacts 200000[,1000000]] [--reps 2] [--vendors iterable,sendgrid]
+  .venv/bin/python bench/peer.py [--contacts 200000[,1000000]] [--reps 2] [--vendors iterable,sendgrid,omnisend]
                                  [--workdir DIR] [--py-spy DIR [--py-spy-idle]]
   smoke check:  .venv/bin/python bench/peer.py --contacts 2000 --reps 1
 
@@ -15,8 +15,9 @@ Measured per tool and run, of the tool's process alone (os.wait4 rusage of the c
 imports count for both): wall_s, cpu_s (user + sys), peak_rss_mb (ru_maxrss), fs_write_blocks
 (ru_oublock, 512-byte blocks), requests (the emulator's own counter, GET /_sandbox/stats, before/after),
 emulator_cpu_s (the emulator process's CPU during the run), landed (contacts in the list at the emulator
-afterwards) and correct (the list equals the segment; after the re-run the changed rows carry the new value
-(SendGrid: checked for up to 200 changed contacts through search; Iterable: the list membership)).
+afterwards) and correct (the list equals the segment; after the re-run the changed rows carry the new value:
+SendGrid checks up to 200 changed contacts through search, Omnisend pages every tagged contact and compares
+the set and 200 changed first names, Iterable compares the list's members).
 Ours also gets cpu_us_per_contact (of N for the full run, of the changed contacts for the re-run).
 After each drt run a `peer.ratio` line: ours / drt for wall, CPU and peak RSS of that repetition.
 Every line carries load_1m (os.getloadavg at its end): the machine is shared; compare ratios within a run.
@@ -24,7 +25,8 @@ Every line carries load_1m (os.getloadavg at its end): the machine is shared; co
 How each tool is configured (also printed as `peer.config` lines):
   ours  the saved export of bench/exports.py: mirror sync, list named after the segment, first/last name and
         city mapped, removals confirmed; client = make_client(vendor, ..., rate_limits=False) to the
-        emulator; Iterable 1,000 per subscribe, SendGrid 30,000 per PUT (the clients' own batch sizes).
+        emulator; Iterable 1,000 per subscribe, SendGrid 30,000 per PUT, Omnisend 100 per batch (the
+        clients' own batch sizes).
   drt   bench/_peer_drt.py: rest_api destination, body_mode: batch, max_records_per_request = the vendor's
         batch, sync.mode: incremental, cursor_field: updated_at, batch_size, rate_limit 10,000/s.
 --phases times our run's phases (ExportRun methods), the storage writes of its writer threads and the client
@@ -111,6 +113,8 @@ def _ours_cmd(db: Path, vendor: str, url: str, world, py_spy: Path | None, tag: 
 def _create_list(vendor: str, emulator, name: str):
     import httpx
 
+    if vendor == "omnisend":
+        return f"segment: {name}"   # a list is a tag there: nothing to create
     with httpx.Client(timeout=30.0) as http:
         if vendor == "iterable":
             r = http.post(f"{emulator.url}/api/lists", json={"name": name}, headers={"Api-Key": "bench-key"})
@@ -127,6 +131,8 @@ def _landed(vendor: str, emulator, expected: set[str], changed: list[tuple[str, 
     import httpx
 
     with httpx.Client(timeout=120.0) as http:
+        if vendor == "omnisend":
+            return _landed_omnisend(http, emulator, expected, changed)
         if vendor == "iterable":
             h = {"Api-Key": "bench-key"}
             lists = http.get(f"{emulator.url}/api/lists", headers=h).json()["lists"]
@@ -159,6 +165,38 @@ def _landed(vendor: str, emulator, expected: set[str], changed: list[tuple[str, 
                     wrong += contact.get("first_name") != first_name
             result.update({"checked_changed": len(changed), "wrong_changed": wrong, "correct": wrong == 0})
         return result
+
+
+def _landed_omnisend(http, emulator, expected: set[str], changed: list[tuple[str, str]] | None) -> dict:
+    """Every contact carrying a `segment: ...` tag, paged 250 at a time (the first page makes the emulator
+    process the batches still due). One tag per tool's emulator, so the tagged set is that tool's list."""
+    h = {"Authorization": "Omnisend-API-Key bench-key", "Omnisend-Version": _peer_drt.OMNISEND_VERSION}
+    first_names: dict[str, str | None] = {}
+    tags: set[str] = set()
+    after = None
+    while True:
+        params = {"limit": 250, **({"after": after} if after else {})}
+        resp = http.get(f"{emulator.url}/api/contacts", params=params, headers=h)
+        if resp.status_code != 200:
+            return {"landed": None, "correct": False, "problem": f"listing contacts: HTTP {resp.status_code}"}
+        page = resp.json()
+        for c in page["contacts"]:
+            seg_tags = [t for t in c.get("tags") or [] if t.startswith("segment: ")]
+            if seg_tags:
+                tags.update(seg_tags)
+                first_names[c["email"].lower()] = c.get("firstName")
+        after = page["paging"]["cursors"]["after"] if page["paging"].get("hasMore") else None
+        if not after:
+            break
+    members = set(first_names)
+    ok = members == expected and len(tags) == 1
+    result = {"landed": len(members), "correct": ok,
+              **({} if ok else {"missing": len(expected - members), "extra": len(members - expected),
+                                "tags": sorted(tags)[:3]})}
+    if changed and ok:
+        wrong = sum(first_names.get(e.lower()) != f for e, f in changed)
+        result.update({"checked_changed": len(changed), "wrong_changed": wrong, "correct": wrong == 0})
+    return result
 
 
 def _drt_sent(stdout: str) -> int | None:
@@ -238,7 +276,7 @@ def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, i
             ours = {"bench": "peer.ours", **base, **m, "status": report.get("status"), "sent": sent,
                     "run_s": report.get("run_s"), "run_cpu_s": report.get("run_cpu_s"),
                     "db_mb_before": round(db_mb0, 1), "db_mb_after": round(ours_db.stat().st_size / 2**20, 1),
-                    **_landed(vendor, em_ours, expected, changed if vendor == "sendgrid" else None)}
+                    **_landed(vendor, em_ours, expected, changed if vendor != "iterable" else None)}
             # per contact in the segment (the whole process, and the run alone: no interpreter start/imports)
             ours["cpu_us_per_contact"] = round(m["cpu_s"] / world.contacts * 1e6, 1)
             if report.get("run_cpu_s") is not None:
@@ -255,7 +293,7 @@ def one_rep(world, vendor: str, rep: int, base_dir: Path, py_spy: Path | None, i
                          drt_dir, rep_dir, f"drt-{scenario}", em_drt, hwm)
             drt_out = d.pop("stdout")
             drt = {"bench": "peer.drt", **base, **d, "sent": _drt_sent(drt_out), "run_s": _drt_seconds(drt_out),
-                   **_landed(vendor, em_drt, expected, changed if vendor == "sendgrid" else None)}
+                   **_landed(vendor, em_drt, expected, changed if vendor != "iterable" else None)}
             _tidy(drt)
             figures.append(drt)
             _emit(drt | {"load_1m": _load()})
@@ -328,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", default="200000",
                         help="comma-separated N, e.g. 200000,1000000 (the default keeps `make bench` short)")
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--vendors", default="iterable,sendgrid")
+    parser.add_argument("--vendors", default="iterable,sendgrid,omnisend")
     parser.add_argument("--workdir", help="where the databases go (default: a temporary directory)")
     parser.add_argument("--py-spy", type=Path, help="profile our runs with py-spy into this directory")
     parser.add_argument("--py-spy-idle", action="store_true", help="with --py-spy: include waits, per thread")
