@@ -9,6 +9,7 @@ from typing import Any
 
 from core.permissions import Action, User, require
 from storage import audit as audit_repo
+from storage import catalogue
 
 PAGE_SIZE = 50
 MAX_VALUE_CHARS = 300          # a value longer than this (a rule, a long list) is shortened with "…"
@@ -38,20 +39,22 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _shown(value: Any) -> str | None:
-    """A value as one line of text (None stays None so the page shows "—")."""
+def _shown(value: Any, labels: dict[str, str] | None = None) -> str | None:
+    """A value as one line of text (None stays None so the page shows "—"); attribute keys such as
+    `profile.first_name` read as their catalogue label."""
+    labels = labels or {}
     if value is None or value == "" or value == [] or value == {}:
         return None
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, (list, tuple)):
-        text = ", ".join(str(_shown(v) or "—") for v in value)
+        text = ", ".join(str(_shown(v, labels) or "—") for v in value)
     elif isinstance(value, dict):
-        text = ", ".join(f"{k}: {_shown(v) or '—'}" for k, v in value.items())
+        text = ", ".join(f"{k}: {_shown(v, labels) or '—'}" for k, v in value.items() if not _internal(str(k)))
     elif isinstance(value, int):
         text = f"{value:,}"
     else:
-        text = str(value)
+        text = labels.get(str(value), str(value))
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
@@ -66,7 +69,7 @@ def _internal(path: str) -> bool:
     return last == "id" or last.endswith(("_id", "_ids"))
 
 
-def changes(before_json: str | None, after_json: str | None) -> list[dict]:
+def changes(before_json: str | None, after_json: str | None, labels: dict[str, str] | None = None) -> list[dict]:
     """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent).
     A field present on both sides with the same value is left out; a creation lists every field.
     Internal ids are left out."""
@@ -78,7 +81,10 @@ def changes(before_json: str | None, after_json: str | None) -> list[dict]:
         old, new = before.get(key), after.get(key)
         if key in before and key in after and old == new:
             continue
-        rows.append({"field": _field_label(key), "before": _shown(old), "after": _shown(new)})
+        row = {"field": _field_label(key), "before": _shown(old, labels), "after": _shown(new, labels)}
+        if row["before"] is None and row["after"] is None:
+            continue   # empty on both sides: nothing to read
+        rows.append(row)
     return rows
 
 
@@ -123,9 +129,10 @@ def entries(db, actor: User, *, entity: str | None = None, who: str | None = Non
     total = int(audit_repo.count_entries(db, entity=entity, actor=who))
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, int(page)), pages)
+    labels = {a.key: a.label for a in catalogue.list_attributes(db)}
     rows = []
     for entry in audit_repo.list_entries(db, limit=page_size, offset=(page - 1) * page_size, entity=entity, actor=who):
-        entry_changes = changes(entry["before_json"], entry["after_json"])
+        entry_changes = changes(entry["before_json"], entry["after_json"], labels)
         rows.append({"when": entry["occurred_at"], "who": entry["actor"], "action": entry["action"],
                      "entity": entry["entity"], "title": _title(entry), "summary": _summary(entry_changes),
                      "changes": entry_changes})

@@ -28,8 +28,13 @@ def test_changes_are_field_by_field():
 
 def test_internal_ids_and_empty_values_are_not_shown():
     rows = audit_service.changes(None, '{"run_id": 4, "connection_id": 2, "segment_ids": [1], "name": "X", "active": null}')
-    assert [r["field"] for r in rows] == ["Name", "Active"]
-    assert audit_service._summary(rows) == "Name: X"
+    assert [r["field"] for r in rows] == ["Name"]      # Active: empty before and after
+
+
+def test_attribute_keys_read_as_catalogue_labels():
+    rows = audit_service.changes(None, '{"mapping": [{"field": "first_name", "attribute": "profile.first_name"}]}',
+                                 {"profile.first_name": "First name"})
+    assert rows == [{"field": "Mapping", "before": None, "after": "field: first_name, attribute: First name"}]
 
 
 def test_secrets_stay_redacted_even_if_stored_raw():
