@@ -9,7 +9,7 @@ import streamlit as st
 from services import home as home_service
 from ui import deps
 from ui.alerts import page_link_or_text
-from ui.format import Column, number, percent, show_table
+from ui.format import Column, number, percent, selected_row, show_table
 from ui.session import current_user
 
 db = deps.get_db()
@@ -29,6 +29,13 @@ COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Enriched",
 
 def link(page: str, label: str, where: str) -> None:
     page_link_or_text(f"pages/{page}", label, where, icon=":material/arrow_forward:")
+
+
+def open_picked(event, rows: list[dict], page: str, param: str) -> None:
+    """A clicked row opens the item on its own page (the URL names it, as a link there would)."""
+    picked = selected_row(event)
+    if picked is not None and picked < len(rows):
+        st.switch_page(f"pages/{page}", query_params={param: str(rows[picked]["id"])})
 
 
 st.title("Home")
@@ -74,9 +81,10 @@ with right.container(border=True):
 # -- segments and enrichment coverage ------------------------------------------------------------------
 left, right = st.columns(2)
 with left.container(border=True):
-    st.subheader("Segment sizes")
+    st.subheader("Segment sizes", help="Click a row to open the segment.")
     if summary["segments"]:
-        show_table(summary["segments"], SEGMENT_COLUMNS, key="home_segments")
+        open_picked(show_table(summary["segments"], SEGMENT_COLUMNS, key="home_segments", on_select="rerun",
+                               selection_mode="single-row"), summary["segments"], "segments.py", "segment")
     else:
         st.caption("No segments yet.")
     link("segments.py", "Open Segments", "Data › Segments")
@@ -90,9 +98,10 @@ with right.container(border=True):
 
 # -- recent runs ---------------------------------------------------------------------------------------
 with st.container(border=True):
-    st.subheader("Recent runs")
+    st.subheader("Recent runs", help="Click a row to open the run in Run history.")
     if summary["recent_runs"]:
-        show_table(summary["recent_runs"], RUN_COLUMNS, key="home_runs")
+        open_picked(show_table(summary["recent_runs"], RUN_COLUMNS, key="home_runs", on_select="rerun",
+                               selection_mode="single-row"), summary["recent_runs"], "run_history.py", "run")
     else:
         st.caption("No runs yet. Runs of enrichments and exports will appear here.")
     link("run_history.py", "Open Run history", "Data › Run history")

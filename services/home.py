@@ -83,7 +83,7 @@ def _enrichment_coverage(db, tables: list[tuple[dict, str]], profiles: int) -> l
 def _recent_runs(db) -> list[dict]:
     """The latest top-level runs (a resumed or child run belongs to the run it continues)."""
     return db.query_dicts(
-        "SELECT kind, target_name AS name, trigger, status, queued_at AS queued, finished_at AS finished, message "
+        "SELECT id, kind, target_name AS name, trigger, status, queued_at AS queued, finished_at AS finished, message "
         "FROM runs WHERE parent_run_id IS NULL ORDER BY id DESC LIMIT ?", [RECENT_RUNS])
 
 

@@ -55,7 +55,6 @@ def test_summary_counts_enriched_share_and_runs(db, admin):
     assert summary["counts"]["profiles"] == 4
     assert summary["enriched"] == 0 and summary["enriched_share"] == 0
     assert summary["recent_runs"][0]["trigger"] == "dry_run"
-    assert "run" not in summary["recent_runs"][0] and "id" not in summary["recent_runs"][0]
 
 
 @pytest.mark.parametrize("username", ["alice", "carol", "victor"])
@@ -72,6 +71,7 @@ def test_page_shows_cards_runs_in_words_and_no_internals(db, admin, contributor,
     runs = next(df.value for df in at.dataframe if "Outcome" in df.value.columns)
     assert list(runs["Started by"]) == ["Dry run"] and list(runs["Outcome"]) == ["Partly succeeded"]
     assert list(runs["Kind"]) == ["Export"]
+    assert "Run" not in runs.columns and "Id" not in runs.columns   # the id opens the run, it is not shown
     text = runs.to_csv()
     assert "None" not in text and "nan" not in text.lower() and "dry_run" not in text
     steps = " ".join(shown(m.value) for m in at.markdown)
@@ -109,3 +109,15 @@ def test_an_enrichment_that_never_ran_is_a_next_step_for_who_may_run_it(contribu
     assert not any("enrichment" in s.text.lower() for s in home_service.next_steps(summary, viewer))
     summary["enriched"] = 5
     assert not any(s.text.startswith("Run your enrichment") for s in home_service.next_steps(summary, contributor))
+
+
+def test_a_clicked_run_opens_it_in_run_history(db, admin):
+    _add_run(db, "export", "manual", "failed")
+    run_id = db.query_one("SELECT max(id) FROM runs")[0]
+    db.close()
+    at = app_as("alice").run()
+    at.session_state["home_runs"] = {"selection": {"rows": [0], "columns": []}}
+    at = at.run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Run history" for t in at.title)
+    assert at.query_params["run"] in (str(run_id), [str(run_id)])
