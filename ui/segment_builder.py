@@ -21,6 +21,7 @@ VALUE_KEYS = {"text": ("seg_value_text",), "text_list": ("seg_value_list",), "nu
               "number_range": ("seg_value_from", "seg_value_to"), "date": ("seg_value_date",),
               "date_range": ("seg_value_date_from", "seg_value_date_to"), "days": ("seg_value_days",), "none": ()}
 SUGGEST_KEY = "seg_suggest"
+SHOWN_SUGGESTIONS = 8     # values spelled out under the picker, so "Germany" and "DE" are seen side by side
 
 
 def init_state() -> None:
@@ -161,6 +162,9 @@ def _suggestions(db, attr_key: str, shape: str) -> None:
     st.selectbox("Existing values (most frequent first)", list(suggestions), index=None, key=SUGGEST_KEY,
                  format_func=lambda v: f"{v}  ({plural(suggestions[v], 'profile')})",
                  placeholder="Pick one to use it as the value", on_change=use_suggestion, args=(shape,))
+    top = list(suggestions.items())[:SHOWN_SUGGESTIONS]
+    st.caption("Most frequent: " + " · ".join(f"{md(v)} ({number(n)})" for v, n in top)
+               + (" · …" if len(suggestions) > len(top) else ""))
 
 
 def _add_condition_form(db, attributes: dict, group_paths: list) -> None:

@@ -180,6 +180,7 @@ def test_builder_suggests_existing_values_with_counts(seeded):
     at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
     suggest = at.selectbox(key="seg_suggest")
     assert suggest.options == ["Germany  (2 profiles)", "France  (1 profile)", "germany  (1 profile)"]
+    assert any(shown(c.value) == "Most frequent: Germany (2) · France (1) · germany (1)" for c in at.caption)
     at = suggest.set_value("Germany").run()
     assert not at.exception, at.exception
     assert at.text_input(key="seg_value_text").value == "Germany"
