@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
+    if command != "sandbox":
+        from services import wiring
+
+        wiring.install()   # run kinds, alerts after runs, export target checks
     if command == "demo":
         from services.demo import cli_main
     elif command == "sandbox":

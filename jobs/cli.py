@@ -80,13 +80,9 @@ def _submit_or_existing(db, kind, target_id, name, trigger, params) -> int:
 
 
 def _find_item(db, kind: str, name: str) -> tuple[int, str] | None:
-    from services import schedule as schedule_service
+    from storage import schedules
 
-    if not schedule_service.item_table_exists(db, kind):
-        return None
-    table = schedule_service.ITEM_TABLES[kind]   # allow-listed table name
-    rows = db.query(f"SELECT id, name FROM {table} WHERE lower(name) = lower(?) ORDER BY id", [name.strip()])
-    return (int(rows[0][0]), rows[0][1]) if rows else None
+    return schedules.find_item_by_name(db, kind, name)
 
 
 def main(argv: list[str]) -> int:

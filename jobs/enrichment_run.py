@@ -64,14 +64,14 @@ OPTIONS = RunOptions()
 
 
 def _default_client(db, enrichment: dict, sleep, clock):
-    from services import connections as connection_service
+    from jobs.clients import make_client_for
 
     opts: dict[str, Any] = {}
     if sleep is not None:
         opts["sleep"] = sleep
     if clock is not None:
         opts["clock"] = clock
-    return connection_service.make_client_for(db, enrichment["connection_id"], **opts)
+    return make_client_for(db, enrichment["connection_id"], **opts)
 
 
 def _company_input(key: str, parts: tuple):

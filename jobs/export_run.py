@@ -31,7 +31,7 @@ updated, retried, removed, unchanged, recovered, skipped_by_reason, targets, war
 (contacts to add that the lookups found on the list already; per target also list_created_by_export).
 
 Test/bench hooks: CLIENT_OPTIONS (extra kwargs for the connector client, e.g. sleep/clock/base_url),
-CLIENT_FACTORY(db, export) -> client (overrides services.connections.make_client_for).
+CLIENT_FACTORY(db, export) -> client (overrides jobs.clients.make_client_for).
 """
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ CLIENT_FACTORY: Callable[[Any, dict], Any] | None = None
 def make_client(db, export: dict):
     if CLIENT_FACTORY is not None:
         return CLIENT_FACTORY(db, export)
-    from services import connections
+    from jobs.clients import make_client_for
 
-    return connections.make_client_for(db, export["connection_id"], **CLIENT_OPTIONS)
+    return make_client_for(db, export["connection_id"], **CLIENT_OPTIONS)
 
 
 def max_removal_share(db) -> float:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any, Callable
 
 from core.permissions import SYSTEM
 from jobs import runner
 from jobs.runner import RunContext, RunResult
-from services import schedule as schedule_service
+from storage import schedules
+from storage import segments as segment_store
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +39,21 @@ BUSY_WAIT_S = 15 * 60.0
 BAD_OUTCOMES = ("failed", "cancelled", "interrupted")
 
 
+# fn(db, actor, segment_id) -> size: evaluates a segment and records its size (services.segments.evaluate,
+# installed by services/wiring.py; jobs never import services).
+_segment_evaluator: Callable[[Any, Any, int], Any] | None = None
+
+
+def set_segment_evaluator(fn: Callable[[Any, Any, int], Any]) -> None:
+    global _segment_evaluator
+    _segment_evaluator = fn
+
+
 def _segments_api():
-    """(list_segments, evaluate) from the segments area, or None while it is not installed."""
-    try:
-        from services import segments as segment_service
-        from storage import segments as segment_store
-    except ImportError:
+    """(list_segments, evaluate), or None while no evaluator is installed."""
+    if _segment_evaluator is None:
         return None
-    list_fn = getattr(segment_store, "list_segments", None)
-    eval_fn = getattr(segment_service, "evaluate", None)
-    if not callable(list_fn) or not callable(eval_fn):
-        return None
-    return list_fn, eval_fn
+    return segment_store.list_segments, _segment_evaluator
 
 
 def _mentions(obj, enrichment_id: int) -> bool:
@@ -147,8 +152,8 @@ class _Refresh:
         return outcome
 
     def execute(self) -> RunResult:
-        enrichments = schedule_service.active_items(self.db, "enrichment", self.scope)
-        exports = schedule_service.active_items(self.db, "export", self.scope)
+        enrichments = schedules.active_items(self.db, "enrichment", self.scope)
+        exports = schedules.active_items(self.db, "export", self.scope)
         total = len(enrichments) + len(exports)
         done = 0
         self.ctx.progress(0, total, "Enrichments", force=True)

@@ -14,7 +14,11 @@
   requested meanwhile stops the wait (RunCancelled) instead of sleeping it out.
 * ``run_child`` lets a run (the refresh) start and execute another run in its own thread, as a
   child (``parent_run_id``), still single-flight; cancelling the parent cancels the running child.
-* After every run finishes, ``services.alerts.on_run_finished(db, run)`` is called (never fatal).
+* After every run finishes, each function registered with ``on_finished(fn)`` is called with
+  ``(db, run)`` (services.wiring registers the alerts at start-up; never fatal). Checks on a run's
+  target (an export only by someone its connection is usable by) are registered the same way
+  (``register_target_check``): this module imports no service.
+* All SQL on the runs table is in storage/runs.py.
 """
 from __future__ import annotations
 
@@ -31,11 +35,11 @@ from typing import Any, Callable
 from core.errors import Busy
 from core.permissions import SYSTEM, Action, Actor, require
 from storage import audit
+from storage import runs as runs_repo
+from storage.runs import ACTIVE_STATUSES, FINAL_STATUSES
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("succeeded", "partially_succeeded", "failed", "cancelled", "skipped", "interrupted")
 PROGRESS_WRITE_INTERVAL_S = 0.5
 BUSY_POLL_INTERVAL_S = 1.0
 STATUS_LABELS = {
@@ -73,6 +77,10 @@ HANDLERS: dict[str, Callable[["RunContext"], RunResult]] = {}
 RECOVERY_HOOKS: dict[str, Callable[[Any, dict], dict | None]] = {}
 # kind -> fn(runs: list[dict], oldest first, each with "counts") -> the chain's total counts
 CHAIN_TOTALS: dict[str, Callable[[list[dict]], dict]] = {}
+# kind -> fn(db, actor, target_id): raises (PermissionDenied) when the actor may not act on that target
+TARGET_CHECKS: dict[str, Callable[[Any, Actor, int], None]] = {}
+# fn(db, run: dict) called after every run finishes (alerts); failures are logged, never fatal
+FINISHED_HOOKS: list[Callable[[Any, dict], None]] = []
 INTERRUPTED_MESSAGE = "The app stopped while this run was in progress. Resume it to continue where it stopped."
 
 
@@ -88,26 +96,31 @@ def register_chain_total(kind: str, fn: Callable[[list[dict]], dict]) -> None:
     CHAIN_TOTALS[kind] = fn
 
 
+def register_target_check(kind: str, fn: Callable[[Any, Actor, int], None]) -> None:
+    TARGET_CHECKS[kind] = fn
+
+
+def on_finished(fn: Callable[[Any, dict], None]) -> None:
+    """Call ``fn(db, run)`` after every run finishes (registering the same function twice is a no-op)."""
+    if fn not in FINISHED_HOOKS:
+        FINISHED_HOOKS.append(fn)
+
+
 def _actor_name(actor: Actor, on_behalf_of: str | None = None) -> str:
     return on_behalf_of or actor.username
 
 
 def active_run(db, kind: str, target_id: int | None) -> tuple[int, str] | None:
-    row = db.query_one(
-        "SELECT id, status FROM runs WHERE kind = ? AND target_id IS NOT DISTINCT FROM ? AND status IN ('queued','running') "
-        "ORDER BY id LIMIT 1",
-        [kind, target_id],
-    )
-    return (row[0], row[1]) if row else None
+    with db.cursor() as cur:
+        return runs_repo.busy_run(cur, kind, target_id)
 
 
 def _require_target_usable(db, actor: Actor, kind: str, target_id: int | None) -> None:
     """Every route that starts, cancels or resumes a run (service, Run history, Schedule page) acts on
     its target: an export only by someone its connection is usable by (issue 12)."""
-    if kind == "export" and target_id is not None:
-        from services import exports   # here: services.exports imports this module
-
-        exports.require_usable_export(db, actor, int(target_id))
+    check = TARGET_CHECKS.get(kind)
+    if check is not None and target_id is not None:
+        check(db, actor, int(target_id))
 
 
 def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str | None,
@@ -122,20 +135,12 @@ def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str 
     _require_target_usable(db, actor, kind, target_id)
     with db.transaction() as cur:
         if status == "queued" and not queue_if_busy:
-            row = cur.execute(
-                "SELECT id, status FROM runs WHERE kind = ? AND target_id IS NOT DISTINCT FROM ? "
-                "AND status IN ('queued','running') ORDER BY id LIMIT 1",
-                [kind, target_id],
-            ).fetchone()
-            if row:
-                raise AlreadyRunning(row[0], row[1])
-        finished = "now()" if status in FINAL_STATUSES else "NULL"
-        run_id = cur.execute(
-            "INSERT INTO runs (kind, target_id, target_name, trigger, requested_by, status, params_json, parent_run_id, message, finished_at) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {finished}) RETURNING id",
-            [kind, target_id, target_name, trigger, _actor_name(actor, on_behalf_of), status, json.dumps(params or {}),
-             parent_run_id, message],
-        ).fetchone()[0]
+            busy = runs_repo.busy_run(cur, kind, target_id)
+            if busy:
+                raise AlreadyRunning(*busy)
+        run_id = runs_repo.insert(cur, kind=kind, target_id=target_id, target_name=target_name, trigger=trigger,
+                                  requested_by=_actor_name(actor, on_behalf_of), status=status, params=params,
+                                  parent_run_id=parent_run_id, message=message)
         if status == "queued":
             audit.record(cur, _actor_name(actor, on_behalf_of), "queue_run", kind, target_id,
                          after={"run_id": run_id, "trigger": trigger, "name": target_name})
@@ -145,29 +150,23 @@ def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str 
 def request_cancel(db, actor: Actor, run_id: int) -> str:
     """Cancel a queued run at once; ask a running one to stop at its next safe point."""
     require(actor, Action.RUN)
-    target = db.query_one("SELECT kind, target_id FROM runs WHERE id = ?", [run_id])
+    target = runs_repo.target_of(db, run_id)
     if target is not None:
         _require_target_usable(db, actor, target[0], target[1])
     with db.transaction() as cur:
-        row = cur.execute("SELECT status, kind, target_id FROM runs WHERE id = ?", [run_id]).fetchone()
-        if row is None:
+        found = runs_repo.cancel(cur, run_id)
+        if found is None:
             return "missing"
-        status = row[0]
-        if status == "queued":
-            cur.execute("UPDATE runs SET status = 'cancelled', finished_at = now(), message = 'Cancelled before it started.' WHERE id = ?", [run_id])
-        elif status == "running":
-            cur.execute("UPDATE runs SET cancel_requested = TRUE WHERE id = ?", [run_id])
-        else:
+        status, kind, target_id = found
+        if status not in ACTIVE_STATUSES:
             return status
-        audit.record(cur, _actor_name(actor), "cancel_run", row[1], row[2], after={"run_id": run_id})
+        audit.record(cur, _actor_name(actor), "cancel_run", kind, target_id, after={"run_id": run_id})
     return "cancel_requested" if status == "running" else "cancelled"
 
 
 def mark_interrupted(db) -> int:
     """Runs left 'running' by a process that died become 'interrupted' (resumable). Each ends at its last
     progress and keeps the counts its kind's recovery hook computes from the run's own records."""
-    from storage import runs as runs_repo
-
     stranded = runs_repo.running_runs(db)
     for run in stranded:
         counts = None
@@ -199,8 +198,6 @@ def chain_counts(db, run: dict) -> tuple[list[int], dict] | None:
     """(run ids oldest first, total counts) across the runs ``run`` resumed, or None if it resumed none."""
     if not (run.get("params") or {}).get("resume_of"):
         return None
-    from storage import runs as runs_repo
-
     chain = [r for r in runs_repo.resume_chain(db, run["id"]) if r["status"] not in ACTIVE_STATUSES or r["id"] == run["id"]]
     if len(chain) < 2:
         return None
@@ -220,10 +217,11 @@ def sum_counts(runs: list[dict]) -> dict:
 
 def resume(db, actor: Actor, run_id: int) -> int:
     require(actor, Action.RUN)
-    row = db.query_one("SELECT kind, target_id, target_name, status, params_json FROM runs WHERE id = ?", [run_id])
+    row = runs_repo.get_row(db, run_id)
     if row is None:
         raise ValueError("That run does not exist.")
-    kind, target_id, target_name, status, params_json = row
+    kind, target_id, target_name, status, params_json = (
+        row["kind"], row["target_id"], row["target_name"], row["status"], row["params_json"])
     if status not in RESUMABLE_STATUSES:
         raise ValueError(f"Only interrupted, failed or cancelled runs can be resumed (this one is {status}).")
     params = json.loads(params_json or "{}")
@@ -232,13 +230,9 @@ def resume(db, actor: Actor, run_id: int) -> int:
 
 
 def get_run(db, run_id: int) -> dict | None:
-    rows = db.query_dicts("SELECT * FROM runs WHERE id = ?", [run_id])
-    if not rows:
-        return None
-    run = rows[0]
-    run["counts"] = json.loads(run.pop("counts_json") or "{}")
-    run["params"] = json.loads(run.pop("params_json") or "{}")
-    _add_chain(db, run)
+    run = runs_repo.get(db, run_id)
+    if run is not None:
+        _add_chain(db, run)
     return run
 
 
@@ -273,12 +267,7 @@ class RunContext:
             if cur is None:
                 return
             self._last_write = now
-            # progress_at: the run's last sign of life, its end time should the process die (mark_interrupted)
-            cur.execute(
-                "UPDATE runs SET progress_done = ?, progress_total = coalesce(?, progress_total), "
-                "progress_message = coalesce(?, progress_message), progress_at = now() WHERE id = ?",
-                [done, total, message, self.run_id],
-            )
+            runs_repo.write_progress(cur, self.run_id, done, total, message)
 
     def vendor_wait(self, vendor: str, seconds_left: float, reason: str = "rate_limit") -> None:
         """A connector's on_wait listener (connectors.http.set_wait_listener): show the wait as the run's
@@ -293,17 +282,11 @@ class RunContext:
         what = "rate limit" if reason == "rate_limit" else reason.replace("_", " ")
         message = f"Waiting for {vendor_label(vendor)}'s {what}, resumes in {max(1, math.ceil(seconds_left))} s"
         with self.db.transaction() as cur:   # the count stays what the run last reported
-            cur.execute("UPDATE runs SET progress_message = ?, progress_at = now() WHERE id = ?", [message, self.run_id])
+            runs_repo.write_progress_message(cur, self.run_id, message)
         self._last_write = self._clock()
 
     def cancelled(self) -> bool:
-        # A child of a running refresh stops too when the refresh is cancelled.
-        row = self.db.query_one(
-            "SELECT r.cancel_requested OR coalesce(p.status = 'running' AND p.cancel_requested, FALSE) "
-            "FROM runs r LEFT JOIN runs p ON p.id = r.parent_run_id WHERE r.id = ?",
-            [self.run_id],
-        )
-        return bool(row and row[0])
+        return runs_repo.cancel_requested(self.db, self.run_id)
 
     def check_cancelled(self) -> None:
         if self.cancelled():
@@ -312,8 +295,7 @@ class RunContext:
 
 def execute_run(db, run_id: int) -> dict:
     """Execute one already-claimed (status running) run in this thread and record its result."""
-    rows = db.query_dicts("SELECT * FROM runs WHERE id = ?", [run_id])
-    run = rows[0]
+    run = runs_repo.get_row(db, run_id)
     handler = HANDLERS.get(run["kind"])
     try:
         if handler is None:
@@ -338,56 +320,29 @@ def execute_run(db, run_id: int) -> dict:
         result = RunResult("failed", getattr(result, "counts", None) or {},
                            f"The {run['kind']} runner returned an unknown result ({got!r}); treated as failed.")
     with db.transaction() as cur:
-        cur.execute(
-            "UPDATE runs SET status = ?, finished_at = now(), counts_json = ?, message = ? WHERE id = ?",
-            [result.status, json.dumps(result.counts or {}, default=str), result.message, run_id],
-        )
+        runs_repo.finish(cur, run_id, result.status, result.counts, result.message)
     finished = get_run(db, run_id)
     _notify_finished(db, finished)
     return finished
 
 
 def _notify_finished(db, run: dict) -> None:
-    """Alerts after every finished run; a broken alert path must never fail the run or the worker."""
-    try:
-        from services import alerts
-    except ImportError:
-        return
-    try:
-        alerts.on_run_finished(db, run)
-    except Exception:  # alerting is best effort; the run's own status is already recorded
-        log.error("alert hook failed for run %s: %s", run.get("id"), traceback.format_exc())
+    """The on_finished hooks (alerts) after every finished run; a broken hook never fails the run or the worker."""
+    for hook in list(FINISHED_HOOKS):
+        try:
+            hook(db, run)
+        except Exception:  # best effort; the run's own status is already recorded
+            log.error("on_finished hook failed for run %s: %s", run.get("id"), traceback.format_exc())
 
 
 def claim_next(db, kinds: tuple[str, ...] | None = None) -> int | None:
     """Atomically move the oldest startable queued run to running; respects single-flight."""
-    with db.transaction() as cur:
-        rows = cur.execute(
-            "SELECT q.id, q.kind FROM runs q WHERE q.status = 'queued' AND NOT EXISTS ("
-            " SELECT 1 FROM runs r WHERE r.status = 'running' AND r.kind = q.kind "
-            " AND r.target_id IS NOT DISTINCT FROM q.target_id) ORDER BY q.id LIMIT 20"
-        ).fetchall()
-        for run_id, kind in rows:
-            if kinds is not None and kind not in kinds:
-                continue
-            cur.execute("UPDATE runs SET status = 'running', started_at = now() WHERE id = ?", [run_id])
-            return run_id
-    return None
+    return runs_repo.claim_next(db, kinds)
 
 
 def claim(db, run_id: int) -> bool:
     """Move one given queued run to running (single-flight respected); False if it cannot start."""
-    with db.transaction() as cur:
-        row = cur.execute(
-            "SELECT q.id FROM runs q WHERE q.id = ? AND q.status = 'queued' AND NOT EXISTS ("
-            " SELECT 1 FROM runs r WHERE r.status = 'running' AND r.kind = q.kind "
-            " AND r.target_id IS NOT DISTINCT FROM q.target_id)",
-            [run_id],
-        ).fetchone()
-        if row is None:
-            return False
-        cur.execute("UPDATE runs SET status = 'running', started_at = now() WHERE id = ?", [run_id])
-    return True
+    return runs_repo.claim(db, run_id)
 
 
 def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: str | None,
@@ -402,18 +357,12 @@ def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: 
     """
     db = ctx.db
     with db.transaction() as cur:
-        busy = cur.execute(
-            "SELECT id, status FROM runs WHERE kind = ? AND target_id IS NOT DISTINCT FROM ? "
-            "AND status IN ('queued','running') ORDER BY id LIMIT 1",
-            [kind, target_id],
-        ).fetchone()
+        busy = runs_repo.busy_run(cur, kind, target_id)
         child_id = None
         if busy is None:
-            child_id = cur.execute(
-                "INSERT INTO runs (kind, target_id, target_name, trigger, requested_by, status, started_at, "
-                "params_json, parent_run_id) VALUES (?, ?, ?, ?, ?, 'running', now(), ?, ?) RETURNING id",
-                [kind, target_id, target_name, trigger, ctx.actor_username, json.dumps(params or {}), ctx.run_id],
-            ).fetchone()[0]
+            child_id = runs_repo.insert(cur, kind=kind, target_id=target_id, target_name=target_name, trigger=trigger,
+                                        requested_by=ctx.actor_username, status="running", params=params,
+                                        parent_run_id=ctx.run_id)
             audit.record(cur, ctx.actor_username, "start_run", kind, target_id,
                          after={"run_id": child_id, "trigger": trigger, "name": target_name, "parent_run_id": ctx.run_id})
     if child_id is not None:
@@ -529,43 +478,16 @@ class JobRunner:
             self._stop.wait(self.poll_interval_s)
 
 
-def _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since):
-    where, params = [], []
-    for col, val in (("kind", kind), ("status", status), ("target_id", target_id), ("trigger", trigger),
-                     ("parent_run_id", parent_run_id), ("requested_by", requested_by)):
-        if val is None:
-            continue
-        if isinstance(val, (list, tuple, set)):
-            vals = list(val)
-            if not vals:
-                continue
-            where.append(f"{col} IN ({', '.join('?' for _ in vals)})")
-            params.extend(vals)
-        else:
-            where.append(f"{col} = ?")
-            params.append(val)
-    if top_level_only:
-        # Resumed runs point at the run they resume; they are top-level entries of their own.
-        where.append("(parent_run_id IS NULL OR trigger = 'resume')")
-    if since is not None:
-        where.append("queued_at >= ?")
-        params.append(since)
-    return (" WHERE " + " AND ".join(where) if where else ""), params
-
-
 def list_runs(db, *, kind: str | list | None = None, status: str | list | None = None,
               target_id: int | None = None, limit: int = 100, offset: int = 0,
               trigger: str | list | None = None, parent_run_id: int | None = None,
               top_level_only: bool = False, requested_by: str | None = None,
               since: datetime | None = None, order: str = "desc") -> list[dict]:
     """Runs, newest first; every filter is optional. Columns are selected by a fixed list."""
-    where, params = _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since)
-    direction = "ASC" if order == "asc" else "DESC"
-    sql = f"SELECT * FROM runs{where} ORDER BY id {direction} LIMIT ? OFFSET ?"
     out = []
-    for run in db.query_dicts(sql, params + [limit, offset]):
-        run["counts"] = json.loads(run.pop("counts_json") or "{}")
-        run["params"] = json.loads(run.pop("params_json") or "{}")
+    for run in runs_repo.list_runs(db, kind=kind, status=status, target_id=target_id, limit=limit, offset=offset,
+                                   trigger=trigger, parent_run_id=parent_run_id, top_level_only=top_level_only,
+                                   requested_by=requested_by, since=since, order=order):
         _add_chain(db, run)
         if run["started_at"] and run["finished_at"]:
             run["duration_s"] = (run["finished_at"] - run["started_at"]).total_seconds()
@@ -579,5 +501,6 @@ def list_runs(db, *, kind: str | list | None = None, status: str | list | None =
 
 def count_runs(db, *, kind=None, status=None, target_id=None, trigger=None, parent_run_id=None,
                top_level_only: bool = False, requested_by=None, since=None) -> int:
-    where, params = _runs_where(kind, status, target_id, trigger, parent_run_id, top_level_only, requested_by, since)
-    return int(db.query_one(f"SELECT count(*) FROM runs{where}", params)[0])
+    return runs_repo.count_runs(db, kind=kind, status=status, target_id=target_id, trigger=trigger,
+                                parent_run_id=parent_run_id, top_level_only=top_level_only,
+                                requested_by=requested_by, since=since)

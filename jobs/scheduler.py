@@ -19,7 +19,7 @@ from typing import Callable
 from core.schedule import ScheduleError, next_cron_runs, system_slots_between, utc, zone
 from core.permissions import SYSTEM
 from jobs import runner
-from services import schedule as schedule_service
+from storage import schedules
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ class Scheduler:
 
     # -- system refresh ----------------------------------------------------------------------
     def _tick_system(self, now: datetime) -> list[int]:
-        schedule = schedule_service.get_system_schedule(self.db)
+        schedule = schedules.get_system_schedule(self.db)
         if schedule.mode == "off":
             return []
-        checked = schedule_service.get_system_state(self.db).get("checked_until")
+        checked = schedules.get_system_state(self.db).get("checked_until")
         if not checked:  # first look at this schedule: nothing in the past is owed
-            schedule_service.set_system_checked_until(self.db, SYSTEM_ACTOR, now)
+            schedules.set_system_checked_until(self.db, now)
             return []
         since = utc(datetime.fromisoformat(checked))
         if now <= since:
@@ -62,15 +62,15 @@ class Scheduler:
         local = slot.astimezone(zone(schedule.timezone)).strftime("%a %Y-%m-%d %H:%M")
         params = {"scope": "system", "slot": slot.isoformat(), "missed_slots": len(slots) - 1}
         try:
-            run_id = runner.submit(self.db, SYSTEM_ACTOR, schedule_service.REFRESH_KIND, None,
-                                   schedule_service.REFRESH_NAME, "system_refresh", params)
+            run_id = runner.submit(self.db, SYSTEM_ACTOR, schedules.REFRESH_KIND, None,
+                                   schedules.REFRESH_NAME, "system_refresh", params)
         except runner.AlreadyRunning as busy:
             run_id = runner.submit(
-                self.db, SYSTEM_ACTOR, schedule_service.REFRESH_KIND, None, schedule_service.REFRESH_NAME,
+                self.db, SYSTEM_ACTOR, schedules.REFRESH_KIND, None, schedules.REFRESH_NAME,
                 "system_refresh", params, status="skipped",
                 message=f"Skipped: the refresh scheduled for {local} ({schedule.timezone}) found run "
                         f"#{busy.run_id} still {busy.status}.")
-        schedule_service.record_system_fired(self.db, SYSTEM_ACTOR, slot, run_id, now)
+        schedules.record_system_fired(self.db, slot, run_id, now)
         if len(slots) > 1:
             log.info("system refresh: %d scheduled times passed while not running; queued once", len(slots))
         return [run_id]
@@ -78,13 +78,13 @@ class Scheduler:
     # -- items on their own schedule ---------------------------------------------------------
     def _tick_items(self, now: datetime) -> list[int]:
         created = []
-        for row in schedule_service.due_item_schedules(self.db, now):
+        for row in schedules.due_item_rows(self.db, now):
             kind, target_id = row["kind"], int(row["target_id"])
             try:
                 next_run = next_cron_runs(row["cron"], row["timezone"], now, 1)[0]
             except ScheduleError:
                 next_run = None  # an invalid stored schedule stops firing rather than looping
-            active = {item_id: name for item_id, name in schedule_service.active_items(self.db, kind)}
+            active = {item_id: name for item_id, name in schedules.active_items(self.db, kind)}
             if target_id in active:
                 name = active[target_id]
                 params = {"scheduled_for": utc(row["next_run_at"]).isoformat()}
@@ -95,7 +95,7 @@ class Scheduler:
                         self.db, SYSTEM_ACTOR, kind, target_id, name, "own_schedule", params, status="skipped",
                         message=f"Skipped: run #{busy.run_id} of this {kind} was still {busy.status} "
                                 "at its scheduled time."))
-            schedule_service.advance_item_schedule(self.db, SYSTEM_ACTOR, kind, target_id, now, next_run)
+            schedules.advance_item(self.db, kind, target_id, now, next_run)
         return created
 
 

@@ -1,7 +1,8 @@
 """Alerts after runs: an in-app banner, optional e-mail on failure and on recovery, and a
 threshold alert when an export run's rejected share is too high.
 
-``on_run_finished(db, run)`` is called by ``jobs.runner.execute_run`` after every run. It records
+``on_run_finished(db, run)`` is registered with ``jobs.runner.on_finished`` at start-up (services/wiring.py)
+and so runs after every run. It records
 an ``alert_events`` row per event (the banner reads those) and sends e-mail if configured.
 
 Which runs alert:
@@ -12,8 +13,9 @@ Which runs alert:
 * rejected share: any run whose counts have ``rejected`` and ``planned`` (or ``accepted``), when
   rejected / planned exceeds the configured percentage.
 
-SMTP password: encrypted at rest with ``storage.secrets`` (AES-GCM, context ``alerts:smtp_password``).
-Without that module it is NOT stored; ``INSIGHT_RELAY_SMTP_PASSWORD`` in the environment is used instead.
+SMTP password: encrypted at rest with ``storage.secrets`` (AES-GCM, context ``alerts:smtp_password``);
+without a stored one, ``INSIGHT_RELAY_SMTP_PASSWORD`` in the environment is used.
+The alert tables' SQL is in storage/alerts.py.
 """
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ from email.message import EmailMessage
 
 from core.errors import InputError
 from core.permissions import Action, User, require
-from storage import audit, settings
+from jobs import runner
+from storage import alerts as repo
+from storage import audit, secrets, settings
+from storage import runs as runs_repo
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +59,9 @@ class AlertConfigError(InputError, ValueError):
 
 
 # -- settings ------------------------------------------------------------------------------------
-def _secrets_module():
-    try:
-        from storage import secrets
-    except ImportError:
-        return None
-    if callable(getattr(secrets, "encrypt", None)) and callable(getattr(secrets, "decrypt", None)):
-        return secrets
-    return None
-
-
 def can_store_password() -> bool:
-    return _secrets_module() is not None
+    """The SMTP password is stored encrypted (storage.secrets), like the vendor keys."""
+    return True
 
 
 def get_config(db) -> dict:
@@ -116,11 +112,6 @@ def save_config(db, actor: User, *, email_on_failure: bool, email_on_recovery: b
         "rejected_share_threshold_pct": None if rejected_share_threshold_pct is None else float(rejected_share_threshold_pct),
     }
     if smtp_password:
-        secrets = _secrets_module()
-        if secrets is None:
-            raise AlertConfigError(
-                "This installation cannot store the SMTP password encrypted yet; leave it blank and set "
-                f"the {PASSWORD_ENV} environment variable instead.")
         try:
             cfg["smtp_password_encrypted"] = secrets.encrypt(smtp_password, context=PASSWORD_CONTEXT)
         except secrets.SecretKeyError as exc:
@@ -133,8 +124,7 @@ def save_config(db, actor: User, *, email_on_failure: bool, email_on_recovery: b
 
 def _password(cfg: dict) -> str | None:
     token = cfg.get("smtp_password_encrypted")
-    secrets = _secrets_module()
-    if token and secrets is not None:
+    if token:
         try:
             return secrets.decrypt(token, context=PASSWORD_CONTEXT)
         except secrets.SecretKeyError as exc:
@@ -180,12 +170,7 @@ def _label(run: dict) -> str:
 
 
 def _previous_outcome(db, run: dict) -> str | None:
-    row = db.query_one(
-        "SELECT status FROM runs WHERE kind = ? AND target_id IS NOT DISTINCT FROM ? AND id < ? "
-        "AND status IN ('succeeded','partially_succeeded','failed','interrupted') "
-        "AND (parent_run_id IS NULL OR trigger = 'resume') ORDER BY id DESC LIMIT 1",
-        [run["kind"], run["target_id"], run["id"]])
-    return row[0] if row else None
+    return runs_repo.previous_outcome(db, run["kind"], run["target_id"], run["id"])
 
 
 def rejected_share(counts: dict) -> float | None:
@@ -204,8 +189,6 @@ def rejected_share(counts: dict) -> float | None:
 def _failure_detail(db, run: dict) -> str:
     lines = [run.get("message") or ""]
     if run["kind"] == "refresh":
-        from jobs import runner
-
         for child in runner.child_runs(db, run["id"]):
             if child["status"] in ("failed", "partially_succeeded", "cancelled", "skipped"):
                 lines.append(f"- {_label(child)}: {child['status'].replace('_', ' ')}. {child['message'] or ''}")
@@ -215,7 +198,7 @@ def _failure_detail(db, run: dict) -> str:
 def events_for_run(db, run: dict, cfg: dict) -> list[tuple[str, str]]:
     """(event, message) pairs this finished run raises."""
     events = []
-    top_level = run.get("parent_run_id") is None or run.get("trigger") == "resume"
+    top_level = runs_repo.is_top_level(run)
     status = run["status"]
     if top_level and status in ("failed", "partially_succeeded"):
         verb = "failed" if status == "failed" else "partially succeeded"
@@ -246,35 +229,20 @@ def on_run_finished(db, run: dict) -> list[int]:
             except (OSError, smtplib.SMTPException) as exc:
                 email_status, email_error = "failed", f"{type(exc).__name__}: {exc}"
                 log.warning("alert e-mail failed: %s", email_error)
-        with db.transaction() as cur:
-            ids.append(cur.execute(
-                "INSERT INTO alert_events (run_id, event, message, email_status, email_error) "
-                "VALUES (?, ?, ?, ?, ?) RETURNING id",
-                [run["id"], event, message, email_status, email_error]).fetchone()[0])
+        ids.append(repo.insert_event(db, run["id"], event, message, email_status, email_error))
     return ids
 
 
 def list_events(db, *, limit: int = 20) -> list[dict]:
-    return db.query_dicts("SELECT * FROM alert_events ORDER BY id DESC LIMIT ?", [limit])
+    return repo.list_events(db, limit)
 
 
 def pending_alerts(db, username: str, *, limit: int = 5) -> tuple[int, list[dict]]:
     """(how many, the newest ``limit``) failure alerts since this user last dismissed them."""
-    where = ("event IN ('failed','partially_succeeded','rejected_share') AND id > coalesce("
-             "(SELECT last_event_id FROM alert_dismissals WHERE username = ?), 0)")
-    total = db.query_one(f"SELECT count(*) FROM alert_events WHERE {where}", [username])[0]
-    rows = db.query_dicts(f"SELECT * FROM alert_events WHERE {where} ORDER BY id DESC LIMIT ?", [username, limit])
-    return int(total), rows
+    return repo.pending_for(db, username, limit)
 
 
 def dismiss(db, actor: User, up_to_event_id: int | None = None) -> None:
     """Hide the alerts this user has seen (up to ``up_to_event_id``, default: all so far)."""
     require(actor, Action.READ)
-    username = actor.username
-    with db.transaction() as cur:
-        if up_to_event_id is None:
-            up_to_event_id = cur.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]
-        cur.execute(
-            "INSERT INTO alert_dismissals (username, dismissed_at, last_event_id) VALUES (?, now(), ?) "
-            "ON CONFLICT (username) DO UPDATE SET dismissed_at = now(), last_event_id = excluded.last_event_id",
-            [username, int(up_to_event_id)])
+    repo.dismiss_up_to(db, actor.username, up_to_event_id)

@@ -34,12 +34,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import InputError, Unavailable
+from core.errors import InputError
 from core import consent
 from core.permissions import Action, PermissionDenied, Role, User, can, require
 from storage import audit
 from storage import connections as repo
 from storage import secrets
+
+# The client factory lives below jobs (jobs/clients.py) so runners need no service; re-exported here.
+from jobs.clients import ConnectionUnavailableError, make_client_for, rate_limit_budget_s  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +77,6 @@ class ConnectionInUseError(ConnectionInputError):
     def __init__(self, message: str, users: dict[str, list[dict]]):
         super().__init__(message)
         self.users = users
-
-
-class ConnectionUnavailableError(Unavailable, RuntimeError):
-    """A runner asked for a client of a connection it cannot use now (message shown as is)."""
 
 
 @dataclass
@@ -305,7 +304,7 @@ def create_connection(db, actor: User, *, vendor: str, name: str, region: str, a
 
 
 def _context(connection_id: int) -> str:
-    return f"connection:{int(connection_id)}"
+    return repo.key_context(connection_id)
 
 
 def _check_export_user(cur, username: str) -> None:
@@ -359,14 +358,6 @@ def set_export_user(db, actor: User, connection_id: int, username: str | None) -
 
 RATE_LIMIT_BUDGET_MIN_S = 60.0            # below a minute a run would give up on ordinary throttling
 RATE_LIMIT_BUDGET_MAX_S = 24 * 3600.0     # a run holding its slot for more than a day helps nobody
-
-
-def rate_limit_budget_s(row: dict) -> float:
-    """How long one run through this connection may wait out the vendor's rate limits (issue 13)."""
-    from connectors.http import DEFAULT_RATE_LIMIT_BUDGET_S
-
-    stored = row.get("rate_limit_budget_s")
-    return float(stored) if stored is not None else DEFAULT_RATE_LIMIT_BUDGET_S
 
 
 def set_rate_limit_budget(db, actor: User, connection_id: int, minutes: float | None) -> None:
@@ -645,37 +636,7 @@ def usable_connections(db, actor: User, kind: str) -> list[dict]:
 # ------------------------------------------------------------------ runners
 
 def _decrypt_key(db, row: dict) -> str:
-    token = repo.get_key_ciphertext(db, row["id"])
-    return secrets.decrypt(token or "", context=_context(row["id"]))
-
-
-def make_client_for(db, connection_id: int, **opts):
-    """A connector client for a stored connection, with its decrypted key (runners and services).
-    Raises ConnectionUnavailableError when the connection is missing, inactive or its key unreadable."""
-    from connectors import registry
-
-    row = repo.get_connection(db, connection_id)
-    if row is None:
-        raise ConnectionUnavailableError("The connection no longer exists. Pick another connection.")
-    if not row["active"]:
-        why = " (its data-privacy consent was revoked)" if not row["consent_version"] else ""
-        raise ConnectionUnavailableError(f"The connection “{row['name']}” is inactive{why}. "
-                                         "An admin can reactivate it in Admin › Connections.")
-    try:
-        key = _decrypt_key(db, row)
-    except secrets.SecretKeyError as exc:
-        raise ConnectionUnavailableError(
-            f"The key of connection “{row['name']}” cannot be read: {exc} "
-            "An admin must enter it again in Admin › Connections.") from None
-    if row["base_url"] and "base_url" not in opts:
-        opts["base_url"] = row["base_url"]
-    if row.get("rate_limit_budget_s") is not None:   # the connection's own budget wins over a caller's policy
-        from dataclasses import replace
-
-        from connectors.http import RetryPolicy
-
-        opts["retry"] = replace(opts.get("retry") or RetryPolicy(), rate_limit_budget_s=rate_limit_budget_s(row))
-    return registry.make_client(row["vendor"], key, row["region"], **opts)
+    return repo.decrypt_key(db, row["id"])
 
 
 # ------------------------------------------------------------------ demo

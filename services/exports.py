@@ -41,6 +41,7 @@ from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor,
 from jobs import runner
 from storage import audit
 from storage import exports as repo
+from storage import runs as runs_repo
 
 KIND = "export"
 MAX_NAME = 100
@@ -303,8 +304,7 @@ def delete_export(db, actor: User, export_id: int) -> None:
     if active and active[1] == "running":
         raise ExportInputError(f"“{export['name']}” is running (run #{active[0]}). Cancel it first.")
     with db.transaction() as cur:
-        cur.execute("UPDATE runs SET status = 'cancelled', finished_at = now(), message = 'The export was removed.' "
-                    "WHERE kind = ? AND target_id = ? AND status = 'queued'", [KIND, int(export_id)])
+        runs_repo.cancel_queued_for(cur, KIND, int(export_id), "The export was removed.")
         repo.delete_export(cur, int(export_id))
         audit.record(cur, actor, "delete_export", "export", export_id, before=_public(export))
     try:

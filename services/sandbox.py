@@ -9,6 +9,7 @@ from typing import Any
 
 from core.permissions import Action, User, require
 from services import connections as connection_service
+from storage import runs as runs_repo
 
 MAX_RECORDS = 200              # rows per vendor shown on the page (the emulators may hold a million)
 LEADING_FIELDS = ("list", "email", "first_name", "last_name")   # the columns a demo looks for first
@@ -25,13 +26,7 @@ def vendor_choices(db) -> dict[str, str]:
 
 def latest_run_vendor(db) -> str | None:
     """The vendor of the most recent export or enrichment run on a Sandbox connection (None if none ran)."""
-    row = db.query_one(
-        "SELECT c.vendor FROM runs r "
-        "LEFT JOIN exports e ON r.kind = 'export' AND e.id = r.target_id "
-        "LEFT JOIN enrichments n ON r.kind = 'enrichment' AND n.id = r.target_id "
-        "JOIN connections c ON c.id = coalesce(e.connection_id, n.connection_id) "
-        "WHERE c.region = 'sandbox' ORDER BY r.id DESC LIMIT 1")
-    return row[0] if row else None
+    return runs_repo.latest_vendor_run_region(db, "sandbox")
 
 
 def field_key(name: str) -> str:

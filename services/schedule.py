@@ -16,14 +16,11 @@ from core.schedule import (
     ItemSchedule, ScheduleError, SystemSchedule, next_cron_runs, next_system_runs as _next_system_runs, utc,
 )
 from jobs import runner
-from storage import audit, settings
+from storage import audit
+from storage import schedules as repo
+from storage.schedules import ITEM_TABLES, REFRESH_KIND, REFRESH_NAME, SYSTEM_KEY, SYSTEM_STATE_KEY  # noqa: F401
 
-SYSTEM_KEY = "schedule.system"
-SYSTEM_STATE_KEY = "schedule.system_state"   # {"checked_until": ISO UTC}: slots up to here are handled
-ITEM_TABLES = {"export": "exports", "enrichment": "enrichments"}   # fixed allow-list of table names
-REFRESH_KIND = "refresh"
 _EDIT_ACTION = {"export": Action.EDIT_EXPORTS, "enrichment": Action.EDIT_ENRICHMENTS}   # who may schedule an item
-REFRESH_NAME = "System refresh"
 
 __all__ = [
     "ScheduleError", "get_system_schedule", "save_system_schedule", "next_system_runs", "run_all",
@@ -36,17 +33,13 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _naive_utc(dt: datetime | None) -> datetime | None:
-    return None if dt is None else utc(dt).replace(tzinfo=None)
-
-
 # -- system refresh ------------------------------------------------------------------------------
 def get_system_schedule(db) -> SystemSchedule:
-    return SystemSchedule.from_dict(settings.get(db, SYSTEM_KEY))
+    return repo.get_system_schedule(db)
 
 
 def get_system_state(db) -> dict:
-    return settings.get(db, SYSTEM_STATE_KEY, {}) or {}
+    return repo.get_system_state(db)
 
 
 def save_system_schedule(db, actor: User, schedule: SystemSchedule | dict, *, now: datetime | None = None) -> SystemSchedule:
@@ -57,8 +50,7 @@ def save_system_schedule(db, actor: User, schedule: SystemSchedule | dict, *, no
     schedule = schedule.validated()
     before = get_system_schedule(db)
     with db.transaction() as cur:
-        settings.put(cur, SYSTEM_KEY, schedule.to_dict())
-        settings.put(cur, SYSTEM_STATE_KEY, {"checked_until": utc(now or now_utc()).isoformat()})
+        repo.put_system_schedule(cur, schedule, now or now_utc())
         audit.record(cur, actor, "update", "schedule", "system", before=before.to_dict(), after=schedule.to_dict())
     return schedule
 
@@ -79,43 +71,17 @@ def active_refresh(db) -> tuple[int, str] | None:
 
 
 # -- items ---------------------------------------------------------------------------------------
-def _columns(db, table: str) -> set[str]:
-    rows = db.query("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table])
-    return {r[0] for r in rows}
-
-
 def item_table_exists(db, kind: str) -> bool:
-    return kind in ITEM_TABLES and bool(_columns(db, ITEM_TABLES[kind]))
+    return repo.item_table_exists(db, kind)
 
 
 def item_name(db, kind: str, target_id: int) -> str | None:
-    if not item_table_exists(db, kind):
-        return None
-    row = db.query_one(f"SELECT name FROM {ITEM_TABLES[kind]} WHERE id = ?", [target_id])  # table from allow-list
-    return row[0] if row else None
+    return repo.item_name(db, kind, target_id)
 
 
 def active_items(db, kind: str, scope: str = "all") -> list[tuple[int, str]]:
-    """(id, name) of the active exports or enrichments; scope 'system' keeps those following the refresh.
-
-    Tables owned by other areas may not exist yet: then there is nothing to run.
-    """
-    if kind not in ITEM_TABLES:
-        raise ValueError(f"unknown item kind {kind!r}")
-    table = ITEM_TABLES[kind]
-    cols = _columns(db, table)
-    if not cols:
-        return []
-    where = []
-    if "active" in cols:
-        where.append("t.active")
-    if "deleted_at" in cols:
-        where.append("t.deleted_at IS NULL")
-    if scope == "system":
-        where.append("coalesce(s.mode, 'system') = 'system'")
-    sql = (f"SELECT t.id, t.name FROM {table} t LEFT JOIN item_schedules s ON s.kind = ? AND s.target_id = t.id"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.id")
-    return [(int(r[0]), r[1]) for r in db.query(sql, [kind])]
+    """(id, name) of the active exports or enrichments; scope 'system' keeps those following the refresh."""
+    return repo.active_items(db, kind, scope)
 
 
 def _row_to_item(kind: str, target_id: int, row: dict | None) -> ItemSchedule:
@@ -128,8 +94,7 @@ def _row_to_item(kind: str, target_id: int, row: dict | None) -> ItemSchedule:
 
 def get_item_schedule(db, kind: str, target_id: int) -> dict:
     """{kind, target_id, mode, cron, timezone, next_run_at, last_run_at, description}; default mode 'system'."""
-    rows = db.query_dicts("SELECT * FROM item_schedules WHERE kind = ? AND target_id = ?", [kind, target_id])
-    item = _row_to_item(kind, target_id, rows[0] if rows else None)
+    item = _row_to_item(kind, target_id, repo.get_item_row(db, kind, target_id))
     return {
         "kind": item.kind, "target_id": item.target_id, "mode": item.mode, "cron": item.cron,
         "timezone": item.timezone, "next_run_at": item.next_run_at, "last_run_at": item.last_run_at,
@@ -149,13 +114,7 @@ def set_item_schedule(db, actor: User, kind: str, target_id: int, mode: str, cro
     next_run = next_cron_runs(item.cron, item.timezone, now or now_utc(), 1)[0] if item.mode == "own" else None
     before = get_item_schedule(db, kind, target_id)
     with db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO item_schedules (kind, target_id, mode, cron, timezone, next_run_at, updated_by, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT (kind, target_id) DO UPDATE SET mode = excluded.mode, "
-            "cron = excluded.cron, timezone = excluded.timezone, next_run_at = excluded.next_run_at, "
-            "updated_by = excluded.updated_by, updated_at = now()",
-            [kind, item.target_id, item.mode, item.cron, item.timezone, _naive_utc(next_run), actor.username],
-        )
+        repo.upsert_item(cur, kind, item.target_id, item.mode, item.cron, item.timezone, next_run, actor.username)
         after = {"mode": item.mode, "cron": item.cron, "timezone": item.timezone}
         audit.record(cur, actor, "update_schedule", kind, target_id,
                      before={k: before[k] for k in ("mode", "cron", "timezone")}, after=after)
@@ -166,7 +125,7 @@ def delete_item_schedule(db, actor: Actor, kind: str, target_id: int) -> None:
     """For the exports/enrichment services when an item is deleted (the same right as editing it)."""
     require(actor, _EDIT_ACTION.get(kind, Action.MANAGE_SCHEDULE))
     with db.transaction() as cur:
-        cur.execute("DELETE FROM item_schedules WHERE kind = ? AND target_id = ?", [kind, target_id])
+        repo.delete_item(cur, kind, target_id)
 
 
 def describe_item_schedule(db, kind: str, target_id: int) -> str:
@@ -179,9 +138,8 @@ def describe_item_schedule(db, kind: str, target_id: int) -> str:
 
 
 def list_item_schedules(db, kind: str | None = None) -> list[dict]:
-    sql = "SELECT * FROM item_schedules" + (" WHERE kind = ?" if kind else "") + " ORDER BY kind, target_id"
     out = []
-    for row in db.query_dicts(sql, [kind] if kind else []):
+    for row in repo.list_item_rows(db, kind):
         item = _row_to_item(row["kind"], row["target_id"], row)
         out.append({**row, "next_run_at": item.next_run_at, "last_run_at": item.last_run_at,
                     "name": item_name(db, row["kind"], row["target_id"]), "description": item.describe()})
@@ -194,30 +152,20 @@ def preview_cron(cron: str, tz: str | None, count: int = 5, now: datetime | None
 
 
 def due_item_schedules(db, now: datetime) -> list[dict]:
-    rows = db.query_dicts(
-        "SELECT * FROM item_schedules WHERE mode = 'own' AND next_run_at IS NOT NULL AND next_run_at <= ? "
-        "ORDER BY next_run_at", [_naive_utc(now)])
-    return rows
+    return repo.due_item_rows(db, now)
 
 
 def advance_item_schedule(db, actor: Actor, kind: str, target_id: int, ran_at: datetime,
                           next_run: datetime | None) -> None:
     require(actor, Action.TICK_SCHEDULE)
-    with db.transaction() as cur:
-        cur.execute("UPDATE item_schedules SET last_run_at = ?, next_run_at = ? WHERE kind = ? AND target_id = ?",
-                    [_naive_utc(ran_at), _naive_utc(next_run), kind, target_id])
+    repo.advance_item(db, kind, target_id, ran_at, next_run)
 
 
 def set_system_checked_until(db, actor: Actor, when: datetime) -> None:
     require(actor, Action.TICK_SCHEDULE)
-    with db.transaction() as cur:
-        state = settings.get(db, SYSTEM_STATE_KEY, {}) or {}
-        state["checked_until"] = utc(when).isoformat()
-        settings.put(cur, SYSTEM_STATE_KEY, state)
+    repo.set_system_checked_until(db, when)
 
 
 def record_system_fired(db, actor: Actor, slot: datetime, run_id: int, fired_at: datetime) -> None:
     require(actor, Action.TICK_SCHEDULE)
-    with db.transaction() as cur:
-        settings.put(cur, SYSTEM_STATE_KEY, {"checked_until": utc(fired_at).isoformat(),
-                                             "last_slot": utc(slot).isoformat(), "last_run_id": run_id})
+    repo.record_system_fired(db, slot, run_id, fired_at)

@@ -119,6 +119,18 @@ def update(cur, connection_id: int, **fields: Any) -> None:
                 [*fields.values(), int(connection_id)])
 
 
+def key_context(connection_id: int) -> str:
+    """The encryption context of a connection's key (binds the ciphertext to its row)."""
+    return f"connection:{int(connection_id)}"
+
+
+def decrypt_key(db, connection_id: int) -> str:
+    """The connection's API key in clear (storage.secrets.SecretKeyError when it cannot be read)."""
+    from storage import secrets
+
+    return secrets.decrypt(get_key_ciphertext(db, connection_id) or "", context=key_context(connection_id))
+
+
 def get_key_ciphertext(db, connection_id) -> str | None:
     row = _with_cursor(db, lambda cur: cur.execute(
         "SELECT key_ciphertext FROM connections WHERE id = ?", [int(connection_id)]).fetchone())

@@ -101,6 +101,14 @@ def viewer(db):
     return _make_user(db, "victor", "viewer")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _wired():
+    """The start-up wiring every entry point installs (services/wiring.py): run kinds, alerts, target checks."""
+    from services import wiring
+
+    wiring.install()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_sandbox_emulators():
     """Every test starts with brand-new sandbox emulators (no state, faults or clocks leak)."""

@@ -151,8 +151,8 @@ READ_ONLY: set[str] = {
     "audit.changes",
     "connections.clean_base_url", "connections.clean_key", "connections.clean_name", "connections.clean_region",
     "connections.connections_needing_new_key", "connections.dependants", "connections.describe_error",
-    "connections.key_label", "connections.key_status", "connections.make_client_for",
-    "connections.master_key_problem", "connections.rate_limit_budget_s", "connections.region_label",
+    "connections.key_label", "connections.key_status",
+    "connections.master_key_problem", "connections.region_label",
     "connections.sandbox_vendors", "connections.status_of", "connections.vendor_catalog", "connections.who_can_use",
     "enrichment.confidence_distribution", "enrichment.connection_tps", "enrichment.enriched_data",
     "enrichment.get_enrichment", "enrichment.industries", "enrichment.latest_run", "enrichment.list_enrichments",
@@ -192,6 +192,7 @@ NO_ACTOR_BY_DESIGN: dict[str, str] = {
     "users.create_first_admin_and_sign_in": "first run only: refused once any user exists",
     "users.bootstrap_admin_from_env": "first run only, from the server's environment",
     "users.sign_in": "signing in is what establishes an actor",
+    "wiring.install": "start-up: registers the runner's hooks (alerts, export target check), changes no data",
     "users.sign_out": "ends the caller's own session (by its token)",
 }
 

@@ -6,6 +6,7 @@ import os
 import streamlit as st
 
 from core import config
+from services import wiring
 from storage.db import Database
 
 
@@ -15,13 +16,15 @@ def _open_db(path: str) -> Database:
 
 
 def get_db() -> Database:
+    wiring.install()   # the hooks jobs call back into services through (alerts, export target checks)
     return _open_db(str(config.db_path()))
 
 
 @st.cache_resource(show_spinner=False)
 def _start_runner(path: str):
     from jobs import runner
-    from jobs import handlers  # noqa: F401  (registers the run kinds)
+
+    wiring.install()   # registers the run kinds and the services' hooks
 
     workers = int(os.environ.get("INSIGHT_RELAY_WORKERS", "2"))
     job_runner = runner.JobRunner(_open_db(path), workers=workers)
