@@ -179,10 +179,8 @@ def dataset_sql(db, config: EnrichmentConfig) -> tuple[str, list]:
     if config.dataset == "segment":
         if config.segment_id is None:
             raise ValueError("Choose the segment to enrich.")
-        try:
-            from storage import segments
-        except ImportError as exc:
-            raise ValueError("Segments are not available in this version.") from exc
+        from storage import segments
+
         sql, params = segments.member_query(db, int(config.segment_id))
         return sql, list(params)
     return "SELECT customer_id FROM profiles", []

@@ -24,10 +24,8 @@ class PageSpec:
 
 
 def _sandbox_exists(db) -> bool:
-    try:
-        from storage import connections
-    except ImportError:
-        return False
+    from storage import connections
+
     return connections.has_sandbox_connections(db)
 
 
