@@ -139,3 +139,19 @@ def test_field_labels_read_as_words():
     from services.sandbox import field_label
     assert [field_label(k) for k in ("firstName", "first_name", "FIRST_NAME", "companyName")] == \
         ["First name", "First name", "First name", "Company name"]
+
+
+def test_received_is_capped_and_says_how_many_lists_hold(users):
+    from connectors.base import Contact
+    from services import connections as svc
+    from services import sandbox as sandbox_svc
+    svc.demo_setup(app_db(), users["admin"])
+    client = _client("sendgrid")
+    for name in ("A list", "B list"):
+        client.submit_upsert([Contact(f"p{i}@example.com", {"first_name": f"P{i}"}) for i in range(30)],
+                             client.create_target(name))
+    client.close()
+    got = sandbox_svc.received(users["contributor"], "sendgrid", max_records=40)
+    assert [(l["name"], l["total"], l["shown"]) for l in got["lists"]] == [("A list", 30, 30), ("B list", 30, 10)]
+    assert len(got["records"]) == 40 and got["contacts"] == 30
+    assert list(got["records"][0])[:3] == ["list", "email", "first_name"]
