@@ -1,0 +1,44 @@
+"""ui.format: the one formatting layer for tables (empty as "—", words for internal values, numbers)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ui.format import EMPTY, Column, cell_text, columns_for, is_empty, percent, table, word
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", float("nan"), np.float64("nan"), pd.NaT, pd.NA])
+def test_empty_values_read_as_a_dash(value):
+    assert is_empty(value) and cell_text(value) == EMPTY
+
+
+def test_values_read_as_people_write_them():
+    assert cell_text(4087) == "4,087" and cell_text(np.int64(1_000_000)) == "1,000,000"
+    assert cell_text(True) == "Yes" and cell_text(0) == "0"
+    assert cell_text(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02 03:04"
+    assert word("dry_run", "trigger") == "Dry run" and word("partially_succeeded", "status") == "Partly succeeded"
+    assert word("something_new", "status") == "Something new" and word(None, "status") == EMPTY
+    assert percent(1, 3) == "33 %" and percent(0, 0) == EMPTY and percent(1, 200) == "0.5 %"
+
+
+def test_table_headings_gaps_and_numbers():
+    rows = [{"kind": "export", "members": 4087, "change": None, "at": datetime(2026, 1, 2, 3, 4), "note": None},
+            {"kind": "segment", "members": 12, "change": -3, "at": None, "note": "ok"}]
+    frame, config = table(rows, [Column("kind", "Kind", "word", words="run_kind"), Column("members", "Members", "number"),
+                                 Column("change", "Change", "number"), Column("at", "When", "datetime"),
+                                 Column("note", "Note")])
+    assert list(frame.columns) == ["Kind", "Members", "Change", "When", "Note"]
+    assert list(frame["Kind"]) == ["Export", "Segment"]
+    assert frame["Members"].dtype.kind in "iu" or str(frame["Members"].dtype) == "Int64"
+    assert frame["Change"].isna().tolist() == [True, False]            # a gap the grid shows as "—"
+    assert list(frame["When"]) == ["2026-01-02 03:04", EMPTY] and list(frame["Note"]) == [EMPTY, "ok"]
+    assert set(config) == set(frame.columns)
+    assert "None" not in frame.astype(str).drop(columns=["Change"]).to_csv()
+
+
+def test_columns_for_uses_given_labels_and_guesses_kinds():
+    cols = columns_for([{"customer_id": "c1", "n": 3}], labels={"customer_id": "Customer ID"})
+    assert [(c.label, c.kind) for c in cols] == [("Customer ID", "text"), ("N", "number")]
