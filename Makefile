@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test demo venv clean bench e2e bench-peer
+.PHONY: run test lint demo venv clean bench e2e bench-peer
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ demo: $(STAMP)
 	$(PY) manage.py demo --profiles 5000 --if-empty
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
-test: $(STAMP)
+# Layer contracts (.importlinter) and lint (ruff.toml) first: drift fails before the tests run.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

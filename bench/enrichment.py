@@ -99,7 +99,7 @@ def run_once(n: int, limited: bool) -> dict:
         eid = svc.save_enrichment(db, admin, "Bench", EnrichmentConfig(
             connection_id=cid, fields=["company_name", "company_website", "company_location"]))
         t0 = time.perf_counter()
-        plan_preview = svc.preview(db, svc.get_enrichment(db, eid)["config"], eid)
+        svc.preview(db, svc.get_enrichment(db, eid)["config"], eid)
         t_preview = time.perf_counter() - t0
         svc.run_enrichment(db, admin, eid)
         db_t0 = db.query_one("SELECT epoch(CAST(now() AS TIMESTAMP))")[0]   # the clock submitted_at uses

@@ -185,7 +185,7 @@ def clean_base_url(text: str | None) -> str | None:
         return None
     try:
         parts = urlsplit(text)
-        parts.port   # raises ValueError for a port that is not a number
+        _ = parts.port   # raises ValueError for a port that is not a number
     except ValueError:
         raise ConnectionInputError("The base URL is not a valid URL.") from None
     if parts.scheme.lower() not in ("http", "https"):

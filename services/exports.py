@@ -31,9 +31,6 @@ demo_setup(db, actor) -> list[id]
 """
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from core import sync
 from core.errors import InputError
 from core.csvfile import csv_text

@@ -17,7 +17,7 @@ import duckdb
 
 from core import importing
 from core.importing import (FilePreview, ImportPlan, ImportResult, ProfileImportError, ColumnInfo,
-                            TARGET_EXTRA, TARGET_IGNORE)
+                            TARGET_EXTRA)
 from core.permissions import Action, User, require
 from services import server_files
 from storage import audit, catalogue

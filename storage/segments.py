@@ -10,7 +10,7 @@ members, for ``WHERE customer_id IN (<sql>)``) and ``segments_for_customer``.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from core import segments as rules
 from core.segments import PROFILE_ALIAS, KEY_COLUMN, SegmentQuery, SegmentRule, SqlBuilder

@@ -101,6 +101,11 @@ def viewer(db):
     return _make_user(db, "victor", "viewer")
 
 
+# The exports' test world, shared by the export, membership, rate-limit and recovery tests. Imported
+# here (not in each test module) so a test asking for `world` does not shadow an imported name.
+from tests.test_exports_support import world  # noqa: F401
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _wired():
     """The start-up wiring every entry point installs (services/wiring.py): run kinds, alerts, target checks."""

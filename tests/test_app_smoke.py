@@ -1,4 +1,4 @@
-from tests.pages.helpers import app_as, switch_to
+from tests.pages.helpers import app_as
 
 
 def test_first_run_shows_admin_creation(data_dir):
@@ -14,8 +14,6 @@ def test_first_run_creates_admin(data_dir):
     at.text_input[2].input("correct-horse")
     at.button[0].click().run()
     assert not at.exception
-    from storage.db import Database
-    from core import config
     # The app's process-wide DB is cached; query through a cursor on it.
     from ui import deps
     db = deps.get_db()

@@ -10,7 +10,7 @@ from services import enrichment as enrichment_service
 from services import exports
 from services import schedule as schedule_service
 from storage import connections as conn_repo
-from tests.test_exports_support import base_people, world  # noqa: F401
+from tests.test_exports_support import base_people  # noqa: F401
 
 
 def _unshared_export(world):

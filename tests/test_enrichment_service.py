@@ -128,7 +128,7 @@ def test_edit_abandons_unfinished_pass(db, admin, conn):
     insert_profiles(db, make_profiles(3))
     eid = _save(db, admin, conn)
     cfg = svc.get_enrichment(db, eid)["config"]
-    plan = repo.plan(db, cfg, eid)
+    repo.plan(db, cfg, eid)
     repo.create_pass(db, 99, eid, cfg)
     assert repo.open_pass(db, eid)["id"] == 99
     svc.save_enrichment(db, admin, "Firmographics", cfg.model_copy(update={"min_confidence": "HIGH"}), eid)

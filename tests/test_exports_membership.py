@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from core import sync
-from tests.test_exports_support import VENDORS, assert_counts_add_up, base_people, expected, world  # noqa: F401
+from tests.test_exports_support import VENDORS, assert_counts_add_up, base_people, expected  # noqa: F401
 
 OUTSIDERS = {f"outsider{i}@example.com" for i in range(4)}
 LOOKUP_ROUTE = {"sendgrid": "POST /v3/marketing/contacts/search/emails",

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from core import sync
-from tests.test_exports_support import VENDORS, assert_counts_add_up, base_people, expected, world  # noqa: F401
+from tests.test_exports_support import VENDORS, assert_counts_add_up, base_people, expected  # noqa: F401
 
 
 @pytest.fixture(params=VENDORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from core.permissions import PermissionDenied
-from tests.test_exports_support import base_people, world  # noqa: F401
+from tests.test_exports_support import base_people  # noqa: F401
 
 
 def _draft(world, sid, vendor="sendgrid", **kw):

@@ -1,7 +1,6 @@
 """Profile import: the happy path, every bad-input case, atomicity and the role check."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest

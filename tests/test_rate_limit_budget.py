@@ -17,7 +17,7 @@ import pytest
 from connectors.http import WAIT_NOTICE_INTERVAL_S, RetryPolicy
 from jobs import runner
 from services import connections
-from tests.test_exports_support import assert_counts_add_up, base_people, expected, world  # noqa: F401
+from tests.test_exports_support import assert_counts_add_up, base_people, expected  # noqa: F401
 
 EXPORT_VENDORS = ("sendgrid", "iterable", "omnisend")
 LABELS = {"sendgrid": "SendGrid", "iterable": "Iterable", "omnisend": "Omnisend", "leadspace": "Leadspace"}

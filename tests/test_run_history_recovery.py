@@ -14,7 +14,7 @@ import pytest
 
 import jobs.handlers  # noqa: F401  (registers the run kinds and their recovery hooks, as the app does)
 from jobs import export_run, runner
-from tests.test_exports_support import assert_counts_add_up, base_people, expected, world  # noqa: F401
+from tests.test_exports_support import assert_counts_add_up, base_people, expected  # noqa: F401
 
 
 class SimulatedCrash(BaseException):

@@ -5,7 +5,7 @@ import random
 import string
 
 import pytest
-from email_validator import EmailNotValidError, validate_email
+from email_validator import validate_email
 
 from core import sync
 

@@ -36,7 +36,6 @@ Emulator policies (Leadspace does not document these):
 """
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from functools import lru_cache

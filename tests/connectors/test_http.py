@@ -28,7 +28,6 @@ from connectors.http import (
     redact,
     retry_wait_s,
 )
-from connectors.sandbox.common import FakeClock
 
 SECRET = "SG.supersecret-key-ABCDEFG"
 

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 
-from connectors.base import Contact, Target
+from connectors.base import Contact
 from connectors.errors import VendorError
 from connectors.registry import REGIONS, VENDORS, make_client
 from connectors.sandbox.common import FakeClock

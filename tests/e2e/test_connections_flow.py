@@ -2,7 +2,6 @@
 connection (with a wrong key first, as people do), and the list shows it verified."""
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import (assert_no_traceback, goto_page, key, login, main_area, press, shot, wait_idle,

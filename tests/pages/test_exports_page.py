@@ -73,7 +73,7 @@ def test_wizard_saves_export_per_vendor(db, admin, monkeypatch, vendor):
 
 def test_list_dry_run_and_run(db, admin, monkeypatch):
     world, sid = _prepare(db, admin, monkeypatch)
-    eid = world.export("iterable", [sid], name="Nordics to Iterable")
+    world.export("iterable", [sid], name="Nordics to Iterable")
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
     assert not at.exception
