@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from core.errors import Busy
+from core.errors import Busy, InputError
 from core.permissions import SYSTEM, Action, Actor, require
 from storage import audit
 from storage import runs as runs_repo
@@ -59,6 +59,10 @@ class AlreadyRunning(Busy):
         super().__init__(f"A run of this item is already {status} (run #{run_id}). You can queue another one after it.")
         self.run_id = run_id
         self.status = status
+
+
+class RunNotResumable(InputError, ValueError):
+    """The run does not exist or is not in a resumable state (message shown as is)."""
 
 
 class RunCancelled(Exception):
@@ -219,11 +223,11 @@ def resume(db, actor: Actor, run_id: int) -> int:
     require(actor, Action.RUN)
     row = runs_repo.get_row(db, run_id)
     if row is None:
-        raise ValueError("That run does not exist.")
+        raise RunNotResumable("That run does not exist.")
     kind, target_id, target_name, status, params_json = (
         row["kind"], row["target_id"], row["target_name"], row["status"], row["params_json"])
     if status not in RESUMABLE_STATUSES:
-        raise ValueError(f"Only interrupted, failed or cancelled runs can be resumed (this one is {status}).")
+        raise RunNotResumable(f"Only interrupted, failed or cancelled runs can be resumed (this one is {status}).")
     params = json.loads(params_json or "{}")
     params["resume_of"] = run_id
     return submit(db, actor, kind, target_id, target_name, "resume", params, parent_run_id=run_id)

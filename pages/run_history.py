@@ -5,8 +5,9 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 
 import streamlit as st
 
-from core.permissions import Action, PermissionDenied, can
-from jobs import runner
+from core.errors import UserError
+from core.permissions import Action, can
+from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
@@ -36,7 +37,7 @@ def _counts(counts: dict) -> str:
 
 
 def _status(run: dict) -> str:
-    label = runner.STATUS_LABELS.get(run["status"], run["status"])
+    label = run_service.STATUS_LABELS.get(run["status"], run["status"])
     if run["status"] == "running" and run["progress_total"]:
         label += f" ({run['progress_done']:,}/{run['progress_total']:,})"
     return label
@@ -48,37 +49,37 @@ if may_run:
     if cols[0].button("Run all", key="history_run_all", help="Refresh every active item now."):
         try:
             st.success(f"Refresh queued as run #{schedule_service.run_all(db, user)}.")
-        except runner.AlreadyRunning as busy:
+        except run_service.AlreadyRunning as busy:
             st.warning(md(str(busy)))
-        except PermissionDenied as exc:
+        except UserError as exc:
             show_error(exc)
 
 # -- filters --------------------------------------------------------------------------------------
 f1, f2, f3, f4 = st.columns([3, 3, 3, 2.5], vertical_alignment="bottom")
 kinds = f1.multiselect("Kind", KINDS, key="history_kind")
-statuses = f2.multiselect("Status", list(runner.STATUS_LABELS), format_func=runner.STATUS_LABELS.get,
+statuses = f2.multiselect("Status", list(run_service.STATUS_LABELS), format_func=run_service.STATUS_LABELS.get,
                           key="history_status")
-triggers = f3.multiselect("Trigger", list(runner.TRIGGER_LABELS), format_func=runner.TRIGGER_LABELS.get,
+triggers = f3.multiselect("Trigger", list(run_service.TRIGGER_LABELS), format_func=run_service.TRIGGER_LABELS.get,
                           key="history_trigger")
 # Short label, no help icon: the column is narrow and a longer label was cut off ("Include ste…").
 show_children = f4.toggle("Show refresh steps", key="history_children")
 filters = dict(kind=kinds or None, status=statuses or None, trigger=triggers or None, top_level_only=not show_children)
 requested = st.query_params.get("run")
-any_active = runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) > 0
+any_active = run_service.any_active(db)
 
 
 @st.fragment(run_every=2 if any_active else None)
 def history() -> None:
-    if any_active and runner.count_runs(db, status=list(runner.ACTIVE_STATUSES)) == 0:
+    if any_active and not run_service.any_active(db):
         st.rerun()  # everything finished: redraw the whole page once, which also stops the auto-refresh
-    runs = runner.list_runs(db, limit=PAGE_SIZE, **filters)
-    total = runner.count_runs(db, **filters)
+    runs = run_service.list_runs(db, limit=PAGE_SIZE, **filters)
+    total = run_service.count_runs(db, **filters)
     if not runs:
         st.info("No runs match. Runs of enrichments, exports and refreshes appear here.")
         return
     st.dataframe(
         [{"Run": r["id"], "Kind": r["kind"], "Name": r["target_name"] or "",
-          "Trigger": runner.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
+          "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
           "Started": r["started_at"] or r["queued_at"], "Duration": _duration(r["duration_s"]),
           "Status": _status(r), "Counts": _counts(r["counts"]),
           "Across resumes": _counts(r["chain_counts"]) if r.get("chain_counts") else "",
@@ -91,13 +92,13 @@ def history() -> None:
     chosen = st.selectbox("Run details", ids, index=ids.index(preselect), key="history_detail",
                           format_func=lambda i: next(f"#{r['id']} {r['kind']} {r['target_name'] or ''} - "
                                                      f"{_status(r)}" for r in runs if r["id"] == i))
-    details(runner.get_run(db, chosen))
+    details(run_service.get_run(db, chosen))
 
 
 def details(run: dict) -> None:
     with st.container(border=True, key="history_details"):
         st.markdown(f"**Run #{run['id']}** · " + md(f"{run['kind']} {run['target_name'] or ''}") + " · "
-                    + md(f"{runner.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'}")
+                    + md(f"{run_service.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'}")
                     + f" · **{md(_status(run))}**")
         if run["message"]:
             st.write(md_lines(run["message"]))
@@ -110,7 +111,7 @@ def details(run: dict) -> None:
             st.markdown("**Across the resumed runs** " + " → ".join(f"#{i}" for i in run["chain_run_ids"]))
             st.dataframe([{"Count": humanize_key(k), "Total": number(v)} for k, v in run["chain_counts"].items()],
                          hide_index=True, key="history_chain_counts")
-        children = runner.child_runs(db, run["id"])
+        children = run_service.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")
             st.dataframe([{"Run": c["id"], "Kind": c["kind"], "Name": c["target_name"] or "", "Status": _status(c),
@@ -122,16 +123,16 @@ def details(run: dict) -> None:
                               icon=":material/open_in_new:", query_params={"run": str(run["id"])})
         if not may_run:
             return
-        if run["status"] in runner.ACTIVE_STATUSES and st.button("Cancel", key=f"history_cancel_{run['id']}"):
+        if run["status"] in run_service.ACTIVE_STATUSES and st.button("Cancel", key=f"history_cancel_{run['id']}"):
             try:   # an export run on a connection not shared with this user is refused (issue 12)
-                outcome = runner.request_cancel(db, user, run["id"])
+                outcome = run_service.cancel(db, user, run["id"])
                 st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
-            except PermissionDenied as exc:
+            except UserError as exc:
                 show_error(exc)
-        if run["status"] in runner.RESUMABLE_STATUSES and st.button("Resume", key=f"history_resume_{run['id']}"):
+        if run["status"] in run_service.RESUMABLE_STATUSES and st.button("Resume", key=f"history_resume_{run['id']}"):
             try:
-                st.success(f"Resumed as run #{runner.resume(db, user, run['id'])}.")
-            except (runner.AlreadyRunning, ValueError, PermissionDenied) as exc:
+                st.success(f"Resumed as run #{run_service.resume(db, user, run['id'])}.")
+            except UserError as exc:
                 show_error(exc)
 
 

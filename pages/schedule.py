@@ -5,10 +5,11 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 
 import streamlit as st
 
-from core.permissions import Action, PermissionDenied, can
-from core.schedule import DAY_NAMES, MAX_TIMES_PER_DAY, ScheduleError, timezone_names, zone
-from jobs import runner
+from core.errors import UserError
+from core.permissions import Action, can
+from core.schedule import DAY_NAMES, MAX_TIMES_PER_DAY, timezone_names, zone
 from services import alerts as alert_service
+from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps
 from ui.session import current_user, show_error
@@ -49,7 +50,7 @@ if st.button("Save schedule", type="primary", key="sched_save"):
             db, user, {"mode": mode, "days": days, "times": times or ["06:00"], "timezone": tz_name})
         st.success(f"Saved: {md(saved.describe())}.")
         current = saved
-    except (ScheduleError, PermissionDenied) as exc:
+    except UserError as exc:
         show_error(exc)
 
 st.markdown(f"**Current schedule:** {md(current.describe())}")
@@ -64,22 +65,28 @@ active = schedule_service.active_refresh(db)
 if active:
     st.info(f"Refresh run #{active[0]} is {active[1]}.")
     if st.button("Cancel refresh", key="sched_cancel_refresh"):
-        outcome = runner.request_cancel(db, user, active[0])
-        st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+        try:
+            outcome = run_service.cancel(db, user, active[0])
+            st.success("Cancelled." if outcome == "cancelled" else "Cancel requested; it stops at the next safe point.")
+        except UserError as exc:
+            show_error(exc)
 if st.button("Run all", key="sched_run_all", help="Run every active enrichment, then segments, then every active export."):
     try:
         run_id = schedule_service.run_all(db, user)
         st.success(f"Refresh queued as run #{run_id}. Follow it in Run history.")
-    except runner.AlreadyRunning as busy:
+    except run_service.AlreadyRunning as busy:
         st.session_state["sched_busy"] = busy.run_id
-    except PermissionDenied as exc:
+    except UserError as exc:
         show_error(exc)
 if st.session_state.get("sched_busy"):
     st.warning(f"A refresh is already running (run #{st.session_state['sched_busy']}).")
     if st.button("Queue another refresh after it", key="sched_queue_refresh"):
-        run_id = schedule_service.run_all(db, user, queue_if_busy=True)
-        st.session_state.pop("sched_busy", None)
-        st.success(f"Refresh queued as run #{run_id}.")
+        try:
+            run_id = schedule_service.run_all(db, user, queue_if_busy=True)
+            st.session_state.pop("sched_busy", None)
+            st.success(f"Refresh queued as run #{run_id}.")
+        except UserError as exc:
+            show_error(exc)
 
 # -- item schedules -------------------------------------------------------------------------------
 st.subheader("Exports and enrichments on their own schedule")
@@ -94,7 +101,6 @@ else:
 # -- alerts ---------------------------------------------------------------------------------------
 st.subheader("Alerts")
 cfg = alert_service.public_config(db)
-store_password = alert_service.can_store_password()
 with st.form("alerts_form"):
     on_failure = st.checkbox("E-mail on failure", value=cfg["email_on_failure"])
     on_recovery = st.checkbox("E-mail on recovery", value=cfg["email_on_recovery"])
@@ -104,11 +110,8 @@ with st.form("alerts_form"):
     recipients = st.text_input("To (comma-separated)", value=", ".join(cfg["smtp_to"]))
     starttls = st.checkbox("Use STARTTLS", value=cfg["smtp_starttls"])
     username = st.text_input("SMTP username", value=cfg["smtp_username"])
-    password = st.text_input("SMTP password", type="password", disabled=not store_password,
-                             help="Leave blank to keep the stored password." if store_password else None)
-    if not store_password:
-        st.caption(f"The password is not stored by this version; set {alert_service.PASSWORD_ENV} in the app's environment.")
-    elif cfg["password_stored"]:
+    password = st.text_input("SMTP password", type="password", help="Leave blank to keep the stored password.")
+    if cfg["password_stored"]:
         st.caption("A password is stored (encrypted).")
     threshold_on = st.checkbox("Alert when an export's rejected share is too high",
                                value=cfg["rejected_share_threshold_pct"] is not None)
@@ -122,10 +125,13 @@ with st.form("alerts_form"):
                 smtp_username=username, smtp_password=password or None,
                 rejected_share_threshold_pct=threshold if threshold_on else None)
             st.success("Alert settings saved.")
-        except (alert_service.AlertConfigError, PermissionDenied) as exc:
+        except UserError as exc:
             show_error(exc)
 if st.button("Send test e-mail", key="alerts_test"):
-    st.info(md(alert_service.send_test_email(db, user)))
+    try:
+        st.info(md(alert_service.send_test_email(db, user)))
+    except UserError as exc:
+        show_error(exc)
 events = alert_service.list_events(db, limit=10)
 if events:
     st.caption("Recent alerts")

@@ -7,6 +7,7 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 import pandas as pd
 import streamlit as st
 
+from core.errors import UserError
 from core.permissions import Action, can
 from services import suppression as svc
 from ui import deps
@@ -40,8 +41,8 @@ with st.form("suppression_upload", clear_on_submit=True):
                 if result.invalid:
                     text += f" {len(result.invalid):,} rows were not valid emails and were ignored."
                 st.session_state["suppression.flash"] = ("success", text)
-            except Exception as exc:  # plain-language input errors
-                st.session_state["suppression.flash"] = ("error", str(exc))
+            except UserError as exc:   # plain-language input errors
+                st.session_state["suppression.flash"] = ("error", exc.user_message)
         st.rerun()
 
 with st.form("suppression_add", clear_on_submit=True):
@@ -58,8 +59,8 @@ with st.form("suppression_add", clear_on_submit=True):
             else:
                 n = svc.remove_emails(db, user, emails)
                 st.session_state["suppression.flash"] = ("success", f"Removed {n:,} emails.")
-        except Exception as exc:
-            st.session_state["suppression.flash"] = ("error", str(exc))
+        except UserError as exc:
+            st.session_state["suppression.flash"] = ("error", exc.user_message)
         st.rerun()
 
 search = st.text_input("Search", key="suppression_search")

@@ -8,7 +8,6 @@ import streamlit as st
 from core.errors import UserError
 from core.permissions import Role
 from services import users as user_service
-from storage import users as users_repo
 from ui import deps
 from ui.session import current_user
 from ui.text import error_text, md
@@ -17,10 +16,10 @@ db = deps.get_db()
 actor = current_user()
 
 st.title("Users")
-rows = users_repo.list_users(db)
+rows = user_service.list_users(db, actor)
 st.dataframe(
     [{"Username": r["username"], "Name": r["display_name"] or "", "Role": r["role"],
-      "Active": r["active"], "Locked": bool(r["locked_until"] and r["failed_logins"] >= users_repo.MAX_FAILED_LOGINS),
+      "Active": r["active"], "Locked": r["locked"],
       "Demo": r["is_demo"], "Created": r["created_at"]} for r in rows],
     hide_index=True, width="stretch",
 )
@@ -39,8 +38,6 @@ with st.expander("Add a user", expanded=False):
                 st.rerun()
             except UserError as exc:
                 st.error(error_text(exc))
-            except Exception as exc:  # PermissionDenied and friends: plain message
-                st.error(error_text(exc))
 
 st.subheader("Change a user")
 by_name = {r["username"]: r for r in rows}
@@ -55,19 +52,22 @@ if chosen:
                 user_service.set_role(db, actor, target["id"], role)
                 st.success("Role saved.")
                 st.rerun()
-            except Exception as exc:
+            except UserError as exc:
                 st.error(error_text(exc))
         label = "Deactivate" if target["active"] else "Activate"
         if st.button(label, key="toggle_active"):
             try:
                 user_service.set_active(db, actor, target["id"], not target["active"])
                 st.rerun()
-            except Exception as exc:
+            except UserError as exc:
                 st.error(error_text(exc))
         if target["failed_logins"]:
             if st.button("Unlock sign-in", key="unlock"):
-                user_service.unlock(db, actor, target["id"])
-                st.rerun()
+                try:
+                    user_service.unlock(db, actor, target["id"])
+                    st.rerun()
+                except UserError as exc:
+                    st.error(error_text(exc))
     with c2:
         with st.form("reset_password", clear_on_submit=True):
             pw = st.text_input("New password", type="password", key="reset_pw")
@@ -75,7 +75,7 @@ if chosen:
                 try:
                     user_service.reset_password(db, actor, target["id"], pw)
                     st.success(f"Password for {md(chosen)} reset.")
-                except Exception as exc:
+                except UserError as exc:
                     st.error(error_text(exc))
 
     st.subheader(f"Sessions of {md(chosen)}")

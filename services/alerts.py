@@ -59,11 +59,6 @@ class AlertConfigError(InputError, ValueError):
 
 
 # -- settings ------------------------------------------------------------------------------------
-def can_store_password() -> bool:
-    """The SMTP password is stored encrypted (storage.secrets), like the vendor keys."""
-    return True
-
-
 def get_config(db) -> dict:
     return {**DEFAULT_CONFIG, **(settings.get(db, CONFIG_KEY, {}) or {})}
 

@@ -70,6 +70,15 @@ def add_user(db, actor: User, username: str, password: str, role: str, display_n
     return uid
 
 
+def list_users(db, actor: User) -> list[dict]:
+    """Every user (no password hashes), with ``locked``: sign-in is locked after too many failures."""
+    require(actor, Action.MANAGE_USERS)
+    rows = users_repo.list_users(db)
+    for row in rows:
+        row["locked"] = bool(row["locked_until"] and row["failed_logins"] >= users_repo.MAX_FAILED_LOGINS)
+    return rows
+
+
 def _load(cur, user_id: int) -> dict:
     row = cur.execute("SELECT id, username, role, active FROM users WHERE id = ?", [user_id]).fetchone()
     if row is None:

@@ -20,6 +20,7 @@ USER_FACING = [
     ("storage.db", "DatabaseBusyError", Busy),
     ("storage.db", "DatabaseTooNewError", Unavailable),
     ("jobs.runner", "AlreadyRunning", Busy),
+    ("jobs.runner", "RunNotResumable", InputError),
     ("services.exports", "ExportInputError", InputError),
     ("services.enrichment", "EnrichmentInputError", InputError),
     ("services.connections", "ConnectionInputError", InputError),

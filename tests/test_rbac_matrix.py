@@ -34,6 +34,10 @@ WITH_ACTOR: dict[str, str] = {
     "alerts.save_config": "admin",
     "alerts.send_test_email": "admin",
     "alerts.dismiss": "viewer",                      # the signed-in user's own alerts, seen
+    # run history (Data > Run history, Admin > Schedule)
+    "runs.cancel": "contributor",
+    "runs.resume": "contributor",
+    "users.list_users": "admin",
     # audit log (Admin > Audit log)
     "audit.filter_choices": "admin",
     "audit.entries": "admin",
@@ -146,9 +150,10 @@ NEEDED_ARGS: dict[str, dict] = {
 }
 
 READ_ONLY: set[str] = {
-    "alerts.can_store_password", "alerts.events_for_run", "alerts.get_config", "alerts.list_events",
+    "alerts.events_for_run", "alerts.get_config", "alerts.list_events",
     "alerts.pending_alerts", "alerts.public_config", "alerts.rejected_share",
     "audit.changes",
+    "runs.any_active", "runs.child_runs", "runs.count_runs", "runs.get_run", "runs.list_runs",
     "connections.clean_base_url", "connections.clean_key", "connections.clean_name", "connections.clean_region",
     "connections.connections_needing_new_key", "connections.dependants", "connections.describe_error",
     "connections.key_label", "connections.key_status",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import schedule as core_schedule
-from core.schedule import ScheduleError
+from core.errors import UserError
 from services import schedule as schedule_service
 from ui.text import error_text, md
 
@@ -51,14 +51,12 @@ def show(db, actor, kind: str, target_id: int, *, may_edit: bool) -> None:
             runs = schedule_service.preview_cron(cron, tz, 5)
             zone = core_schedule.zone(tz)
             st.markdown("Next runs: " + " · ".join(f"{r.astimezone(zone):%a %d %b %H:%M}" for r in runs))
-    except ScheduleError as exc:
+    except UserError as exc:
         st.error(error_text(exc))
         return
     if st.button("Save schedule", key=f"{prefix}_save"):
         try:
             saved = schedule_service.set_item_schedule(db, actor, kind, target_id, mode, cron, tz)
             st.success(f"Saved: {md(saved['description'])}.")
-        except (ScheduleError, PermissionError) as exc:
-            st.error(error_text(exc))
-        except Exception as exc:  # PermissionDenied: plain message, never a traceback
+        except UserError as exc:   # an invalid schedule, or no permission: plain message
             st.error(error_text(exc))
