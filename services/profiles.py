@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import duckdb
 
-from core import importing
+from core import data_version, importing
 from core.importing import (FilePreview, ImportPlan, ImportResult, ProfileImportError, ColumnInfo,
                             TARGET_EXTRA)
 from core.permissions import Action, User, require
@@ -403,14 +403,16 @@ _count_lock = threading.Lock()
 
 
 def forget_counts() -> None:
-    """Drop cached totals (called after anything that rewrites profiles)."""
+    """Drop cached totals (called after anything that rewrites profiles): a new data version makes every
+    count cache miss, the segments' too (core/data_version.py)."""
+    data_version.bump()
     with _count_lock:
         _count_cache.clear()
 
 
 def _count_key(db, filters: dict) -> tuple:
     # The unfiltered row count is free (table metadata) and catches most changes made by other code.
-    return (str(db.path), repo.total_rows(db), tuple(sorted(filters.items())))
+    return (str(db.path), data_version.current(), repo.total_rows(db), tuple(sorted(filters.items())))
 
 
 def _cached_count(key: tuple) -> int | None:
@@ -479,7 +481,7 @@ def browse_before(db, actor: User, filters: dict | None, before: str, *, page_si
 
 def country_options(db) -> list[str]:
     """Countries for the filter box (a GROUP BY over all profiles: cached like the totals)."""
-    key = ("countries", str(db.path), repo.total_rows(db))
+    key = ("countries", str(db.path), data_version.current(), repo.total_rows(db))
     with _count_lock:
         hit = _count_cache.get(key)
     if hit is not None and time.monotonic() - hit[0] <= COUNT_CACHE_TTL_S:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from typing import IO, Any, Iterable
 
 from core.errors import InputError
+from core import data_version
 from core import segments as rules
 from core.csvfile import SafeCsvWriter, spooled_csv
 from core.permissions import Action, Actor, User, require
@@ -239,6 +240,7 @@ def clear_count_cache() -> None:
 
 
 def _cached(key: tuple, compute, refresh: bool):
+    key = (data_version.current(), *key)   # an import or new enriched data misses every cached count
     now = time.monotonic()
     with _count_lock:
         hit = _count_cache.get(key)

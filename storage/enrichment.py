@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
+from core import data_version
 from core import enrichment as core
 from core.enrichment import ENRICHED_FIELDS, EnrichmentConfig
 from storage import catalogue
@@ -655,6 +656,7 @@ def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
             [eid, pass_id, todo])
         cur.execute("UPDATE enrichment_bulks SET applied = TRUE WHERE pass_id = ? AND list_contains(?, bulk_id)",
                     [pass_id, todo])
+    data_version.bump()   # enriched values changed: every cached count (segments using them) is stale
     return len(todo)
 
 
@@ -770,4 +772,6 @@ def decide_review(cur, enrichment: dict, customer_ids: list[str], accept: bool, 
         "UPDATE enrichment_review SET status = ?, decided_by = ?, decided_at = now() "
         "WHERE enrichment_id = ? AND status = 'pending' AND list_contains(?, customer_id)",
         ["accepted" if accept else "rejected", actor_name, eid, ids])
+    if accept and pending:
+        data_version.bump()   # accepted matches are enriched data now (bumped before the caller commits)
     return int(pending)
