@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: run test lint demo venv clean bench e2e bench-peer
+.PHONY: run test lint demo venv clean bench e2e bench-peer screenshots
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# Every page for each role on demo data (bench/screenshots.py), for the README and for review.
+screenshots: $(STAMP)
+	$(PY) manage.py screenshots --out docs/screenshots
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f; done

@@ -5,6 +5,7 @@
   python manage.py sandbox --vendor iterable --port 0
   python manage.py refresh
   python manage.py run export NAME | run enrichment NAME
+  python manage.py screenshots [--out docs/screenshots] [--roles admin,viewer] [--pages home,segments]
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    if command != "sandbox":
+    if command not in ("sandbox", "screenshots"):
         from services import wiring
 
         wiring.install()   # run kinds, alerts after runs, export target checks
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         from services.demo import cli_main
     elif command == "sandbox":
         from connectors.sandbox.server import main as cli_main
+    elif command == "screenshots":
+        from bench.screenshots import main as cli_main
     elif command in ("refresh", "run", "runs"):
         from jobs.cli import main as jobs_main
 

@@ -1,0 +1,337 @@
+"""Screenshots of every page for each role on demo data, for the README and for review (issue 14).
+
+    .venv/bin/python manage.py screenshots [--out DIR] [--roles admin,viewer] [--pages home,segments]
+                                           [--profiles N] [--no-runs]
+    make screenshots                        # into docs/screenshots
+
+Starts the app on a free loopback port over a fresh temporary data dir loaded with `manage.py demo`, runs
+the demo enrichment and the Iterable export once through the app (so the run, review and Sandbox views have
+something to show), then signs in as each demo user and takes a full-page picture of every page of
+ui/nav.PAGES that role may use, plus the key detail views (a segment, an export with its run, a run), named
+`<role>-<page>.png`. Prints one JSON line per picture ({"role", "page", "file", "seconds"}), and one per
+view it could not take ({"role", "page", "error"}) without stopping the others.
+
+Uses the same headless Chromium as the e2e tests (/usr/bin/chromium, or INSIGHT_RELAY_CHROMIUM).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:       # run as `python bench/screenshots.py` too
+    sys.path.insert(0, str(ROOT))
+
+CHROMIUM = os.environ.get("INSIGHT_RELAY_CHROMIUM", "/usr/bin/chromium")
+DEFAULT_OUT = ROOT / "test-artifacts" / "screenshots"
+DEMO_PASSWORD = "demo-password"      # services.demo.DEMO_PASSWORD (not imported: this module stays storage-free)
+ROLES = ("admin", "contributor", "viewer")
+VIEWPORT = {"width": 1400, "height": 1000}
+MAX_SHOT_HEIGHT_PX = 8000            # a very long page is cut there rather than making a 50 MB picture
+START_TIMEOUT_S = 60
+PAGE_TIMEOUT_MS = 60_000
+RUN_TIMEOUT_S = 180                  # the demo enrichment and export runs, on a busy machine
+SETTLE_MS = 500                      # after the last script run: charts and grids finish drawing
+
+
+@dataclass(frozen=True)
+class View:
+    name: str          # the picture's <page> part
+    path: str          # URL path with query, e.g. "segments?segment=3"
+    roles: tuple[str, ...]
+
+
+def page_views() -> list[View]:
+    """Every page of ui/nav.PAGES (the Sandbox page exists on demo data: it has Sandbox connections)."""
+    from ui import nav      # plain data: no streamlit import at module level
+
+    return [View(nav.url_path(spec), "" if spec.default else nav.url_path(spec),
+                 tuple(role.value for role in spec.roles)) for spec in nav.PAGES]
+
+
+def detail_views(ids: dict) -> list[View]:
+    every = ROLES
+    views = []
+    if ids.get("segment"):
+        views.append(View("segments-detail", f"segments?segment={ids['segment']}", every))
+    if ids.get("export"):
+        views.append(View("exports-detail", f"exports?export={ids['export']}", every))
+    if ids.get("enrichment"):
+        views.append(View("enrichment-detail", f"enrichment?enrichment={ids['enrichment']}", every))
+    if ids.get("run"):
+        views.append(View("run_history-detail", f"run_history?run={ids['run']}", every))
+    return views
+
+
+# ------------------------------------------------------------------ the app
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
+    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_BCRYPT_ROUNDS": "4",
+                "INSIGHT_RELAY_WORKERS": "2"})
+    return env
+
+
+def load_demo(data: Path, profiles: int) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "demo", "--profiles", str(profiles)],
+                          cwd=ROOT, env=_env(data), capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"demo loader failed: {done.stdout}\n{done.stderr}")
+
+
+def demo_ids(data: Path) -> dict:
+    """Ids of the demo items whose detail views are pictured, read before the app opens the database."""
+    import duckdb
+
+    con = duckdb.connect(str(data / "insight_relay.duckdb"), read_only=True)
+    try:
+        def first(sql: str):
+            row = con.execute(sql).fetchone()
+            return row[0] if row else None
+        return {"segment": first("SELECT id FROM segments ORDER BY id LIMIT 1"),
+                "export": first("SELECT id FROM exports WHERE vendor = 'iterable' ORDER BY id LIMIT 1")
+                or first("SELECT id FROM exports ORDER BY id LIMIT 1"),
+                "enrichment": first("SELECT id FROM enrichments ORDER BY id LIMIT 1")}
+    finally:
+        con.close()
+
+
+def start_app(data: Path):
+    port = _free_port()
+    log = open(data / "streamlit.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
+                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=_env(data), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + START_TIMEOUT_S
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
+                return proc, url, log
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_app(proc, log)
+    raise RuntimeError("the app did not start: " + (data / "streamlit.log").read_text())
+
+
+def stop_app(proc, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+# ------------------------------------------------------------------ the browser
+def wait_idle(page) -> None:
+    """Until Streamlit finished the current script run (its status widget is hidden)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=PAGE_TIMEOUT_MS)
+
+
+def settle(page) -> None:
+    wait_idle(page)
+    try:
+        page.locator('[data-testid="stSkeleton"]').first.wait_for(state="detached", timeout=10_000)
+    except Exception:  # noqa: BLE001 - a lingering skeleton is itself worth seeing in the picture
+        pass
+    page.wait_for_timeout(SETTLE_MS)
+    wait_idle(page)
+
+
+def full_page_shot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, not the document, so `full_page` alone stops at the
+    viewport: stretch the viewport to the content's height for the picture, then restore it."""
+    settle(page)
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]')
+            || document.querySelector('[data-testid="stAppViewContainer"]');
+        return main ? main.scrollHeight : document.body.scrollHeight; }""")
+    tall = bool(height) and height > VIEWPORT["height"]
+    if tall:
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height) + 40, MAX_SHOT_HEIGHT_PX)})
+        page.wait_for_timeout(SETTLE_MS)    # data grids redraw at the new size
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if tall:
+            page.set_viewport_size(VIEWPORT)
+
+
+def sign_in(page, url: str, username: str) -> None:
+    page.goto(url)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Home").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_idle(page)
+
+
+def _main(page):
+    return page.locator('[data-testid="stMain"]')
+
+
+def _click_button(page, name: str) -> None:
+    _main(page).get_by_role("button", name=name, exact=True).filter(visible=True).last.click()
+    wait_idle(page)
+
+
+def _wait_text(page, pattern: re.Pattern, timeout_s: float) -> None:
+    _main(page).get_by_text(pattern).first.wait_for(state="visible", timeout=timeout_s * 1000)
+
+
+def run_demo_items(page, url: str, ids: dict, say) -> None:
+    """Run the demo enrichment and dry-run then run the Iterable export through the app (its emulators live
+    in the app's process, so the Sandbox page shows what they received). Best effort: a step that fails is
+    reported and the pictures go on."""
+    steps = []
+    if ids.get("enrichment"):
+        def enrich():
+            page.goto(f"{url}/enrichment?enrichment={ids['enrichment']}")
+            wait_idle(page)
+            _click_button(page, "Run")
+        steps.append(("run the demo enrichment", enrich))
+    if ids.get("export"):
+        def export():
+            page.goto(f"{url}/exports?export={ids['export']}")
+            wait_idle(page)
+            _click_button(page, "Dry run")
+            _main(page).get_by_text("Latest dry run").first.wait_for(timeout=RUN_TIMEOUT_S * 1000)
+            _main(page).locator('[data-testid="stMetricLabel"]').filter(has_text="To add").first.wait_for(
+                timeout=RUN_TIMEOUT_S * 1000)
+            _click_button(page, "Run")
+            _wait_text(page, re.compile(r"^Last run: (Succeeded|Partially succeeded|Failed|Cancelled)"),
+                       RUN_TIMEOUT_S)
+        steps.append(("dry run and run the Iterable export", export))
+    for name, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - reported; the pictures are still worth taking
+            say({"step": name, "error": str(exc).splitlines()[0]})
+    if ids.get("enrichment"):   # the enrichment may still be running: give it the time a run takes
+        deadline = time.time() + RUN_TIMEOUT_S
+        while time.time() < deadline:
+            page.goto(f"{url}/run_history")
+            wait_idle(page)
+            text = _main(page).inner_text()
+            if not re.search(r"\b(Queued|Running)\b", text):
+                break
+            page.wait_for_timeout(2000)   # polling a run that is still going
+
+
+def latest_run_id(page, url: str) -> int | None:
+    """The run the run-history detail view shows: the newest one its page links to, if any."""
+    page.goto(f"{url}/run_history")
+    wait_idle(page)
+    try:
+        _main(page).get_by_text(re.compile(r"^Run #\d+")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    except Exception:  # noqa: BLE001 - no run to show: the detail view is left out
+        return None
+    found = re.findall(r"Run #(\d+)", _main(page).inner_text())
+    return max(map(int, found)) if found else None
+
+
+def problems(page) -> dict:
+    """What a reviewer must not miss in a picture: a traceback, or the sign-in form instead of the page."""
+    found = {}
+    if page.locator('[data-testid="stException"]').count():
+        found["traceback"] = page.locator('[data-testid="stException"]').first.inner_text()[:300]
+    if page.get_by_role("button", name="Sign in").count():
+        found["signed_out"] = True
+    return found
+
+
+def take(out: Path, roles: list[str], pages: set[str] | None, profiles: int, runs: bool, say=print) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"Chromium is not installed at {CHROMIUM}.")
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(tempfile.mkdtemp(prefix="insight-relay-screenshots-"))
+    written: list[Path] = []
+    try:
+        load_demo(data, profiles)
+        ids = demo_ids(data)
+        proc, url, log = start_app(data)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                    "--no-first-run", "--disable-component-update", "--disable-sync"])
+                if runs:
+                    context = browser.new_context(viewport=VIEWPORT)
+                    page = context.new_page()
+                    sign_in(page, url, "admin")
+                    run_demo_items(page, url, ids, say)
+                    ids["run"] = latest_run_id(page, url)
+                    context.close()
+                views = page_views() + detail_views(ids)
+                for role in roles:
+                    context = browser.new_context(viewport=VIEWPORT)
+                    page = context.new_page()
+                    page.set_default_timeout(PAGE_TIMEOUT_MS)
+                    sign_in(page, url, role)
+                    for view in views:
+                        if role not in view.roles or (pages is not None and view.name not in pages
+                                                      and view.name.split("-")[0] not in pages):
+                            continue
+                        target = out / f"{role}-{view.name}.png"
+                        started = time.monotonic()
+                        try:
+                            page.goto(f"{url}/{view.path}")
+                            full_page_shot(page, target)
+                        except Exception as exc:  # noqa: BLE001 - one missing picture must not stop the rest
+                            say({"role": role, "page": view.name, "error": str(exc).splitlines()[0]})
+                            continue
+                        written.append(target)
+                        say({"role": role, "page": view.name, "file": str(target),
+                             "seconds": round(time.monotonic() - started, 2), **problems(page)})
+                    context.close()
+                browser.close()
+        finally:
+            stop_app(proc, log)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="manage.py screenshots", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the pictures (default {DEFAULT_OUT})")
+    parser.add_argument("--roles", default=",".join(ROLES), help="comma-separated: admin,contributor,viewer")
+    parser.add_argument("--pages", default="", help="comma-separated page names (home,segments,...); default all")
+    parser.add_argument("--profiles", type=int, default=2000, help="demo profiles (default 2000)")
+    parser.add_argument("--no-runs", action="store_true", help="skip running the demo enrichment and export first")
+    args = parser.parse_args(argv)
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        parser.error(f"unknown role(s) {', '.join(unknown)}; use {', '.join(ROLES)}")
+    pages = {p.strip() for p in args.pages.split(",") if p.strip()} or None
+    written = take(args.out, roles, pages, args.profiles, not args.no_runs,
+                   say=lambda obj: print(json.dumps(obj), flush=True))
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
