@@ -135,8 +135,8 @@ def main(argv: list[str]) -> int:
     db.close()
     counts = run.get("counts") or {}
     print(json.dumps({"status": run["status"], "sent": counts.get("sent"), "accepted": counts.get("accepted"),
-                      "counts": counts, "run_s": round(run_s, 3), "run_cpu_s": round(run_cpu_s, 3), "startup_s": round(imported_s, 3)},
-                     default=str), flush=True)
+                      "counts": counts, "run_s": round(run_s, 3), "run_cpu_s": round(run_cpu_s, 3),
+                      "startup_s": round(imported_s, 3)}, default=str), flush=True)
     if phases is not None:
         for row in phases.values():
             print(json.dumps({"phase": {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}),
