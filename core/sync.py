@@ -43,6 +43,8 @@ SKIP_NO_CONSENT = "no consent"
 SKIP_OVER_LIMIT = "over a limit"
 SKIP_REASONS = (SKIP_MISSING_EMAIL, SKIP_INVALID_EMAIL, SKIP_DUPLICATE, SKIP_NO_CONSENT, SKIP_OVER_LIMIT)
 
+EMAIL_FIELD = "email"   # a mapping item for this field names the attribute holding the email (data matching)
+
 MODE_MIRROR, MODE_ADD_ONLY = "mirror", "add_only"
 SYNC_MODES = {MODE_MIRROR: "Mirror (add, update and remove contacts that left the segment)",
               MODE_ADD_ONLY: "Add only (add and update; never remove)"}

@@ -40,12 +40,11 @@ from collections import deque
 from typing import Any, Callable, Iterator
 
 from core import sync
-from jobs import runner
+from jobs import export_plan, runner
 from jobs.background import OrderedWriter
 from jobs.export_journal import Journal, journal_path, read_entries
 from jobs.runner import RunContext, RunResult
 from storage import exports as repo
-from storage import settings
 
 PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
@@ -54,9 +53,6 @@ FETCH_ROWS = 10_000            # cursor.fetchmany size
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
-SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
-SETTING_LIMITS_HARD = "export_limits_hard"
-
 CLIENT_OPTIONS: dict[str, Any] = {}
 CLIENT_FACTORY: Callable[[Any, dict], Any] | None = None
 
@@ -64,83 +60,14 @@ CLIENT_FACTORY: Callable[[Any, dict], Any] | None = None
 def make_client(db, export: dict):
     if CLIENT_FACTORY is not None:
         return CLIENT_FACTORY(db, export)
+    return connection_client(db, export["connection_id"])
+
+
+def connection_client(db, connection_id: int):
+    """A client for the connection, with the run's client options (tests: fake clock, batch sizes)."""
     from jobs.clients import make_client_for
 
-    return make_client_for(db, export["connection_id"], **CLIENT_OPTIONS)
-
-
-def max_removal_share(db) -> float:
-    return float(settings.get(db, SETTING_MAX_REMOVAL_SHARE, sync.DEFAULT_MAX_REMOVAL_SHARE))
-
-
-def limits_hard(db) -> bool:
-    return bool(settings.get(db, SETTING_LIMITS_HARD, False))
-
-
-def segment_names(db, segment_ids: list[int]) -> dict[int, str]:
-    from storage import segments
-
-    out = {}
-    for sid in segment_ids:
-        seg = segments.get_segment(db, sid)
-        out[sid] = seg["name"] if seg else f"segment {sid}"
-    return out
-
-
-def plan_targets(db, export: dict) -> list[dict]:
-    """Group the export's segments by destination: [{key, mode, id, name, segment_ids}]."""
-    names = segment_names(db, export["segment_ids"])
-    groups: dict[str, dict] = {}
-    for sid in export["segment_ids"]:
-        t = dict(export["targets"].get(sid) or {"mode": "name"})
-        if t.get("mode") != "id" and not t.get("name"):
-            t["name"] = sync.default_target_name(export["vendor"], names[sid])
-        key = repo.target_key(t)
-        g = groups.setdefault(key, {"key": key, "mode": t.get("mode", "name"), "id": t.get("id"),
-                                    "name": t.get("name") or t.get("id"), "segment_ids": []})
-        g["segment_ids"].append(sid)
-    return list(groups.values())
-
-
-def _action_counts(cur, source: str, params: list) -> dict[str, int]:
-    """{action: rows} of a plan (a table name or a parenthesised plan query)."""
-    return {a: n for a, n in cur.execute(f"SELECT action, count(*) FROM {source} GROUP BY action", params).fetchall()}
-
-
-def _count_plan(db, export: dict, target: dict, retry_run: int | None) -> dict[str, int]:
-    sql, params, _ = repo.plan_sql(db, export, target["segment_ids"], target["key"], only_emails_from_run=retry_run)
-    with db.cursor() as cur:
-        counts = _action_counts(cur, f"({sql})", params)
-    removals = 0
-    if export["sync_mode"] == sync.MODE_MIRROR:
-        rsql, rparams = repo.removal_sql(db, export, target["segment_ids"], target["key"],
-                                         only_emails_from_run=retry_run)
-        removals = db.query_one(f"SELECT count(*) FROM ({rsql})", rparams)[0]
-    counts[sync.REMOVE] = removals
-    return counts
-
-
-def check_removal_guard(db, export: dict, targets: list[dict], plans: dict[str, dict]) -> list[dict]:
-    """Targets whose planned removals exceed the allowed share of what this export delivered there."""
-    share = max_removal_share(db)
-    over = []
-    for t in targets:
-        removals = plans[t["key"]].get(sync.REMOVE, 0)
-        size = repo.delivered_count(db, export["id"], t["key"])
-        if sync.needs_removal_confirmation(removals, size, share):
-            over.append({"target": t["name"], "removals": removals, "list_size": size,
-                         "share": sync.removal_share(removals, size), "max_share": share})
-    return over
-
-
-def limit_warning(vendor: str, contacts: int) -> str | None:
-    limit = sync.VENDOR_CONTACT_LIMITS.get(vendor)
-    if limit is None or contacts <= limit:
-        return None
-    from connectors.errors import vendor_label
-
-    return (f"This export has {contacts:,} contacts; {vendor_label(vendor)} recommends at most {limit:,} "
-            "per export. It may take a long time or be refused by the vendor.")
+    return make_client_for(db, connection_id, **CLIENT_OPTIONS)
 
 
 class ExportRun:
@@ -159,8 +86,7 @@ class ExportRun:
         self._cancelled = cancelled or (lambda: False)
         self._clock = clock
         self._started = clock()
-        self.limits = dict(sync.VENDOR_FIELD_LIMITS.get(export["vendor"], {}))
-        self.limits.update(_connector_field_limits(export["vendor"]))
+        self.limits = export_plan.field_limits(export["vendor"])
         self.counts: dict[str, Any] = {k: 0 for k in (
             "planned", "sent", "skipped", "accepted", "rejected", "pending", "added", "updated", "retried",
             "removed", "unchanged", "recovered")}
@@ -387,7 +313,7 @@ class ExportRun:
         self._journal.truncate()
 
     def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
-        """Plan the target: counts by action (as _count_plan), and where its rows will be read from.
+        """Plan the target: counts by action (as export_plan.count_plan), and where its rows will be read from.
 
         The diff is the costly part of a re-run, so a SMALL plan (at most MATERIALIZE_MAX_ROWS to send,
         the usual incremental run) is computed once into a temp table on the run's own cursor, and counts
@@ -405,13 +331,13 @@ class ExportRun:
         cur = self._scratch
         plan_src, _ = self._small_table(f"run_plan_{idx}", send_sql, send_params)
         if plan_src[0] == "table":
-            counts = _action_counts(cur, plan_src[1], [])
+            counts = export_plan.action_counts(cur, plan_src[1], [])
             # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
             total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
             if total > sum(counts.values()):
                 counts[sync.UNCHANGED] = total - sum(counts.values())
         else:
-            counts = _action_counts(cur, f"({sql})", params)
+            counts = export_plan.action_counts(cur, f"({sql})", params)
         removals, removal_src = 0, None
         if self.export["sync_mode"] == sync.MODE_MIRROR:
             rsql, rparams = repo.removal_sql(self.db, self.export, target["segment_ids"], target["key"],
@@ -492,7 +418,7 @@ class ExportRun:
             yield Contact(email, fields)
 
     def _field_keys(self) -> list[str]:
-        return [m["field"] for m in self.export["mapping"]]
+        return [m["field"] for m in self.export["mapping"] if m["field"] != sync.EMAIL_FIELD]
 
     def upserts(self, target: dict, vendor_target, retry_run: int | None) -> None:
         tkey = target["key"]
@@ -688,7 +614,7 @@ class ExportRun:
 
     def _execute(self) -> RunResult:
         export = self.export
-        targets = plan_targets(self.db, export)
+        targets = export_plan.plan_targets(self.db, export)
         retry_run = None
         if self.params.get("retry_failed"):
             retry_run = self.db.query_one(
@@ -700,20 +626,16 @@ class ExportRun:
             self.recover()
         plans = self._plans = {t["key"]: self._materialize(i, t, retry_run) for i, t in enumerate(targets)}
         members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
-        warning = limit_warning(export["vendor"], members)
-        if warning:
-            if limits_hard(self.db) and not self.dry_run:
-                return RunResult("failed", self.counts, warning + " An admin has made this limit a hard stop.")
-            self.counts["warnings"].append(warning)
-        over = check_removal_guard(self.db, export, targets, plans) if export["sync_mode"] == sync.MODE_MIRROR else []
-        if over:
-            self.counts["removal_guard"] = over
-            if not self.dry_run and not self.params.get("confirm_removals"):
-                worst = over[0]
-                return RunResult("skipped", self.counts, (
-                    f"Not run: it would remove {worst['removals']:,} of {worst['list_size']:,} contacts "
-                    f"({worst['share']:.0%}) from “{worst['target']}”, more than the {worst['max_share']:.0%} "
-                    "allowed. Check the dry run, then run it again with the removals confirmed."))
+        # the same gate the page showed and run_export checked, now on this run's own plan
+        run_gate = export_plan.gate(self.db, export, dry_run=self.dry_run, plans=plans, targets=targets,
+                                    contacts=members)
+        self.counts["warnings"].extend(run_gate.warnings)
+        if run_gate.needs_confirmation:
+            self.counts["removal_guard"] = run_gate.needs_confirmation
+        if not self.dry_run:
+            refusal = run_gate.refusal(confirm_removals=bool(self.params.get("confirm_removals")))
+            if refusal:
+                return RunResult("failed" if run_gate.blocked else "skipped", self.counts, refusal)
         self.total = sum(n for p in plans.values() for a, n in p.items() if a != sync.UNCHANGED)
         for t in targets:
             self._tcounts(t["key"])["name"] = t["name"]
@@ -791,7 +713,8 @@ class ExportRun:
 
 
 # core.sync's fast email pattern for DuckDB's regexp_full_match (which anchors both ends itself)
-_FAST_EMAIL_SQL = sync._FAST_EMAIL.pattern.removeprefix("^").removesuffix("$")
+FAST_EMAIL_SQL = sync._FAST_EMAIL.pattern.removeprefix("^").removesuffix("$")
+_FAST_EMAIL_SQL = FAST_EMAIL_SQL
 
 
 class _EmailCheck:
@@ -830,18 +753,6 @@ def _row_id(ref) -> int | None:
 
 
 _ACCEPTED_KEY = {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried", sync.REMOVE: "removed"}
-
-
-def _connector_field_limits(vendor: str) -> dict[str, int]:
-    import importlib
-
-    try:
-        module = importlib.import_module(f"connectors.{vendor}")
-    except ImportError:
-        return {}
-    limits = dict(getattr(module, "FIELD_LIMITS", {}) or {})
-    limits.pop("email", None)
-    return limits
 
 
 def _human(seconds: float) -> str:

@@ -1,4 +1,6 @@
-"""Admin > Connections: list, add (wizard), edit, rotate key, consent, remove."""
+"""Admin > Connections: list (click a row to manage it), add (wizard; `?add=leadspace&back=enrichment` opens it
+pre-set to Leadspace and returns to the enrichment editor with the new connection selected), rotate key,
+consent, contact cap, remove."""
 from __future__ import annotations
 from ui.guard import require_page
 
@@ -6,21 +8,27 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 
 import hashlib
 
-import pandas as pd
 import streamlit as st
 
 from core import consent
 from core.permissions import Action, PermissionDenied, can
 from services import connections as svc
-from storage import connections as repo
-from ui import deps
+from ui import deps, vendor_links
+from ui.flash import flash as _flash_message, show as show_flash
+from ui.format import Column, selected_row, show_table
 from ui.session import current_user
 from ui.text import md
 from ui.wizard import Step, Wizard
 
 WIZ = "add_conn"
-FLASH = "conn.flash"
+RETURN_TO = "conn.return_to"                 # "enrichment" while an inline add from the enrichment editor is open
+NEW_FOR_ENRICHMENT = "enr.new_connection_id"  # read by the enrichment editor: select the connection just added
 REMOVE_ID = "conn.remove_id"
+TABLE_COLUMNS = [Column("name", "Name"), Column("type", "Type"), Column("region", "Region"), Column("key", "Key"),
+                 Column("status", "Status"), Column("last_verify", "Last verify"),
+                 Column("verified_at", "Verified at", "datetime"), Column("who", "Who can use it"),
+                 Column("export_user", "Export user"), Column("used_by", "Used by"), Column("consent", "Consent"),
+                 Column("created_by", "Created by"), Column("created_at", "Created", "datetime")]
 
 db = deps.get_db()
 user = current_user()
@@ -34,7 +42,7 @@ if _master_key_problem:   # e.g. an empty key file: keys can be neither saved no
 
 
 def _flash(kind: str, message: str) -> None:
-    st.session_state[FLASH] = (kind, message)
+    _flash_message(kind, message)
 
 
 def _key_fingerprint(vendor, region, key) -> str:
@@ -56,6 +64,7 @@ def step_type(wiz: Wizard) -> None:
             st.markdown(f"**{meta['label']}**" + ("  ✓" if chosen else ""))
             st.caption(meta["description"])
             st.caption("Enrichment" if meta["kind"] == "enrichment" else "Export")
+            vendor_links.show(vendor, meta["label"])
 
             def choose(v=vendor):
                 if wiz.data.get("vendor") != v:  # a new type: forget answers that depend on it
@@ -118,6 +127,7 @@ def step_consent(wiz: Wizard) -> None:
     with st.container(border=True):
         st.markdown(f"#### {text.title}")
         st.markdown(text.body)
+        vendor_links.show(wiz.data["vendor"], catalog[wiz.data["vendor"]]["label"])
         st.caption(f"Text version {text.version}")
     st.checkbox("I agree", key=wiz.widget_key("agree", default=False))
 
@@ -194,15 +204,13 @@ def _save(wiz: Wizard) -> None:
     data = dict(wiz.data)
     meta = catalog[data["vendor"]]
     result = _current_verify(data)
-    from connectors.base import VerifyResult
-
     try:
-        svc.create_connection(
+        new_id = svc.create_connection(
             db, user, vendor=data["vendor"], name=data["name"], region=data["region"], api_key=data["api_key"],
             shared_with_contributors=meta["kind"] == "enrichment" or data.get("sharing") == SHARE_OPTIONS[1],
             consent_version=data.get("consent_version"),
             export_user=user.username if meta["kind"] == "export" and data.get("export_user_me", True) else None,
-            verify_result=VerifyResult(result["ok"], result["message"], result.get("detail")) if result else None,
+            verify_result=svc.verify_result(result["ok"], result["message"], result.get("detail")) if result else None,
             allow_unverified=bool(data.get("save_unverified")),
         )
     except (svc.ConnectionInputError, PermissionDenied) as exc:
@@ -210,6 +218,8 @@ def _save(wiz: Wizard) -> None:
         return
     wiz.clear()  # the key leaves session state with everything else
     _flash("success", f"Connection “{data['name']}” saved.")
+    if st.session_state.pop(RETURN_TO, None) == "enrichment":   # added from the enrichment editor: go back there
+        st.session_state[NEW_FOR_ENRICHMENT] = new_id
 
 
 STEPS = [
@@ -316,8 +326,9 @@ def manage(conn: dict) -> None:
         text = consent.consent_for(vendor)
         with st.expander(text.title):
             st.markdown(text.body)
+            vendor_links.show(vendor, catalog[vendor]["label"])
             st.caption(f"Text version {text.version}")
-        for entry in repo.consent_history(db, cid):
+        for entry in svc.consent_history(db, cid):
             st.caption(md(f"{entry['version']}: agreed by {entry['username']} on {entry['agreed_at']:%Y-%m-%d %H:%M}"
                           + (f", revoked by {entry['revoked_by']} on {entry['revoked_at']:%Y-%m-%d %H:%M}"
                              if entry["revoked_at"] else "")))
@@ -346,6 +357,8 @@ def manage(conn: dict) -> None:
         if st.button("Save wait limit", key=f"conn.rl_budget_btn.{cid}"):
             _do(svc.set_rate_limit_budget, cid, budget_min, ok="Rate-limit wait saved.")
             st.rerun()
+        if conn["kind"] == "export":
+            contact_cap(conn)
     with remove_tab:
         if st.button("Remove connection…", key=f"conn.remove.{cid}"):
             st.session_state[REMOVE_ID] = cid
@@ -353,11 +366,43 @@ def manage(conn: dict) -> None:
         remove_dialog(conn)
 
 
+def contact_cap(conn: dict) -> None:
+    """The hard stop on contacts over every export on this connection (SendGrid counts them per account)."""
+    cid = conn["id"]
+    current = svc.export_contact_cap(db, cid)
+    st.markdown("**Contact cap**")
+    capped = st.checkbox("Stop exports that would go over a number of contacts on this connection",
+                         value=current is not None, key=f"conn.cap_on.{cid}",
+                         help="All exports on this connection together. Saving or running one that would go over "
+                              "it is refused. SendGrid recommends at most 100,000 profiles per account.")
+    cap = st.number_input("Most contacts over all exports", min_value=1, step=1000, value=current or 100_000,
+                          key=f"conn.cap.{cid}", disabled=not capped)
+    if st.button("Save contact cap", key=f"conn.cap_btn.{cid}"):
+        _do(svc.set_export_contact_cap, cid, int(cap) if capped else None,
+            ok=f"Contact cap saved: {int(cap):,}." if capped else "No contact cap.")
+        st.rerun()
+
+
+def _cancel_add() -> None:
+    _flash("info", "Nothing was saved.")
+    if st.session_state.pop(RETURN_TO, None) == "enrichment":
+        st.session_state[NEW_FOR_ENRICHMENT] = 0    # back to the editor, nothing new to select
+
+
 # ---------------------------------------------------------------- page
 st.title("Connections")
-if FLASH in st.session_state:
-    kind, message = st.session_state.pop(FLASH)
-    getattr(st, kind)(md(message))  # flash messages are plain text that quotes names
+if st.session_state.get(NEW_FOR_ENRICHMENT) is not None and not st.session_state.get(f"{WIZ}.open"):
+    st.switch_page("pages/enrichment.py")
+show_flash()
+if st.query_params.get("add") in catalog and not st.session_state.get(f"{WIZ}.open"):
+    # opened from another screen to add one connection of a given type (the enrichment editor: Leadspace)
+    Wizard(WIZ, STEPS).clear()
+    st.session_state[f"{WIZ}.open"] = True
+    st.session_state[f"{WIZ}.data"] = {"vendor": st.query_params["add"]}
+    st.session_state[f"{WIZ}.step"] = 1
+    if st.query_params.get("back") == "enrichment":
+        st.session_state[RETURN_TO] = "enrichment"
+    st.query_params.clear()
 
 broken = svc.connections_needing_new_key(db)
 if broken:
@@ -370,7 +415,7 @@ if not st.session_state.get(f"{WIZ}.open"):
     Wizard(WIZ, STEPS).clear()  # leftovers of a wizard left by navigating away (the key among them)
 else:
     st.subheader("Add connection")
-    Wizard(WIZ, STEPS).show(on_cancel=lambda: _flash("info", "Nothing was saved."))
+    Wizard(WIZ, STEPS).show(on_cancel=_cancel_add)
     st.stop()
 
 if st.button("Add connection", type="primary", key="conn.add"):
@@ -383,21 +428,30 @@ if not rows:
             "Iterable or Omnisend. Sandbox connections work offline.")
     st.stop()
 
-table = pd.DataFrame([{
-    "Name": r["name"], "Type": r["type"], "Region": r["region_label"], "Key": r["key_masked"],
-    "Status": r["status_label"],
-    "Last verify": r["last_verify_message"] or "never", "Verified at": r["last_verified_at"],
-    "Who can use it": r["who_can_use"], "Export user": r["export_user"] or "",
-    "Used by": ", ".join(filter(None, [f"{r['enrichments']} enrichment(s)" if r["enrichments"] else "",
+table_rows = [{
+    "name": r["name"], "type": r["type"], "region": r["region_label"], "key": r["key_masked"],
+    "status": r["status_label"], "last_verify": r["last_verify_message"] or "never",
+    "verified_at": r["last_verified_at"], "who": r["who_can_use"], "export_user": r["export_user"],
+    "used_by": ", ".join(filter(None, [f"{r['enrichments']} enrichment(s)" if r["enrichments"] else "",
                                         f"{r['exports']} export(s)" if r["exports"] else ""])) or "nothing",
-    "Consent": f"{r['consent_version']} by {r['consent_by']}" if r["consent_version"] else "revoked",
-    "Created by": r["created_by"], "Created": r["created_at"],
-} for r in rows])
-st.dataframe(table, hide_index=True, width="stretch")
+    "consent": f"{r['consent_version']} by {r['consent_by']}" if r["consent_version"] else "revoked",
+    "created_by": r["created_by"], "created_at": r["created_at"],
+} for r in rows]
+ids = [r["id"] for r in rows]
+by_id = {r["id"]: r for r in rows}
+if st.session_state.get("conn.selected") not in by_id:
+    st.session_state["conn.selected"] = ids[0]
+event = show_table(table_rows, TABLE_COLUMNS, key="conn.table", on_select="rerun", selection_mode="single-row",
+                   highlight=ids.index(st.session_state["conn.selected"]))
+st.caption("Click a row to manage that connection.")
+picked = selected_row(event)
+picked_id = ids[picked] if picked is not None and picked < len(ids) else None
+if picked_id != st.session_state.get("conn.last_pick"):
+    st.session_state["conn.last_pick"] = picked_id
+    if picked_id is not None:
+        st.session_state["conn.selected"] = picked_id
 
 st.subheader("Manage")
-by_id = {r["id"]: r for r in rows}
-selected = st.selectbox("Connection to manage", list(by_id), format_func=lambda i: by_id[i]["name"],
-                        key="conn.selected")
+selected = st.selectbox("Connection to manage", ids, format_func=lambda i: by_id[i]["name"], key="conn.selected")
 if selected in by_id:
     manage(by_id[selected])

@@ -377,6 +377,67 @@ def set_rate_limit_budget(db, actor: User, connection_id: int, minutes: float | 
     _change(db, actor, connection_id, "set_rate_limit_budget", rate_limit_budget_s=seconds)
 
 
+def export_contact_cap(db, connection_id: int) -> int | None:
+    """The admin's hard cap on contacts over every export on this connection (None: no cap)."""
+    from jobs import export_plan
+
+    return export_plan.account_cap(db, connection_id)
+
+
+def set_export_contact_cap(db, actor: User, connection_id: int, cap: int | None) -> None:
+    """Admins: a hard cap on the contacts all exports on this (export) connection may hold together.
+    Saving or running an export that would go over it is refused (jobs/export_plan.py gate)."""
+    require(actor, Action.MANAGE_CONNECTIONS)
+    from jobs import export_plan
+    from storage import settings
+
+    row = _load_db(db, connection_id)
+    if _vendor(row["vendor"])["kind"] != "export":
+        raise ConnectionInputError("A contact cap applies to export connections only.")
+    if cap is not None:
+        try:
+            cap = int(cap)
+        except (TypeError, ValueError):
+            raise ConnectionInputError("Enter the cap as a whole number of contacts.") from None
+        if cap < 1:
+            raise ConnectionInputError("The cap must be at least 1 contact (or none).")
+    before = export_plan.account_cap(db, connection_id)
+    with db.transaction() as cur:
+        settings.put(cur, export_plan.ACCOUNT_CAP_SETTING(connection_id), cap)
+        audit.record(cur, actor, "set_export_contact_cap", "connection", connection_id,
+                     before={"contact_cap": before}, after={"contact_cap": cap})
+
+
+# Where people read what a vendor does with the data and how its API works (consent text and tiles).
+VENDOR_LINKS: dict[str, dict[str, str]] = {
+    "sendgrid": {"privacy": "https://www.twilio.com/en-us/legal/privacy",
+                 "api_docs": "https://www.twilio.com/docs/sendgrid/api-reference"},
+    "iterable": {"privacy": "https://iterable.com/trust/privacy-policy/",
+                 "api_docs": "https://api.iterable.com/api/docs"},
+    "omnisend": {"privacy": "https://www.omnisend.com/privacy-policy/",
+                 "api_docs": "https://api-docs.omnisend.com/"},
+    "leadspace": {"privacy": "https://www.leadspace.com/privacy-policy/",
+                  "api_docs": "https://support.leadspace.com/hc/en-us/sections/201997649-API"},
+}
+
+
+def vendor_links(vendor: str) -> dict[str, str]:
+    """{"privacy": url, "api_docs": url} for a vendor ({} for an unknown one)."""
+    return dict(VENDOR_LINKS.get(vendor, {}))
+
+
+def consent_history(db, connection_id: int) -> list[dict]:
+    """Who agreed to (and revoked) the data-privacy consent of a connection, oldest first."""
+    return repo.consent_history(db, connection_id)
+
+
+def verify_result(ok: bool, message: str, detail: str | None = None):
+    """The outcome of a Verify kept by the add-connection wizard, as create_connection takes it."""
+    from connectors.base import VerifyResult
+
+    return VerifyResult(bool(ok), message, detail)
+
+
 def _load_db(db, connection_id) -> dict:
     row = repo.get_connection(db, connection_id)
     if row is None:

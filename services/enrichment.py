@@ -46,18 +46,14 @@ class EnrichmentInputError(InputError, ValueError):
 # ---------------------------------------------------------------- choices for the wizard
 
 def connection_choices(db, actor: User) -> list[dict]:
-    try:
-        from services import connections as connection_service
-    except ImportError:
-        return []
+    from services import connections as connection_service
+
     return [c for c in connection_service.usable_connections(db, actor, "enrichment") if c["vendor"] == "leadspace"]
 
 
 def segment_choices(db) -> list[dict]:
-    try:
-        from storage import segments
-    except ImportError:
-        return []
+    from storage import segments
+
     return [{"id": s["id"], "name": s["name"]} for s in segments.list_segments(db)]
 
 
@@ -72,6 +68,87 @@ def connection_tps(db, connection_id: int | None) -> float:
         return float(limit.count / limit.period_s) if limit else float(core.DEFAULT_TPS)
     except (ImportError, AttributeError):
         return float(core.DEFAULT_TPS)
+
+
+def check_connection(db, actor: User, connection_id: int | None) -> dict:
+    """"Connect" in the editor: one cheap call with the chosen connection's stored token.
+    {"ok": bool, "message": str}; a connection the actor may not use raises EnrichmentInputError."""
+    require(actor, Action.EDIT_ENRICHMENTS)
+    _check_connection(db, actor, connection_id)
+    from jobs.clients import make_client_for
+
+    client = make_client_for(db, int(connection_id))
+    try:
+        result = client.verify()
+    finally:
+        client.close()
+    return {"ok": bool(result.ok), "message": result.message}
+
+
+# Where the editor links for what Leadspace's API does (the seed documents link there too).
+LEADSPACE_API_DOCS_URL = "https://support.leadspace.com/hc/en-us/sections/201997649-API"
+OPTIONAL_FIELDS = ("company_website", "company_location")
+
+
+def new_form(db, actor: User) -> dict:
+    """A new enrichment's editor values, defaults filled in (the first Leadspace connection, all profiles,
+    the primary address, Company name from company_name, the default confidence)."""
+    conns = connection_choices(db, actor)
+    return {"connection_id": conns[0]["id"] if conns else None, "dataset": "all", "segment_id": None,
+            "address": "primary", "name_column": "company_name", "website_column": "company_website",
+            "use_website": False, "use_location": False, "min_confidence": core.DEFAULT_MIN_CONFIDENCE,
+            "write_mode": "overwrite", "skip_recent_days": 0, "name": DEMO_NAME}
+
+
+def form_from_enrichment(db, enrichment_id: int) -> dict:
+    row = get_enrichment(db, enrichment_id)
+    if row is None:
+        raise EnrichmentInputError("That enrichment no longer exists.")
+    cfg: EnrichmentConfig = row["config"]
+    return {"connection_id": cfg.connection_id, "dataset": cfg.dataset, "segment_id": cfg.segment_id,
+            "address": cfg.address, "name_column": cfg.name_column, "website_column": cfg.website_column,
+            "use_website": "company_website" in cfg.fields, "use_location": "company_location" in cfg.fields,
+            "min_confidence": cfg.min_confidence, "write_mode": cfg.write_mode,
+            "skip_recent_days": cfg.skip_recent_days, "name": row["name"]}
+
+
+def config_from_form(form: dict) -> EnrichmentConfig:
+    fields = ["company_name"] + (["company_website"] if form.get("use_website") else []) + (
+        ["company_location"] if form.get("use_location") else [])
+    try:
+        return EnrichmentConfig(
+            connection_id=form.get("connection_id"), dataset=form.get("dataset") or "all",
+            segment_id=form.get("segment_id") if form.get("dataset") == "segment" else None,
+            address=form.get("address") or "primary", fields=fields,
+            name_column=form.get("name_column") or "company_name",
+            website_column=form.get("website_column") or "company_website",
+            min_confidence=form.get("min_confidence") or core.DEFAULT_MIN_CONFIDENCE,
+            write_mode=form.get("write_mode") or "overwrite", skip_recent_days=int(form.get("skip_recent_days") or 0))
+    except (ValueError, TypeError) as exc:
+        raise EnrichmentInputError(f"Check the enrichment's settings: {exc}") from None
+
+
+def preview_form(db, form: dict, enrichment_id: int | None = None) -> dict:
+    """preview() for the editor's values; problems that keep it from saving are listed, not raised."""
+    config = config_from_form(form)
+    problems = config.problems()
+    out = {"problems": problems, "preview": None}
+    if config.connection_id is not None and not problems:
+        out["preview"] = preview(db, config, enrichment_id)
+    return out
+
+
+def save_form(db, actor: User, form: dict, enrichment_id: int | None = None) -> int:
+    require(actor, Action.EDIT_ENRICHMENTS)
+    return save_enrichment(db, actor, form.get("name") or "", config_from_form(form), enrichment_id)
+
+
+def enrichment_from_param(db, raw) -> dict | None:
+    """The enrichment a URL's `?enrichment=` names (a whole number of an existing one), else None."""
+    text = str(raw or "").strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return get_enrichment(db, int(text))
 
 
 # ---------------------------------------------------------------- preview / save

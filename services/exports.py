@@ -12,14 +12,19 @@ attribute_choices(db) -> list[{key, label, source}]       catalogue attributes f
 usable_connections(db, actor) -> list[{id, name, vendor, region}]
 vendor_targets(db, actor, connection_id) -> list[{id, name}]  the account's lists (SendGrid picker)
 read_only_reason(db, actor, export) -> str | None   why the actor may not operate this export
-draft_checks(db, draft) -> {"contacts": n, "limit_warning": str|None, "hard": bool,
-                            "over_limit_fields": {field: n}}      shown before saving
+draft_checks(db, draft, export_id=None) -> {"contacts", "limit_warning", "hard", "account_contacts",
+    "cap_problem", "over_limit_fields", "estimate_text", "schedule_note"}      shown before saving
+email_field_choices(db); email_field_stats(db, attribute, segment_ids) -> {"profiles", "missing", "invalid"}
+new_form / form_from_export / draft_from_form / form_checks / save_form   the one-page editor's values
+schedule_note(db, id|None); list_schedule_note(db)   "runs with every refresh, but the refresh is off"
+export_from_param(db, raw) -> export | None          ?export=<id>
 save_export(db, actor, draft, export_id=None) -> id
     draft: name, connection_id, mapping [{field, attribute}], segment_ids, targets {segment_id: {mode:
     "id"|"name", id, name}}, sync_mode "mirror"|"add_only", over_limit "truncate"|"skip"
 delete_export(db, actor, id); duplicate_export(db, actor, id) -> id; set_active(db, actor, id, active)
-pre_run_check(db, id) -> {"contacts", "limit_warning", "hard", "removal_guard": [...], "plans": {...}}
-run_export(db, actor, id, *, confirm_removals=False, trigger="manual") -> run_id
+run_gate(db, actor, id, *, dry_run=False) -> RunGate   THE export gate (jobs/export_plan.py): blocked + reason,
+    needs_confirmation, warnings, contacts, account_contacts, to_send, estimate; the runner enforces the same
+run_export(db, actor, id, *, confirm_removals=False, trigger="manual") -> run_id   refuses on the gate
 dry_run(db, actor, id) -> run_id; retry_failed(db, actor, id) -> run_id
 cancel_run(db, actor, run_id); resume_run(db, actor, run_id) -> run_id
 overview(db) -> list[dict]                                the Exports list rows
@@ -31,17 +36,20 @@ demo_setup(db, actor) -> list[id]
 """
 from __future__ import annotations
 
-from core import sync
 from core.errors import InputError
+from core import sync
 from core.csvfile import csv_text
 from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor, User, require
-from jobs import runner
+from jobs import export_plan, export_run, runner
+from jobs.export_plan import RunGate
 from storage import audit
 from storage import exports as repo
 from storage import runs as runs_repo
 
 KIND = "export"
 MAX_NAME = 100
+DEFAULT_EMAIL_ATTRIBUTE = "profile.email"
+INVALID_EXAMPLES_CHECKED = 20_000   # distinct values the pattern rejects, checked exactly in Python at most
 
 
 class ExportInputError(InputError, ValueError):
@@ -59,11 +67,7 @@ def allows_data_fields(vendor: str) -> bool:
 
 
 def field_limits(vendor: str) -> dict[str, int]:
-    from jobs.export_run import _connector_field_limits
-
-    limits = dict(sync.VENDOR_FIELD_LIMITS.get(vendor, {}))
-    limits.update(_connector_field_limits(vendor))
-    return limits
+    return export_plan.field_limits(vendor)
 
 
 def attribute_choices(db) -> list[dict]:
@@ -71,6 +75,68 @@ def attribute_choices(db) -> list[dict]:
 
     return [{"key": a.key, "label": a.display_label,
              "source": a.source} for a in catalogue.list_attributes(db) if a.key != "profile.email_opt_out"]
+
+
+def email_field_choices(db) -> list[dict]:
+    """Text attributes (profile or enriched) that may hold the email address: [{key, label, source}]."""
+    from storage import catalogue
+
+    return [{"key": a.key, "label": a.display_label, "source": a.source}
+            for a in catalogue.list_attributes(db) if a.type == "text"]
+
+
+def email_field_stats(db, attribute_key: str, segment_ids: list[int] | None = None) -> dict:
+    """For the data-matching choice: {"profiles", "missing", "invalid"} over the segments' members (all
+    profiles when none are picked). One SQL pass; values DuckDB's pattern rejects are checked exactly."""
+    if attribute_key not in {a["key"] for a in email_field_choices(db)}:
+        raise ExportInputError("Pick a text attribute that holds the email address.")
+    exprs, joins, _ = repo.mapping_columns(db, [{"field": sync.EMAIL_FIELD, "attribute": attribute_key}])
+    value = f"nullif(lower(trim({exprs[0]})), '')"
+    where, params = "", []
+    if segment_ids:
+        members, params = repo.members_sql(db, [int(s) for s in segment_ids])
+        where = f"WHERE p.customer_id IN ({members})"
+    base = f"SELECT {value} AS email FROM profiles p {' '.join(joins)} {where}"
+    pattern = export_run.FAST_EMAIL_SQL
+    total, missing = db.query_one(f"SELECT count(*), count(*) FILTER (WHERE email IS NULL) FROM ({base})", params)
+    odd = db.query(f"SELECT email, count(*) FROM ({base}) WHERE email IS NOT NULL AND NOT "
+                   f"coalesce(regexp_full_match(email, ?), FALSE) GROUP BY email LIMIT {INVALID_EXAMPLES_CHECKED}",
+                   params + [pattern])
+    invalid = sum(int(n) for email, n in odd if sync.email_problem(email))
+    return {"profiles": int(total), "missing": int(missing), "invalid": invalid}
+
+
+def schedule_note(db, export_id: int | None) -> str | None:
+    """A sentence when the export follows the system refresh while that is off (then it never runs on
+    its own), else None. A new export follows the system refresh."""
+    from services import schedule
+
+    mode = schedule.get_item_schedule(db, KIND, int(export_id))["mode"] if export_id is not None else "system"
+    if mode == "system" and schedule.get_system_schedule(db).mode == "off":
+        return ("It runs with every scheduled refresh, but the system refresh is off: it will not run on its own "
+                "until an admin turns the schedule on (or give it its own schedule).")
+    return None
+
+
+def segment_choices(db) -> dict[int, str]:
+    """{segment id: name} for the editor's segment picker."""
+    from storage import segments
+
+    return {s["id"]: s["name"] for s in segments.list_segments(db)}
+
+
+def vendor_label(vendor: str | None) -> str:
+    return _vendor_label(vendor) if vendor else "—"
+
+
+def suggest_name(db, form: dict) -> str:
+    """The default name of a new export: "<segments> to <connection>"."""
+    segs = segment_choices(db)
+    conn = _connection(db, form.get("connection_id")) if form.get("connection_id") is not None else None
+    names = ", ".join(segs.get(int(s), "") for s in form.get("segment_ids") or [])
+    if not names or conn is None:
+        return ""
+    return f"{names} to {conn['name']}"[:MAX_NAME]
 
 
 def usable_connections(db, actor: User) -> list[dict]:
@@ -128,10 +194,7 @@ def vendor_targets(db, actor: Actor, connection_id: int) -> list[dict]:
     require(actor, Action.EDIT_EXPORTS)
     if connection_id is None or int(connection_id) not in {c["id"] for c in usable_connections(db, actor)}:
         raise PermissionDenied("You cannot use that connection for exports.")
-    from jobs.export_run import CLIENT_OPTIONS
-    from services import connections
-
-    client = connections.make_client_for(db, connection_id, **CLIENT_OPTIONS)
+    client = export_run.connection_client(db, connection_id)
     try:
         return [{"id": t.id, "name": t.name} for t in client.list_targets()]
     except Exception as exc:
@@ -170,8 +233,17 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
     allowed_fields = {f.key for f in vendor_field_specs(vendor)}
     catalogue_keys = {a["key"] for a in attribute_choices(db)}
     mapping, seen = [], set()
+    email_attribute = (draft.get("email_attribute") or (repo.email_mapping(draft.get("mapping")) or {}).get("attribute")
+                       or DEFAULT_EMAIL_ATTRIBUTE)
+    if email_attribute not in {a["key"] for a in email_field_choices(db)}:
+        raise ExportInputError("Pick a text attribute that holds the email address.")
+    if email_attribute != DEFAULT_EMAIL_ATTRIBUTE:
+        mapping.append({"field": sync.EMAIL_FIELD, "attribute": email_attribute})
+        seen.add(sync.EMAIL_FIELD)
     for item in draft.get("mapping") or []:
         field, attribute = (item.get("field") or "").strip(), item.get("attribute")
+        if field == sync.EMAIL_FIELD:
+            continue   # the email attribute is chosen above (data matching), never as a plain field
         if not field or not attribute:
             raise ExportInputError("Each added attribute needs both a vendor field and a source attribute.")
         if field not in allowed_fields and not (allows_data_fields(vendor) and sync.valid_data_field_name(field)):
@@ -216,38 +288,121 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
 
 def count_contacts(db, segment_ids: list[int]) -> int:
     """Distinct members over the export's segments (what the vendor limit is about)."""
-    if not segment_ids:
-        return 0
-    sql, params = repo._members_sql(db, [int(s) for s in segment_ids])
-    return int(db.query_one(f"SELECT count(*) FROM ({sql})", params)[0])
+    return export_plan.count_contacts(db, segment_ids)
 
 
 def _over_limit_counts(db, vendor: str, mapping: list[dict], segment_ids: list[int]) -> dict[str, int]:
     limits = field_limits(vendor)
-    checked = [m for m in mapping if m["field"] in limits]
+    checked = [m for m in mapping if m["field"] in limits and m["field"] != sync.EMAIL_FIELD]
     if not checked or not segment_ids:
         return {}
-    exprs, joins, keys = repo._mapping_columns(db, checked)
-    members, params = repo._members_sql(db, segment_ids)
+    exprs, joins, keys = repo.mapping_columns(db, checked)
+    members, params = repo.members_sql(db, segment_ids)
     counts = ", ".join(f"count(*) FILTER (WHERE length({e}) > {int(limits[k])})" for e, k in zip(exprs, keys))
     row = db.query_one(f"SELECT {counts} FROM profiles p {' '.join(joins)} "
                        f"WHERE p.customer_id IN ({members})", params)
     return {k: int(n) for k, n in zip(keys, row) if n}
 
 
-def draft_checks(db, draft: dict) -> dict:
-    from jobs.export_run import limit_warning, limits_hard
-
+def draft_checks(db, draft: dict, export_id: int | None = None) -> dict:
+    """What the editor shows before saving: contacts, the vendor's limits (per export, or per account
+    over every export on the connection), the admin's cap, fields over their limits, a duration."""
     vendor = draft.get("vendor")
-    if vendor is None and draft.get("connection_id") is not None:
-        conn = _connection(db, draft["connection_id"])
+    conn_id = draft.get("connection_id")
+    if vendor is None and conn_id is not None:
+        conn = _connection(db, conn_id)
         vendor = conn["vendor"] if conn else None
     segment_ids = [int(s) for s in draft.get("segment_ids") or []]
     contacts = count_contacts(db, segment_ids)
-    return {"contacts": contacts, "limit_warning": limit_warning(vendor, contacts) if vendor else None,
-            "hard": limits_hard(db),
-            "over_limit_fields": _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
-            if vendor else {}}
+    out = {"contacts": contacts, "limit_warning": None, "hard": export_plan.limits_hard(db), "account_contacts": None,
+           "cap_problem": None, "over_limit_fields": {}, "estimate_text": "—", "schedule_note": None}
+    if not vendor:
+        return out
+    out["limit_warning"] = export_plan.limit_warning(vendor, contacts)
+    if vendor in export_plan.ACCOUNT_WIDE_LIMIT and conn_id is not None:
+        total = export_plan.account_contacts(db, int(conn_id), draft={"id": export_id, "segment_ids": segment_ids})
+        out["account_contacts"] = total
+        out["limit_warning"] = export_plan.account_warning(vendor, total, contacts)
+        cap = export_plan.account_cap(db, int(conn_id))
+        if cap is not None and total > cap:
+            out["cap_problem"] = (f"The exports on this connection would hold {total:,} contacts, over the cap of "
+                                  f"{cap:,} an admin set for it. Make the segments smaller or ask an admin to "
+                                  "raise the cap.")
+    out["over_limit_fields"] = _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
+    out["estimate_text"] = export_plan.human_duration(export_plan.estimate_seconds(vendor, contacts))
+    return out
+
+
+# ------------------------------------------------------------------------------ editor form <-> draft
+# The one-page editor keeps flat values (one per widget); these map them to and from a draft.
+
+SCHEDULE_CHOICES = ("system", "manual")
+
+
+def new_form(db, actor: User) -> dict:
+    """A new export's editor values, defaults filled in: the first usable connection, mirror, truncate,
+    the vendor's suggested fields, the profile's email, following the system refresh."""
+    conns = usable_connections(db, actor)
+    form = {"connection_id": conns[0]["id"] if conns else None, "name": "", "segment_ids": [],
+            "email_attribute": DEFAULT_EMAIL_ATTRIBUTE, "sync_mode": sync.MODE_MIRROR,
+            "over_limit": sync.OVER_LIMIT_TRUNCATE, "schedule_mode": "system", "mapping": []}
+    if conns:
+        form["mapping"] = default_mapping(conns[0]["vendor"])
+    return form
+
+
+def default_mapping(vendor: str | None) -> list[dict]:
+    """The vendor's standard fields mapped to their usual profile attributes (First name, Last name...)."""
+    return [{"field": f.key, "attribute": f.default_attribute} for f in vendor_field_specs(vendor or "")
+            if f.default_attribute]
+
+
+def form_from_export(db, export_id: int) -> dict:
+    export = _require_export(db, export_id)
+    email = repo.email_mapping(export["mapping"])
+    form = {"connection_id": export["connection_id"], "name": export["name"], "segment_ids": list(export["segment_ids"]),
+            "email_attribute": email["attribute"] if email else DEFAULT_EMAIL_ATTRIBUTE,
+            "mapping": [m for m in export["mapping"] if m["field"] != sync.EMAIL_FIELD],
+            "sync_mode": export["sync_mode"], "over_limit": export["over_limit"], "schedule_mode": None}
+    for sid, t in export["targets"].items():
+        form[f"tmode_{sid}"] = t["mode"]
+        form[f"tid_{sid}"] = t["id"] or ""
+        form[f"tname_{sid}"] = t["name"] or ""
+    return form
+
+
+def draft_from_form(form: dict) -> dict:
+    targets = {}
+    for sid in form.get("segment_ids") or []:
+        mode = form.get(f"tmode_{sid}") or "name"
+        targets[sid] = {"mode": mode, "id": form.get(f"tid_{sid}") if mode == "id" else None,
+                        "name": form.get(f"tname_{sid}")}
+    return {"name": form.get("name") or "", "connection_id": form.get("connection_id"),
+            "mapping": list(form.get("mapping") or []), "segment_ids": list(form.get("segment_ids") or []),
+            "email_attribute": form.get("email_attribute") or DEFAULT_EMAIL_ATTRIBUTE, "targets": targets,
+            "sync_mode": form.get("sync_mode"), "over_limit": form.get("over_limit")}
+
+
+def form_checks(db, form: dict, export_id: int | None = None) -> dict:
+    """draft_checks for the editor's values, plus the schedule note for a new export."""
+    checks = draft_checks(db, draft_from_form(form), export_id)
+    if export_id is None and form.get("schedule_mode", "system") == "system":
+        checks["schedule_note"] = schedule_note(db, None)
+    elif export_id is not None:
+        checks["schedule_note"] = schedule_note(db, export_id)
+    return checks
+
+
+def save_form(db, actor: User, form: dict, export_id: int | None = None) -> int:
+    """Save the editor's values (create or edit); a new export's schedule choice is applied too."""
+    require(actor, Action.EDIT_EXPORTS)
+    new_id = save_export(db, actor, draft_from_form(form), export_id)
+    mode = form.get("schedule_mode")
+    if export_id is None and mode in SCHEDULE_CHOICES and mode != "system":
+        from services import schedule
+
+        schedule.set_item_schedule(db, actor, KIND, new_id, mode)
+    return new_id
 
 
 # ------------------------------------------------------------------------------ save / remove
@@ -267,7 +422,9 @@ def save_export(db, actor: User, draft: dict, export_id: int | None = None) -> i
     if export_id is not None:
         require_usable_export(db, actor, export_id)
     clean = clean_draft(db, actor, draft, export_id)
-    checks = draft_checks(db, clean)
+    checks = draft_checks(db, clean, export_id)
+    if checks["cap_problem"]:
+        raise ExportInputError(checks["cap_problem"])
     if checks["limit_warning"] and checks["hard"]:
         raise ExportInputError(checks["limit_warning"] + " An admin has made this limit a hard stop.")
     with db.transaction() as cur:
@@ -340,19 +497,14 @@ def set_active(db, actor: User, export_id: int, active: bool) -> None:
 
 # ------------------------------------------------------------------------------ runs
 
-def pre_run_check(db, export_id: int) -> dict:
-    """Warnings to show before Run: vendor limit, and lists the run would shrink past the guard."""
-    from jobs import export_run
-
+def run_gate(db, actor: Actor, export_id: int, *, dry_run: bool = False) -> RunGate:
+    """May this export run now (blocked with a reason), what it needs confirmed (removals past the guard),
+    what to know first (limits, the account total) and how long it should take. The page shows it,
+    run_export and dry_run refuse on it, the runner enforces the same gate (jobs/export_plan.py)."""
+    require(actor, Action.RUN)
     export = _require_export(db, export_id)
-    targets = export_run.plan_targets(db, export)
-    plans = {t["key"]: export_run._count_plan(db, export, t, None) for t in targets}
-    contacts = count_contacts(db, export["segment_ids"])
-    guard = (export_run.check_removal_guard(db, export, targets, plans)
-             if export["sync_mode"] == sync.MODE_MIRROR else [])
-    return {"contacts": contacts, "limit_warning": export_run.limit_warning(export["vendor"], contacts),
-            "hard": export_run.limits_hard(db), "removal_guard": guard,
-            "plans": {t["name"]: plans[t["key"]] for t in targets}}
+    _require_usable(db, actor, export)
+    return export_plan.gate(db, export, dry_run=dry_run)
 
 
 def _submit(db, actor: Actor, export: dict, trigger: str, params: dict) -> int:
@@ -366,8 +518,10 @@ def _submit(db, actor: Actor, export: dict, trigger: str, params: dict) -> int:
 def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = False, trigger: str = "manual") -> int:
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
-    if not export["active"]:
-        raise ExportInputError(f"“{export['name']}” is inactive. Activate it before running.")
+    _require_usable(db, actor, export)
+    refusal = export_plan.gate(db, export, dry_run=False).refusal(confirm_removals=confirm_removals)
+    if refusal:
+        raise ExportInputError(refusal)
     run_id = _submit(db, actor, export, trigger, {"confirm_removals": bool(confirm_removals)})
     with db.transaction() as cur:
         audit.record(cur, actor, "run_export", "export", export_id, after={"run_id": run_id, "trigger": trigger})
@@ -379,6 +533,8 @@ def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = Fal
 def dry_run(db, actor: User, export_id: int) -> int:
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
+    if not export["segment_ids"]:
+        raise ExportInputError("This export has no segments. Edit it and pick at least one.")
     run_id = _submit(db, actor, export, "dry_run", {"dry_run": True})
     with db.transaction() as cur:
         audit.record(cur, actor, "dry_run_export", "export", export_id, after={"run_id": run_id})
@@ -412,6 +568,12 @@ def get_export(db, export_id: int) -> dict | None:
     return repo.get_export(db, export_id)
 
 
+def run_status(db, run_id: int) -> dict | None:
+    """A run of an export (status and progress) for the live panel; None when it is not an export run."""
+    run = runner.get_run(db, int(run_id))
+    return run if run is not None and run["kind"] == KIND else None
+
+
 def runs_of(db, export_id: int, limit: int = 20) -> list[dict]:
     return runner.list_runs(db, kind=KIND, target_id=int(export_id), limit=limit)
 
@@ -424,27 +586,40 @@ def last_run(db, export_id: int, *, dry_run: bool | None = False) -> dict | None
     return None
 
 
-def _schedule_text(db, export_id: int) -> str:
-    try:
-        from services import schedule
+def export_from_param(db, raw) -> dict | None:
+    """The export a URL's `?export=` names, or None when it is not a whole number or no such export
+    exists (every role may read every export). Nothing else is taken from the URL."""
+    text = str(raw or "").strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return repo.get_export(db, int(text))
 
-        return schedule.describe_item_schedule(db, KIND, export_id)
-    except (ImportError, AttributeError):
-        return "With every system refresh"
-    except Exception:  # a schedule problem must not break the list
-        return "—"
+
+def list_schedule_note(db) -> str | None:
+    """For the Exports list: a sentence when some exports follow the system refresh while it is off."""
+    from services import schedule
+
+    if schedule.get_system_schedule(db).mode != "off":
+        return None
+    waiting = [e["name"] for e in repo.list_exports(db) if e["active"]
+               and schedule.get_item_schedule(db, KIND, e["id"])["mode"] == "system"]
+    if not waiting:
+        return None
+    return (f"{len(waiting):,} export{'s' if len(waiting) != 1 else ''} run with every scheduled refresh, but the "
+            "system refresh is off: they will not run on their own until an admin turns the schedule on.")
+
+
+def _schedule_text(db, export_id: int) -> str:
+    from services import schedule
+
+    return schedule.describe_item_schedule(db, KIND, export_id)
 
 
 def overview(db) -> list[dict]:
     from storage import connections
 
     conns = {c["id"]: c for c in connections.list_connections(db)}
-    try:
-        from storage import segments
-
-        seg_names = {s["id"]: s["name"] for s in segments.list_segments(db)}
-    except ImportError:
-        seg_names = {}
+    seg_names = segment_choices(db)
     out = []
     for e in repo.list_exports(db):
         conn = conns.get(e["connection_id"]) or {}
@@ -453,7 +628,7 @@ def overview(db) -> list[dict]:
         out.append({
             "id": e["id"], "name": e["name"], "connection": conn.get("name", "(removed)"), "vendor": e["vendor"],
             "type": _vendor_label(e["vendor"]),
-            "segments": ", ".join(seg_names.get(s, f"#{s}") for s in e["segment_ids"]),
+            "segments": ", ".join(seg_names.get(s, "(removed)") for s in e["segment_ids"]),
             "sync_mode": e["sync_mode"], "active": e["active"],
             "last_status": (run or {}).get("status") or "never run",
             "last_counts": (f"{counts.get('accepted', 0):,} accepted · {counts.get('rejected', 0):,} rejected · "
@@ -526,7 +701,7 @@ def demo_setup(db, actor: User) -> list[int]:
 
 __all__ = [
     "ExportInputError", "attribute_choices", "cancel_run", "delete_export", "demo_setup", "draft_checks",
-    "dry_run", "duplicate_export", "get_export", "overview", "pre_run_check", "resume_run", "retry_failed",
+    "dry_run", "duplicate_export", "get_export", "overview", "run_gate", "resume_run", "retry_failed",
     "run_contacts_csv", "run_contacts_page", "run_detail", "run_export", "runs_of", "save_export", "set_active",
     "usable_connections", "vendor_field_specs", "vendor_targets",
 ]

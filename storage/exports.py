@@ -212,6 +212,21 @@ def _mapping_columns(db, mapping: list[dict]) -> tuple[list[str], list[str], lis
     return exprs, joins, keys
 
 
+def email_mapping(mapping: list[dict]) -> dict | None:
+    """The mapping item naming the attribute that holds the email, or None (the profile's email)."""
+    return next((m for m in mapping or [] if m.get("field") == sync.EMAIL_FIELD), None)
+
+
+def members_sql(db, segment_ids: list[int]) -> tuple[str, list]:
+    """(sql, params) selecting the distinct customer_id of the segments' members."""
+    return _members_sql(db, segment_ids)
+
+
+def mapping_columns(db, mapping: list[dict]) -> tuple[list[str], list[str], list[str]]:
+    """(select expressions over profiles p, join clauses, field keys) for mapped attributes."""
+    return _mapping_columns(db, mapping)
+
+
 def _hash_sql(keys: list[str], n: int) -> str:
     """SQL twin of core.sync.contact_hash over columns f0..f{n-1}."""
     if not keys:
@@ -225,20 +240,28 @@ def _hash_sql(keys: list[str], n: int) -> str:
 
 def _eligible_cte(db, export: dict, segment_ids: list[int]) -> tuple[str, list, list[str]]:
     members, params = _members_sql(db, segment_ids)
-    exprs, joins, keys = _mapping_columns(db, export["mapping"])
+    # data matching: the attribute holding the email is a mapping item for field "email" (none: the
+    # profile's email); it is the contact's key, not a field sent alongside
+    email_item = email_mapping(export["mapping"])
+    fields = [m for m in export["mapping"] if m["field"] != sync.EMAIL_FIELD]
+    exprs, joins, keys = _mapping_columns(db, fields + ([email_item] if email_item else []))
+    email_expr = "p.email"
+    if email_item:
+        email_expr, _ = exprs.pop(), keys.pop()
     fcols = "".join(f", {e} AS f{i}" for i, e in enumerate(exprs))
     fnames = "".join(f", f{i}" for i in range(len(exprs)))
     cte = (
         f"WITH members AS ({members}), "
-        f"src AS (SELECT p.customer_id, nullif(lower(trim(p.email)), '') AS email{fcols} "
+        f"src AS (SELECT p.customer_id, nullif(lower(trim({email_expr})), '') AS email, "
+        f"  coalesce(p.email_opt_out, FALSE) AS opted_out{fcols} "
         f"  FROM profiles p {' '.join(joins)} WHERE p.customer_id IN (SELECT customer_id FROM members)), "
         "blocked AS (SELECT email FROM suppression_list UNION "
         "  SELECT DISTINCT lower(trim(email)) FROM profiles WHERE email_opt_out AND email IS NOT NULL), "
-        f"ranked AS (SELECT customer_id, email{fnames}, {_hash_sql(keys, len(exprs))} AS contact_hash, "
+        f"ranked AS (SELECT customer_id, email, opted_out{fnames}, {_hash_sql(keys, len(exprs))} AS contact_hash, "
         "  row_number() OVER (PARTITION BY email ORDER BY customer_id) AS dup_rank FROM src), "
         "classified AS (SELECT r.*, CASE "
         f"  WHEN r.email IS NULL THEN '{sync.SKIP_MISSING_EMAIL}' "
-        f"  WHEN r.email IN (SELECT email FROM blocked) THEN '{sync.SKIP_NO_CONSENT}' "
+        f"  WHEN r.email IN (SELECT email FROM blocked) OR r.opted_out THEN '{sync.SKIP_NO_CONSENT}' "
         f"  WHEN r.dup_rank > 1 THEN '{sync.SKIP_DUPLICATE}' ELSE NULL END AS skip_reason FROM ranked r) "
     )
     return cte, params, keys

@@ -79,7 +79,15 @@ def test_removal_guard_needs_confirmation(world, vendor):
     sid, eid = _setup(world, vendor)
     world.run(eid)
     world.set_members(sid, ["c0", "c1", "c2"])          # 7 of 10 would go (70 % > 20 %)
-    refused = world.run(eid)
+    from jobs import runner
+    from services import exports
+
+    with pytest.raises(exports.ExportInputError, match="remove 7 of 10"):   # the gate refuses at once
+        exports.run_export(world.db, world.admin, eid)
+    # a run queued without the confirmation (the schedule) is stopped by the runner's copy of the gate
+    run_id = runner.submit(world.db, world.admin, "export", eid, "x", "schedule", {})
+    runner.run_pending(world.db)
+    refused = runner.get_run(world.db, run_id)
     assert refused["status"] == "skipped"
     assert "remove 7 of 10" in refused["message"]
     assert world.members(vendor, eid, sid) == expected(range(10))

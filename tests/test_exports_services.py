@@ -93,8 +93,15 @@ def test_vendor_limit_warns_and_hard_stop(world, monkeypatch):
         settings.put(cur, "export_limits_hard", True)
     with pytest.raises(exports.ExportInputError, match="hard stop"):
         exports.save_export(world.db, world.admin, _draft(world, sid, name="other"))
-    world.add_profiles([{"customer_id": "c9", "email": "new@example.com"}])
-    run = world.run(eid)
+    # run_export refuses on the gate; a run queued before (e.g. by the schedule) is stopped by the runner,
+    # which enforces the same gate on its own plan
+    with pytest.raises(exports.ExportInputError, match="hard stop"):
+        exports.run_export(world.db, world.admin, eid)
+    from jobs import runner
+
+    run_id = runner.submit(world.db, world.admin, "export", eid, "x", "manual", {})
+    runner.run_pending(world.db)
+    run = runner.get_run(world.db, run_id)
     assert run["status"] == "failed" and "hard stop" in run["message"]
 
 
@@ -147,3 +154,137 @@ def test_export_with_enrichment_attribute(world):
     assert run["status"] == "succeeded"
     user = world.emulators["iterable"].user("person0@example.com")
     assert user["dataFields"]["industry"] == "Shipping"
+
+
+# ------------------------------------------------------------------ the export gate (issue 15 §2)
+
+def test_run_gate_blocks_warns_and_estimates(world, monkeypatch):
+    from core import sync
+    from services import exports
+    from storage import settings
+
+    world.add_profiles(base_people(5))
+    sid = world.segment("S", [f"c{i}" for i in range(5)])
+    eid = exports.save_export(world.db, world.admin, _draft(world, sid, "iterable", name="It"))
+    gate = exports.run_gate(world.db, world.admin, eid)
+    assert not gate.blocked and gate.contacts == 5 and gate.to_send == 5 and not gate.warnings
+    # the documented Iterable throughput: 1 M in 30 minutes
+    assert gate.estimate_s == pytest.approx(5 * 30 * 60 / 1_000_000)
+    exports.set_active(world.db, world.admin, eid, False)
+    gate = exports.run_gate(world.db, world.admin, eid)
+    assert gate.blocked and "inactive" in gate.reason
+    assert not exports.run_gate(world.db, world.admin, eid, dry_run=True).blocked   # a dry run changes nothing
+    with pytest.raises(exports.ExportInputError, match="inactive"):
+        exports.run_export(world.db, world.admin, eid)
+    exports.set_active(world.db, world.admin, eid, True)
+    monkeypatch.setitem(sync.VENDOR_CONTACT_LIMITS, "iterable", 3)
+    gate = exports.run_gate(world.db, world.admin, eid)
+    assert not gate.blocked and "recommends at most 3" in gate.warnings[0]
+    with world.db.transaction() as cur:
+        settings.put(cur, "export_limits_hard", True)
+    assert exports.run_gate(world.db, world.admin, eid).blocked
+    with pytest.raises(PermissionDenied):
+        exports.run_gate(world.db, _viewer(world), eid)
+
+
+def _viewer(world):
+    from core.permissions import Role, User
+
+    return User(id=999, username="v", role=Role.VIEWER)
+
+
+def test_sendgrid_limit_is_per_account(world, monkeypatch):
+    """SendGrid's 100,000 is per account: the contacts of every export on the connection add up (distinct);
+    an admin's cap on the connection is a hard stop at save and at run."""
+    from core import sync
+    from jobs import export_plan
+    from services import connections, exports
+
+    monkeypatch.setitem(sync.VENDOR_CONTACT_LIMITS, "sendgrid", 6)
+    world.add_profiles(base_people(8))
+    a = world.segment("A", [f"c{i}" for i in range(5)])
+    b = world.segment("B", [f"c{i}" for i in range(3, 8)])       # overlaps A in c3, c4
+    first = exports.save_export(world.db, world.admin, _draft(world, a, name="First"))
+    assert exports.run_gate(world.db, world.admin, first).warnings == []        # 5 <= 6
+    checks = exports.draft_checks(world.db, _draft(world, b, name="Second"))
+    assert checks["contacts"] == 5 and checks["account_contacts"] == 8            # 5 + 5 - 2 shared
+    assert "8 contacts in total" in checks["limit_warning"]
+    second = exports.save_export(world.db, world.admin, _draft(world, b, name="Second"))
+    gate = exports.run_gate(world.db, world.admin, first)
+    assert gate.account_contacts == 8 and "per account" in gate.warnings[0]
+    # the admin's cap on the connection: a hard stop
+    conn = world.connections["sendgrid"]
+    connections.set_export_contact_cap(world.db, world.admin, conn, 7)
+    assert export_plan.account_cap(world.db, conn) == 7
+    assert "cap of 7" in exports.run_gate(world.db, world.admin, second).reason
+    with pytest.raises(exports.ExportInputError, match="cap of 7"):
+        exports.run_export(world.db, world.admin, second)
+    with pytest.raises(exports.ExportInputError, match="cap of 7"):
+        exports.save_export(world.db, world.admin, _draft(world, b, name="Third"))
+    connections.set_export_contact_cap(world.db, world.admin, conn, None)
+    assert not exports.run_gate(world.db, world.admin, second).blocked
+    with pytest.raises(connections.ConnectionInputError):
+        connections.set_export_contact_cap(world.db, world.admin, conn, -5)
+
+
+def test_email_field_stats_and_choice(world):
+    """Data matching: any text attribute may hold the email; the editor shows its missing and invalid
+    counts, and the run sends that attribute's value as the contact's email."""
+    from services import exports
+    from storage import catalogue
+    from storage.catalogue import Attribute
+
+    world.add_profiles(base_people(4) + [{"customer_id": "x1", "email": "not-an-email"},
+                                         {"customer_id": "x2", "email": None}])
+    keys = {a["key"] for a in exports.email_field_choices(world.db)}
+    assert "profile.email" in keys and "profile.city" in keys
+    stats = exports.email_field_stats(world.db, "profile.email")
+    assert stats == {"profiles": 6, "missing": 1, "invalid": 1}
+    with world.db.transaction() as cur:
+        cur.execute("CREATE TABLE enrich_mail (customer_id VARCHAR, work_email VARCHAR)")
+        cur.execute("INSERT INTO enrich_mail VALUES ('c0', 'Work0@Corp.example'), ('c1', 'bad@@corp')")
+        catalogue.upsert_attribute(cur, Attribute("enrichment.98.work_email", "Work email", "text", "enrichment", 98,
+                                                  "enrich_mail", "work_email"))
+    sid = world.segment("S", ["c0", "c1", "c2"])
+    assert exports.email_field_stats(world.db, "enrichment.98.work_email", [sid]) == {
+        "profiles": 3, "missing": 1, "invalid": 1}
+    with pytest.raises(exports.ExportInputError):
+        exports.email_field_stats(world.db, "profile.nope")
+    eid = exports.save_export(world.db, world.admin, _draft(world, sid, "iterable", email_attribute="enrichment.98.work_email"))
+    assert exports.form_from_export(world.db, eid)["email_attribute"] == "enrichment.98.work_email"
+    run = world.run(eid)
+    assert run["counts"]["accepted"] == 1 and run["counts"]["skipped"] == 2
+    assert world.emulators["iterable"].user("work0@corp.example") is not None
+    assert world.emulators["iterable"].user("person0@example.com") is None
+    copy = exports.duplicate_export(world.db, world.admin, eid)          # the choice survives a copy
+    assert exports.form_from_export(world.db, copy)["email_attribute"] == "enrichment.98.work_email"
+
+
+def test_schedule_note_when_system_refresh_is_off(world):
+    from services import exports, schedule
+
+    world.add_profiles(base_people(2))
+    sid = world.segment("S", ["c0", "c1"])
+    eid = exports.save_export(world.db, world.admin, _draft(world, sid))
+    assert schedule.get_system_schedule(world.db).mode == "off"
+    assert "system refresh is off" in exports.schedule_note(world.db, eid)
+    assert "system refresh is off" in exports.schedule_note(world.db, None)       # a new export
+    manual = exports.save_form(world.db, world.admin, {**exports.draft_from_form({}), "name": "Manual",
+                                                      "connection_id": world.connections["sendgrid"],
+                                                      "segment_ids": [sid], "schedule_mode": "manual"})
+    assert exports.schedule_note(world.db, manual) is None
+
+
+def test_editor_form_round_trip(world):
+    from services import exports
+
+    world.add_profiles(base_people(2))
+    sid = world.segment("S", ["c0", "c1"])
+    form = exports.new_form(world.db, world.admin)
+    assert form["connection_id"] is not None and form["sync_mode"] == "mirror"
+    assert form["mapping"] and form["email_attribute"] == "profile.email"
+    form.update({"name": "Round trip", "segment_ids": [sid], "connection_id": world.connections["sendgrid"],
+                 f"tmode_{sid}": "id", f"tid_{sid}": "list-9"})
+    eid = exports.save_form(world.db, world.admin, form)
+    back = exports.form_from_export(world.db, eid)
+    assert back["name"] == "Round trip" and back[f"tmode_{sid}"] == "id" and back[f"tid_{sid}"] == "list-9"

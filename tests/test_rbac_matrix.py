@@ -48,6 +48,7 @@ WITH_ACTOR: dict[str, str] = {
     "connections.set_sharing": "admin",
     "connections.set_export_user": "admin",
     "connections.set_rate_limit_budget": "admin",
+    "connections.set_export_contact_cap": "admin",
     "connections.rotate_key": "admin",
     "connections.reverify": "admin",
     "connections.give_consent": "admin",
@@ -72,6 +73,9 @@ WITH_ACTOR: dict[str, str] = {
     "enrichment.cancel_run": "contributor",
     "enrichment.decide": "contributor",
     "enrichment.demo_setup": "contributor",
+    "enrichment.check_connection": "contributor",     # "Connect" in the editor: one verify call
+    "enrichment.new_form": "viewer",                  # editor defaults from the connections the actor may use
+    "enrichment.save_form": "contributor",
     # exports
     "exports.usable_connections": "viewer",          # a read
     "exports.read_only_reason": "viewer",            # a read
@@ -88,6 +92,9 @@ WITH_ACTOR: dict[str, str] = {
     "exports.cancel_run": "contributor",
     "exports.resume_run": "contributor",
     "exports.demo_setup": "contributor",
+    "exports.run_gate": "contributor",               # the export gate (issue 15): RUN, then the connection check
+    "exports.new_form": "viewer",                    # editor defaults from the connections the actor may use
+    "exports.save_form": "contributor",
     # home
     "home.next_steps": "viewer",                     # (summary, user): what to show, a read
     # profiles
@@ -157,14 +164,18 @@ READ_ONLY: set[str] = {
     "connections.clean_base_url", "connections.clean_key", "connections.clean_name", "connections.clean_region",
     "connections.connections_needing_new_key", "connections.dependants", "connections.describe_error",
     "connections.key_label", "connections.key_status",
-    "connections.master_key_problem", "connections.region_label",
+    "connections.master_key_problem", "connections.export_contact_cap",
+    "connections.vendor_links", "connections.consent_history", "connections.verify_result", "connections.region_label",
     "connections.sandbox_vendors", "connections.status_of", "connections.vendor_catalog", "connections.who_can_use",
     "enrichment.confidence_distribution", "enrichment.connection_tps", "enrichment.enriched_data",
     "enrichment.get_enrichment", "enrichment.industries", "enrichment.latest_run", "enrichment.list_enrichments",
-    "enrichment.name_columns", "enrichment.preview", "enrichment.profile_comparison", "enrichment.review_count",
+    "enrichment.name_columns", "enrichment.form_from_enrichment", "enrichment.config_from_form",
+    "enrichment.preview_form", "enrichment.enrichment_from_param", "enrichment.preview", "enrichment.profile_comparison", "enrichment.review_count",
     "enrichment.review_queue", "enrichment.run_history", "enrichment.segment_choices",
     "exports.allows_data_fields", "exports.attribute_choices", "exports.count_contacts", "exports.draft_checks",
-    "exports.field_limits", "exports.get_export", "exports.last_run", "exports.overview", "exports.pre_run_check",
+    "exports.field_limits", "exports.get_export", "exports.last_run", "exports.overview",
+    "exports.email_field_choices", "exports.email_field_stats", "exports.schedule_note", "exports.default_mapping",
+    "exports.form_from_export", "exports.export_from_param", "exports.list_schedule_note", "exports.run_status", "exports.segment_choices", "exports.vendor_label", "exports.suggest_name", "exports.draft_from_form", "exports.form_checks",
     "exports.run_contacts_csv", "exports.run_contacts_page", "exports.run_detail", "exports.runs_of",
     "exports.vendor_field_specs",
     "home.summary",

@@ -430,3 +430,81 @@ def test_remove_selected_when_others_remain_and_delete_dependants(users):
     from services import connections as svc
     assert remaining == (0 if svc._delete_function("exports") else 1)
     assert list(at.dataframe[0].value["Name"]) == ["Keep"]
+
+
+def test_contact_cap_has_a_screen_on_export_connections(users):
+    """Issue 14: the hard stop on contacts over every export of a connection is set on the connection."""
+    cid = _make()
+    at = open_page()
+    at.checkbox(key=f"conn.cap_on.{cid}").check()
+    at.run()
+    at.number_input(key=f"conn.cap.{cid}").set_value(5000)
+    at = button(at, f"conn.cap_btn.{cid}").click().run()
+    assert not at.exception, at.exception
+    assert any("Contact cap saved: 5,000." in shown(s.value) for s in at.success)
+    from services import connections as svc
+
+    assert svc.export_contact_cap(app_db(), cid) == 5000
+    at.checkbox(key=f"conn.cap_on.{cid}").uncheck()
+    at = button(at, f"conn.cap_btn.{cid}").click().run()
+    assert svc.export_contact_cap(app_db(), cid) is None
+    ls = _make("leadspace", "Firmo", "ls-token-0123456789")
+    at.run()
+    at.selectbox(key="conn.selected").set_value(ls)
+    at.run()
+    assert not [c for c in at.checkbox if c.key == f"conn.cap_on.{ls}"]      # enrichment: no cap
+
+
+def test_row_click_selects_the_connection_to_manage(users):
+    _make(name="First")
+    second = _make(name="Second")
+    at = open_page()
+    at.session_state["conn.table"] = {"selection": {"rows": [1], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="conn.selected").value == second
+    assert f"conn.rename.{second}" in {t.key for t in at.text_input}
+
+
+def test_vendor_links_in_tiles_and_consent(users):
+    at = open_page()
+    at = button(at, "conn.add").click().run()
+    tiles = " ".join(c.value for c in at.caption)
+    for url in ("https://www.twilio.com/en-us/legal/privacy", "https://api.iterable.com/api/docs",
+                "https://www.omnisend.com/privacy-policy/",
+                "https://support.leadspace.com/hc/en-us/sections/201997649-API"):
+        assert url in tiles
+    at = button(at, "add_conn.cancel").click().run()
+    at = walk_to_verify(at)
+    at = button(at, "add_conn.back").click().run()            # the consent step
+    assert any("SendGrid privacy policy](https://www.twilio.com/en-us/legal/privacy)" in c.value for c in at.caption)
+
+
+def test_inline_leadspace_add_returns_to_the_enrichment_editor(users):
+    """From the enrichment editor (?add=leadspace&back=enrichment): the wizard opens pre-set to Leadspace,
+    and after Save the app goes back to Enrichment with the new connection selected."""
+    at = app_as("alice").run()
+    at.switch_page("pages/connections.py")
+    at.query_params["add"] = "leadspace"
+    at.query_params["back"] = "enrichment"
+    at.run()
+    assert not at.exception, at.exception
+    assert caption(at) == "Step 2 of 7: Display name"
+    at.text_input(key="add_conn.w.name").input("Inline Leadspace")
+    at = button(at, "add_conn.next").click().run()
+    at = button(at, "add_conn.next").click().run()
+    at.text_input(key="add_conn.w.api_key").input("ls-token-0123456789")
+    at.radio(key="add_conn.w.region").set_value("sandbox")
+    at = button(at, "add_conn.next").click().run()
+    at.checkbox(key="add_conn.w.agree").check()
+    at = button(at, "add_conn.next").click().run()
+    at = button(at, "add_conn.verify").click().run()
+    at = button(at, "add_conn.next").click().run()
+    at = button(at, "add_conn.save").click().run()
+    assert not at.exception, at.exception
+    from storage import connections as repo
+
+    row = repo.list_connections(app_db())[0]
+    assert row["vendor"] == "leadspace" and row["name"] == "Inline Leadspace"
+    assert any(t.value == "Enrichment" for t in at.title), [t.value for t in at.title]
+    assert at.selectbox(key="enr_ed.connection_id").value == row["id"]

@@ -1,4 +1,4 @@
-"""AppTest of Data > Enrichment: discover tile, the wizard (with the mapping limit), list, review."""
+"""AppTest of Data > Enrichment: discover tile, the one-page editor, list, review."""
 from __future__ import annotations
 
 from tests.pages.helpers import app_as, switch_to
@@ -15,10 +15,6 @@ def _button(at, key):
     return at.button(key=key)
 
 
-def _next(at):
-    return _button(at, "enr_wiz.next").click().run()
-
-
 def _errors(at):
     return [e.value for e in at.error]
 
@@ -30,51 +26,32 @@ def _setup(db, admin, n=20):
     return cid
 
 
-def test_wizard_creates_enrichment_with_mapping_limit(db, admin):
+def test_one_page_editor_creates_enrichment(db, admin):
+    """One page: every section at once with defaults filled in; Save at the bottom; saving does not run."""
     _setup(db, admin)
     at = open_page("alice")
     assert not at.exception, at.exception
     _button(at, "enr_discover_leadspace").click().run()
-    assert "Step 1 of 7: Connection" in [c.value for c in at.caption]
-    assert at.selectbox(key="enr_wiz.w.connection_id").value is not None
-    _next(at)                                               # -> Dataset
-    assert at.radio(key="enr_wiz.w.dataset").value == "all"
-    _next(at)                                               # -> Address
-    at.radio(key="enr_wiz.w.address").set_value("secondary").run()
-    _button(at, "enr_wiz.back").click().run()               # Back keeps answers
-    assert "Step 2 of 7: Dataset" in [c.value for c in at.caption]
-    _next(at)
-    assert at.radio(key="enr_wiz.w.address").value == "secondary"
-    at.radio(key="enr_wiz.w.address").set_value("primary").run()
-    _next(at)                                               # -> Field mapping
-    assert "Step 4 of 7: Field mapping" in [c.value for c in at.caption]
-    _button(at, "enr_map_add").click().run()
-    _button(at, "enr_map_add").click().run()
-    assert not _errors(at)
-    _button(at, "enr_map_add").click().run()                # a third optional field is refused
-    assert any("at most two fields" in e for e in _errors(at))
-    fields = [s.value for s in at.selectbox if s.label == "Leadspace field"]
-    assert sorted(fields) == ["company_location", "company_website"]
-    # mapping the same field twice is refused at Next
-    at.selectbox(key="enr_wiz.w.extra_field_1").set_value("company_website").run()
-    _next(at)
-    assert any("mapped once" in e for e in _errors(at))
-    at.selectbox(key="enr_wiz.w.extra_field_1").set_value("company_location").run()
-    _next(at)                                               # -> Matching policy
-    assert "Step 5 of 7: Matching policy" in [c.value for c in at.caption]
-    assert at.selectbox(key="enr_wiz.w.min_confidence").value == "MEDIUM"
-    at.number_input(key="enr_wiz.w.skip_recent_days").set_value(30).run()
-    _next(at)                                               # -> Name
-    at.text_input(key="enr_wiz.w.name").set_value("").run()
-    _next(at)
-    assert any("name" in e for e in _errors(at))
-    at.text_input(key="enr_wiz.w.name").set_value("Firmographics").run()
-    _next(at)                                               # -> Review
     assert not at.exception, at.exception
+    headers = [h.value for h in at.subheader]
+    for section in ("Connection", "Profiles to enrich", "Field mapping", "Matching policy", "Name", "Estimate"):
+        assert section in headers, headers
+    assert at.selectbox(key="enr_ed.connection_id").value is not None
+    assert at.radio(key="enr_ed.dataset").value == "all"
+    assert at.selectbox(key="enr_ed.min_confidence").value == "MEDIUM"
+    assert at.text_input(key="enr_ed.name").value == "Company firmographics"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Profiles in the dataset"] == "41"
-    assert metrics["Companies to send"] == "20"
-    assert metrics["Estimated credits (at most)"] == "20"
+    assert metrics["Profiles"] == "41" and metrics["Companies to send"] == "20" and metrics["Credits (at most)"] == "20"
+    # the Leadspace API documentation is linked from the editor
+    assert any("support.leadspace.com/hc/en-us/sections/201997649-API" in c.value for c in at.caption)
+    at.checkbox(key="enr_ed.use_website").check().run()
+    at.checkbox(key="enr_ed.use_location").check().run()
+    at.radio(key="enr_ed.address").set_value("secondary").run()
+    at.number_input(key="enr_ed.skip_recent_days").set_value(30).run()
+    at.text_input(key="enr_ed.name").set_value("").run()
+    _button(at, "enr_save").click().run()
+    assert any("name" in e for e in _errors(at))           # a clear message, the editor stays open
+    at.text_input(key="enr_ed.name").set_value("Firmographics").run()
     _button(at, "enr_save").click().run()
     assert not at.exception, at.exception
     assert any("Saved" in s.value for s in at.success)
@@ -83,18 +60,57 @@ def test_wizard_creates_enrichment_with_mapping_limit(db, admin):
     from services import enrichment as svc
     [row] = svc.list_enrichments(deps.get_db())
     cfg = svc.get_enrichment(deps.get_db(), row["id"])["config"]
-    assert cfg.fields == ["company_name", "company_website", "company_location"]
+    assert cfg.fields == ["company_name", "company_website", "company_location"] and cfg.address == "secondary"
     assert cfg.skip_recent_days == 30 and row["status"] == "Not run yet"   # saving does not run it
+    assert at.query_params["enrichment"] in (str(row["id"]), [str(row["id"])])
 
 
-def test_first_step_requires_a_connection(db, admin):
+def test_save_and_run_and_connect(db, admin):
+    _setup(db, admin)
+    at = open_page("alice")
+    _button(at, "enr_discover_leadspace").click().run()
+    _button(at, "enr_ed_connect").click().run()              # "Connect" checks the chosen connection
+    assert any("Connected." in s.value for s in at.success), [e.value for e in at.error]
+    _button(at, "enr_save_run").click().run()
+    assert not at.exception, at.exception
+    assert any("Run queued" in s.value for s in at.success)
+    from ui import deps
+
+    assert deps.get_db().query_one("SELECT count(*) FROM runs WHERE kind = 'enrichment'")[0] == 1
+
+
+def test_editor_without_a_connection_offers_the_inline_add(db, admin):
     insert_profiles(db, make_profiles(2))
     db.close()
     at = open_page("alice")
     _button(at, "enr_discover_leadspace").click().run()
     assert any("no Leadspace connection" in i.value for i in at.info)
-    _next(at)
+    links = {p.proto.label: p.proto.query_string for p in at.get("page_link")}
+    assert links["Add a Leadspace connection"] == "add=leadspace&back=enrichment"
+    _button(at, "enr_save").click().run()
     assert any("Choose a Leadspace connection" in e for e in _errors(at))
+
+
+def test_row_click_opens_an_enrichment(db, admin):
+    cid = _setup(db, admin)
+    from services import enrichment as svc
+    from core.enrichment import EnrichmentConfig
+    from ui import deps
+
+    live = deps.get_db()
+    eid = svc.save_enrichment(live, _admin(live), "Firmo", EnrichmentConfig(connection_id=cid))
+    at = open_page("alice")
+    at.session_state["enr_list"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.query_params["enrichment"] in (str(eid), [str(eid)])
+    assert any(h.value == "Firmo" for h in at.subheader)
+
+
+def _admin(db):
+    from core.permissions import Role, User
+
+    return User(db.query_one("SELECT id FROM users WHERE username = 'alice'")[0], "alice", Role.ADMIN)
 
 
 def test_list_run_and_review_queue(db, admin):

@@ -14,73 +14,83 @@ def _prepare(db, admin, monkeypatch):
     return world, sid
 
 
-def _next(at):
-    at.button(key="export_wiz.next").click()
+def _open(at, export_id):
+    """Open an export as a click on its row does: through the URL (?export=<id>)."""
+    at.query_params["export"] = str(export_id)
+    return at.run()
+
+
+def _add(at, vendor_conn_id, segment_id):
+    at.button(key="exports_add").click()
+    at.run()
+    at.selectbox(key="exp_ed.connection_id").set_value(vendor_conn_id)
+    at.run()
+    at.multiselect(key="exp_ed.segment_ids").select(segment_id)
     return at.run()
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_wizard_saves_export_per_vendor(db, admin, monkeypatch, vendor):
+def test_one_page_editor_saves_export_per_vendor(db, admin, monkeypatch, vendor):
+    """Create an export on ONE page: defaults filled in (fields, mode, name), Save at the bottom."""
     world, sid = _prepare(db, admin, monkeypatch)
     conn_id = world.connections[vendor]
+    from storage import connections as conn_repo
+
+    conn_name = conn_repo.get_connection(db, conn_id)["name"]
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
     assert not at.exception
-    at.button(key="exports_add").click()
-    at.run()
-    at.button(key=f"exports_conn_{conn_id}").click()
-    at.run()
-    at = _next(at)
-    at.text_input(key="export_wiz.w.name").input(f"Nordics to {vendor}")
-    at = _next(at)
-    # Data matching: add the first offered vendor field, mapped to its suggested attribute
-    at.button(key="exports_add_attr").click()
-    at.run()
-    at = _next(at)
-    at.multiselect(key="export_wiz.w.segment_ids").select(sid)
-    at.run()
-    at = _next(at)
+    at = _add(at, conn_id, sid)
+    assert not at.exception, at.exception
+    headers = [h.value for h in at.subheader]
+    for section in ("Connection", "Segments", "Data matching", "Destination", "Sync mode", "Schedule", "Name"):
+        assert section in headers, headers
+    # the vendor's suggested fields are mapped by default
+    assert any("First name" in shown(m.value) for m in at.markdown)
+    assert at.selectbox(key="exp_ed.email_attribute").value == "profile.email"
+    assert any(shown(c.value).startswith("5 profiles in the chosen segments: 0 without a value") for c in at.caption)
     if vendor == "omnisend":
-        assert at.text_input(key=f"export_wiz.w.tname_{sid}").value == "segment: Nordics"
+        assert at.text_input(key=f"exp_ed.tname_{sid}").value == "segment: Nordics"
     if vendor == "sendgrid":
-        at.radio(key=f"export_wiz.w.tmode_{sid}").set_value("id")
+        at.radio(key=f"exp_ed.tmode_{sid}").set_value("id")
         at.run()
-        at.text_input(key=f"export_wiz.w.tid_{sid}").input("list-123")
+        at.text_input(key=f"exp_ed.tid_{sid}").input("list-123")
         at.run()
-    at = _next(at)
-    at.radio(key="export_wiz.w.sync_mode").set_value("add_only")
+    at.radio(key="exp_ed.sync_mode").set_value("add_only")
     at.run()
-    at = _next(at)
-    assert not at.exception
-    assert any("Contacts in the segments" in m.label for m in at.metric)
-    at.button(key="exports_save").click()
+    assert any(m.label == "Contacts in the segments" and m.value == "5" for m in at.metric)
+    assert any(m.label.startswith("Estimated duration") for m in at.metric)
+    at.button(key="exp_save").click()
     at.run()
     assert not at.exception, at.exception
-    from ui import deps
     from services import exports
+    from ui import deps
 
     live = deps.get_db()
-    rows = live.query("SELECT id, name, vendor, sync_mode, mapping_json FROM exports")
-    assert len(rows) == 1 and rows[0][1] == f"Nordics to {vendor}" and rows[0][2] == vendor
-    assert rows[0][3] == "add_only"
+    rows = live.query("SELECT id, name, vendor, sync_mode FROM exports")
+    assert len(rows) == 1 and rows[0][1] == f"Nordics to {conn_name}"     # the suggested name, left as is
+    assert rows[0][2] == vendor and rows[0][3] == "add_only"
     export = exports.get_export(live, rows[0][0])
     assert export["segment_ids"] == [sid] and export["mapping"][0]["field"] == "first_name"
     if vendor == "sendgrid":
         assert export["targets"][sid] == {"mode": "id", "id": "list-123", "name": None}
-    # saving never runs it
+    # saving never runs it; the saved export is open (URL) and said so
     assert live.query_one("SELECT count(*) FROM runs WHERE kind = 'export'")[0] == 0
+    assert at.query_params["export"] in (str(rows[0][0]), [str(rows[0][0])])
+    assert any(shown(s.value).startswith("Saved") for s in at.success)
 
 
-def test_list_dry_run_and_run(db, admin, monkeypatch):
+def test_save_and_dry_run_then_run(db, admin, monkeypatch):
+    """Save and dry run from the editor; Run next to its estimate on the export's page."""
     world, sid = _prepare(db, admin, monkeypatch)
-    world.export("iterable", [sid], name="Nordics to Iterable")
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
-    assert not at.exception
-    assert "Nordics to Iterable" in at.dataframe[0].value["Name"].tolist()
-    at.button(key="exports_dry_run").click()
+    at = _add(at, world.connections["iterable"], sid)
+    at.text_input(key="exp_ed.name").input("Nordics to Iterable")
     at.run()
-    assert not at.exception
+    at.button(key="exp_save_dry").click()
+    at.run()
+    assert not at.exception, at.exception
     from jobs import runner
     from ui import deps
 
@@ -89,6 +99,7 @@ def test_list_dry_run_and_run(db, admin, monkeypatch):
     at.run()
     assert not at.exception
     assert any(m.label == "To add" and m.value == "5" for m in at.metric)
+    assert any("5 contacts to send · estimated duration under a minute" in shown(c.value) for c in at.caption)
     at.button(key="exports_run_now").click()
     at.run()
     runner.run_pending(live)
@@ -99,15 +110,50 @@ def test_list_dry_run_and_run(db, admin, monkeypatch):
     assert any(m.label == "Accepted" and m.value == "5" for m in at.metric)
 
 
+def test_run_button_is_off_when_the_gate_blocks(db, admin, monkeypatch):
+    """The page shows the service's gate: an inactive export says why and cannot be run."""
+    world, sid = _prepare(db, admin, monkeypatch)
+    eid = world.export("iterable", [sid], name="Paused")
+    from services import exports
+
+    exports.set_active(world.db, world.admin, eid, False)
+    db.close()
+    at = _open(switch_to(app_as("alice").run(), "exports.py"), eid)
+    assert not at.exception, at.exception
+    assert any("inactive" in shown(e.value) for e in at.error)
+    assert at.button(key="exports_run_now").disabled
+
+
+def test_list_row_opens_export_and_says_schedule_is_off(db, admin, monkeypatch):
+    world, sid = _prepare(db, admin, monkeypatch)
+    eid = world.export("iterable", [sid], name="Nordics to Iterable")
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    assert not at.exception
+    assert "Nordics to Iterable" in at.dataframe[0].value["Name"].tolist()
+    assert any("system refresh is off" in shown(w.value) for w in at.warning)
+    at.session_state["exports_list"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert at.query_params["export"] in (str(eid), [str(eid)])
+    assert any(shown(h.value) == "Nordics to Iterable" for h in at.subheader)
+    at.query_params["export"] = "99; drop"          # not an id: a plain message, back to the list
+    at.run()
+    assert not at.exception
+    assert any("does not exist" in shown(w.value) for w in at.warning)
+
+
 def test_viewer_sees_list_without_actions(db, admin, viewer, monkeypatch):
     world, sid = _prepare(db, admin, monkeypatch)
-    world.export("omnisend", [sid], name="Tagged")
+    eid = world.export("omnisend", [sid], name="Tagged")
     db.close()
     at = switch_to(app_as("victor").run(), "exports.py")
     assert not at.exception
     keys = {b.key for b in at.button}
-    assert "exports_add" not in keys and "exports_run" not in keys and "exports_remove" not in keys
-    assert "exports_view" in keys
+    assert "exports_add" not in keys and "exports_run_now" not in keys and "exports_remove" not in keys
+    assert at.dataframe[0].value["Name"].tolist() == ["Tagged"]
+    at = _open(at, eid)
+    keys = {b.key for b in at.button}
+    assert not at.exception and "exports_run_now" not in keys and "exports_edit" not in keys
 
 
 def test_suppression_page_upload(db, admin):
@@ -127,9 +173,7 @@ def test_export_gets_its_own_schedule(db, admin, monkeypatch):
     world, sid = _prepare(db, admin, monkeypatch)
     eid = world.export("iterable", [sid], name="Scheduled one")
     db.close()
-    at = switch_to(app_as("alice").run(), "exports.py")
-    at.button(key="exports_view").click()
-    at.run()
+    at = _open(switch_to(app_as("alice").run(), "exports.py"), eid)
     assert not at.exception
     prefix = f"sched_export_{eid}"
     at.radio(key=f"{prefix}_mode").set_value("own").run()
@@ -152,43 +196,32 @@ def test_export_gets_its_own_schedule(db, admin, monkeypatch):
 
 
 def test_each_vendor_field_suggests_its_own_attribute(db, admin, monkeypatch):
-    """Picking Last name after First name must offer Last name, not keep First name (a shared widget
-    did, and mapped Last name <- First name); the review shows labels, not stored keys."""
+    """Picking Country after the suggested fields must offer Country, not keep the previous pick (a shared
+    widget did, and mapped Last name <- First name); the editor shows labels, not stored keys."""
     world, sid = _prepare(db, admin, monkeypatch)
-    conn_id = world.connections["sendgrid"]
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
-    at.button(key="exports_add").click()
+    at = _add(at, world.connections["sendgrid"], sid)
+    at.button(key="exp_map_remove_1").click()          # drop the suggested Last name and Country, add them back
     at.run()
-    at.button(key=f"exports_conn_{conn_id}").click()
+    at.button(key="exp_map_remove_1").click()
     at.run()
-    at = _next(at)
-    at.text_input(key="export_wiz.w.name").input("Nordics to SendGrid")
-    at = _next(at)
-    assert at.selectbox(key="exports_new_attr_first_name").value == "profile.first_name"
-    at.button(key="exports_add_attr").click()
+    at.selectbox(key="exp_new_field").set_value("last_name")
     at.run()
-    at.selectbox(key="exports_new_field").set_value("last_name")
+    assert at.selectbox(key="exp_new_attr_last_name").value == "profile.last_name"
+    at.button(key="exp_add_attr").click()
     at.run()
-    assert at.selectbox(key="exports_new_attr_last_name").value == "profile.last_name"
-    at.button(key="exports_add_attr").click()
+    at.selectbox(key="exp_new_field").set_value("country")
     at.run()
-    at.selectbox(key="exports_new_field").set_value("country")
-    at.run()
-    assert at.selectbox(key="exports_new_attr_country").value == "profile.country"
-    at.button(key="exports_add_attr").click()
+    assert at.selectbox(key="exp_new_attr_country").value == "profile.country"
+    at.button(key="exp_add_attr").click()
     at.run()
     assert not at.exception, at.exception
-    at = _next(at)
-    at.multiselect(key="export_wiz.w.segment_ids").select(sid)
-    at.run()
-    at = _next(at)
-    at = _next(at)
-    assert any("First name ≤ 50 characters" in shown(c.value) for c in at.caption)
-    at = _next(at)
     text = " ".join(shown(m.value) for m in at.markdown)
-    assert "Email ← Email, First name ← First name, Last name ← Last name, Country/Region ← Country" in text, text
-    at.button(key="exports_save").click()
+    assert "First name (at most 50 characters)" in text and "← Country" in text and "profile." not in text
+    at.text_input(key="exp_ed.name").input("Nordics to SendGrid")
+    at.run()
+    at.button(key="exp_save").click()
     at.run()
     from services import exports
     from ui import deps
@@ -196,6 +229,9 @@ def test_each_vendor_field_suggests_its_own_attribute(db, admin, monkeypatch):
     live = deps.get_db()
     export = exports.get_export(live, live.query_one("SELECT id FROM exports")[0])
     assert export["mapping"] == [{"field": "first_name", "attribute": "profile.first_name"},
+                                 {"field": "state", "attribute": "profile.state"},
+                                 {"field": "city", "attribute": "profile.city"},
+                                 {"field": "postal_code", "attribute": "profile.postal_code"},
                                  {"field": "last_name", "attribute": "profile.last_name"},
                                  {"field": "country", "attribute": "profile.country"}]
 
@@ -210,9 +246,7 @@ def test_run_page_lists_the_contacts_each_run_sent(db, admin, monkeypatch):
         cur.execute("UPDATE profiles SET first_name = 'Renamed' WHERE customer_id = 'c1'")
     world.run(eid)
     db.close()
-    at = switch_to(app_as("alice").run(), "exports.py")
-    at.button(key="exports_view").click()
-    at.run()
+    at = _open(switch_to(app_as("alice").run(), "exports.py"), eid)
     assert not at.exception, at.exception
     labels = [e.label for e in at.expander]
     assert "Contacts this run sent (updated 1 · removed 1)" in labels, labels
@@ -222,7 +256,7 @@ def test_run_page_lists_the_contacts_each_run_sent(db, admin, monkeypatch):
     at.run()
     assert any("1 removed · page 1 of 1" == c.value for c in at.caption)
     table = at.dataframe[-1].value
-    assert table["Customer ID"].tolist() == ["c0"] and table["Action"].tolist() == ["Remove"]
+    assert table["Email"].tolist() == ["person0@example.com"] and table["Action"].tolist() == ["Remove"]
 
 
 def test_run_page_says_how_many_members_were_on_the_list_before(db, admin, monkeypatch):
@@ -237,9 +271,7 @@ def test_run_page_says_how_many_members_were_on_the_list_before(db, admin, monke
     eid = world.export("iterable", [sid], name="Nordics to Iterable")
     world.run(eid, kind="dry")
     db.close()
-    at = switch_to(app_as("alice").run(), "exports.py")
-    at.button(key="exports_view").click()
-    at.run()
+    at = _open(switch_to(app_as("alice").run(), "exports.py"), eid)
     assert not at.exception, at.exception
     assert any(shown(i.value).startswith("2 of the contacts to add are already on the list") for i in at.info), \
         [i.value for i in at.info]

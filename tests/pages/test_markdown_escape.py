@@ -214,8 +214,12 @@ def _drill_downs(page: str, ids: dict):
         "segments.py": [("segment details", lambda at: at.query_params.__setitem__("segment", str(ids["segment"])))],
         "profiles.py": [("profile heading", pick("pf_open", HOSTILE)),
                         ("import mapping", state(imp_file={"path": ids["upload"], "name": HOSTILE, "uploaded": True}))],
-        "exports.py": [("export details", pick("exports_pick", ids["export"], click="exports_view")),
-                       ("remove warning", state(**{"exports.remove_id": ids["export"]}))],
+        "exports.py": [("export details", lambda at: at.query_params.__setitem__("export", str(ids["export"]))),
+                       ("remove warning", lambda at: (at.query_params.__setitem__("export", str(ids["export"])),
+                                                      state(**{"exports.remove_id": ids["export"]})(at))),
+                       ("export editor", lambda at: (at.query_params.__setitem__("export", str(ids["export"])),
+                                                     at.run(), [b.click() for b in at.button
+                                                                if b.key == "exports_edit"]))],
         "enrichment.py": [("enrichment details", state(**{"enr.view": ("details", eid)})),
                           ("enriched data", state(**{"enr.view": ("data", eid)})),
                           ("review queue", state(**{"enr.view": ("review", eid)})),
@@ -252,5 +256,6 @@ def test_no_page_renders_user_text_as_markdown(hostile, username):
     if USERS[username] != "viewer":
         expected |= {"profiles.py / import mapping"}
     if USERS[username] == "admin":
-        expected |= {"connections.py / page", "connections.py / remove dialog", "exports.py / remove warning"}
+        expected |= {"connections.py / page", "connections.py / remove dialog", "exports.py / remove warning",
+                     "exports.py / export editor"}
     assert expected <= set(seen_hostile), sorted(expected - set(seen_hostile))

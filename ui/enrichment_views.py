@@ -1,0 +1,279 @@
+"""Enrichment views drawn by pages/enrichment.py: an enrichment's actions and live progress, its details
+(charts, coverage, runs), its enriched data and its review queue."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import enrichment as core
+from core.permissions import Action, can
+from services import enrichment as svc
+from ui import item_schedule
+from ui.errors import attempt
+from ui.flash import flash
+from ui.format import minutes
+from ui.text import md
+
+CONFIRM_DELETE = "enr.confirm_delete"
+PAGE_SIZE = 50
+
+
+class _Ctx:
+    """What the page gives the views: the database, the user, and how to switch view / open the editor."""
+    db = None
+    user = None
+    go = None
+    edit = None
+
+
+ctx = _Ctx()
+
+
+def bind(db, user, go, edit) -> None:
+    ctx.db, ctx.user, ctx.go, ctx.edit = db, user, go, edit
+
+
+def _may(action) -> bool:
+    return can(ctx.user, action)
+
+
+@st.fragment(run_every=1)
+def run_progress(eid: int) -> None:
+    run = svc.latest_run(ctx.db, eid)
+    if run is None or run["status"] not in ("queued", "running"):
+        st.session_state.pop(f"enr.watch.{eid}", None)
+        st.rerun()
+        return
+    st.session_state[f"enr.watch.{eid}"] = True
+    total = run["progress_total"] or 0
+    fraction = min(1.0, run["progress_done"] / total) if total else 0.0
+    text = run["progress_message"] or ("Queued: waiting for a worker…" if run["status"] == "queued" else "Starting…")
+    st.progress(fraction, text=md(text))
+    if _may(Action.RUN) and st.button("Cancel", key=f"enr_cancel_{eid}"):
+        if attempt(svc.cancel_run, ctx.db, ctx.user, run["id"])[0]:
+            st.toast("Cancelling: the run stops after the current bulk.")
+
+
+def do_run(eid: int) -> None:
+    attempt(svc.run_enrichment, ctx.db, ctx.user, eid, ok="Run queued.", to_flash=True)
+
+
+def do_active(eid: int, active: bool) -> None:
+    attempt(svc.set_active, ctx.db, ctx.user, eid, active, to_flash=True,
+            ok="Activated." if active else "Deactivated: its attributes left segments and exports.")
+
+
+def do_delete(eid: int) -> None:
+    st.session_state.pop(CONFIRM_DELETE, None)
+    if attempt(svc.delete_enrichment, ctx.db, ctx.user, eid, to_flash=True,
+               ok="Enrichment deleted, with its results and attributes.")[0]:
+        ctx.go("home")
+
+
+def actions(item: dict, prefix: str) -> None:
+    eid = item["id"]
+    row = st.container(horizontal=True)   # packed left, not spread over seven equal columns
+    row.button("View", key=f"enr_{prefix}view_{eid}", on_click=ctx.go, args=("details", eid))
+    row.button("Enriched data", key=f"enr_{prefix}data_{eid}", on_click=lambda: ctx.go("data", eid))
+    row.button(f"Review ({item['review_pending']:,})", key=f"enr_{prefix}review_{eid}",
+               on_click=lambda: ctx.go("review", eid))
+    if _may(Action.EDIT_ENRICHMENTS):
+        row.button("Edit", key=f"enr_{prefix}edit_{eid}", on_click=lambda: ctx.edit(eid))
+    if _may(Action.RUN):
+        busy = item["status"] in ("Queued", "Running")
+        row.button("Run", key=f"enr_{prefix}run_{eid}", on_click=do_run, args=(eid,),
+                   disabled=not item["active"] or busy, type="primary",
+                   help="Already running: wait for it to finish or cancel it." if busy else None)
+    if _may(Action.EDIT_ENRICHMENTS):
+        row.button("Deactivate" if item["active"] else "Activate", key=f"enr_{prefix}active_{eid}",
+                   on_click=do_active, args=(eid, not item["active"]))
+        row.button("Delete", key=f"enr_{prefix}delete_{eid}",
+                   on_click=lambda: st.session_state.__setitem__(CONFIRM_DELETE, eid))
+    if st.session_state.get(CONFIRM_DELETE) == eid:
+        st.warning(f"Delete “{md(item['name'])}”? Its results table, review queue and attributes are removed; "
+                   "segments and exports using them lose those conditions and fields.")
+        c = st.columns([1, 1, 6])
+        c[0].button("Yes, delete", key=f"enr_{prefix}confirm_delete_{eid}", on_click=do_delete, args=(eid,),
+                    type="primary")
+        c[1].button("Keep it", key=f"enr_{prefix}keep_{eid}",
+                    on_click=lambda: st.session_state.pop(CONFIRM_DELETE, None))
+    if item["status"] in ("Queued", "Running"):
+        run_progress(eid)
+    elif item["message"]:
+        st.caption(f"Last run: {md(item['message'])}")
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.0%}"
+
+
+RUN_OUTCOMES = {"Enriched": "enriched", "Below threshold": "below_threshold", "Not matched": "not_matched"}
+
+
+def _runs_chart(history: list[dict]) -> None:
+    """Outcomes per run; runs on an ordinal axis so they read #1, #2 … rather than 1.000000."""
+    data = pd.DataFrame([{"Run": h["run_id"], "Outcome": label, "Profiles": h[k]}
+                         for h in history for label, k in RUN_OUTCOMES.items()])
+    chart = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("Run:O", title="Run", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
+        color=alt.Color("Outcome:N", sort=list(RUN_OUTCOMES), legend=alt.Legend(orient="bottom")),
+        tooltip=["Run", "Outcome", alt.Tooltip("Profiles:Q", format=",d")])
+    st.altair_chart(chart, width="stretch")
+
+
+def _confidence_chart(dist: dict[str, int]) -> None:
+    """Profiles per confidence level, strongest first (not alphabetical)."""
+    order = list(reversed(core.CONFIDENCE_LEVELS))   # HIGH, MEDIUM, LOW, VERY LOW
+    data = pd.DataFrame([{"Confidence": level, "Profiles": int(dist.get(level, 0))} for level in order])
+    chart = alt.Chart(data).mark_bar().encode(
+        x=alt.X("Confidence:N", sort=order, title="Match confidence", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
+        tooltip=["Confidence", alt.Tooltip("Profiles:Q", format=",d")])
+    st.altair_chart(chart, width="stretch")
+
+
+def details(eid: int) -> None:
+    items = {i["id"]: i for i in svc.list_enrichments(ctx.db)}
+    item = items.get(eid)
+    if item is None:
+        st.warning("That enrichment no longer exists.")
+        return
+    st.subheader(md(item["name"]))
+    c = st.columns(4)
+    c[0].metric("Status", item["status"])
+    c[1].metric("Profiles enriched", f"{item['profiles_enriched']:,}")
+    c[2].metric("Match rate", _pct(item["match_rate"]))
+    c[3].metric("To review", f"{item['review_pending']:,}")
+    st.caption(f"Last refresh: {minutes(item['last_refreshed_at'], 'never')}")
+    actions(item, "d_")
+    with st.expander("Schedule"):
+        item_schedule.show(ctx.db, ctx.user, "enrichment", eid, may_edit=_may(Action.EDIT_ENRICHMENTS))
+    history = svc.run_history(ctx.db, eid)
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Enriched profiles over runs**")
+        if len(history) >= 2:
+            _runs_chart(history)
+        elif history:  # one point makes no line: show that run's figures instead
+            only = history[0]
+            st.caption(f"Run #{only['run_id']} · {minutes(only['finished_at'])} · a chart appears after the next run.")
+            m = st.columns(3)
+            for col, (label, k) in zip(m, RUN_OUTCOMES.items()):
+                col.metric(label, f"{only[k]:,}")
+        else:
+            st.caption("No finished runs yet.")
+    with right:
+        st.markdown("**Match confidence**")
+        dist = svc.confidence_distribution(ctx.db, eid)
+        if any(dist.values()):
+            _confidence_chart(dist)
+        else:
+            st.caption("No enriched profiles yet.")
+    if item["coverage"]:
+        st.markdown("**Coverage per enriched field**")
+        st.dataframe(pd.DataFrame([{"Field": k, "Coverage": f"{v:.0%}"} for k, v in item["coverage"].items()]),
+                     hide_index=True)
+    if history:
+        st.markdown("**Runs**")
+        st.dataframe(pd.DataFrame([{
+            "Run": h["run_id"], "Finished": minutes(h["finished_at"]), "Status": h["status"].replace("_", " "),
+            **{label: h[k] for label, k in RUN_OUTCOMES.items()}, "Errors": h["errors"], "Sent": h["sent"],
+        } for h in reversed(history)]), hide_index=True, width="stretch")
+
+
+def enriched_data(eid: int) -> None:
+    row = svc.get_enrichment(ctx.db, eid)
+    if row is None:
+        st.warning("That enrichment no longer exists.")
+        return
+    st.subheader(f"Enriched data · {md(row['name'])}")
+    f1, f2, f3 = st.columns(3)
+    search = f1.text_input("Search (customer ID or company)", key="enr_data_search")
+    industry = f2.selectbox("Industry", [""] + svc.industries(ctx.db, eid), key="enr_data_industry",
+                            format_func=lambda v: v or "Any")
+    min_conf = f3.selectbox("Confidence at least", [""] + list(reversed(core.CONFIDENCE_LEVELS)),
+                            key="enr_data_confidence", format_func=lambda v: v or "Any")
+    page = st.number_input("Page", min_value=1, step=1, key="enr_data_page", width=160)
+    result = svc.enriched_data(ctx.db, eid, search=search, industry=industry, min_confidence=min_conf, page=page,
+                               page_size=PAGE_SIZE)
+    st.caption(f"{result['total']:,} enriched profiles · page {result['page']} of {result['pages']}")
+    if not result["rows"]:
+        filtered = bool(search or industry or min_conf)
+        st.info("No enriched profiles match these filters." if filtered else
+                "No enriched profiles yet. Run the enrichment from My enrichments; its matches appear here.")
+        return
+    st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, width="stretch", column_config=DATA_COLUMNS)
+    ids = [r["customer_id"] for r in result["rows"]]
+    names = {r["customer_id"]: f"{r['customer_id']} · {r.get('original_company_name') or r.get('company_name') or ''}"
+             for r in result["rows"]}
+    chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile", format_func=names.get)
+    cmp = svc.profile_comparison(ctx.db, eid, chosen)
+    if cmp:
+        st.markdown(f"Match confidence: **{md(cmp['confidence'])}** · enriched at {minutes(cmp['enriched_at'])}"
+                    + (f" · accepted by {md(cmp['accepted_by'])}" if cmp["accepted_by"] else ""))
+        # Every row on screen at once (no inner scrolling), and "—" where a profile has no such value.
+        table = pd.DataFrame([{"Field": f["field"], "Original": _shown(f["original"]), "Enriched": _shown(f["enriched"])}
+                              for f in cmp["fields"]])
+        st.dataframe(table, hide_index=True, width="stretch", height="content")
+
+
+DATA_COLUMNS = {"customer_id": "Customer ID", "original_company_name": "Your company name",
+                "company_name": "Company name (enriched)", "website": "Website (enriched)", "industry": "Industry",
+                "employees_range": "Employees", "revenue_range": "Revenue", "hq_city": "HQ city",
+                "hq_country": "HQ country", "confidence": "Confidence",
+                "enriched_at": st.column_config.DatetimeColumn("Enriched at", format="YYYY-MM-DD HH:mm")}
+
+
+def _shown(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def review(eid: int) -> None:
+    row = svc.get_enrichment(ctx.db, eid)
+    if row is None:
+        st.warning("That enrichment no longer exists.")
+        return
+    st.subheader(f"Review queue · {md(row['name'])}")
+    queue = svc.review_queue(ctx.db, eid)
+    total = svc.review_count(ctx.db, eid)
+    st.caption(f"{total:,} matches below the minimum confidence ({row['config'].min_confidence}). "
+               "Accepted matches become enriched data; rejected ones are dropped.")
+    if not queue:
+        st.info("Nothing to review.")
+        return
+    st.dataframe(pd.DataFrame(queue).rename(columns={
+        "customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
+        "input_website": "Your website", "input_location": "Your location", "match_name": "Leadspace match",
+        "match_website": "Match website", "match_location": "Match location", "match_industry": "Match industry"}),
+        hide_index=True, width="stretch")
+    if not _may(Action.REVIEW_MATCHES):
+        return
+    ids = [q["customer_id"] for q in queue]
+    labels = {q["customer_id"]: f"{q['customer_id']} · {q['input_name'] or '—'} → {q['match_name'] or '—'}"
+              for q in queue}
+    st.button(f"Select all {len(ids):,} shown", key="enr_review_select_all",
+              on_click=lambda: st.session_state.__setitem__("enr_review_pick", ids))
+    # No built-in "Select all" entry: it sat first in the list, where picking one match selected every one.
+    chosen = st.multiselect("Matches to decide", ids, key="enr_review_pick",
+                            format_func=lambda c: labels.get(c, str(c)),
+                            select_all=False, placeholder="Pick matches by customer ID or company name")
+    buttons = st.container(horizontal=True)
+    for accept, verb in ((True, "Accept"), (False, "Reject")):
+        label = f"{verb} {len(chosen):,} selected" if chosen else verb
+        if buttons.button(label, key=f"enr_review_{verb.lower()}", type="primary" if accept else "secondary",
+                      disabled=not chosen):
+            ok, n = attempt(svc.decide, ctx.db, ctx.user, eid, chosen, accept)
+            if ok:
+                flash("success", f"{'Accepted' if accept else 'Rejected'} {n:,} match{'es' if n != 1 else ''}.")
+                st.session_state.pop("enr_review_pick", None)
+                st.rerun()
+
+
