@@ -21,7 +21,9 @@ def test_values_read_as_people_write_them():
     assert cell_text(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02 03:04"
     assert word("dry_run", "trigger") == "Dry run" and word("partially_succeeded", "status") == "Partly succeeded"
     assert word("something_new", "status") == "Something new" and word(None, "status") == EMPTY
-    assert percent(1, 3) == "33 %" and percent(0, 0) == EMPTY and percent(1, 200) == "0.5 %"
+    assert percent(1, 3) == "33%" and percent(0, 0) == EMPTY and percent(1, 200) == "0.5%"
+    # a share column reads like every other share in the app ("81% match rate"): no space before %
+    assert Column("rate", "Match rate", "percent").text(0.81) == "81%"
 
 
 def test_table_headings_gaps_and_numbers():

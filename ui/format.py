@@ -111,11 +111,12 @@ def cell_text(value) -> str:
 
 
 def percent(part, whole) -> str:
-    """`37 %` (no decimals above 10 %, one below); "—" when there is nothing to divide by."""
+    """`37%` (no decimals from 10% up, one below; no space, as every other share in the app reads);
+    "—" when there is nothing to divide by."""
     if not whole or is_empty(part):
         return EMPTY
     share = 100.0 * part / whole
-    return f"{share:.0f} %" if share >= 10 or share == 0 else f"{share:.1f} %"
+    return f"{share:.0f}%" if share >= 10 or share == 0 else f"{share:.1f}%"
 
 
 # -- tables --------------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class Column:
         if self.kind == "word":
             return word(value, self.words or {})
         if self.kind == "percent":
-            return EMPTY if is_empty(value) else f"{100.0 * value:.0f} %"
+            return EMPTY if is_empty(value) else f"{100.0 * value:.0f}%"
         if self.kind == "date" and isinstance(value, datetime):
             return value.date().isoformat()
         return cell_text(value)

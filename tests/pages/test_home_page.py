@@ -67,7 +67,7 @@ def test_page_shows_cards_runs_in_words_and_no_internals(db, admin, contributor,
     assert at.title[0].value == "Home"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Profiles"] == "4,087"
-    assert metrics["Enriched"] == "0 %"
+    assert metrics["Enriched"] == "0%"
     runs = next(df.value for df in at.dataframe if "Outcome" in df.value.columns)
     assert list(runs["Started by"]) == ["Dry run"] and list(runs["Outcome"]) == ["Partly succeeded"]
     assert list(runs["Kind"]) == ["Export"]
