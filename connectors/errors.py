@@ -20,7 +20,7 @@ ConnectorError(user_message, *, status=None, vendor=None, resume=None, detail=No
 
 STATUS_ERRORS: dict[int, (error class, message template)]; templates use {vendor}.
 error_for_status(status, vendor, *, detail=None, retry_after_s=None) -> ConnectorError
-VENDOR_LABELS: vendor id -> display name used in messages.
+vendor_label(vendor) -> display name used in messages (the vendor's SPEC label).
 human_seconds(seconds) -> "a few seconds" | "45 seconds" | "12 minutes" | "1.5 hours"
 """
 from __future__ import annotations
@@ -29,18 +29,13 @@ from typing import Any
 
 from core.errors import InputError, Unavailable, UserError
 
-VENDOR_LABELS = {
-    "sendgrid": "SendGrid",
-    "iterable": "Iterable",
-    "omnisend": "Omnisend",
-    "leadspace": "Leadspace",
-}
-
-
 def vendor_label(vendor: str | None) -> str:
+    """The vendor's display name from its SPEC (connectors.registry); "the vendor" when unknown/None."""
     if not vendor:
         return "the vendor"
-    return VENDOR_LABELS.get(vendor, vendor)
+    from connectors import registry   # here: the vendor modules import this one
+
+    return registry.label(vendor)
 
 
 class ConnectorError(UserError):

@@ -22,8 +22,8 @@ RateLimit(count: int, period_s: float)   e.g. RateLimit(400, 60) = 400 requests 
 RateLimiter(limits: dict[str, RateLimit|None] | None, *, clock, sleep)
     .acquire(bucket="default")          sliding window per named bucket; sleeps (injected) when full
     unknown bucket names fall back to "default"; a None limit means "unlimited".
-DOCUMENTED_LIMITS: dict[vendor, dict[bucket, RateLimit|None]]   (omnisend 400/min + "tags" 60/min,
-    leadspace 30/s, sendgrid/iterable None = pace from 429s only)
+documented_limits(vendor) -> dict[bucket, RateLimit|None]   from the vendor's SPEC (connectors/<vendor>.py):
+    omnisend 400/min + "tags" 60/min, leadspace 30/s, sendgrid/iterable None = pace from 429s only
 
 HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), transport=None, timeout=DEFAULT_TIMEOUT,
            retry=None, rate_limits=None, sleep=time.sleep, clock=time.time, rand=random.random, on_wait=None)
@@ -41,6 +41,8 @@ HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), tra
     .close(); context manager.
     auth_headers are sent only to base_url's origin (absolute URLs elsewhere never get the key).
 make_http_client(...)  same arguments as HttpClient (the one factory).
+poll_until(check, *, sleep, interval_s, max_interval_s, max_wait_s, growth=1.5, first_wait_s=0, on_timeout)
+    the one loop polling an asynchronous vendor job (SendGrid imports, Omnisend batches, Leadspace bulks)
 set_wait_listener(client, on_wait) -> bool   attach on_wait to a vendor client's HttpClient (client.http)
 retry_wait_s(resp, *, clock) -> float|None   wait implied by Retry-After / X-RateLimit-Reset (epoch) /
     X-Rate-Limit-Reset (seconds left) / body {"retryAfter": s}
@@ -60,7 +62,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 import orjson
@@ -162,14 +164,15 @@ class RateLimit:
         return self.count / self.period_s
 
 
-DOCUMENTED_LIMITS: dict[str, dict[str, RateLimit | None]] = {
-    "omnisend": {"default": RateLimit(400, 60.0), "tags": RateLimit(60, 60.0)},
-    "leadspace": {"default": RateLimit(30, 1.0)},
-    # SendGrid does not publish numbers (pace from 429 + headers); Iterable lists GET is 100/s,
-    # subscribe/unsubscribe unstated.
-    "sendgrid": {"default": None},
-    "iterable": {"default": None},
-}
+T = TypeVar("T")
+
+
+def documented_limits(vendor: str) -> dict[str, RateLimit | None]:
+    """The rate limits the vendor documents (its SPEC in connectors/<vendor>.py); {} for an unknown vendor."""
+    from connectors import registry   # here: the vendor modules import this one
+
+    spec = registry.SPECS.get(vendor)
+    return dict(spec.rate_limits) if spec else {}
 
 
 class RateLimiter:
@@ -580,11 +583,36 @@ def set_wait_listener(client: Any, on_wait: Callable[[str, float, str], None] | 
     return True
 
 
+def poll_until(check: Callable[[], T | None], *, sleep: Callable[[float], None], interval_s: float,
+               max_interval_s: float, max_wait_s: float, growth: float = 1.5, first_wait_s: float = 0.0,
+               on_timeout: Callable[[], BaseException]) -> T:
+    """Poll an asynchronous vendor job: ``check()`` returns the result, or None while it is not done.
+
+    Waits ``first_wait_s`` before the first check, then ``interval_s`` growing by ``growth`` up to
+    ``max_interval_s`` between checks; once the waits add up to ``max_wait_s`` and the job is still not
+    done, raises ``on_timeout()`` (a TransientError carrying a resume hint, so a later run collects it).
+    ``check`` may raise to stop early (a batch the vendor stopped)."""
+    waited = 0.0
+    if first_wait_s > 0:
+        sleep(first_wait_s)
+        waited += first_wait_s
+    interval = interval_s
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if waited >= max_wait_s:
+            raise on_timeout()
+        sleep(interval)
+        waited += interval
+        interval = min(max_interval_s, interval * growth)
+
+
 def limits_for(vendor: str, rate_limits: bool | Mapping[str, RateLimit | None] | None) -> dict[str, RateLimit | None]:
     """Resolve the `rate_limits` constructor argument: True = documented limits, False/None = none,
     a mapping = those limits."""
     if rate_limits is True:
-        return dict(DOCUMENTED_LIMITS.get(vendor, {}))
+        return documented_limits(vendor)
     if not rate_limits:
         return {}
     return dict(rate_limits)

@@ -24,7 +24,8 @@ import httpx
 from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Target, VerifyResult, batched,
                              complete_outcomes)
 from connectors.errors import ConnectorError, RecordRejectedError, VendorError
-from connectors.http import DOCUMENTED_LIMITS, RateLimit, RetryPolicy, VendorClient, get_logger
+from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger
+from connectors.spec import EXPORT, SANDBOX, VendorSpec
 
 log = get_logger("connectors.iterable")
 
@@ -35,6 +36,22 @@ GET_USERS_LIMIT = RateLimit(5, 60.0)   # GET /api/lists/getUsers: 5 requests/min
 FIELD_MAP = {"first_name": "firstName", "last_name": "lastName", "city": "city", "state": "state",
              "country": "country", "postal_code": "postalCode", "address": "address"}
 FIELD_LIMITS: dict[str, int] = {}  # Iterable documents no per-field limits
+
+SPEC = VendorSpec(
+    vendor=VENDOR, label="Iterable", kind=EXPORT,
+    description="Subscribes users to an Iterable static list.",
+    regions={"production": DEFAULT_BASE_URL, "eu": "https://api.eu.iterable.com",
+             SANDBOX: "http://sandbox.iterable.local"},
+    client="connectors.iterable:IterableClient",
+    docs_url="https://api.iterable.com/api/docs",
+    privacy_url="https://iterable.com/trust/privacy-policy/",
+    rate_limits={"default": None},   # lists GET is 100/s (its own bucket below); subscribe/unsubscribe unstated
+    # Synchronous (outcomes come with the answer): in-flight submissions only let the export runner
+    # store several in one transaction.
+    pipeline_depth=8,
+    field_limits=FIELD_LIMITS,
+    data_fields=True,                # any catalogue attribute may be sent as a dataFields entry
+)
 
 CATEGORY_REASONS = {
     "invalidEmails": "Iterable: invalid email address (invalidEmails).",
@@ -48,9 +65,7 @@ CATEGORY_REASONS = {
 class IterableClient(VendorClient):
     vendor = VENDOR
     default_base_url = DEFAULT_BASE_URL
-    # Synchronous (outcomes come with the answer): in-flight submissions only let the export runner
-    # store several in one transaction.
-    pipeline_depth = 8
+    pipeline_depth = SPEC.pipeline_depth
 
     def __init__(
         self,
@@ -67,7 +82,7 @@ class IterableClient(VendorClient):
         rand: Callable[[], float] | None = None,
     ) -> None:
         if rate_limits is True:   # the documented limits, plus getUsers' own bucket
-            rate_limits = {**DOCUMENTED_LIMITS.get(VENDOR, {}), "getUsers": GET_USERS_LIMIT}
+            rate_limits = {**SPEC.rate_limits, "getUsers": GET_USERS_LIMIT}
         self._init_http(api_key, {"Api-Key": api_key}, base_url=base_url, transport=transport,
                         rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand)
         self.batch_size = max(1, min(batch_size, MAX_BATCH))

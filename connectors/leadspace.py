@@ -66,12 +66,22 @@ from connectors.errors import (
     TransientError,
     VendorError,
 )
-from connectors.http import RetryPolicy, VendorClient, get_logger
+from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger, poll_until
+from connectors.spec import ENRICHMENT, SANDBOX, VendorSpec
 
 log = get_logger("connectors.leadspace")
 
 VENDOR = "leadspace"
 DEFAULT_BASE_URL = "https://apigw.leadspace.com"
+SPEC = VendorSpec(
+    vendor=VENDOR, label="Leadspace", kind=ENRICHMENT,
+    description="Enriches profiles with Leadspace company and person data.",
+    regions={"production": DEFAULT_BASE_URL, SANDBOX: "http://sandbox.leadspace.local"},
+    client="connectors.leadspace:LeadspaceClient",
+    docs_url="https://support.leadspace.com/hc/en-us/sections/201997649-API",
+    privacy_url="https://www.leadspace.com/privacy-policy/",
+    rate_limits={"default": RateLimit(30, 1.0)},   # 30 requests/s (Leadspace's spec)
+)
 SINGLE_PATH = "/enrichment/enrich/single"
 BULK_PATH = "/enrichment/enrich/bulk"
 RESULTS_PREFIX = "/v3/enrichment/results/"
@@ -378,21 +388,12 @@ class LeadspaceClient(VendorClient):
 
     def wait_bulk(self, bulk_id: str) -> list[EnrichmentResult]:
         """Poll one bulk until done (first after first_poll_s, then growing waits)."""
-        waited = 0.0
-        wait = self.first_poll_s
-        interval = self.poll_interval_s
-        while True:
-            if wait > 0:
-                self.http.sleep(wait)
-                waited += wait
-            results = self.poll_bulk(bulk_id)
-            if results is not None:
-                return results
-            if waited >= self.max_poll_s:
-                raise TransientError("Leadspace is still processing the bulk. Try the enrichment again later.",
-                                     vendor=VENDOR, resume={"bulk_id": bulk_id})
-            wait = interval
-            interval = min(self.max_poll_interval_s, interval * 1.5)
+        return poll_until(lambda: self.poll_bulk(bulk_id), sleep=self.http.sleep, first_wait_s=self.first_poll_s,
+                          interval_s=self.poll_interval_s, max_interval_s=self.max_poll_interval_s,
+                          max_wait_s=self.max_poll_s, growth=1.5,
+                          on_timeout=lambda: TransientError(
+                              "Leadspace is still processing the bulk. Try the enrichment again later.",
+                              vendor=VENDOR, resume={"bulk_id": bulk_id}))
 
     def iter_enrich_bulk(self, records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]:
         """Pipelined bulk enrichment: yields each bulk's results in submission order.

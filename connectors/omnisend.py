@@ -57,7 +57,8 @@ from connectors.errors import (
     TransientError,
     VendorError,
 )
-from connectors.http import RetryPolicy, VendorClient, get_logger
+from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger, poll_until
+from connectors.spec import EXPORT, SANDBOX, VendorSpec
 
 log = get_logger("connectors.omnisend")
 
@@ -81,6 +82,22 @@ FIELD_MAP = {
     "postal_code": "postalCode",
 }
 FIELD_LIMITS: dict[str, int] = {}  # the spec gives no maxLength for contact fields
+
+SPEC = VendorSpec(
+    vendor=VENDOR, label="Omnisend", kind=EXPORT,
+    description="Creates or updates Omnisend contacts and tags them with the segment.",
+    regions={"production": DEFAULT_BASE_URL, SANDBOX: "http://sandbox.omnisend.local"},
+    client="connectors.omnisend:OmnisendClient",
+    docs_url="https://api-docs.omnisend.com/",
+    privacy_url="https://www.omnisend.com/privacy-policy/",
+    rate_limits={"default": RateLimit(400, 60.0), "tags": RateLimit(60, 60.0)},   # Omnisend's spec
+    # Batches are asynchronous and small (100 contacts): the export runner keeps up to this many
+    # submitted before collecting the oldest, so Omnisend processes them while we send more, and the
+    # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
+    pipeline_depth=16,
+    field_limits=FIELD_LIMITS,
+    target_word="tag", target_prefix=TAG_PREFIX,
+)
 
 _ENVELOPE_OVERHEAD = 80  # {"method":"POST","endpoint":"contacts","items":[...]}
 _ITEM_OVERHEAD = 160  # identifiers/channels/sendWelcomeMessage/tags scaffolding per item
@@ -127,10 +144,7 @@ def problem_message(body: Any) -> str:
 class OmnisendClient(VendorClient):
     vendor = VENDOR
     default_base_url = DEFAULT_BASE_URL
-    # Batches are asynchronous and small (100 contacts): the export runner keeps up to this many
-    # submitted before collecting the oldest, so Omnisend processes them while we send more, and the
-    # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
-    pipeline_depth = 16
+    pipeline_depth = SPEC.pipeline_depth
 
     def __init__(
         self,
@@ -310,26 +324,20 @@ class OmnisendClient(VendorClient):
         return self._wait(f"/api/batches/{batch_id}", batch_id)
 
     def _wait(self, path: str, batch_id: str) -> dict:
-        waited = 0.0
-        if self.poll_first_s > 0:
-            self.http.sleep(self.poll_first_s)
-            waited += self.poll_first_s
-        interval = self.poll_interval_s
-        while True:
+        def check() -> dict | None:
             body = self.http.json(self.http.get(path, on_error=self._on_error))
             status = body.get("status") if isinstance(body, dict) else None
-            if status == "finished":
-                return body
             if status == "stopped":
                 raise VendorError("Omnisend stopped processing the batch before it finished.", vendor=VENDOR,
                                   detail=f"batch {batch_id}")
-            if waited >= self.max_poll_s:
-                raise TransientError(
-                    "Omnisend is still processing the batch. Resume the export later to collect the results.",
-                    vendor=VENDOR, resume={"job_id": batch_id})
-            self.http.sleep(interval)
-            waited += interval
-            interval = min(self.max_poll_interval_s, interval * 2)
+            return body if status == "finished" else None
+
+        return poll_until(check, sleep=self.http.sleep, first_wait_s=self.poll_first_s,
+                          interval_s=self.poll_interval_s, max_interval_s=self.max_poll_interval_s,
+                          max_wait_s=self.max_poll_s, growth=2.0,
+                          on_timeout=lambda: TransientError(
+                              "Omnisend is still processing the batch. Resume the export later to collect the "
+                              "results.", vendor=VENDOR, resume={"job_id": batch_id}))
 
     # ------------------------------------------------------------ membership lookup
     # A tag exists only on contacts: one the export's first lookup finds on nobody is new, made by the export.

@@ -1,60 +1,58 @@
-"""Connector registry: vendor metadata, regions and the one client factory.
+"""Connector registry: collects each vendor's SPEC (connectors/<vendor>.py) and makes clients.
 
 API
 ---
-VENDORS: dict[vendor, {"label", "kind": "export"|"enrichment", "description", "regions": [..]}]
-REGIONS: dict[vendor, dict[region, base URL]]   regions "production", "eu" (where it exists), "sandbox"
+VENDOR_MODULES                 the connector modules, in catalogue order (adding a vendor: one line here)
+SPECS: dict[vendor, VendorSpec]                  every vendor's description (connectors/spec.py)
+spec(vendor) -> VendorSpec     (ValueError for an unknown vendor)
+label(vendor) -> str           the display name ("SendGrid"); the id itself for an unknown vendor
+vendors(kind=None) -> list[vendor]               in catalogue order, optionally only "export"/"enrichment"
+VENDORS: dict[vendor, {"label", "kind", "description", "regions": [..]}]   (read-only view of SPECS)
+REGIONS: dict[vendor, dict[region, base URL]]    regions "production", "eu" (where it exists), "sandbox"
+client_class(vendor) -> type   the connector client named by the spec
 make_client(vendor, api_key, region="production", *, base_url=None, transport=None, rate_limits=True,
             sleep=None, clock=None, **opts) -> client
-    "sendgrid" -> SendGridClient, "iterable" -> IterableClient, "omnisend" -> OmnisendClient,
-    "leadspace" -> LeadspaceClient (the last two imported lazily). region "sandbox" uses
-    connectors.sandbox.get_emulator(vendor).transport() unless a transport is given; base_url
-    overrides the region's URL. Unknown vendor/region -> ValueError.
+    region "sandbox" uses connectors.sandbox.get_emulator(vendor).transport() unless a transport is
+    given; base_url overrides the region's URL. Unknown vendor/region -> ValueError.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any, Callable
 
-SANDBOX = "sandbox"
+from connectors import iterable, leadspace, omnisend, sendgrid
+from connectors.spec import SANDBOX, VendorSpec
+
+VENDOR_MODULES = (sendgrid, iterable, omnisend, leadspace)
+SPECS: dict[str, VendorSpec] = {m.SPEC.vendor: m.SPEC for m in VENDOR_MODULES}
 
 VENDORS: dict[str, dict[str, Any]] = {
-    "sendgrid": {"label": "SendGrid", "kind": "export",
-                 "description": "Adds contacts to a SendGrid Marketing Campaigns list.",
-                 "regions": ["production", "eu", SANDBOX]},
-    "iterable": {"label": "Iterable", "kind": "export",
-                 "description": "Subscribes users to an Iterable static list.",
-                 "regions": ["production", "eu", SANDBOX]},
-    "omnisend": {"label": "Omnisend", "kind": "export",
-                 "description": "Creates or updates Omnisend contacts and tags them with the segment.",
-                 "regions": ["production", SANDBOX]},
-    "leadspace": {"label": "Leadspace", "kind": "enrichment",
-                  "description": "Enriches profiles with Leadspace company and person data.",
-                  "regions": ["production", SANDBOX]},
+    v: {"label": s.label, "kind": s.kind, "description": s.description, "regions": list(s.regions)}
+    for v, s in SPECS.items()
 }
+REGIONS: dict[str, dict[str, str]] = {v: dict(s.regions) for v, s in SPECS.items()}
 
-REGIONS: dict[str, dict[str, str]] = {
-    "sendgrid": {"production": "https://api.sendgrid.com", "eu": "https://api.eu.sendgrid.com",
-                 SANDBOX: "http://sandbox.sendgrid.local"},
-    "iterable": {"production": "https://api.iterable.com", "eu": "https://api.eu.iterable.com",
-                 SANDBOX: "http://sandbox.iterable.local"},
-    "omnisend": {"production": "https://api.omnisend.com", SANDBOX: "http://sandbox.omnisend.local"},
-    "leadspace": {"production": "https://apigw.leadspace.com", SANDBOX: "http://sandbox.leadspace.local"},
-}
+__all__ = ["SANDBOX", "SPECS", "VENDORS", "REGIONS", "spec", "label", "vendors", "client_class", "make_client"]
 
-_CLIENTS = {
-    "sendgrid": "connectors.sendgrid:SendGridClient",
-    "iterable": "connectors.iterable:IterableClient",
-    "omnisend": "connectors.omnisend:OmnisendClient",
-    "leadspace": "connectors.leadspace:LeadspaceClient",
-}
+
+def spec(vendor: str) -> VendorSpec:
+    try:
+        return SPECS[vendor]
+    except KeyError:
+        raise ValueError(f"Unknown vendor {vendor!r}. Known: {', '.join(sorted(SPECS))}.") from None
+
+
+def label(vendor: str) -> str:
+    found = SPECS.get(vendor)
+    return found.label if found else vendor
+
+
+def vendors(kind: str | None = None) -> list[str]:
+    return [v for v, s in SPECS.items() if kind is None or s.kind == kind]
 
 
 def client_class(vendor: str) -> type:
-    try:
-        module_name, cls_name = _CLIENTS[vendor].split(":")
-    except KeyError:
-        raise ValueError(f"Unknown vendor {vendor!r}. Known: {', '.join(sorted(_CLIENTS))}.") from None
+    module_name, cls_name = spec(vendor).client.split(":")
     return getattr(importlib.import_module(module_name), cls_name)
 
 
@@ -70,11 +68,9 @@ def make_client(
     clock: Callable[[], float] | None = None,
     **opts: Any,
 ) -> Any:
-    if vendor not in REGIONS:
-        raise ValueError(f"Unknown vendor {vendor!r}. Known: {', '.join(sorted(REGIONS))}.")
-    regions = REGIONS[vendor]
+    regions = spec(vendor).regions
     if region not in regions:
-        raise ValueError(f"{VENDORS[vendor]['label']} has no region {region!r}. Choose one of: {', '.join(regions)}.")
+        raise ValueError(f"{label(vendor)} has no region {region!r}. Choose one of: {', '.join(regions)}.")
     if region == SANDBOX and transport is None and base_url is None:
         from connectors.sandbox import get_emulator
 

@@ -37,7 +37,8 @@ import httpx
 from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Target, VerifyResult, batched,
                              complete_outcomes)
 from connectors.errors import ConnectorError, PermissionMissingError, TransientError, VendorError
-from connectors.http import RetryPolicy, VendorClient, get_logger
+from connectors.http import RetryPolicy, VendorClient, get_logger, poll_until
+from connectors.spec import EXPORT, SANDBOX, VendorSpec
 
 log = get_logger("connectors.sendgrid")
 
@@ -63,6 +64,19 @@ FIELD_MAP = {
 _SG_LIMITS = {"first_name": 50, "last_name": 50, "city": 60, "state_province_region": 50, "country": 50,
               "address_line_1": 100, "address_line_2": 100, "email": EMAIL_MAX}
 FIELD_LIMITS: dict[str, int] = {"email": EMAIL_MAX, **{k: _SG_LIMITS[v] for k, v in FIELD_MAP.items() if v in _SG_LIMITS}}
+
+SPEC = VendorSpec(
+    vendor=VENDOR, label="SendGrid", kind=EXPORT,
+    description="Adds contacts to a SendGrid Marketing Campaigns list.",
+    regions={"production": DEFAULT_BASE_URL, "eu": "https://api.eu.sendgrid.com",
+             SANDBOX: "http://sandbox.sendgrid.local"},
+    client="connectors.sendgrid:SendGridClient",
+    docs_url="https://www.twilio.com/docs/sendgrid/api-reference",
+    privacy_url="https://www.twilio.com/en-us/legal/privacy",
+    rate_limits={"default": None},   # SendGrid publishes no numbers: pace from 429 and its rate headers
+    pipeline_depth=4,                # at the default batch size; SendGridClient.pipeline_depth scales it
+    field_limits=FIELD_LIMITS,
+)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ENVELOPE_OVERHEAD = 200  # {"list_ids":["<uuid>"],"contacts":[...]}
@@ -272,19 +286,15 @@ class SendGridClient(VendorClient):
         return outcomes
 
     def _wait_for_job(self, job_id: str) -> dict:
-        waited = 0.0
-        interval = self.poll_interval_s
-        while True:
+        def check() -> dict | None:
             body = self.http.json(self.http.get(f"/v3/marketing/contacts/imports/{job_id}"))
-            if body.get("status") != "pending":
-                return body
-            if waited >= self.max_poll_s:
-                raise TransientError(
-                    "SendGrid is still processing the import. Resume the export later to collect the results.",
-                    vendor=VENDOR, resume={"job_id": job_id})
-            self.http.sleep(interval)
-            waited += interval
-            interval = min(self.max_poll_interval_s, interval * 1.5)
+            return None if body.get("status") == "pending" else body
+
+        return poll_until(check, sleep=self.http.sleep, interval_s=self.poll_interval_s,
+                          max_interval_s=self.max_poll_interval_s, max_wait_s=self.max_poll_s, growth=1.5,
+                          on_timeout=lambda: TransientError(
+                              "SendGrid is still processing the import. Resume the export later to collect the "
+                              "results.", vendor=VENDOR, resume={"job_id": job_id}))
 
     def _read_errors(self, url: str) -> list[Outcome]:
         resp = self.http.get(url)

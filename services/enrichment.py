@@ -62,12 +62,10 @@ def name_columns(db) -> list[tuple[str, str]]:
 
 
 def connection_tps(db, connection_id: int | None) -> float:
-    try:
-        from connectors.http import DOCUMENTED_LIMITS
-        limit = DOCUMENTED_LIMITS.get("leadspace", {}).get("default")
-        return float(limit.count / limit.period_s) if limit else float(core.DEFAULT_TPS)
-    except (ImportError, AttributeError):
-        return float(core.DEFAULT_TPS)
+    from connectors import registry
+
+    limit = registry.spec("leadspace").rate_limits.get("default")   # Leadspace's documented limit
+    return float(limit.count / limit.period_s) if limit else float(core.DEFAULT_TPS)
 
 
 def check_connection(db, actor: User, connection_id: int | None) -> dict:
