@@ -1,5 +1,5 @@
 """Data › Enrichment end to end on demo data: configure a Leadspace enrichment on the Sandbox
-connection with the wizard, save it, run it, watch the progress finish, open the enriched data."""
+connection with the one-page editor, Connect, save it, run it, watch the progress finish, open the enriched data."""
 import re
 
 from playwright.sync_api import expect
@@ -20,33 +20,29 @@ def test_admin_configures_runs_and_views_an_enrichment(demo_server, page):
 
     click_key(page, "enr_discover_leadspace")
     wait_text(page, "New Leadspace enrichment")
+    # one page, defaults filled in: the connection, all profiles, Company name, the default confidence
     assert "Sandbox Leadspace" in selectbox(page, "Leadspace connection").locator("input").input_value()
-    shot(page, "enrichment_02_connection")
-    click_key(page, "enr_wiz.next")
-
+    for section in ("Connection", "Profiles to enrich", "Field mapping", "Matching policy", "Name", "Estimate"):
+        expect(main.get_by_role("heading", name=section, exact=True)).to_be_visible()
+    expect(main.get_by_role("link", name="What the Leadspace API does")).to_have_attribute(
+        "href", "https://support.leadspace.com/hc/en-us/sections/201997649-API")
+    click_key(page, "enr_ed_connect")                       # "Connect" checks the chosen connection
+    wait_text(page, "Connected.")
     main.get_by_text("One segment", exact=True).click()
     wait_idle(page)
     choose(page, selectbox(page, "Segment"), "Customers in Germany")
-    click_key(page, "enr_wiz.next")
-
-    wait_text(page, "Which address identifies the company")
-    click_key(page, "enr_wiz.next")
-
-    wait_text(page, "Map your profile attributes")
-    click_key(page, "enr_map_add")  # Company website
-    shot(page, "enrichment_03_mapping")
-    click_key(page, "enr_wiz.next")
-
-    wait_text(page, "Minimum match confidence to accept")
-    click_key(page, "enr_wiz.next")
-
+    main.get_by_text("Also send the company website", exact=True).click()
+    wait_idle(page)
     name = main.get_by_role("textbox", name="Enrichment name")
     name.fill(NAME)
-    click_key(page, "enr_wiz.next")
-
-    wait_text(page, "Profiles in the dataset")
-    shot(page, "enrichment_04_review")
+    page.keyboard.press("Tab")
+    wait_idle(page)
+    wait_text(page, "Companies to send")
+    shot(page, "enrichment_02_editor")
     assert_no_traceback(page)
+    body = main.inner_text()
+    for internal in ("None", "nan", "customer_id", "{"):
+        assert internal not in body, internal
     click_key(page, "enr_save")
     wait_text(page, f"Saved “{NAME}”")
     page.get_by_role("heading", name=NAME).wait_for()
@@ -55,7 +51,7 @@ def test_admin_configures_runs_and_views_an_enrichment(demo_server, page):
     run = main.locator('[class*="st-key-enr_d_run_"] button').first
     run.click()
     wait_idle(page)
-    wait_text(page, re.compile(r"Run #\d+ queued\."))
+    wait_text(page, "Run queued.")
     shot(page, "enrichment_05_running")
     expect(main.get_by_text(re.compile(r"^Last run: "))).to_be_visible(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
