@@ -66,7 +66,7 @@ from connectors.errors import (
     TransientError,
     VendorError,
 )
-from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger, poll_until
+from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger
 from connectors.spec import ENRICHMENT, SANDBOX, VendorSpec
 
 log = get_logger("connectors.leadspace")
@@ -385,15 +385,6 @@ class LeadspaceClient(VendorClient):
         if out_of_credits:
             raise _credits_error(sum(1 for r in results if r.status == "enriched"), results)
         return results
-
-    def wait_bulk(self, bulk_id: str) -> list[EnrichmentResult]:
-        """Poll one bulk until done (first after first_poll_s, then growing waits)."""
-        return poll_until(lambda: self.poll_bulk(bulk_id), sleep=self.http.sleep, first_wait_s=self.first_poll_s,
-                          interval_s=self.poll_interval_s, max_interval_s=self.max_poll_interval_s,
-                          max_wait_s=self.max_poll_s, growth=1.5,
-                          on_timeout=lambda: TransientError(
-                              "Leadspace is still processing the bulk. Try the enrichment again later.",
-                              vendor=VENDOR, resume={"bulk_id": bulk_id}))
 
     def iter_enrich_bulk(self, records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]:
         """Pipelined bulk enrichment: yields each bulk's results in submission order.
