@@ -42,7 +42,7 @@ HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), tra
     auth_headers are sent only to base_url's origin (absolute URLs elsewhere never get the key).
 make_http_client(...)  same arguments as HttpClient (the one factory).
 poll_until(check, *, sleep, interval_s, max_interval_s, max_wait_s, growth=1.5, first_wait_s=0, on_timeout)
-    the one loop polling an asynchronous vendor job (SendGrid imports, Omnisend batches, Leadspace bulks)
+    the one loop polling one asynchronous vendor job (SendGrid imports, Omnisend batches)
 set_wait_listener(client, on_wait) -> bool   attach on_wait to a vendor client's HttpClient (client.http)
 retry_wait_s(resp, *, clock) -> float|None   wait implied by Retry-After / X-RateLimit-Reset (epoch) /
     X-Rate-Limit-Reset (seconds left) / body {"retryAfter": s}
