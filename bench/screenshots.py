@@ -51,6 +51,7 @@ class View:
     name: str          # the picture's <page> part
     path: str          # URL path with query, e.g. "segments?segment=3"
     roles: tuple[str, ...]
+    click: str | None = None     # a button to press first (a pattern on its name), for views with no URL
 
 
 def page_views() -> list[View]:
@@ -72,6 +73,12 @@ def detail_views(ids: dict) -> list[View]:
         views.append(View("enrichment-detail", f"enrichment?enrichment={ids['enrichment']}", every))
     if ids.get("run"):
         views.append(View("run_history-detail", f"run_history?run={ids['run']}", every))
+    editors = ("admin", "contributor")
+    views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
+    if ids.get("enrichment"):
+        views.append(View("enrichment-data", "enrichment", every, click=r"^Enriched data$"))
+        views.append(View("enrichment-review", "enrichment", every, click=r"^Review \(\d[\d,]*\)$"))
+        views.append(View("enrichment-editor", "enrichment", editors, click=r"^Enrich my data$"))
     return views
 
 
@@ -298,6 +305,10 @@ def take(out: Path, roles: list[str], pages: set[str] | None, profiles: int, run
                         started = time.monotonic()
                         try:
                             page.goto(f"{url}/{view.path}")
+                            if view.click:
+                                wait_idle(page)
+                                _main(page).get_by_role("button", name=re.compile(view.click)).first.click()
+                                wait_idle(page)
                             full_page_shot(page, target)
                         except Exception as exc:  # noqa: BLE001 - one missing picture must not stop the rest
                             say({"role": role, "page": view.name, "error": str(exc).splitlines()[0]})
