@@ -168,6 +168,7 @@ def settle(page) -> None:
 def full_page_shot(page, path: Path) -> None:
     """Streamlit scrolls inside its main container, not the document, so `full_page` alone stops at the
     viewport: stretch the viewport to the content's height for the picture, then restore it."""
+    page.mouse.move(0, 0)    # no hover artefacts (heading anchors, cell tooltips) where the last click was
     settle(page)
     height = page.evaluate("""() => {
         const main = document.querySelector('[data-testid="stMain"]')
