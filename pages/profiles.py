@@ -1,39 +1,34 @@
-"""Data › Profiles: browse with search and filters, open one profile, import a CSV or Parquet file."""
+"""Data › Profiles: browse with search and filters, click a row to open one profile (`?profile=<customer ID>`
+in the URL opens it too, so a link or Back lands on it), import a CSV or Parquet file."""
 from ui.guard import require_page
 
 require_page(__file__)  # first: nothing below runs without a signed-in user of a role this page allows
 
-import hashlib
-
 import streamlit as st
 
-from core import importing
-from core.importing import ImportPlan, ProfileImportError
-from core.permissions import Action, PermissionDenied, can
+from core.permissions import Action, can
 from services import profiles as svc
-from ui import deps
-from ui.format import humanize_key, plural
-from ui.session import current_user, show_error
-from ui.text import error_text, md
+from ui import deps, profile_import
+from ui.errors import call
+from ui.format import Column, plural, selected_row, show_table
+from ui.session import current_user
+from ui.text import md
 
 db = deps.get_db()
 user = current_user()
 TRI = {"Any": None, "Yes": True, "No": False}
-TARGET_LABELS = {importing.TARGET_EXTRA: "Keep as extra attribute", importing.TARGET_IGNORE: "Ignore",
-                 **importing.STANDARD_ATTRIBUTES}
-# The key column is stored as customer_id; "Ignore" there only means "not also stored as something else".
-KEY_TARGET_LABELS = {**TARGET_LABELS, importing.TARGET_IGNORE: "Customer ID (the key)"}
+URL_PARAM = "profile"
+LAST_PICK = "pf_last_pick"      # the row picked at the previous run: a pick that differs is a new click
+SEGMENT_COLUMNS = [Column("name", "Segment"), Column("kind", "Type", "word", words="segment_kind")]
+ENRICHED_COLUMNS = [Column("attribute", "Attribute"), Column("value", "Value")]
+_guarded = call   # a service call: UserError -> its message, anything else a bug (never a traceback)
 
 
-def _guarded(fn, *args, **kwargs):
-    """Call a service; show a plain message instead of a traceback. Returns None on failure."""
-    try:
-        return fn(*args, **kwargs)
-    except (ProfileImportError, PermissionDenied, ValueError) as exc:
-        show_error(exc)
-    except Exception as exc:  # noqa: BLE001 - never show a traceback on the page
-        st.error(f"Something went wrong: {error_text(exc)}")
-    return None
+def open_profile(customer_id: str | None) -> None:
+    if customer_id is None:
+        st.query_params.pop(URL_PARAM, None)
+    else:
+        st.query_params[URL_PARAM] = customer_id
 
 
 def _next_page() -> None:
@@ -95,7 +90,18 @@ def browse_section() -> None:
         st.info("No profiles match." if any(v is not None for v in filters.values())
                 else "No profiles yet. Import a CSV or Parquet file in the Import tab.")
         return
-    st.dataframe(result.rows, hide_index=True, width="stretch")
+    ids = [r["customer_id"] for r in result.rows]
+    open_id = st.query_params.get(URL_PARAM)
+    event = show_table(result.rows, labels=svc.column_labels(db), key="pf_table", on_select="rerun",
+                       selection_mode="single-row", highlight=ids.index(open_id) if open_id in ids else None)
+    st.caption("Click a row to open the profile.")
+    picked = selected_row(event)
+    picked_id = ids[picked] if picked is not None and picked < len(ids) else None
+    if picked_id != st.session_state.get(LAST_PICK):
+        st.session_state[LAST_PICK] = picked_id
+        if picked_id is not None and picked_id != open_id:
+            open_profile(picked_id)
+            st.rerun()
 
     if svc.segment_saving_available() and can(user, Action.EDIT_SEGMENTS):
         with st.expander("Save these filters as a segment"):
@@ -104,12 +110,14 @@ def browse_section() -> None:
                 if _guarded(svc.save_filters_as_segment, db, user, name.strip(), filters) is not None:
                     st.success(f"Segment “{md(name.strip())}” saved. Open it in Data › Segments.")
 
-    labels = {r["customer_id"]: f"{r['customer_id']} · {' '.join(x for x in (r['first_name'], r['last_name']) if x)}"
-              for r in result.rows}
-    chosen = st.selectbox("Open a profile", [""] + list(labels), format_func=lambda k: labels.get(k, "—"),
-                          key="pf_open")
-    if chosen:
-        detail_section(chosen)
+    raw = st.query_params.get(URL_PARAM)
+    if raw is not None:
+        chosen = _guarded(svc.profile_from_param, db, user, raw)
+        if chosen is None:
+            st.warning("That profile does not exist (any more). Pick one from the list.")
+            open_profile(None)
+        else:
+            detail_section(chosen)
 
 
 def detail_section(customer_id: str) -> None:
@@ -118,139 +126,17 @@ def detail_section(customer_id: str) -> None:
         st.warning("That profile is no longer there.")
         return
     st.subheader(f"Profile {md(customer_id)}")
-    st.dataframe(detail["attributes"], hide_index=True, width="stretch")
+    st.button("Close", key="pf_close", on_click=open_profile, args=(None,))
+    show_table(detail["attributes"], [Column("attribute", "Attribute"), Column("value", "Value")], key="pf_attrs")
     st.subheader("Segments and enrichment")
-    if detail["segments"] is None:
-        st.caption("Segment membership will appear here once segments are set up.")
-    elif detail["segments"]:
-        st.dataframe(detail["segments"], hide_index=True, width="stretch")
+    if detail["segments"]:
+        show_table(detail["segments"], SEGMENT_COLUMNS, key="pf_segments")
     else:
         st.caption("This profile is in no segment.")
     if detail["enrichment"]:
-        st.dataframe(detail["enrichment"], hide_index=True, width="stretch")
+        show_table(detail["enrichment"], ENRICHED_COLUMNS, key="pf_enriched")
     else:
         st.caption("No enriched attributes for this profile yet.")
-
-
-def choose_file() -> dict | None:
-    # Files already on the server are an admin's (the import folder); everybody else uploads.
-    sources = ["Upload a file"] + (["A file on the server"] if can(user, Action.READ_SERVER_FILES) else [])
-    source = st.radio("Source", sources, horizontal=True, key="imp_source") if len(sources) > 1 else sources[0]
-    if source == "Upload a file":
-        # A fresh key after each import empties the uploader, so a finished file does not look pending.
-        upload = st.file_uploader("CSV or Parquet file", type=["csv", "tsv", "txt", "parquet"],
-                                  key=f"imp_upload_{st.session_state.get('imp_upload_round', 0)}")
-        if upload is not None and st.session_state.get("imp_upload_id") != upload.file_id:
-            path = _guarded(svc.save_upload, user, upload, upload.name)
-            if path is not None:
-                st.session_state["imp_upload_id"] = upload.file_id
-                st.session_state["imp_file"] = {"path": str(path), "name": upload.name, "uploaded": True}
-    else:
-        problem = svc.import_folder_problem()
-        if problem:
-            st.warning(md(problem))
-        typed = st.text_input("File in the import folder", key="imp_path",
-                              help="A file name relative to the import folder (INSIGHT_RELAY_IMPORT_DIR).")
-        if st.button("Read file", key="imp_read"):
-            path = _guarded(svc.resolve_server_path, user, typed)
-            if path is not None:
-                st.session_state["imp_file"] = {"path": str(path), "name": path.name, "uploaded": False}
-    return st.session_state.get("imp_file")
-
-
-def import_section() -> None:
-    done = st.session_state.pop("imp_result", None)
-    if done is not None:
-        st.success(md(done.summary()))
-        for warning in done.warnings:
-            st.warning(md(warning))
-    chosen = choose_file()
-    if chosen:
-        preview = _guarded(svc.inspect_file, db, user, chosen["path"], chosen["name"])
-        if preview is not None:
-            mapping_form(preview, chosen)
-    st.subheader("Recent imports")
-    history = svc.recent_imports(db)
-    if history:
-        st.dataframe([{**h, "message": h.get("message") or ""} for h in history], hide_index=True, width="stretch",
-                     column_config={k: {"id": "#", "who": "By"}.get(k, humanize_key(k)) for k in history[0]})
-    else:
-        st.caption("No imports yet.")
-
-
-TYPE_LABELS = {"text": "Text", "number": "Number", "date": "Date", "timestamp": "Date and time", "boolean": "Yes/no"}
-
-
-def extra_types_form(preview, mapping: dict, key_column: str, token: str) -> dict[str, str]:
-    """The type of each new extra attribute: as detected (over the whole file, at import) or chosen."""
-    extras = [c for c in preview.columns if mapping.get(c.header) == importing.TARGET_EXTRA and c.header != key_column]
-    types: dict[str, str] = {}
-    if not extras:
-        return types
-    with st.expander("Types of extra attributes"):
-        st.caption("A column becomes a number or a date only if every value in the file converts exactly; "
-                   "otherwise it stays text. Choose a type to convert anyway (values that do not fit stop the "
-                   "import). Attributes that already exist keep their type.")
-        grid = st.columns(3)
-        for i, column in enumerate(extras):
-            options = ["", *TYPE_LABELS]
-            choice = grid[i % 3].selectbox(
-                md(column.header), options, key=f"imp_{token}_type_{column.position}",
-                format_func=lambda t, d=column.detected_type: TYPE_LABELS.get(t) or f"As detected ({TYPE_LABELS[d].lower()})")
-            if choice:
-                types[column.header] = choice
-    return types
-
-
-def mapping_form(preview, chosen: dict) -> None:
-    token = hashlib.sha1(preview.path.encode()).hexdigest()[:8]
-    details = [preview.file_format.upper()]
-    if preview.delimiter:
-        details.append("delimiter " + {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[preview.delimiter])
-    if preview.encoding:
-        details.append(f"encoding {preview.encoding}")
-    st.markdown(f"**{md(preview.file_name)}** · " + md(" · ".join(details)))
-    for warning in preview.warnings:
-        st.warning(md(warning))
-    st.dataframe(preview.rows, hide_index=True, width="stretch",
-                 column_config={c.header: f"{c.header} ({c.detected_type})" for c in preview.columns})
-    headers = preview.headers
-    key_index = headers.index(preview.suggested_key) if preview.suggested_key in headers else 0
-    key_column = st.selectbox("Customer ID column (the key)", headers, index=key_index, key=f"imp_{token}_key")
-    st.markdown("**Map columns to profile attributes**")
-    options = list(TARGET_LABELS)
-    mapping = {}
-    grid = st.columns(3)
-    suggested = importing.suggest_mapping(headers, key_column)
-    for i, column in enumerate(preview.columns):
-        default = suggested.get(column.header, importing.TARGET_EXTRA)
-        is_key = column.header == key_column
-        # Its own widget key: a column that becomes (or stops being) the key starts from the suggestion.
-        mapping[column.header] = grid[i % 3].selectbox(
-            md(column.header), options, index=options.index(default),
-            format_func=(KEY_TARGET_LABELS if is_key else TARGET_LABELS).get,
-            key=f"imp_{token}_map_{i}" + ("_key" if is_key else ""),
-            help=f"Detected type: {column.detected_type}"
-                 + (" · This column is the customer ID (the key)." if is_key else ""))
-    types = extra_types_form(preview, mapping, key_column, token)
-    mode = st.radio("Mode", ["upsert", "replace"], horizontal=True, key=f"imp_{token}_mode",
-                    format_func={"upsert": "Upsert: add new profiles, update existing ones",
-                                 "replace": "Replace: the file becomes the complete set of profiles"}.get)
-    pad = False
-    if preview.file_format == "csv":
-        pad = st.checkbox("Fill missing values in short rows", key=f"imp_{token}_pad")
-    if st.button("Import", type="primary", key=f"imp_{token}_go"):
-        plan = ImportPlan(key_column=key_column, mapping=mapping, mode=mode, pad_short_rows=pad, types=types)
-        with st.spinner("Importing…"):
-            result = _guarded(svc.import_profiles, db, user, preview.path, plan, file_name=preview.file_name)
-        if result is not None:
-            if chosen.get("uploaded"):
-                _guarded(svc.discard_upload, user, preview.path)
-            st.session_state.pop("imp_file", None)
-            st.session_state.pop("imp_upload_id", None)
-            st.session_state["imp_upload_round"] = st.session_state.get("imp_upload_round", 0) + 1
-            st.session_state["imp_result"] = result
-            st.rerun()
 
 
 st.title("Profiles")
@@ -259,6 +145,6 @@ if can(user, Action.IMPORT_PROFILES):
     with browse_tab:
         browse_section()
     with import_tab:
-        import_section()
+        profile_import.show(db, user)
 else:
     browse_section()

@@ -5,7 +5,6 @@ write. Any error rolls everything back, so a failed import leaves the previous p
 """
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from dataclasses import dataclass
@@ -505,15 +504,11 @@ def profile_detail(db, actor: User, customer_id: str) -> dict | None:
             "segments": _segments_for(db, customer_id), "enrichment": _enrichment_for(db, customer_id)}
 
 
-def _segments_for(db, customer_id: str) -> list | None:
-    """Segments this profile belongs to, or None while segments are not available."""
-    try:
-        segments_repo = importlib.import_module("storage.segments")
-        return list(segments_repo.segments_for_customer(db, customer_id))
-    except (ImportError, AttributeError):
-        return None
-    except duckdb.Error:
-        return None
+def _segments_for(db, customer_id: str) -> list:
+    """Segments this profile belongs to now: [{id, name, kind}]."""
+    from storage import segments as segments_repo
+
+    return list(segments_repo.segments_for_customer(db, customer_id))
 
 
 def _enrichment_for(db, customer_id: str) -> list[dict]:
@@ -523,27 +518,39 @@ def _enrichment_for(db, customer_id: str) -> list[dict]:
         return []
 
 
+MAX_CUSTOMER_ID_CHARS = 200
+
+
 def recent_imports(db, limit: int = 10) -> list[dict]:
     return repo.list_imports(db, limit)
 
 
 # -- segments from filters --------------------------------------------------------------
 
-def _segment_creator():
-    try:
-        module = importlib.import_module("services.segments")
-    except ImportError:
-        return None
-    return getattr(module, "create_from_profile_filters", None)
-
-
 def segment_saving_available() -> bool:
-    return _segment_creator() is not None
+    return True
 
 
 def save_filters_as_segment(db, actor: User, name: str, filters: dict):
     require(actor, Action.EDIT_SEGMENTS)
-    creator = _segment_creator()
-    if creator is None:
-        raise ProfileImportError("Segments are not available yet.")
-    return creator(db, actor, name, normalize_filters(filters))
+    from services import segments
+
+    return segments.create_from_profile_filters(db, actor, name, normalize_filters(filters))
+
+
+# -- what the page shows ----------------------------------------------------------------
+
+def column_labels(db) -> dict[str, str]:
+    """{profiles column: its label in the attribute catalogue} ("email_opt_out" -> "Email opt-out")."""
+    return {a.column_name: a.label for a in catalogue.list_attributes(db, source="profile")
+            if a.table_name == repo.TABLE}
+
+
+def profile_from_param(db, actor: User, raw) -> str | None:
+    """The customer ID a URL's `?profile=` names when such a profile exists (every reader may open every
+    profile), else None. Nothing else is taken from the URL."""
+    require(actor, Action.READ)
+    text = str(raw or "").strip()
+    if not text or len(text) > MAX_CUSTOMER_ID_CHARS:
+        return None
+    return text if repo.get(db, text) is not None else None

@@ -108,6 +108,7 @@ WITH_ACTOR: dict[str, str] = {
     "profiles.browse_after": "viewer",
     "profiles.browse_before": "viewer",
     "profiles.profile_detail": "viewer",
+    "profiles.profile_from_param": "viewer",          # ?profile=<customer ID>: a read
     "profiles.save_filters_as_segment": "contributor",
     # schedule
     "schedule.save_system_schedule": "admin",
@@ -180,7 +181,7 @@ READ_ONLY: set[str] = {
     "exports.vendor_field_specs",
     "home.summary",
     "sandbox.field_key", "sandbox.field_label", "sandbox.latest_run_vendor", "sandbox.vendor_choices",
-    "profiles.country_options", "profiles.import_folder_problem", "profiles.importing_sample_rows", "profiles.normalize_filters",
+    "profiles.country_options", "profiles.column_labels", "profiles.import_folder_problem", "profiles.importing_sample_rows", "profiles.normalize_filters",
     "profiles.recent_imports", "profiles.segment_saving_available",
     "schedule.active_items", "schedule.active_refresh", "schedule.describe_item_schedule",
     "schedule.due_item_schedules", "schedule.get_item_schedule", "schedule.get_system_schedule",

@@ -212,7 +212,7 @@ def _drill_downs(page: str, ids: dict):
     eid = ids["enrichment"]
     return {
         "segments.py": [("segment details", lambda at: at.query_params.__setitem__("segment", str(ids["segment"])))],
-        "profiles.py": [("profile heading", pick("pf_open", HOSTILE)),
+        "profiles.py": [("profile heading", lambda at: at.query_params.__setitem__("profile", HOSTILE)),
                         ("import mapping", state(imp_file={"path": ids["upload"], "name": HOSTILE, "uploaded": True}))],
         "exports.py": [("export details", lambda at: at.query_params.__setitem__("export", str(ids["export"]))),
                        ("remove warning", lambda at: (at.query_params.__setitem__("export", str(ids["export"])),

@@ -41,10 +41,16 @@ def test_admin_imports_from_the_import_folder_browses_and_opens_a_profile(db, ad
         [e.value for e in at.error]
 
     assert any("5 profiles" in c.value for c in at.caption)
-    at.selectbox(key="pf_open").set_value("C002").run()
+    ids = at.dataframe[0].value["Customer ID"].tolist()
+    at.session_state["pf_table"] = {"selection": {"rows": [ids.index("C002")], "columns": []}}   # a row click
+    at.run()
     assert not at.exception, at.exception
+    assert at.query_params["profile"] in ("C002", ["C002"])
     assert any(h.value == "Profile C002" for h in at.subheader)
     assert any(h.value == "Segments and enrichment" for h in at.subheader)
+    attributes = dict(zip(at.dataframe[1].value["Attribute"], at.dataframe[1].value["Value"]))
+    assert "Email opt-out" in attributes or "Email opt out" in attributes, list(attributes)
+    assert "None" not in attributes.values() and "nan" not in attributes.values()
 
     at.text_input(key="pf_search").input("müller").run()
     assert any("1 profile ·" in c.value for c in at.caption)
@@ -97,12 +103,12 @@ def test_pages_by_key_with_previous_and_next(db, viewer):
     at.button(key="pf_next").click().run()
     assert not at.exception, at.exception
     assert any("page 2 of 5" in c.value for c in at.caption)
-    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000026"
+    assert at.dataframe[0].value["Customer ID"].iloc[0] == "C00000026"
     at.button(key="pf_next").click().run()
-    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000051"
+    assert at.dataframe[0].value["Customer ID"].iloc[0] == "C00000051"
     at.button(key="pf_prev").click().run()
     assert any("page 2 of 5" in c.value for c in at.caption)
-    assert at.dataframe[0].value["customer_id"].iloc[0] == "C00000026"
+    assert at.dataframe[0].value["Customer ID"].iloc[0] == "C00000026"
     at.button(key="pf_first").click().run()
     assert any("page 1 of 5" in c.value for c in at.caption)
     at.selectbox(key="pf_opted_out").set_value("Yes").run()  # new filters start again at page 1
@@ -119,3 +125,19 @@ def test_admin_is_warned_when_the_import_folder_holds_the_data_folder(db, admin,
     at.button(key="imp_read").click().run()
     assert any("cannot be imported" in _plain(e.value) for e in at.error), [e.value for e in at.error]
     assert not any(str(data_dir) in e.value for e in at.error)
+
+
+def test_profile_url_is_validated_and_tables_read_as_words(db, viewer):
+    from services import demo
+    demo.generate_profiles(db, DEMO_ADMIN, 5, seed=3)
+    db.close()
+    at = _open("victor")
+    headings = list(at.dataframe[0].value.columns)
+    assert "customer_id" not in headings and "email_opt_out" not in headings and "Customer ID" in headings
+    at.query_params["profile"] = "no-such-customer"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("does not exist" in w.value for w in at.warning)
+    at.query_params["profile"] = "C00000002"
+    at.run()
+    assert any(h.value == "Profile C00000002" for h in at.subheader)
