@@ -25,7 +25,7 @@ from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Tar
                              complete_outcomes)
 from connectors.errors import ConnectorError, RecordRejectedError, VendorError
 from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger
-from connectors.spec import EXPORT, SANDBOX, VendorSpec
+from connectors.spec import EXPORT, NAME_FIELDS, SANDBOX, VendorSpec
 
 log = get_logger("connectors.iterable")
 
@@ -50,7 +50,11 @@ SPEC = VendorSpec(
     # store several in one transaction.
     pipeline_depth=8,
     field_limits=FIELD_LIMITS,
+    fields=NAME_FIELDS,
     data_fields=True,                # any catalogue attribute may be sent as a dataFields entry
+    target_name_editable=False,      # the list is named after the segment (found or created)
+    contact_limit=1_000_000,
+    contacts_per_s=1_000_000 / (30 * 60),   # "1 million ... up to 30 minutes"
 )
 
 CATEGORY_REASONS = {

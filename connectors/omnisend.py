@@ -58,7 +58,7 @@ from connectors.errors import (
     VendorError,
 )
 from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger, poll_until
-from connectors.spec import EXPORT, SANDBOX, VendorSpec
+from connectors.spec import ADDRESS_FIELD, EXPORT, LOCATION_FIELDS, NAME_FIELDS, SANDBOX, VendorSpec
 
 log = get_logger("connectors.omnisend")
 
@@ -96,7 +96,10 @@ SPEC = VendorSpec(
     # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
     pipeline_depth=16,
     field_limits=FIELD_LIMITS,
+    fields=NAME_FIELDS + (ADDRESS_FIELD,) + LOCATION_FIELDS,
     target_word="tag", target_prefix=TAG_PREFIX,
+    contact_limit=1_000_000,
+    contacts_per_s=1_000_000 / (4 * 3600),  # "1 million per export, up to 4 hours"
 )
 
 _ENVELOPE_OVERHEAD = 80  # {"method":"POST","endpoint":"contacts","items":[...]}

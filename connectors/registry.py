@@ -7,6 +7,7 @@ SPECS: dict[vendor, VendorSpec]                  every vendor's description (con
 spec(vendor) -> VendorSpec     (ValueError for an unknown vendor)
 label(vendor) -> str           the display name ("SendGrid"); the id itself for an unknown vendor
 vendors(kind=None) -> list[vendor]               in catalogue order, optionally only "export"/"enrichment"
+export_spec(vendor) -> VendorSpec | None         the spec when it is an export vendor
 VENDORS: dict[vendor, {"label", "kind", "description", "regions": [..]}]   (read-only view of SPECS)
 REGIONS: dict[vendor, dict[region, base URL]]    regions "production", "eu" (where it exists), "sandbox"
 client_class(vendor) -> type   the connector client named by the spec
@@ -49,6 +50,12 @@ def label(vendor: str) -> str:
 
 def vendors(kind: str | None = None) -> list[str]:
     return [v for v, s in SPECS.items() if kind is None or s.kind == kind]
+
+
+def export_spec(vendor: str | None) -> VendorSpec | None:
+    """The spec of an export vendor, None for anything else (an enrichment vendor, unknown, None)."""
+    found = SPECS.get(vendor or "")
+    return found if found is not None and found.kind == "export" else None
 
 
 def client_class(vendor: str) -> type:

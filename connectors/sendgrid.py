@@ -38,7 +38,7 @@ from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Tar
                              complete_outcomes)
 from connectors.errors import ConnectorError, PermissionMissingError, TransientError, VendorError
 from connectors.http import RetryPolicy, VendorClient, get_logger, poll_until
-from connectors.spec import EXPORT, SANDBOX, VendorSpec
+from connectors.spec import EXPORT, LOCATION_FIELDS, NAME_FIELDS, SANDBOX, VendorSpec
 
 log = get_logger("connectors.sendgrid")
 
@@ -76,6 +76,10 @@ SPEC = VendorSpec(
     rate_limits={"default": None},   # SendGrid publishes no numbers: pace from 429 and its rate headers
     pipeline_depth=4,                # at the default batch size; SendGridClient.pipeline_depth scales it
     field_limits=FIELD_LIMITS,
+    fields=NAME_FIELDS + LOCATION_FIELDS,
+    target_modes=("name", "id", "pick"),
+    contact_limit=100_000, contact_limit_per_account=True,   # "at most 100,000 profiles in total"
+    contacts_per_s=100_000 / (3 * 3600),   # "100,000 profiles ... can take up to a few hours" (read as 3 h)
 )
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -11,14 +11,12 @@ apply_field_limits(fields, limits, policy) -> (fields, problem | None)
                                             the problem ("first_name is 63 characters; the limit is 50").
 contact_hash(pairs) -> str                  md5 over (field, value) pairs; SAME algorithm as the SQL in
                                             storage/exports.py (hash_sql) so tests can compare.
-VENDOR_FIELDS[vendor] -> list[FieldSpec]    the vendor's optional standard fields for "Add attribute".
-VENDOR_ALLOWS_DATA_FIELDS[vendor] -> bool   Iterable: any catalogue attribute as a data field.
-VENDOR_FIELD_LIMITS[vendor] -> {field: max chars}   documented limits (SendGrid spec; others none).
-VENDOR_CONTACT_LIMITS[vendor] -> int        SendGrid 100,000 recommended; Iterable/Omnisend 1,000,000.
+FieldSpec(key, label, default_attribute)    a field an export can fill (each vendor's list is in its
+                                            SPEC, connectors/<vendor>.py: fields, limits, contact limits,
+                                            target word and default target name live there, once)
 DEFAULT_MAX_REMOVAL_SHARE = 0.2             guard: removing more than this share of a list needs confirming
 removal_share(removals, list_size) -> float
 needs_removal_confirmation(removals, list_size, max_share) -> bool
-default_target_name(vendor, segment_name) -> str   Omnisend "segment: <name>", others the segment name
 Skip reasons: SKIP_INVALID_EMAIL, SKIP_MISSING_EMAIL, SKIP_DUPLICATE, SKIP_NO_CONSENT, SKIP_OVER_LIMIT.
 Plan actions: ADD, UPDATE, RETRY, REMOVE, SKIP (rows of a plan), UNCHANGED (counted only).
 check_counts(counts) -> list[str]           problems if planned != sent + skipped or
@@ -53,7 +51,7 @@ OVER_LIMIT_TRUNCATE, OVER_LIMIT_SKIP = "truncate", "skip"
 DEFAULT_MAX_REMOVAL_SHARE = 0.2
 EMAIL_MAX_CHARS = 254
 
-# -------------------------------------------------------------------------------- vendors
+# -------------------------------------------------------------------------------- export fields
 
 
 @dataclass(frozen=True)
@@ -63,36 +61,11 @@ class FieldSpec:
     default_attribute: str | None = None   # catalogue key suggested by the wizard
 
 
-_NAME_FIELDS = [FieldSpec("first_name", "First name", "profile.first_name"),
-                FieldSpec("last_name", "Last name", "profile.last_name")]
-_LOCATION_FIELDS = [FieldSpec("country", "Country/Region", "profile.country"),
-                    FieldSpec("state", "State", "profile.state"),
-                    FieldSpec("city", "City", "profile.city"),
-                    FieldSpec("postal_code", "Post code", "profile.postal_code")]
-VENDOR_FIELDS: dict[str, list[FieldSpec]] = {
-    "sendgrid": _NAME_FIELDS + _LOCATION_FIELDS,
-    "omnisend": _NAME_FIELDS + [FieldSpec("address", "Address", "profile.street")] + _LOCATION_FIELDS,
-    "iterable": list(_NAME_FIELDS),
-}
-VENDOR_ALLOWS_DATA_FIELDS = {"sendgrid": False, "omnisend": False, "iterable": True}
-VENDOR_FIELD_LIMITS: dict[str, dict[str, int]] = {
-    # SendGrid ContactRequest maxLength values (vendor-apis.md §1.2)
-    "sendgrid": {"first_name": 50, "last_name": 50, "country": 50, "state": 50, "city": 60, "address": 100},
-    "iterable": {},
-    "omnisend": {},
-}
-VENDOR_CONTACT_LIMITS = {"sendgrid": 100_000, "iterable": 1_000_000, "omnisend": 1_000_000}
-VENDOR_TARGET_WORD = {"sendgrid": "list", "iterable": "list", "omnisend": "tag"}
-
 _DATA_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 def valid_data_field_name(name: str) -> bool:
     return bool(_DATA_FIELD_NAME.match(name or ""))
-
-
-def default_target_name(vendor: str, segment_name: str) -> str:
-    return f"segment: {segment_name}" if vendor == "omnisend" else segment_name
 
 
 # -------------------------------------------------------------------------------- emails

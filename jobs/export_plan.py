@@ -25,9 +25,9 @@ estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> 
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
+from connectors import registry
 from core import sync
 from storage import exports as repo
 from storage import settings
@@ -36,16 +36,13 @@ SETTING_MAX_REMOVAL_SHARE = "export_max_removal_share"
 SETTING_LIMITS_HARD = "export_limits_hard"
 _ACCOUNT_CAP_PREFIX = "export_account_cap."
 
-# Throughput the vendors' own documents promise (contacts per second), for the duration estimate:
-# Iterable "1 million ... up to 30 minutes", Omnisend "1 million per export, up to 4 hours",
-# SendGrid "100,000 profiles ... can take up to a few hours" (read as 3 h).
-DOCUMENTED_CONTACTS_PER_S = {
-    "iterable": 1_000_000 / (30 * 60),
-    "omnisend": 1_000_000 / (4 * 3600),
-    "sendgrid": 100_000 / (3 * 3600),
-}
-# Vendors whose contact limit counts every contact in the account, not per export.
-ACCOUNT_WIDE_LIMIT = frozenset({"sendgrid"})
+# Vendors whose contact limit counts every contact in the account, not per export (their SPECs say so).
+ACCOUNT_WIDE_LIMIT = frozenset(v for v, s in registry.SPECS.items() if s.contact_limit_per_account)
+
+
+def _contact_limit(vendor: str | None) -> int | None:
+    spec = registry.export_spec(vendor)
+    return spec.contact_limit if spec else None
 
 
 def ACCOUNT_CAP_SETTING(connection_id: int) -> str:  # noqa: N802 - a key maker named like the constant it replaces
@@ -88,7 +85,7 @@ def plan_targets(db, export: dict) -> list[dict]:
     for sid in export["segment_ids"]:
         t = dict(export["targets"].get(sid) or {"mode": "name"})
         if t.get("mode") != "id" and not t.get("name"):
-            t["name"] = sync.default_target_name(export["vendor"], names[sid])
+            t["name"] = registry.spec(export["vendor"]).default_target_name(names[sid])
         key = repo.target_key(t)
         g = groups.setdefault(key, {"key": key, "mode": t.get("mode", "name"), "id": t.get("id"),
                                     "name": t.get("name") or t.get("id"), "segment_ids": []})
@@ -128,18 +125,9 @@ def check_removal_guard(db, export: dict, targets: list[dict], plans: dict[str, 
 
 
 def field_limits(vendor: str | None) -> dict[str, int]:
-    """Documented field limits (core.sync) merged with the connector's own (one place, used by all)."""
-    if not vendor:
-        return {}
-    limits = dict(sync.VENDOR_FIELD_LIMITS.get(vendor, {}))
-    try:
-        module = importlib.import_module(f"connectors.{vendor}")
-    except ImportError:   # a vendor without a connector module has only the documented limits
-        module = None
-    connector = dict(getattr(module, "FIELD_LIMITS", {}) or {})
-    connector.pop("email", None)
-    limits.update(connector)
-    return limits
+    """The vendor's field limits (its SPEC: the one table), without the email (validated on its own)."""
+    spec = registry.SPECS.get(vendor or "")
+    return {k: v for k, v in spec.field_limits.items() if k != "email"} if spec else {}
 
 
 # ------------------------------------------------------------------------------ contacts and limits
@@ -175,7 +163,7 @@ def _vendor_label(vendor: str) -> str:
 
 def limit_warning(vendor: str, contacts: int) -> str | None:
     """Over the vendor's per-export limit (vendors whose limit is per account: see account_warning)."""
-    limit = sync.VENDOR_CONTACT_LIMITS.get(vendor)
+    limit = _contact_limit(vendor)
     if limit is None or contacts <= limit or vendor in ACCOUNT_WIDE_LIMIT:
         return None
     return (f"This export has {contacts:,} contacts; {_vendor_label(vendor)} recommends at most {limit:,} "
@@ -183,7 +171,7 @@ def limit_warning(vendor: str, contacts: int) -> str | None:
 
 
 def account_warning(vendor: str, total: int, own: int | None = None) -> str | None:
-    limit = sync.VENDOR_CONTACT_LIMITS.get(vendor)
+    limit = _contact_limit(vendor)
     if vendor not in ACCOUNT_WIDE_LIMIT or limit is None or total <= limit:
         return None
     mine = f"This export has {own:,} contacts; " if own is not None else ""
@@ -193,7 +181,8 @@ def account_warning(vendor: str, total: int, own: int | None = None) -> str | No
 
 
 def estimate_seconds(vendor: str | None, contacts: int) -> float | None:
-    rate = DOCUMENTED_CONTACTS_PER_S.get(vendor or "")
+    spec = registry.export_spec(vendor)
+    rate = spec.contacts_per_s if spec else None   # the throughput the vendor's documents promise
     if rate is None:
         return None
     return contacts / rate if contacts > 0 else 0.0

@@ -39,6 +39,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterator
 
+from connectors import registry
 from core import sync
 from jobs import export_plan, runner
 from jobs.background import OrderedWriter
@@ -676,7 +677,7 @@ class ExportRun:
             verb = "would be sent" if self.dry_run else "were sent"
             parts.append(f"{found:,} of the contacts that {verb} as new were already on the list before this "
                          "export added them: mirror never removes them.")
-        word = sync.VENDOR_TARGET_WORD.get(self.export["vendor"], "list")
+        word = registry.spec(self.export["vendor"]).target_word
         for t in self.counts["targets"].values():
             if t.get("list_created_by_export"):
                 made = "would be created" if t.get("list_to_be_created") else "was created"

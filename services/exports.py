@@ -42,6 +42,7 @@ from core.csvfile import csv_text
 from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor, User, require
 from jobs import export_plan, export_run, runner
 from jobs.export_plan import RunGate
+from connectors import registry
 from storage import audit
 from storage import exports as repo
 from storage import runs as runs_repo
@@ -58,12 +59,20 @@ class ExportInputError(InputError, ValueError):
 
 # ------------------------------------------------------------------------------ vendor facts
 
+def vendor_spec(vendor: str):
+    """The export vendor's SPEC (connectors/<vendor>.py): label, target word and modes, default target
+    name, fields, limits. None for a vendor that is not an export vendor."""
+    return registry.export_spec(vendor)
+
+
 def vendor_field_specs(vendor: str) -> list[sync.FieldSpec]:
-    return list(sync.VENDOR_FIELDS.get(vendor, []))
+    spec = registry.export_spec(vendor)
+    return list(spec.fields) if spec else []
 
 
 def allows_data_fields(vendor: str) -> bool:
-    return sync.VENDOR_ALLOWS_DATA_FIELDS.get(vendor, False)
+    spec = registry.export_spec(vendor)
+    return bool(spec and spec.data_fields)
 
 
 def field_limits(vendor: str) -> dict[str, int]:
@@ -142,7 +151,7 @@ def suggest_name(db, form: dict) -> str:
 def usable_connections(db, actor: User) -> list[dict]:
     from services import connections
 
-    return [c for c in connections.usable_connections(db, actor, "export") if c["vendor"] in sync.VENDOR_FIELDS]
+    return [c for c in connections.usable_connections(db, actor, "export") if registry.export_spec(c["vendor"])]
 
 
 def _connection(db, connection_id) -> dict | None:
@@ -230,6 +239,7 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
     if conn_id is None or int(conn_id) not in usable:
         raise ExportInputError("Pick a connection you may use for exports.")
     vendor = usable[int(conn_id)]["vendor"]
+    spec = registry.spec(vendor)   # usable_connections keeps export vendors only
     allowed_fields = {f.key for f in vendor_field_specs(vendor)}
     catalogue_keys = {a["key"] for a in attribute_choices(db)}
     mapping, seen = [], set()
@@ -265,16 +275,16 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
     for sid in segment_ids:
         t = dict((draft.get("targets") or {}).get(sid) or (draft.get("targets") or {}).get(str(sid)) or {})
         mode = t.get("mode") or "name"
-        if vendor == "sendgrid" and mode == "id":
+        if mode == "id" and "id" in spec.target_modes:
             tid = (t.get("id") or "").strip()
             if not tid:
-                raise ExportInputError(f"Type or pick the SendGrid list ID for “{names[sid]}”.")
+                raise ExportInputError(f"Type or pick the {spec.label} {spec.target_word} ID for “{names[sid]}”.")
             targets[sid] = {"mode": "id", "id": tid, "name": (t.get("name") or "").strip() or None}
         else:
-            default = sync.default_target_name(vendor, names[sid])
-            tname = default if vendor == "iterable" else ((t.get("name") or "").strip() or default)
+            default = spec.default_target_name(names[sid])
+            tname = ((t.get("name") or "").strip() or default) if spec.target_name_editable else default
             if len(tname) > 100:
-                raise ExportInputError(f"The {sync.VENDOR_TARGET_WORD[vendor]} name for “{names[sid]}” is too long.")
+                raise ExportInputError(f"The {spec.target_word} name for “{names[sid]}” is too long.")
             targets[sid] = {"mode": "name", "id": None, "name": tname}
     sync_mode = draft.get("sync_mode") or sync.MODE_MIRROR
     if sync_mode not in sync.SYNC_MODES:
@@ -679,7 +689,7 @@ def demo_setup(db, actor: User) -> list[int]:
     segment = segs[0]
     ids = []
     for conn in connections.list_connections(db):
-        if conn["region"] != "sandbox" or conn["vendor"] not in sync.VENDOR_FIELDS or not conn["active"]:
+        if conn["region"] != "sandbox" or registry.export_spec(conn["vendor"]) is None or not conn["active"]:
             continue
         name = f"{segment['name']} to {conn['name']}"
         existing = [e for e in repo.list_exports(db) if e["name"].lower() == name.lower()]

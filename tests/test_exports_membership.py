@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import sync
+from connectors import registry
 from tests.test_exports_support import VENDORS, assert_counts_add_up, base_people, expected  # noqa: F401
 
 OUTSIDERS = {f"outsider{i}@example.com" for i in range(4)}
@@ -66,7 +66,7 @@ def test_members_already_on_the_list_are_never_removed(world, vendor, materializ
     world.add_profiles(base_people(8))
     sid = world.segment("Nordics", [f"c{i}" for i in range(6)])
     eid = world.export(vendor, [sid])
-    name = sync.default_target_name(vendor, "Nordics")
+    name = registry.spec(vendor).default_target_name("Nordics")
     before = OUTSIDERS | expected(range(3))                      # 4 outside the segment, 3 members
     list_id = _seed_list(world, vendor, name, before)
 
@@ -129,7 +129,7 @@ def test_a_list_the_export_created_needs_no_lookups(world, vendor, monkeypatch):
     world.add_profiles(base_people(8))
     sid = world.segment("Fresh", [f"c{i}" for i in range(4)])
     eid = world.export(vendor, [sid])
-    word = sync.VENDOR_TARGET_WORD[vendor]
+    word = registry.spec(vendor).target_word
     dry = world.run(eid, kind="dry")
     assert "would be created by this export" in dry["message"]
     asked.clear()
@@ -140,7 +140,7 @@ def test_a_list_the_export_created_needs_no_lookups(world, vendor, monkeypatch):
     # one page of contacts by tag shows nobody carries it yet, so the export is the tag's creator.
     assert _lookups(world, vendor) - lookups0 == (1 if vendor == "omnisend" else 0)
     assert len(asked) == (1 if vendor == "omnisend" else 0)
-    assert f"The {word} “{sync.default_target_name(vendor, 'Fresh')}” was created by this export" in first["message"]
+    assert f"The {word} “{registry.spec(vendor).default_target_name('Fresh')}” was created by this export" in first["message"]
     assert all(_ours(world, eid).values()) and len(_ours(world, eid)) == 4
     world.set_members(sid, [f"c{i}" for i in range(2, 8)])
     asked.clear()

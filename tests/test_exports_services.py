@@ -7,6 +7,15 @@ from core.permissions import PermissionDenied
 from tests.test_exports_support import base_people  # noqa: F401
 
 
+def _set_contact_limit(monkeypatch, vendor: str, limit: int) -> None:
+    """The vendor's recommended contact limit lives in its SPEC (connectors/<vendor>.py)."""
+    import dataclasses
+
+    from connectors import registry
+
+    monkeypatch.setitem(registry.SPECS, vendor, dataclasses.replace(registry.SPECS[vendor], contact_limit=limit))
+
+
 def _draft(world, sid, vendor="sendgrid", **kw):
     d = {"name": "My export", "connection_id": world.connections[vendor], "segment_ids": [sid],
          "mapping": [{"field": "first_name", "attribute": "profile.first_name"}],
@@ -77,11 +86,10 @@ def test_contributor_only_uses_shared_connections(world, contributor):
 
 
 def test_vendor_limit_warns_and_hard_stop(world, monkeypatch):
-    from core import sync
     from services import exports
     from storage import settings
 
-    monkeypatch.setitem(sync.VENDOR_CONTACT_LIMITS, "sendgrid", 3)
+    _set_contact_limit(monkeypatch, "sendgrid", 3)
     world.add_profiles(base_people(5))
     sid = world.segment("Big", [f"c{i}" for i in range(5)])
     checks = exports.draft_checks(world.db, _draft(world, sid, vendor="sendgrid") | {"vendor": "sendgrid"})
@@ -159,7 +167,6 @@ def test_export_with_enrichment_attribute(world):
 # ------------------------------------------------------------------ the export gate (issue 15 §2)
 
 def test_run_gate_blocks_warns_and_estimates(world, monkeypatch):
-    from core import sync
     from services import exports
     from storage import settings
 
@@ -177,7 +184,7 @@ def test_run_gate_blocks_warns_and_estimates(world, monkeypatch):
     with pytest.raises(exports.ExportInputError, match="inactive"):
         exports.run_export(world.db, world.admin, eid)
     exports.set_active(world.db, world.admin, eid, True)
-    monkeypatch.setitem(sync.VENDOR_CONTACT_LIMITS, "iterable", 3)
+    _set_contact_limit(monkeypatch, "iterable", 3)
     gate = exports.run_gate(world.db, world.admin, eid)
     assert not gate.blocked and "recommends at most 3" in gate.warnings[0]
     with world.db.transaction() as cur:
@@ -196,11 +203,10 @@ def _viewer(world):
 def test_sendgrid_limit_is_per_account(world, monkeypatch):
     """SendGrid's 100,000 is per account: the contacts of every export on the connection add up (distinct);
     an admin's cap on the connection is a hard stop at save and at run."""
-    from core import sync
     from jobs import export_plan
     from services import connections, exports
 
-    monkeypatch.setitem(sync.VENDOR_CONTACT_LIMITS, "sendgrid", 6)
+    _set_contact_limit(monkeypatch, "sendgrid", 6)
     world.add_profiles(base_people(8))
     a = world.segment("A", [f"c{i}" for i in range(5)])
     b = world.segment("B", [f"c{i}" for i in range(3, 8)])       # overlaps A in c3, c4

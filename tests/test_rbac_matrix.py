@@ -178,7 +178,7 @@ READ_ONLY: set[str] = {
     "exports.email_field_choices", "exports.email_field_stats", "exports.schedule_note", "exports.default_mapping",
     "exports.form_from_export", "exports.export_from_param", "exports.list_schedule_note", "exports.run_status", "exports.segment_choices", "exports.vendor_label", "exports.suggest_name", "exports.draft_from_form", "exports.form_checks",
     "exports.run_contacts_csv", "exports.run_contacts_page", "exports.run_detail", "exports.runs_of",
-    "exports.vendor_field_specs",
+    "exports.vendor_field_specs", "exports.vendor_spec",
     "home.summary",
     "sandbox.field_key", "sandbox.field_label", "sandbox.latest_run_vendor", "sandbox.vendor_choices",
     "profiles.country_options", "profiles.column_labels", "profiles.import_folder_problem", "profiles.importing_sample_rows", "profiles.normalize_filters",

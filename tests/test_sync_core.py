@@ -59,8 +59,11 @@ def test_removal_guard_and_counts():
 
 
 def test_vendor_facts():
-    assert [f.key for f in sync.VENDOR_FIELDS["omnisend"]].count("address") == 1
-    assert "address" not in [f.key for f in sync.VENDOR_FIELDS["sendgrid"]]
-    assert sync.VENDOR_ALLOWS_DATA_FIELDS["iterable"] and sync.valid_data_field_name("industry_2")
-    assert sync.default_target_name("omnisend", "VIP") == "segment: VIP"
-    assert sync.VENDOR_CONTACT_LIMITS["sendgrid"] == 100_000
+    # each vendor's facts are in its SPEC (connectors/<vendor>.py), read through the registry
+    from connectors import registry
+
+    assert [f.key for f in registry.spec("omnisend").fields].count("address") == 1
+    assert "address" not in [f.key for f in registry.spec("sendgrid").fields]
+    assert registry.spec("iterable").data_fields and sync.valid_data_field_name("industry_2")
+    assert registry.spec("omnisend").default_target_name("VIP") == "segment: VIP"
+    assert registry.spec("sendgrid").contact_limit == 100_000 and registry.spec("sendgrid").contact_limit_per_account

@@ -131,21 +131,23 @@ def _section_matching(db, vendor: str, segment_ids: list[int]) -> None:
 
 def _section_destination(db, user, conn: dict, segment_ids: list[int], segs: dict[int, str]) -> None:
     st.subheader("Destination")
-    vendor = conn["vendor"]
+    spec = svc.vendor_spec(conn["vendor"])   # what the vendor's targets are called and how they are chosen
     if not segment_ids:
         st.caption("Choose segments above: each goes to a list of its own.")
     for sid in segment_ids:
         name = segs.get(sid, "")
-        if vendor == "iterable":
-            st.markdown(f"**{md(name)}** → Iterable list “{md(name)}” (found or created when the export runs).")
-        elif vendor == "omnisend":
-            st.session_state.setdefault(P + f"tname_{sid}", sync.default_target_name(vendor, name))
-            st.text_input(f"Omnisend tag for {md(name)}", key=P + f"tname_{sid}")
+        if not spec.target_name_editable:
+            st.markdown(f"**{md(name)}** → {spec.label} {spec.target_word} “{md(spec.default_target_name(name))}” "
+                        "(found or created when the export runs).")
+        elif spec.target_modes == ("name",):
+            st.session_state.setdefault(P + f"tname_{sid}", spec.default_target_name(name))
+            st.text_input(f"{spec.label} {spec.target_word} for {md(name)}", key=P + f"tname_{sid}")
         else:
-            modes = {"name": f"Create or reuse a list named “{md(name)}”", "id": "Type a list ID",
-                     "pick": "Pick from the account's lists"}
+            modes = {"name": f"Create or reuse a {spec.target_word} named “{md(name)}”",
+                     "id": f"Type a {spec.target_word} ID", "pick": "Pick from the account's lists"}
+            modes = {m: text for m, text in modes.items() if m in spec.target_modes}
             st.session_state.setdefault(P + f"tmode_{sid}", "name")
-            mode = st.radio(f"SendGrid list for {md(name)}", list(modes), key=P + f"tmode_{sid}",
+            mode = st.radio(f"{spec.label} {spec.target_word} for {md(name)}", list(modes), key=P + f"tmode_{sid}",
                             format_func=modes.get, horizontal=True)
             if mode == "id":
                 st.text_input("List ID", key=P + f"tid_{sid}")
