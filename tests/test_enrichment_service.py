@@ -145,3 +145,37 @@ def test_system_refresh_submit_runs_the_handler(db, admin, conn, monkeypatch):
     runner.submit(db, SYSTEM, "enrichment", eid, "Firmographics", "system_refresh")
     [run_id] = runner.run_pending(db)
     assert runner.get_run(db, run_id)["status"] == "skipped"
+
+
+def test_editor_form_round_trip_and_preview(db, admin, conn):
+    """The one-page editor's values map to a config and back (drafts <-> forms live in the service)."""
+    insert_profiles(db, make_profiles(10, per_company=2))
+    form = svc.new_form(db, admin)
+    assert form["connection_id"] == conn and form["dataset"] == "all" and form["name"] == svc.DEMO_NAME
+    assert svc.preview_form(db, form)["preview"]["companies"] == 10     # 20 profiles, 2 per company
+    form.update({"use_website": True, "use_location": True, "address": "secondary", "skip_recent_days": 7,
+                 "name": "Firmo"})
+    eid = svc.save_form(db, admin, form)
+    back = svc.form_from_enrichment(db, eid)
+    assert back["use_website"] and back["use_location"] and back["address"] == "secondary"
+    assert back["skip_recent_days"] == 7 and back["name"] == "Firmo"
+    assert svc.get_enrichment(db, eid)["config"].fields == ["company_name", "company_website", "company_location"]
+    problems = svc.preview_form(db, {**form, "connection_id": None})
+    assert problems["preview"] is None and any("Leadspace connection" in p for p in problems["problems"])
+    with pytest.raises(svc.EnrichmentInputError):
+        svc.config_from_form({**form, "skip_recent_days": "many"})
+    assert svc.enrichment_from_param(db, str(eid))["name"] == "Firmo"
+    assert svc.enrichment_from_param(db, "1; drop") is None and svc.enrichment_from_param(db, "999") is None
+
+
+def test_connect_checks_the_chosen_connection(db, admin, contributor, viewer, conn):
+    """"Connect" in the editor: one verify call with the stored token; refused for a viewer and for a
+    connection that is not a usable Leadspace one."""
+    from connectors.sandbox import get_emulator
+
+    get_emulator("leadspace").reset()
+    assert svc.check_connection(db, contributor, conn)["ok"] is True
+    with pytest.raises(PermissionDenied):
+        svc.check_connection(db, viewer, conn)
+    with pytest.raises(svc.EnrichmentInputError):
+        svc.check_connection(db, admin, 9999)
