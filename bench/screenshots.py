@@ -75,6 +75,7 @@ def detail_views(ids: dict) -> list[View]:
         views.append(View("run_history-detail", f"run_history?run={ids['run']}", every))
     editors = ("admin", "contributor")
     views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
+    views.append(View("sandbox-leadspace", "sandbox", editors, click=r"^Leadspace$"))
     if ids.get("enrichment"):
         views.append(View("enrichment-data", "enrichment", every, click=r"^Enriched data$"))
         views.append(View("enrichment-review", "enrichment", every, click=r"^Review \(\d[\d,]*\)$"))
@@ -308,7 +309,10 @@ def take(out: Path, roles: list[str], pages: set[str] | None, profiles: int, run
                             page.goto(f"{url}/{view.path}")
                             if view.click:
                                 wait_idle(page)
-                                _main(page).get_by_role("button", name=re.compile(view.click)).first.click()
+                                name = re.compile(view.click)
+                                main = _main(page)
+                                main.get_by_role("button", name=name).or_(main.get_by_role("radio", name=name)) \
+                                    .or_(main.get_by_role("tab", name=name)).first.click()
                                 wait_idle(page)
                             full_page_shot(page, target)
                         except Exception as exc:  # noqa: BLE001 - one missing picture must not stop the rest

@@ -35,7 +35,8 @@ if not vendors:
     st.stop()
 latest = svc.latest_run_vendor(db)
 default = latest if latest in vendors else next(iter(vendors))
-vendor = st.segmented_control("Vendor", list(vendors), format_func=vendors.get, default=default,
+# required: a second click on the shown vendor would otherwise clear the highlight while its records stay
+vendor = st.segmented_control("Vendor", list(vendors), format_func=vendors.get, default=default, required=True,
                               key="sandbox.vendor") or default
 label = vendors[vendor]
 if vendor == latest:

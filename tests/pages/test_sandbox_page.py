@@ -78,6 +78,8 @@ def test_shows_received_records_with_their_fields_and_resets(users, username):
     at = switch_to(app_as(username).run(), "sandbox.py")
     assert not at.exception, at.exception
     assert at.segmented_control[0].value == "iterable"      # opens on the vendor of the most recent run
+    # a click on the shown vendor cannot unselect it (the page kept its records with no vendor highlighted)
+    assert at.segmented_control[0].proto.required
     records = _frames(at)[0]
     assert list(records.columns)[:4] == ["List", "Email", "First name", "Last name"]
     ann = records[records["Email"] == "ann@example.com"].iloc[0]
