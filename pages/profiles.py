@@ -127,7 +127,8 @@ def detail_section(customer_id: str) -> None:
         return
     st.subheader(f"Profile {md(customer_id)}")
     st.button("Close", key="pf_close", on_click=open_profile, args=(None,))
-    show_table(detail["attributes"], [Column("attribute", "Attribute"), Column("value", "Value")], key="pf_attrs")
+    show_table(detail["attributes"], [Column("attribute", "Attribute"), Column("value", "Value")], key="pf_attrs",
+               height="content")   # every attribute at once, no scrolling inside the table
     st.subheader("Segments and enrichment")
     if detail["segments"]:
         show_table(detail["segments"], SEGMENT_COLUMNS, key="pf_segments")
