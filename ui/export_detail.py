@@ -16,6 +16,7 @@ from ui.errors import attempt, call
 from ui.format import Column, show_table, word
 from ui.text import md
 
+WATCHED = "exports.watched_run"   # the active run the live panel saw last
 QUEUED = "exports.queued"      # {"text", "run_id", "shown"}: "Run queued." shown while that run is active
 PAGE_ROWS = 50
 ACTIVE = ("queued", "running")
@@ -217,7 +218,7 @@ def _gate_and_actions(export_id: int, run_ok: bool, edit_ok: bool, on_edit: Call
             st.rerun()
     if edit_ok and row.button("Edit", key="exports_edit"):
         on_edit()
-    row.caption(f"{gate.to_send:,} contacts to send · estimated duration {gate.estimate_text}")
+    row.caption(f"Up to {gate.to_send:,} contacts to send · estimated duration {gate.estimate_text}")
 
 
 def show_detail(db, user, export_id: int, *, may_edit: bool, may_run: bool, on_close: Callable[[], None],
@@ -246,4 +247,13 @@ def show_detail(db, user, export_id: int, *, may_edit: bool, may_run: bool, on_c
         _show_queued_message()
         _run_panel(export_id, run_ok)
         _dry_run_panel(export_id)
+        # the gate above (contacts to send, estimate, confirmations) is drawn once per page run: when a run
+        # of this export finishes, draw the whole page again so it reflects what is left to send
+        latest = svc.last_run(db, export_id, dry_run=None)
+        active = latest["id"] if latest and latest["status"] in ACTIVE else None
+        if st.session_state.get(WATCHED) is not None and active is None:
+            st.session_state.pop(WATCHED, None)
+            st.rerun(scope="app")
+        if active is not None:
+            st.session_state[WATCHED] = active
     live()
