@@ -286,3 +286,32 @@ def test_run_page_says_how_many_members_were_on_the_list_before(db, admin, monke
     assert not at.exception, at.exception
     assert any(shown(i.value).startswith("2 contacts were already on the list before this export added them")
                for i in at.info), [i.value for i in at.info]
+
+
+def test_editor_warns_about_the_sendgrid_account_total_and_refuses_over_the_cap(db, admin, monkeypatch):
+    """SendGrid's limit is per account: the editor sums the connection's exports before saving, and an
+    admin's cap on the connection stops the save with a message (nothing saved)."""
+    import dataclasses
+
+    from connectors import registry
+    from services import connections
+
+    world, sid = _prepare(db, admin, monkeypatch)
+    # the vendor's recommended limit lives in its SPEC (connectors/sendgrid.py)
+    monkeypatch.setitem(registry.SPECS, "sendgrid", dataclasses.replace(registry.SPECS["sendgrid"], contact_limit=3))
+    conn = world.connections["sendgrid"]
+    connections.set_export_contact_cap(world.db, world.admin, conn, 4)
+    db.close()
+    at = switch_to(app_as("alice").run(), "exports.py")
+    at = _add(at, conn, sid)
+    assert any(m.label == "Contacts on this connection (all exports)" and m.value == "5" for m in at.metric)
+    assert any("per account" in shown(w.value) for w in at.warning)
+    assert any("cap of 4" in shown(e.value) for e in at.error)
+    at.button(key="exp_save").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("cap of 4" in shown(e.value) for e in at.error)
+    from ui import deps
+
+    assert deps.get_db().query_one("SELECT count(*) FROM exports")[0] == 0
+
