@@ -128,7 +128,6 @@ class InsufficientCreditsError(ConnectorError, Unavailable):
     default_message = "Your {vendor} account has run out of credits. Add credits and try again."
     # Set by the Leadspace client when credits ran out part-way: what was answered before that.
     partial_results: list = []
-    done_external_ids: list = []
 
 
 class VendorUnreachableError(ConnectorError, Unavailable):

@@ -10,27 +10,19 @@ Data classes (JSON-serialisable: to_dict() / from_dict())
         hq_country, hq_postal_code (all present, None when unknown; {} unless status == "enriched").
 
 LeadspaceClient(api_key, *, base_url="https://apigw.leadspace.com", transport=None, rate_limits=True,
-                sleep=None, clock=None, bulk_size=500, max_in_flight=32, first_poll_s=1.0,
-                poll_interval_s=0.5, max_poll_interval_s=10.0, max_poll_s=3600.0, timeout=None,
-                retry=None, rand=None)
+                sleep=None, clock=None, timeout=None, retry=None, rand=None)
   verify() -> VerifyResult: POST /enrichment/enrich/single with {} (vendor-apis.md §4.3):
       400 -> ok (token accepted, no credit used); 401 -> not ok (AuthError message);
       427 -> not ok (InsufficientCreditsError message). Never raises for vendor answers.
   enrich_single(rec: CompanyInput) -> EnrichmentResult       (400 -> invalid_input, not raised)
   submit_bulk(records: list[CompanyInput] (<= 500)) -> bulk_id  (202 {"id":"/v3/enrichment/results/<id>"})
   poll_bulk(bulk_id) -> list[EnrichmentResult] | None         (None while 204 = still processing)
-  iter_enrich_bulk(records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]
-      chunks of bulk_size, up to max_in_flight bulks submitted ahead, each polled first after
-      first_poll_s then with growing waits; yields each bulk's results (input order) in submission
-      order. Records without a company name are answered locally (invalid_input, no request).
-      On 427 it first yields every result already paid for (bulks in flight, the partial bulk),
-      then raises InsufficientCreditsError - so a consumer that stores each yield loses nothing.
-  enrich_bulk(records) -> list[EnrichmentResult]               (all of the above, collected; on 427
-      the error's partial_results holds everything obtained in the call)
   close()
+  The bulk pipeline (many bulks in flight, polled oldest first, stored as they come, resumable) is the
+  enrichment runner's, jobs/enrichment_run.py: there is one.
 Errors: 427 anywhere -> InsufficientCreditsError (message: credits ran out, the next run continues);
-  it carries `.partial_results` (list[EnrichmentResult] finished before credits ran out) and
-  `.done_external_ids`. 401 -> AuthError; 429/5xx retried (no rate headers: backoff); other ->
+  it carries `.partial_results` (list[EnrichmentResult] of the bulk finished before credits ran out).
+  401 -> AuthError; 429/5xx retried (no rate headers: backoff); other ->
   ConnectorError subclasses (connectors.http).
 Per-record codes in bulk results: 1100 internal error -> status "error"; 1200 invalid input ->
   "invalid_input"; 427 (credits ran out inside a bulk) -> InsufficientCreditsError after the bulk's
@@ -51,19 +43,17 @@ and only its matched records are charged).
 from __future__ import annotations
 
 import json
-from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 import httpx
 
-from connectors.base import VerifyResult, batched
+from connectors.base import VerifyResult
 from connectors.errors import (
     AuthError,
     ConnectorError,
     InsufficientCreditsError,
     RecordRejectedError,
-    TransientError,
     VendorError,
 )
 from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger
@@ -269,7 +259,6 @@ def _credits_error(done: int, partial: list[EnrichmentResult]) -> InsufficientCr
                "with the profiles not enriched yet.")
     err = InsufficientCreditsError(msg, status=427, vendor=VENDOR)
     err.partial_results = partial
-    err.done_external_ids = [r.external_id for r in partial]
     return err
 
 
@@ -286,12 +275,6 @@ class LeadspaceClient(VendorClient):
         rate_limits: Any = True,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
-        bulk_size: int = MAX_BULK_RECORDS,
-        max_in_flight: int = 32,
-        first_poll_s: float = 1.0,
-        poll_interval_s: float = 0.5,
-        max_poll_interval_s: float = 10.0,
-        max_poll_s: float = 3600.0,
         timeout: Any = None,
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] | None = None,
@@ -299,12 +282,6 @@ class LeadspaceClient(VendorClient):
     ) -> None:
         self._init_http(api_key, {"Authorization": f"Bearer {api_key}"}, base_url=base_url, transport=transport,
                         rate_limits=rate_limits, sleep=sleep, clock=clock, timeout=timeout, retry=retry, rand=rand)
-        self.bulk_size = max(1, min(bulk_size, MAX_BULK_RECORDS))
-        self.max_in_flight = max(1, max_in_flight)
-        self.first_poll_s = first_poll_s
-        self.poll_interval_s = poll_interval_s
-        self.max_poll_interval_s = max_poll_interval_s
-        self.max_poll_s = max_poll_s
 
 
     def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
@@ -385,96 +362,6 @@ class LeadspaceClient(VendorClient):
         if out_of_credits:
             raise _credits_error(sum(1 for r in results if r.status == "enriched"), results)
         return results
-
-    def iter_enrich_bulk(self, records: Iterable[CompanyInput]) -> Iterator[list[EnrichmentResult]]:
-        """Pipelined bulk enrichment: yields each bulk's results in submission order.
-
-        Invalid inputs (no company name) are answered locally as invalid_input without using a
-        request. On 427 (at submit or inside a bulk) the bulks already accepted are still collected
-        and yielded, then InsufficientCreditsError is raised (partial_results = the bulk it hit).
-        Results within a bulk follow the input order."""
-        clock, sleep = self.http.clock, self.http.sleep
-        # entry: [bulk_id|None, next_poll_at, interval, submitted_at, local results, input order]
-        in_flight: deque[list] = deque()
-        chunks = batched(records, self.bulk_size)
-        exhausted = False
-        credits_hit: InsufficientCreditsError | None = None
-        enriched_so_far = 0
-        while True:
-            # submit while there is room and nothing is due
-            while not exhausted and credits_hit is None and len(in_flight) < self.max_in_flight and \
-                    not (in_flight and clock() >= in_flight[0][1]):
-                chunk = next(chunks, None)
-                if chunk is None:
-                    exhausted = True
-                    break
-                order = [str(r.external_id) for r in chunk]
-                local = [EnrichmentResult(str(r.external_id), "invalid_input",
-                                          reason="A company name is required for enrichment.")
-                         for r in chunk if not (r.name or "").strip()]
-                sendable = [r for r in chunk if (r.name or "").strip()]
-                now = clock()
-                if not sendable:
-                    in_flight.append([None, now, 0.0, now, local, order])
-                    continue
-                try:
-                    bulk_id = self.submit_bulk(sendable)
-                except InsufficientCreditsError as exc:
-                    credits_hit = exc
-                    break
-                now = clock()
-                in_flight.append([bulk_id, now + self.first_poll_s, self.poll_interval_s, now, local, order])
-            if not in_flight:
-                break
-            head = in_flight[0]
-            now = clock()
-            if head[0] is not None and now < head[1]:
-                sleep(head[1] - now)
-                continue
-            if head[0] is None:
-                in_flight.popleft()
-                yield head[4]
-                continue
-            try:
-                results = self.poll_bulk(head[0])
-            except InsufficientCreditsError as exc:
-                partial = getattr(exc, "partial_results", [])
-                in_flight.popleft()
-                credits_hit = credits_hit or exc
-                # keep collecting the bulks already accepted (their credits are spent), then raise
-                enriched_so_far += sum(1 for r in partial if r.status == "enriched")
-                yield _in_order(head[4] + partial, head[5])
-                continue
-            if results is None:
-                if clock() - head[3] >= self.max_poll_s:
-                    raise TransientError("Leadspace is still processing the bulk. Try the enrichment again later.",
-                                         vendor=VENDOR, resume={"bulk_id": head[0]})
-                head[1] = clock() + head[2]
-                head[2] = min(self.max_poll_interval_s, head[2] * 1.5)
-                continue
-            in_flight.popleft()
-            enriched_so_far += sum(1 for r in results if r.status == "enriched")
-            yield _in_order(head[4] + results, head[5]) if head[4] else results
-        if credits_hit is not None:
-            raise _credits_error(enriched_so_far, getattr(credits_hit, "partial_results", []))
-
-    def enrich_bulk(self, records: Iterable[CompanyInput]) -> list[EnrichmentResult]:
-        """Enrich any number of records through bulk requests; on InsufficientCreditsError the
-        exception's partial_results holds every result obtained in this call."""
-        out: list[EnrichmentResult] = []
-        try:
-            for results in self.iter_enrich_bulk(records):
-                out.extend(results)
-        except InsufficientCreditsError as exc:
-            exc.partial_results = out
-            exc.done_external_ids = [r.external_id for r in out]
-            raise
-        return out
-
-
-def _in_order(results: list[EnrichmentResult], order: list[str]) -> list[EnrichmentResult]:
-    pos = {ext: i for i, ext in enumerate(order)}
-    return sorted(results, key=lambda r: pos.get(r.external_id, len(order)))
 
 
 def _envelope_text(resp: httpx.Response) -> str:

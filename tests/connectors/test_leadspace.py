@@ -3,13 +3,16 @@ built-in company directory (connectors/sandbox/companies.py). FakeClock: nothing
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
 from connectors.errors import InsufficientCreditsError, TransientError, VendorError
 from connectors.http import RetryPolicy
-from connectors.leadspace import COMPANY_KEYS, CompanyInput, EnrichmentResult, LeadspaceClient, parse_result
+from connectors.base import batched
+from connectors.leadspace import (COMPANY_KEYS, MAX_BULK_RECORDS, CompanyInput, EnrichmentResult, LeadspaceClient,
+                                  parse_result)
 from connectors.sandbox import companies
 from connectors.sandbox.common import FakeClock
 from connectors.sandbox.companies import COMPANIES, company_for_index, match_company, unknown_company_for_index
@@ -41,6 +44,18 @@ def client(em, clock):
     c = make_client(em, clock)
     yield c
     c.close()
+
+
+def submit_and_collect(client, records, sleep, *, wait_s: float = 1.0) -> list[EnrichmentResult]:
+    """The connector's primitives, one bulk of 500 after another: submit them all, then poll each until
+    it is ready. (The pipelined driver is the enrichment runner, jobs/enrichment_run.py.)"""
+    bulk_ids = [client.submit_bulk(chunk) for chunk in batched(records, MAX_BULK_RECORDS)]
+    out: list[EnrichmentResult] = []
+    for bulk_id in bulk_ids:
+        while (results := client.poll_bulk(bulk_id)) is None:
+            sleep(wait_s)
+        out.extend(results)
+    return out
 
 
 def known(i: int, *, website=True, location=False) -> CompanyInput:
@@ -179,13 +194,13 @@ def test_bulk_limits(em, client):
         client.poll_bulk("no-such-bulk")
 
 
-def test_enrich_bulk_pipelined_in_order(em, clock, client):
+def test_bulk_results_follow_the_input_order(em, clock, client):
     records = [known(i, website=i % 2 == 0) for i in range(1200)]
     records.insert(600, CompanyInput("blank", None))
-    results = client.enrich_bulk(records)
+    results = submit_and_collect(client, records, clock.sleep)
     assert [r.external_id for r in results] == [r.external_id for r in records]
     by_id = {r.external_id: r for r in results}
-    assert by_id["blank"].status == "invalid_input"
+    assert by_id["blank"].status == "invalid_input"          # answered by Leadspace (code 1200), not charged
     assert by_id["k0"].confidence == "HIGH" and by_id["k1"].confidence == "MEDIUM"
     assert em.snapshot()["bulk_requests"] == 3
     assert em.credits == 10_000 - 1200
@@ -216,36 +231,45 @@ def test_parse_result_variants():
     assert r.status == "not_matched"
 
 
-def test_credits_run_out_mid_bulk(em, client):
+def test_credits_run_out_mid_bulk(em, clock, client):
     em.credits = 700
     records = [known(i) for i in range(1500)]
+    first = client.submit_bulk(records[:500])
+    second = client.submit_bulk(records[500:1000])            # accepted: 200 credits are left for it
+    with pytest.raises(InsufficientCreditsError):
+        client.submit_bulk(records[1000:])                     # none left: refused at submit
+    clock.advance(5)
+    assert len(client.poll_bulk(first)) == 500
     with pytest.raises(InsufficientCreditsError) as ei:
-        client.enrich_bulk(records)
+        client.poll_bulk(second)
     err = ei.value
-    assert "ran out of credits after 700" in err.user_message and "next run continues" in err.user_message
-    assert len(err.partial_results) == 700 and all(r.status == "enriched" for r in err.partial_results)
-    assert err.done_external_ids == [f"k{i}" for i in range(700)]
+    assert "ran out of credits after 200" in err.user_message and "next run continues" in err.user_message
+    assert len(err.partial_results) == 200 and all(r.status == "enriched" for r in err.partial_results)
     snap = em.snapshot()
     assert snap["credits_left"] == 0 and snap["credits_used"] == 700
     assert snap["recent_bulks"][0]["status"] == "INSUFFICIENT_CREDITS"
     # the next run continues with the rest once credits are added
     em.credits = 1000
-    rest = client.enrich_bulk([r for r in records if r.external_id not in set(err.done_external_ids)])
+    done = {f"k{i}" for i in range(500)} | {r.external_id for r in err.partial_results}
+    rest = submit_and_collect(client, [r for r in records if r.external_id not in done], clock.sleep)
     assert len(rest) == 800 and all(r.status == "enriched" for r in rest)
 
 
-def test_427_at_submit_keeps_accepted_bulks(em, client):
+def test_427_at_submit_keeps_accepted_bulks(em, clock, client):
     em.credits = 500  # exactly the first bulk; the second bulk is refused at submit
-    with pytest.raises(InsufficientCreditsError) as ei:
-        client.enrich_bulk([known(i) for i in range(900)])
-    assert len(ei.value.partial_results) == 500
+    records = [known(i) for i in range(900)]
+    accepted = client.submit_bulk(records[:500])
+    with pytest.raises(InsufficientCreditsError):
+        client.submit_bulk(records[500:])
+    clock.advance(5)
+    assert len(client.poll_bulk(accepted)) == 500            # the accepted bulk is still answered
 
 
 # ---------------------------------------------------------------- faults and rate limits
 
 def test_429_burst_is_retried(em, clock, client):
     em.faults.rate_limit_burst = 3
-    res = client.enrich_bulk([known(i) for i in range(20)])
+    res = submit_and_collect(client, [known(i) for i in range(20)], clock.sleep)
     assert len(res) == 20 and all(r.status == "enriched" for r in res)
     assert em.snapshot()["bulk_requests"] == 1
 
@@ -280,17 +304,17 @@ def test_emulator_enforces_30_tps(em, clock):
     assert codes[:30] == [200] * 30 and codes[30] == 429
 
 
-def test_bulk_never_ready_is_transient(em, clock):
+def test_a_bulk_not_ready_polls_as_none(em, clock, client):
+    # how long to wait is the enrichment runner's decision (RunOptions.max_bulk_wait_s)
     em.bulk_delay_s = 10_000
-    c = make_client(em, clock, max_poll_s=60)
-    with pytest.raises(TransientError) as ei:
-        c.enrich_bulk([known(1)])
-    assert "bulk_id" in ei.value.resume
+    bulk_id = client.submit_bulk([known(1)])
+    clock.advance(60)
+    assert client.poll_bulk(bulk_id) is None
 
 
 def test_snapshot_counts(em, client):
     client.enrich_single(known(1))
-    client.enrich_bulk([known(2), CompanyInput("u", unknown_company_for_index(1).name)])
+    submit_and_collect(client, [known(2), CompanyInput("u", unknown_company_for_index(1).name)], client.http.sleep)
     snap = em.snapshot()
     assert snap["single_requests"] == 1 and snap["bulk_requests"] == 1 and snap["records"] == 3
     assert snap["enriched"] == 2 and snap["not_matched"] == 1 and snap["credits_left"] == 9_998
@@ -319,10 +343,10 @@ def test_registry_sandbox():
 def test_loopback_bulk():
     em = LeadspaceEmulator(bulk_delay_s=0.05)
     with serve(em) as server:
-        c = LeadspaceClient(TOKEN, base_url=server.url, rate_limits=True, first_poll_s=0.05, poll_interval_s=0.02,
+        c = LeadspaceClient(TOKEN, base_url=server.url, rate_limits=True,
                             retry=RetryPolicy(max_attempts=4, base_backoff_s=0.01, max_backoff_s=0.05))
         assert c.verify().ok
         em.faults.drop_connections = 1
-        results = c.enrich_bulk([known(i) for i in range(1100)])
+        results = submit_and_collect(c, [known(i) for i in range(1100)], time.sleep, wait_s=0.02)
         assert len(results) == 1100 and all(r.status == "enriched" for r in results)
         c.close()
