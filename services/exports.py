@@ -43,6 +43,7 @@ from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor,
 from jobs import export_plan, export_run, runner
 from jobs.export_plan import RunGate
 from connectors import registry
+from connectors.errors import ConnectorError
 from storage import audit
 from storage import exports as repo
 from storage import runs as runs_repo
@@ -206,8 +207,8 @@ def vendor_targets(db, actor: Actor, connection_id: int) -> list[dict]:
     client = export_run.connection_client(db, connection_id)
     try:
         return [{"id": t.id, "name": t.name} for t in client.list_targets()]
-    except Exception as exc:
-        raise ExportInputError(getattr(exc, "user_message", None) or str(exc)) from None
+    except ConnectorError as exc:   # the vendor's answer in words; anything else is a bug, not hidden
+        raise ExportInputError(exc.user_message) from None
     finally:
         client.close()
 
@@ -471,12 +472,9 @@ def delete_export(db, actor: User, export_id: int) -> None:
         runs_repo.cancel_queued_for(cur, KIND, int(export_id), "The export was removed.")
         repo.delete_export(cur, int(export_id))
         audit.record(cur, actor, "delete_export", "export", export_id, before=_public(export))
-    try:
-        from services import schedule
+    from services import schedule
 
-        schedule.delete_item_schedule(db, actor, KIND, int(export_id))
-    except (ImportError, AttributeError):
-        pass
+    schedule.delete_item_schedule(db, actor, KIND, int(export_id))
 
 
 def duplicate_export(db, actor: User, export_id: int) -> int:
