@@ -28,7 +28,6 @@ ConnectionUnavailableError (runner cannot use the connection).
 """
 from __future__ import annotations
 
-import importlib
 
 import logging
 from dataclasses import dataclass, field
@@ -550,13 +549,10 @@ def _delete_function(table: str):
 
 
 def _owner_function(table: str, name: str):
-    module = {"enrichments": "services.enrichment", "exports": "services.exports"}.get(table)
-    if module is None:
-        return None
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
+    from services import enrichment, exports   # the owners' own services (they import this one lazily)
+
+    owner = {"enrichments": enrichment, "exports": exports}.get(table)
+    return getattr(owner, name, None) if owner is not None else None
 
 
 def remove_connection(db, actor: User, connection_id: int, *, dependants: str = "refuse") -> RemoveResult:

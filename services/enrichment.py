@@ -456,10 +456,8 @@ def demo_setup(db, actor: User) -> int | None:
     """One enrichment "Company firmographics" over all profiles on the first Leadspace Sandbox
     connection, if there is one and the enrichment does not exist yet. It is not run."""
     require(actor, Action.EDIT_ENRICHMENTS)
-    try:
-        from storage import connections
-    except ImportError:
-        return None
+    from storage import connections
+
     sandbox = [c for c in connections.list_connections(db, vendor="leadspace") if c.get("region") == "sandbox"]
     if not sandbox:
         return None
