@@ -73,3 +73,41 @@ def test_admin_configures_runs_and_views_an_enrichment(demo_server, page):
     press(page, "← All enrichments")
     wait_text(page, "My enrichments")
     shot(page, "enrichment_08_list")
+
+
+def test_admin_adds_a_leadspace_connection_from_inside_the_editor(demo_server, page):
+    """The 2021 document's step: from the enrichment editor an admin adds a Leadspace connection (the
+    wizard opens pre-set to Leadspace, with the "I agree" consent) and comes back to the editor with it
+    selected."""
+    login(page, demo_server["url"], *demo_server["admin"])
+    goto_page(page, "Enrichment")
+    main = main_area(page)
+    click_key(page, "enr_discover_leadspace")
+    wait_text(page, "New Leadspace enrichment")
+    main.get_by_role("textbox", name="Enrichment name").fill("Inline firmographics")
+    page.keyboard.press("Tab")
+    wait_idle(page)
+    main.get_by_role("link", name="Add a Leadspace connection").click()
+    wait_text(page, "Step 2 of 7: Display name")           # the type step is done: Leadspace
+    main.get_by_role("textbox", name="Display name").fill("Inline Leadspace")
+    click_key(page, "add_conn.next")
+    wait_text(page, "always usable by admins and contributors")
+    click_key(page, "add_conn.next")
+    main.get_by_role("textbox", name="Leadspace token").fill("ls-inline-token-0123456789")
+    main.get_by_text("Sandbox", exact=True).click()
+    wait_idle(page)
+    click_key(page, "add_conn.next")
+    wait_text(page, "Data privacy and compliance")
+    expect(main.get_by_role("link", name="Leadspace privacy policy")).to_be_visible()
+    main.get_by_text("I agree", exact=True).click()
+    wait_idle(page)
+    click_key(page, "add_conn.next")
+    main.get_by_role("button", name="Verify / Connect").click()
+    wait_text(page, re.compile(r"^Connected\."))
+    click_key(page, "add_conn.next")
+    click_key(page, "add_conn.save")
+    wait_text(page, "New Leadspace enrichment")              # back in the editor
+    assert "Inline Leadspace" in selectbox(page, "Leadspace connection").locator("input").input_value()
+    assert main.get_by_role("textbox", name="Enrichment name").input_value() == "Inline firmographics"
+    shot(page, "enrichment_09_inline_connection")
+    assert_no_traceback(page)
