@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from core.permissions import Action, can
 from services import segments as segment_service
 from storage import enrichment as enrichment_repo
+from storage import runs as runs_repo
 from storage.db import quote_ident
 
 RECENT_RUNS = 8
@@ -81,10 +82,9 @@ def _enrichment_coverage(db, tables: list[tuple[dict, str]], profiles: int) -> l
 
 
 def _recent_runs(db) -> list[dict]:
-    """The latest top-level runs (a resumed or child run belongs to the run it continues)."""
-    return db.query_dicts(
-        "SELECT id, kind, target_name AS name, trigger, status, queued_at AS queued, finished_at AS finished, message "
-        "FROM runs WHERE parent_run_id IS NULL ORDER BY id DESC LIMIT ?", [RECENT_RUNS])
+    """The latest top-level runs, by the one rule (storage/runs.py): a refresh's steps belong to the refresh;
+    a resumed run is an entry of its own, as in Run history and the alerts."""
+    return runs_repo.recent_top_level(db, RECENT_RUNS)
 
 
 def _segment_sizes(db) -> list[dict]:
