@@ -136,7 +136,7 @@ def count_contacts(db, segment_ids: list[int]) -> int:
     """Distinct members over the export's segments (what the vendor limit is about)."""
     if not segment_ids:
         return 0
-    sql, params = repo._members_sql(db, [int(s) for s in segment_ids])
+    sql, params = repo.members_sql(db, [int(s) for s in segment_ids])
     return int(db.query_one(f"SELECT count(*) FROM ({sql})", params)[0])
 
 
