@@ -533,7 +533,8 @@ def dependants(db, connection_id: int) -> dict[str, list[dict]]:
     return repo.dependants(db, connection_id)
 
 
-def _describe_users(users: dict[str, list[dict]]) -> str:
+def describe_users(users: dict[str, list[dict]]) -> str:
+    """"2 exports (“A”, “B”)": what uses a connection, in words (the remove dialog, the refusal)."""
     parts = []
     for table, singular in (("enrichments", "enrichment"), ("exports", "export")):
         rows = users.get(table) or []
@@ -568,7 +569,7 @@ def remove_connection(db, actor: User, connection_id: int, *, dependants: str = 
     if any(users.values()):
         if dependants == "refuse":
             raise ConnectionInUseError(
-                f"“{row['name']}” is used by {_describe_users(users)}. Deactivate or delete those first.", users)
+                f"“{row['name']}” is used by {describe_users(users)}. Deactivate or delete those first.", users)
         for table, rows in users.items():
             singular = table[:-1]
             delete_fn = _delete_function(table) if dependants == "delete" else None

@@ -166,7 +166,7 @@ READ_ONLY: set[str] = {
     "connections.connections_needing_new_key", "connections.dependants", "connections.describe_error",
     "connections.key_label", "connections.key_status",
     "connections.master_key_problem", "connections.export_contact_cap",
-    "connections.vendor_links", "connections.consent_history", "connections.verify_result", "connections.region_label",
+    "connections.vendor_links", "connections.describe_users", "connections.consent_history", "connections.verify_result", "connections.region_label",
     "connections.sandbox_vendors", "connections.status_of", "connections.vendor_catalog", "connections.who_can_use",
     "enrichment.confidence_distribution", "enrichment.connection_tps", "enrichment.enriched_data",
     "enrichment.get_enrichment", "enrichment.industries", "enrichment.latest_run", "enrichment.list_enrichments",

@@ -29,7 +29,7 @@ def _do(fn, *args, ok: str, **kwargs):
 def remove_dialog(conn: dict) -> None:
     users = svc.dependants(ctx.db, conn["id"])
     if any(users.values()):
-        st.warning(f"“{md(conn['name'])}” is used by " + md(svc._describe_users(users)) + ".")
+        st.warning(f"“{md(conn['name'])}” is used by " + md(svc.describe_users(users)) + ".")
         choice = st.radio("Before removing it", ["Deactivate them", "Delete them"], key="conn.remove_choice",
                           help="Delete removes those enrichments/exports and their data; deactivate keeps them.")
         strategy = "deactivate" if choice == "Deactivate them" else "delete"
