@@ -21,6 +21,7 @@ account_contacts(db, connection_id, *, draft=None) -> int   distinct members ove
                                                 on that connection (the draft's segments in place of its own)
 limit_warning(vendor, contacts) -> str | None   over the vendor's per-export limit
 account_warning(vendor, total) -> str | None    over the vendor's per-account limit (SendGrid)
+cap_problem(cap, total) -> str | None           over an admin's contact cap on the connection (any vendor)
 estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> str
 """
 from __future__ import annotations
@@ -180,6 +181,14 @@ def account_warning(vendor: str, total: int, own: int | None = None) -> str | No
             "long time or be refused by the vendor.")
 
 
+def cap_problem(cap: int | None, total: int) -> str | None:
+    """Why the connection's exports may not hold `total` contacts under an admin's cap (any vendor), or None."""
+    if cap is None or total <= cap:
+        return None
+    return (f"The exports on this connection would hold {total:,} contacts, over the cap of {cap:,} an admin set "
+            "for it. Make the segments smaller or ask an admin to raise the cap.")
+
+
 def estimate_seconds(vendor: str | None, contacts: int) -> float | None:
     spec = registry.export_spec(vendor)
     rate = spec.contacts_per_s if spec else None   # the throughput the vendor's documents promise
@@ -249,13 +258,14 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
     g.contacts = count_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
     hard = limits_hard(db)
     warning = limit_warning(vendor, g.contacts)
-    if vendor in ACCOUNT_WIDE_LIMIT:
+    cap = account_cap(db, export["connection_id"])
+    if vendor in ACCOUNT_WIDE_LIMIT or cap is not None:
         g.account_contacts = account_contacts(db, export["connection_id"], draft=export)
-        warning = account_warning(vendor, g.account_contacts, g.contacts)
-        cap = account_cap(db, export["connection_id"])
-        if cap is not None and g.account_contacts > cap and not dry_run:
-            _block(g, f"The exports on this connection would hold {g.account_contacts:,} contacts, over the cap "
-                      f"of {cap:,} an admin set for it. Make the segments smaller or ask an admin to raise the cap.")
+        if vendor in ACCOUNT_WIDE_LIMIT:
+            warning = account_warning(vendor, g.account_contacts, g.contacts)
+        problem = cap_problem(cap, g.account_contacts)
+        if problem and not dry_run:
+            _block(g, problem)
     if warning:
         g.warnings.append(warning)
         if hard and not dry_run:

@@ -330,15 +330,13 @@ def draft_checks(db, draft: dict, export_id: int | None = None) -> dict:
     if not vendor:
         return out
     out["limit_warning"] = export_plan.limit_warning(vendor, contacts)
-    if vendor in export_plan.ACCOUNT_WIDE_LIMIT and conn_id is not None:
+    cap = export_plan.account_cap(db, int(conn_id)) if conn_id is not None else None
+    if conn_id is not None and (vendor in export_plan.ACCOUNT_WIDE_LIMIT or cap is not None):
         total = export_plan.account_contacts(db, int(conn_id), draft={"id": export_id, "segment_ids": segment_ids})
         out["account_contacts"] = total
-        out["limit_warning"] = export_plan.account_warning(vendor, total, contacts)
-        cap = export_plan.account_cap(db, int(conn_id))
-        if cap is not None and total > cap:
-            out["cap_problem"] = (f"The exports on this connection would hold {total:,} contacts, over the cap of "
-                                  f"{cap:,} an admin set for it. Make the segments smaller or ask an admin to "
-                                  "raise the cap.")
+        if vendor in export_plan.ACCOUNT_WIDE_LIMIT:
+            out["limit_warning"] = export_plan.account_warning(vendor, total, contacts)
+        out["cap_problem"] = export_plan.cap_problem(cap, total)
     out["over_limit_fields"] = _over_limit_counts(db, vendor, draft.get("mapping") or [], segment_ids)
     out["estimate_text"] = export_plan.human_duration(export_plan.estimate_seconds(vendor, contacts))
     return out

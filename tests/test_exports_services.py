@@ -294,3 +294,17 @@ def test_editor_form_round_trip(world):
     eid = exports.save_form(world.db, world.admin, form)
     back = exports.form_from_export(world.db, eid)
     assert back["name"] == "Round trip" and back[f"tmode_{sid}"] == "id" and back[f"tid_{sid}"] == "list-9"
+
+
+def test_an_admins_cap_applies_to_any_export_connection(world):
+    """The contact cap on a connection is a hard stop for every vendor, not only SendGrid's account."""
+    from services import connections, exports
+
+    world.add_profiles(base_people(5))
+    sid = world.segment("S", [f"c{i}" for i in range(5)])
+    eid = exports.save_export(world.db, world.admin, _draft(world, sid, "omnisend", name="Tags"))
+    connections.set_export_contact_cap(world.db, world.admin, world.connections["omnisend"], 4)
+    gate = exports.run_gate(world.db, world.admin, eid)
+    assert gate.blocked and "cap of 4" in gate.reason and gate.account_contacts == 5
+    assert not exports.run_gate(world.db, world.admin, eid, dry_run=True).blocked
+    assert "cap of 4" in exports.draft_checks(world.db, _draft(world, sid, "omnisend", name="More"))["cap_problem"]
