@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "INSIGHT_RELAY_DATA_DIR"
 IMPORT_DIR_ENV = "INSIGHT_RELAY_IMPORT_DIR"
 DB_FILE_NAME = "insight_relay.duckdb"
+# Signed sign-in cookies of earlier versions used this key; sessions are server-side now and it signs
+# nothing, but an existing installation still has the file: it stays private and unreadable by any screen.
 COOKIE_KEY_FILE_NAME = ".cookie_key"
 SECRET_KEY_FILE_NAME = ".secret_key"
 KEY_FILE_NAMES = (COOKIE_KEY_FILE_NAME, SECRET_KEY_FILE_NAME)
@@ -71,6 +73,3 @@ def read_or_create_key_file(name: str, nbytes: int = 32) -> str:
         fh.write(value)
     return value
 
-
-def cookie_key() -> str:
-    return os.environ.get("INSIGHT_RELAY_COOKIE_KEY") or read_or_create_key_file(COOKIE_KEY_FILE_NAME)

@@ -131,7 +131,7 @@ def test_data_folder_0700_and_database_and_keys_0600(tmp_path, monkeypatch):
     try:
         with db.transaction() as cur:
             cur.execute("CREATE TABLE wal_probe (x INTEGER)")
-        config.cookie_key()
+        config.read_or_create_key_file(config.COOKIE_KEY_FILE_NAME)
         secrets.encrypt("x", context="c")
         assert _mode(data) == 0o700
         for path in [config.db_path(), data / ".cookie_key", data / ".secret_key",

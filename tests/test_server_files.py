@@ -22,7 +22,7 @@ CSV = "customer_id,email\nA1,a@example.com\n"
 @pytest.fixture
 def secrets_on_disk(db, data_dir):
     """The files an attacker wants: the database, its WAL (if any), both key files."""
-    config.cookie_key()
+    config.read_or_create_key_file(config.COOKIE_KEY_FILE_NAME)
     secrets.encrypt("x", context="t")   # creates .secret_key
     files = [data_dir / ".cookie_key", data_dir / ".secret_key", config.db_path()]
     assert all(f.exists() for f in files)

@@ -31,7 +31,10 @@ def _old_style_cookie(key: str, username: str) -> str:
 @pytest.mark.parametrize("key_source", ["leaked installation key", "guessed key"])
 def test_a_cookie_signed_with_the_cookie_key_signs_no_one_in(db, admin, monkeypatch, key_source):
     from core import config
-    key = config.cookie_key() if key_source == "leaked installation key" else "a-guessed-cookie-key-of-32-bytes-or-more"
+    if key_source == "leaked installation key":  # the key file an installation of an earlier version kept
+        key = config.read_or_create_key_file(config.COOKIE_KEY_FILE_NAME)
+    else:
+        key = "a-guessed-cookie-key-of-32-bytes-or-more"
     forged = _old_style_cookie(key, "alice")
     assert sessions.user_for_token(db, forged) is None
     db.close()
