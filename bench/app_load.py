@@ -1,0 +1,255 @@
+"""A run inside the app's own process, as a user starts it (issue 16): does it hold memory after it ends,
+does it starve the pages? JSON lines.
+
+    .venv/bin/python bench/app_load.py [--profiles 200000] [--contacts 200000] [--renders 20]
+                                       [--vendor sendgrid] [--data-dir DIR] [--timeout-s 900]
+
+1. `manage.py demo --profiles P` into a fresh data dir; then (before the app starts, so the database is
+   free) a static segment of the first C profiles with an email and a mirror export of it to the
+   vendor's Sandbox connection (the in-process emulator, as a user's Sandbox run uses).
+2. `streamlit run app.py` on a free loopback port (2 workers), two signed-in headless Chromium contexts:
+   one that runs the export, one that keeps opening pages.
+3. Idle: the page context opens pages from the sidebar `--renders` times (render = click to the page's
+   heading shown and Streamlit's status widget gone, i.e. the script finished).
+4. The export context opens the export (`?export=<id>`) and clicks Run: queued_s = click to
+   "Run queued." on the page. While the run is active the page context keeps opening pages (at least
+   `--renders` of them, more if the run lasts longer). The run ends when "Last run: <final status>" shows.
+5. Server RSS (psutil on the server pid, sampled every 0.1 s): before the click, peak during the run,
+   at its end, and `--settle-s` later (after), plus the kernel's high-water mark (VmHWM).
+
+Figures: app_load.rss, app_load.queued, app_load.render (idle and busy p50/p95/max), app_load.run.
+Every figure carries load_1m (os.getloadavg): the machine is shared, read it with the load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PAGES = ("Profiles", "Segments", "Exports", "Run history", "Home")
+ADMIN, PASSWORD = "admin", "demo-password"
+RSS_SAMPLE_S = 0.1
+FINAL = re.compile(r"^Last run: (Succeeded|Partially succeeded|Failed|Cancelled|Skipped)")
+
+
+def _emit(bench: str, **fields) -> None:
+    print(json.dumps({"bench": bench, **fields, "load_1m": round(os.getloadavg()[0], 2)}), flush=True)
+
+
+def _mb(n_bytes: float) -> float:
+    return round(n_bytes / 2**20, 1)
+
+
+def _prepare(data: Path, profiles: int, contacts: int, vendor: str) -> int:
+    """Demo data, then a segment of `contacts` profiles and an export of it to the Sandbox; the export id."""
+    env = dict(os.environ, INSIGHT_RELAY_DATA_DIR=str(data))
+    subprocess.run([sys.executable, "manage.py", "demo", "--profiles", str(profiles)], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    os.environ["INSIGHT_RELAY_DATA_DIR"] = str(data)
+    from core import config
+    from core.permissions import Role, User
+    from services import connections as conn_svc
+    from services import exports
+    from storage import users
+    from storage.db import Database
+
+    db = Database(config.db_path())
+    try:
+        admin = User(users.get_by_username(db, ADMIN)["id"], ADMIN, Role.ADMIN)
+        with db.transaction() as cur:
+            sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES (?, 'static', '{}') RETURNING id",
+                              [f"Bench load {contacts}"]).fetchone()[0]
+            cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles WHERE email IS NOT NULL "
+                        "ORDER BY customer_id LIMIT ?", [sid, contacts])
+        conn = next(c for c in conn_svc.usable_connections(db, admin, "export") if c["vendor"] == vendor)
+        mapping = [{"field": f.key, "attribute": f.default_attribute} for f in exports.vendor_field_specs(vendor)
+                   if f.default_attribute]
+        return exports.save_export(db, admin, {
+            "name": f"Bench load {contacts} to {vendor}", "connection_id": conn["id"], "mapping": mapping,
+            "segment_ids": [sid], "targets": {sid: {"mode": "name"}}, "sync_mode": "mirror",
+            "over_limit": "truncate"})
+    finally:
+        db.close()
+
+
+class RssSampler(threading.Thread):
+    """Server RSS every RSS_SAMPLE_S; peak() between marks."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.monotonic(), self.proc.memory_info().rss))
+            except psutil.Error:
+                return
+            self._stop.wait(RSS_SAMPLE_S)
+
+    def now(self) -> int:
+        return self.proc.memory_info().rss
+
+    def peak(self, since: float, until: float) -> int:
+        return max((rss for t, rss in self.samples if since <= t <= until), default=0)
+
+    def hwm(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_timeout(200)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def _login(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Username").fill(ADMIN)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Home").wait_for(timeout=120_000)
+    _wait_idle(page)
+
+
+def _render(page, name: str) -> float:
+    """Click the sidebar link, wait for the page's heading and for the script run to finish; seconds."""
+    t0 = time.perf_counter()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=name, exact=True).click()
+    page.get_by_role("heading", name=name).first.wait_for(timeout=120_000)
+    page.wait_for_timeout(200)   # the status widget shows only after a short delay
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+    return time.perf_counter() - t0 - 0.2
+
+
+def _p95(xs: list[float]) -> float:
+    return round(statistics.quantiles(xs, n=20, method="inclusive")[-1], 2) if len(xs) >= 2 else round(max(xs, default=0), 2)
+
+
+def _render_stats(xs: list[float]) -> dict:
+    return {"n": len(xs), "p50_s": round(statistics.median(xs), 2) if xs else None, "p95_s": _p95(xs),
+            "max_s": round(max(xs), 2) if xs else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profiles", type=int, default=200_000)
+    ap.add_argument("--contacts", type=int, help="contacts the export sends (default: all profiles with an email)")
+    ap.add_argument("--renders", type=int, default=20, help="page renders idle and (at least) during the run")
+    ap.add_argument("--vendor", default="sendgrid", choices=("sendgrid", "iterable", "omnisend"))
+    ap.add_argument("--data-dir", help="a directory for the fresh data (default: a new temporary one)")
+    ap.add_argument("--settle-s", type=float, default=5.0, help="wait after the run ends before 'after' RSS")
+    ap.add_argument("--timeout-s", type=float, default=900.0, help="give up on the run after this long")
+    args = ap.parse_args()
+    contacts = min(args.contacts or args.profiles, args.profiles)
+    data = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-app-load-"))
+    data.mkdir(parents=True, exist_ok=True)
+    t_prep = time.perf_counter()
+    export_id = _prepare(data, args.profiles, contacts, args.vendor)
+    _emit("app_load.prepare", profiles=args.profiles, contacts=contacts, seconds=round(time.perf_counter() - t_prep, 1))
+
+    from tests.e2e.conftest import _free_port
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
+    env.update(INSIGHT_RELAY_DATA_DIR=str(data), INSIGHT_RELAY_WORKERS="2")
+    log = open(data / "streamlit.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    sampler = RssSampler(server.pid)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        sampler.start()
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            viewer = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            actor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            _login(viewer, url)
+            _login(actor, url)
+            for name in PAGES:   # warm-up: first renders import modules and fill caches
+                _render(viewer, name)
+            idle = [_render(viewer, PAGES[i % len(PAGES)]) for i in range(args.renders)]
+            _emit("app_load.render", phase="idle", profiles=args.profiles, **_render_stats(idle))
+
+            actor.goto(f"{url}/exports?export={export_id}")
+            run_button = actor.locator('[data-testid="stMain"]').get_by_role("button", name="Run", exact=True)
+            run_button.wait_for(timeout=120_000)
+            _wait_idle(actor)
+            rss_before = sampler.now()
+            t_click = time.monotonic()
+            run_button.click()
+            actor.locator('[data-testid="stMain"]').get_by_text("Run queued.").first.wait_for(timeout=300_000)
+            queued_s = time.monotonic() - t_click
+            _emit("app_load.queued", contacts=contacts, seconds=round(queued_s, 2))
+
+            final = actor.locator('[data-testid="stMain"]').get_by_text(FINAL)
+            busy: list[float] = []
+            give_up = t_click + args.timeout_s
+            i = 0
+            while final.count() == 0 and time.monotonic() < give_up:
+                busy.append(_render(viewer, PAGES[i % len(PAGES)]))
+                i += 1
+            while len(busy) < args.renders and final.count() == 0:
+                busy.append(_render(viewer, PAGES[i % len(PAGES)]))
+                i += 1
+            final.first.wait_for(timeout=max(1.0, give_up - time.monotonic()) * 1000)
+            t_end = time.monotonic()
+            status = final.first.inner_text()
+            busy_during_run = len(busy)
+            while len(busy) < args.renders:   # a run shorter than the renders: say so (busy_during_run)
+                busy.append(_render(viewer, PAGES[i % len(PAGES)]))
+                i += 1
+            _emit("app_load.render", phase="run", profiles=args.profiles, contacts=contacts,
+                  during_run=busy_during_run, **_render_stats(busy))
+            rss_end = sampler.now()
+            time.sleep(args.settle_s)
+            rss_after = sampler.now()
+            _emit("app_load.run", contacts=contacts, vendor=args.vendor, seconds=round(t_end - t_click, 1),
+                  status=status.split("·")[0].strip())
+            _emit("app_load.rss", profiles=args.profiles, contacts=contacts, before_mb=_mb(rss_before),
+                  peak_mb=_mb(sampler.peak(t_click, t_end)), end_mb=_mb(rss_end), after_mb=_mb(rss_after),
+                  settle_s=args.settle_s, hwm_mb=_mb(sampler.hwm()))
+            browser.close()
+    finally:
+        sampler.stop()
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+if __name__ == "__main__":
+    main()
