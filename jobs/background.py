@@ -2,12 +2,15 @@
 for the database (DuckDB releases the GIL while it works). Work runs in submission order; after a
 failure the remaining work is skipped and the error is re-raised in the run's own thread by the next
 ``submit`` or ``wait``. Safe to be late by design: callers only hand over writes whose loss (after a
-crash) leaves the run resumable."""
+crash) leaves the run resumable. The writer thread works in the run's scope (storage.db.run_scope): the
+run's write lane, and its cursors closed when the run ends; on Linux it inherits the run thread's nice."""
 from __future__ import annotations
 
 import queue
 import threading
 from typing import Callable
+
+from storage import db as db_lanes
 
 
 class OrderedWriter:
@@ -17,7 +20,11 @@ class OrderedWriter:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def _loop(self) -> None:
+    def _loop(self, scope) -> None:
+        with db_lanes.enter_scope(scope):   # the run's lane and cursor scope, as in the run's own thread
+            self._work()
+
+    def _work(self) -> None:
         while True:
             work = self._queue.get()
             try:
@@ -38,7 +45,8 @@ class OrderedWriter:
     def submit(self, work: Callable[[], None]) -> None:
         self._raise()
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            self._thread = threading.Thread(target=self._loop, args=(db_lanes.current_scope(),), name=self._name,
+                                            daemon=True)
             self._thread.start()
         self._queue.put(work)
 

@@ -19,12 +19,21 @@
   target (an export only by someone its connection is usable by) are registered the same way
   (``register_target_check``): this module imports no service.
 * All SQL on the runs table is in storage/runs.py.
+* Runs share the app's process and must not starve its pages (issue 16): worker threads run at a lower
+  OS priority (per-thread nice, ``INSIGHT_RELAY_RUN_NICE``, default 10; the writer threads a run starts
+  inherit it); a handler works in ``db.run_scope()`` (its bulk writes take the run's write lane, so a
+  page's submit or cancel never waits behind a run's long flush, and the cursors it left open, with their
+  temp tables, are closed when it ends); the runner's own rows on the runs table are written in the app's
+  lane (``app_writes``), where pages write them too; after each run the worker calls
+  ``db.release_memory()`` so the server does not keep the run's peak.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -36,6 +45,7 @@ from core.errors import Busy, InputError
 from core.permissions import SYSTEM, Action, Actor, require
 from storage import audit
 from storage import runs as runs_repo
+from storage.db import app_writes
 from storage.runs import ACTIVE_STATUSES, FINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -52,6 +62,8 @@ TRIGGER_LABELS = {
     "retry": "Retry", "resume": "Resume",
 }
 RESUMABLE_STATUSES = ("interrupted", "failed", "cancelled", "partially_succeeded")
+RUN_NICE_ENV = "INSIGHT_RELAY_RUN_NICE"   # niceness of the worker threads (0 = as the pages, up to 19)
+DEFAULT_RUN_NICE = 10                     # CFS weight ~1/10 of a page's thread when both want the CPU
 
 
 class AlreadyRunning(Busy):
@@ -137,7 +149,7 @@ def submit(db, actor: Actor, kind: str, target_id: int | None, target_name: str 
     export user; the user whose refresh queues further runs)."""
     require(actor, Action.RUN)
     _require_target_usable(db, actor, kind, target_id)
-    with db.transaction() as cur:
+    with app_writes(), db.transaction() as cur:
         if status == "queued" and not queue_if_busy:
             busy = runs_repo.busy_run(cur, kind, target_id)
             if busy:
@@ -157,7 +169,7 @@ def request_cancel(db, actor: Actor, run_id: int) -> str:
     target = runs_repo.target_of(db, run_id)
     if target is not None:
         _require_target_usable(db, actor, target[0], target[1])
-    with db.transaction() as cur:
+    with app_writes(), db.transaction() as cur:
         found = runs_repo.cancel(cur, run_id)
         if found is None:
             return "missing"
@@ -183,7 +195,7 @@ def mark_interrupted(db) -> int:
         message = INTERRUPTED_MESSAGE
         if counts:
             message += " Its counts are what its own records show it did before the app stopped."
-        with db.transaction() as cur:
+        with app_writes(), db.transaction() as cur:
             runs_repo.finish_interrupted(cur, run["id"], counts, message)
     return len(stranded)
 
@@ -267,7 +279,7 @@ class RunContext:
             return
         # a forced update waits for the write lock; a routine one is skipped (and tried again on the next
         # call) while another writer, e.g. the run's own background flush, holds it
-        with (self.db.transaction() if force else self.db.transaction_if_free()) as cur:
+        with app_writes(), (self.db.transaction() if force else self.db.transaction_if_free()) as cur:
             if cur is None:
                 return
             self._last_write = now
@@ -285,7 +297,7 @@ class RunContext:
         self.check_cancelled()
         what = "rate limit" if reason == "rate_limit" else reason.replace("_", " ")
         message = f"Waiting for {vendor_label(vendor)}'s {what}, resumes in {max(1, math.ceil(seconds_left))} s"
-        with self.db.transaction() as cur:   # the count stays what the run last reported
+        with app_writes(), self.db.transaction() as cur:   # the count stays what the run last reported
             runs_repo.write_progress_message(cur, self.run_id, message)
         self._last_write = self._clock()
 
@@ -306,7 +318,8 @@ def execute_run(db, run_id: int) -> dict:
             result = RunResult("failed", {}, f"No runner is installed for {run['kind']} runs.")
         else:
             ctx = RunContext(db, run)
-            result = handler(ctx)
+            with _run_scope(db):
+                result = handler(ctx)
             if getattr(result, "status", None) == "failed" and ctx.paused_by_rate_limit:
                 # it stopped because the vendor throttles longer than a run may wait: resumable, not failed
                 result.status = "partially_succeeded"
@@ -323,11 +336,35 @@ def execute_run(db, run_id: int) -> dict:
         got = getattr(result, "status", result)
         result = RunResult("failed", getattr(result, "counts", None) or {},
                            f"The {run['kind']} runner returned an unknown result ({got!r}); treated as failed.")
-    with db.transaction() as cur:
-        runs_repo.finish(cur, run_id, result.status, result.counts, result.message)
-    finished = get_run(db, run_id)
-    _notify_finished(db, finished)
+    with app_writes():
+        with db.transaction() as cur:
+            runs_repo.finish(cur, run_id, result.status, result.counts, result.message)
+        finished = get_run(db, run_id)
+        _notify_finished(db, finished)
     return finished
+
+
+def _run_scope(db):
+    """The handler's scope (storage.db.run_scope); a stand-in database without one gets none."""
+    scope = getattr(db, "run_scope", None)
+    return scope() if scope is not None else contextlib.nullcontext()
+
+
+def lower_thread_priority(nice: int | None = None) -> int | None:
+    """Raise this thread's nice to ``nice`` (default: INSIGHT_RELAY_RUN_NICE or DEFAULT_RUN_NICE), so the
+    OS prefers the pages' threads over a run's when both want a core. Linux keeps nice per thread and new
+    threads inherit it. Returns the thread's nice afterwards, or None where that is not possible."""
+    if nice is None:
+        raw = os.environ.get(RUN_NICE_ENV, "").strip()
+        nice = int(raw) if raw.lstrip("-").isdigit() else DEFAULT_RUN_NICE
+    nice = max(0, min(19, nice))
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:   # an unprivileged thread may only lower itself
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except (OSError, AttributeError):   # not Linux, or not allowed: the run just keeps the same priority
+        return None
 
 
 def _notify_finished(db, run: dict) -> None:
@@ -341,12 +378,14 @@ def _notify_finished(db, run: dict) -> None:
 
 def claim_next(db, kinds: tuple[str, ...] | None = None) -> int | None:
     """Atomically move the oldest startable queued run to running; respects single-flight."""
-    return runs_repo.claim_next(db, kinds)
+    with app_writes():
+        return runs_repo.claim_next(db, kinds)
 
 
 def claim(db, run_id: int) -> bool:
     """Move one given queued run to running (single-flight respected); False if it cannot start."""
-    return runs_repo.claim(db, run_id)
+    with app_writes():
+        return runs_repo.claim(db, run_id)
 
 
 def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: str | None,
@@ -360,7 +399,7 @@ def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: 
     The returned dict has ``outcome``: the status that steps depending on this one should consider.
     """
     db = ctx.db
-    with db.transaction() as cur:
+    with app_writes(), db.transaction() as cur:
         busy = runs_repo.busy_run(cur, kind, target_id)
         child_id = None
         if busy is None:
@@ -465,17 +504,24 @@ class JobRunner:
             except Exception:  # keep ticking; the failure is logged
                 log.error("tick hook error: %s", traceback.format_exc())
 
+    def _release_memory(self, run_id: int) -> None:
+        release = getattr(self.db, "release_memory", None)
+        if release is not None:
+            log.debug("run %s ended; memory released: %s", run_id, release())
+
     def _tick_loop(self) -> None:
         while not self._stop.is_set():
             self.tick_once()
             self._stop.wait(self.poll_interval_s)
 
     def _loop(self, index: int) -> None:
+        lower_thread_priority()
         while not self._stop.is_set():
             try:
                 run_id = claim_next(self.db)
                 if run_id is not None:
                     execute_run(self.db, run_id)
+                    self._release_memory(run_id)
                     continue
             except Exception:  # keep the worker alive; the failure is logged
                 log.error("worker loop error: %s", traceback.format_exc())

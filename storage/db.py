@@ -2,10 +2,25 @@
 
 Use ``db.cursor()`` for reads and ``db.transaction()`` for writes. Values always go in as ``?``
 parameters; identifiers come only from allow-lists and are quoted with :func:`quote_ident`.
+
+Runs share the app's process (issue 16), so:
+* Writes have two lanes. The pages' (and the runner's own bookkeeping on the runs table) are short and
+  serialized with each other; a run's bulk writes (``run_scope()``: the handler's thread and the writer
+  threads it starts) are serialized with each other only. A page's submit never waits behind a run's
+  long flush. The lanes touch different rows (a run's data vs. the pages' edits and the runs table);
+  if they ever collide DuckDB refuses one side, which is reported as :class:`DatabaseBusyError`.
+* ``run_scope()`` closes, when the run ends, every cursor it opened that is still open: the run's temp
+  tables go with them. ``release_memory()`` (after a run) hands DuckDB's cached buffers and freed heap
+  back to the OS, so the server does not keep a run's peak.
+* DuckDB's memory limit defaults to a share of RAM, capped (``INSIGHT_RELAY_DB_MEMORY_LIMIT``).
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import gc
+import logging
 import os
 import re
 import shutil
@@ -22,7 +37,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MEMORY_LIMIT_ENV = "INSIGHT_RELAY_DB_MEMORY_LIMIT"   # e.g. "2GB", "800MB"
 THREADS_ENV = "INSIGHT_RELAY_DB_THREADS"             # default: DuckDB's choice (one per core)
-DEFAULT_MEMORY_LIMIT = "2GB"
+# The server process also draws pages and runs the vendor calls: DuckDB gets a share of RAM, capped
+# (it spills to temp_directory beyond it), never DuckDB's own default of 80 % of RAM.
+DEFAULT_MEMORY_SHARE = 0.25
+DEFAULT_MEMORY_CAP_BYTES = 1 << 30          # 1 GiB
+DEFAULT_MEMORY_FLOOR_BYTES = 256 << 20      # below this DuckDB spills even small page queries
+# release_memory() lowers the limit this far for a moment: DuckDB evicts its cached (unpinned) buffers
+RELEASE_MEMORY_LIMIT_BYTES = 128 << 20
+log = logging.getLogger(__name__)
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.IGNORECASE)
 
 
@@ -36,6 +58,12 @@ class DatabaseBusyError(DatabaseError, Busy):
 
 class DatabaseTooNewError(DatabaseError):
     pass
+
+
+def _raise_conflict(exc: BaseException) -> None:
+    """A write conflict between the lanes (the same rows changed at the same moment): a plain message."""
+    if isinstance(exc, duckdb.TransactionException) and any(w in str(exc).lower() for w in _CONFLICT):
+        raise DatabaseBusyError("Someone else was changing the same records at that moment. Try again.") from exc
 
 
 def quote_ident(name: str) -> str:
@@ -78,6 +106,100 @@ def _make_private(db_file: Path) -> None:
             pass   # not ours to change; the folder mode still protects it
 
 
+def default_memory_limit_bytes() -> int:
+    """DEFAULT_MEMORY_SHARE of physical RAM, between DEFAULT_MEMORY_FLOOR_BYTES and DEFAULT_MEMORY_CAP_BYTES."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_MEMORY_CAP_BYTES
+    return int(min(DEFAULT_MEMORY_CAP_BYTES, max(DEFAULT_MEMORY_FLOOR_BYTES, ram * DEFAULT_MEMORY_SHARE)))
+
+
+# -- write lanes and run scopes (per thread) -------------------------------------------------
+APP_LANE, RUN_LANE = "app", "run"
+_thread = threading.local()   # .scope: the RunScope this thread works for; .lane: an explicit lane
+
+
+class RunScope:
+    """What a run opened: cursors still open when the run ends are closed (their temp tables go too)."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+        self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, cur: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            self._cursors[id(cur)] = cur
+
+    def closed(self, cur: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            self._cursors.pop(id(cur), None)
+
+    def open_cursors(self) -> int:
+        with self._lock:
+            return len(self._cursors)
+
+    def close_all(self) -> int:
+        with self._lock:
+            left, self._cursors = list(self._cursors.values()), {}
+        for cur in left:
+            try:
+                cur.close()
+            except Exception:  # noqa: BLE001 - already closed or its connection gone: nothing held
+                pass
+        return len(left)
+
+
+def current_scope() -> RunScope | None:
+    """The run scope of this thread (None outside a run); jobs.background hands it to its writer thread."""
+    return getattr(_thread, "scope", None)
+
+
+def current_lane() -> str:
+    lane = getattr(_thread, "lane", None)
+    if lane is not None:
+        return lane
+    return RUN_LANE if current_scope() is not None else APP_LANE
+
+
+@contextlib.contextmanager
+def enter_scope(scope: RunScope | None) -> Iterator[None]:
+    """Work for ``scope`` in this thread (a run's writer thread joins its run's scope)."""
+    previous = getattr(_thread, "scope", None)
+    _thread.scope = scope
+    try:
+        yield
+    finally:
+        _thread.scope = previous
+
+
+@contextlib.contextmanager
+def app_writes() -> Iterator[None]:
+    """Writes in this block take the app's lane even inside a run (the runner's own rows on the runs
+    table, which pages write too: a cancel and a progress update must not collide)."""
+    previous = getattr(_thread, "lane", None)
+    _thread.lane = APP_LANE
+    try:
+        yield
+    finally:
+        _thread.lane = previous
+
+
+def _libc_malloc_trim():
+    """glibc's malloc_trim, or None (musl, macOS): returns freed heap pages to the OS."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+_CONFLICT = ("conflict", "write-write")
+
+
 class Database:
     """Owns the process's single DuckDB connection."""
 
@@ -85,7 +207,10 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
         _make_private(self.path)
-        self._write_lock = threading.RLock()
+        self._write_locks = {APP_LANE: threading.RLock(), RUN_LANE: threading.RLock()}
+        self._write_lock = self._write_locks[APP_LANE]   # migrations and anything that must stop the app's writes
+        self._memory_lock = threading.Lock()
+        self.memory_limit = ""
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
@@ -105,10 +230,11 @@ class Database:
         DuckDB's default memory_limit is 80 % of RAM; a 10 M-row staging table then lives in memory.
         With a limit, the buffer manager spills to ``temp_directory`` (next to the database file).
         """
-        memory_limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+        memory_limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or f"{default_memory_limit_bytes() >> 20}MiB"
         if not _MEMORY_LIMIT.match(memory_limit):
             raise DatabaseError(f"{MEMORY_LIMIT_ENV}={memory_limit!r} is not a size such as 2GB or 800MB.")
-        self._con.execute(f"SET memory_limit = '{memory_limit.replace(' ', '')}'")  # validated above
+        self.memory_limit = memory_limit.replace(" ", "")
+        self._con.execute(f"SET memory_limit = '{self.memory_limit}'")  # validated above
         temp_dir = self.path.with_name(self.path.name + ".tmp")
         self._con.execute("SET temp_directory = ?", [str(temp_dir)])
         threads = os.environ.get(THREADS_ENV, "").strip()
@@ -119,46 +245,102 @@ class Database:
 
     # -- access -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _tracked(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor, known to this thread's run scope until it is closed."""
+        scope = current_scope()
         cur = self._con.cursor()
+        if scope is not None:
+            scope.opened(cur)
         try:
             yield cur
         finally:
             cur.close()
+            if scope is not None:
+                scope.closed(cur)
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._tracked() as cur:
+            yield cur
 
     @contextlib.contextmanager
     def _begun(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """BEGIN .. COMMIT (ROLLBACK on an error) on a fresh cursor; the caller holds the write lock."""
-        cur = self._con.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        else:
-            cur.execute("COMMIT")
-        finally:
-            cur.close()
+        """BEGIN .. COMMIT (ROLLBACK on an error) on a fresh cursor; the caller holds its lane's lock."""
+        with self._tracked() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException as exc:
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass   # DuckDB already aborted it (a conflict); the original error is what matters
+                _raise_conflict(exc)
+                raise
+            else:
+                try:
+                    cur.execute("COMMIT")
+                except duckdb.TransactionException as exc:
+                    _raise_conflict(exc)
+                    raise
+
+    def _lane_lock(self) -> threading.RLock:
+        return self._write_locks[current_lane()]
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write transaction; writers are serialized so DuckDB never sees write conflicts."""
-        with self._write_lock, self._begun() as cur:
+        """A write transaction. Writers of one lane are serialized (DuckDB never sees write conflicts
+        between them); a page's write does not wait behind a run's bulk write (module docstring)."""
+        with self._lane_lock(), self._begun() as cur:
             yield cur
 
     @contextlib.contextmanager
     def transaction_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """Like transaction(), but yields None at once instead of waiting when another writer holds the
         lock: for writes that may simply be skipped (e.g. a progress update while a run's flush commits)."""
-        if not self._write_lock.acquire(blocking=False):
+        lock = self._lane_lock()
+        if not lock.acquire(blocking=False):
             yield None
             return
         try:
             with self._begun() as cur:
                 yield cur
         finally:
-            self._write_lock.release()
+            lock.release()
+
+    @contextlib.contextmanager
+    def run_scope(self) -> Iterator[RunScope]:
+        """This thread works for a run until the block ends: its writes take the run lane, and cursors
+        it (or its writer threads) left open are closed at the end, dropping the run's temp tables."""
+        scope = RunScope()
+        with enter_scope(scope):
+            try:
+                yield scope
+            finally:
+                left = scope.close_all()
+                if left:
+                    log.info("closed %d cursor(s) a run left open", left)
+
+    def release_memory(self) -> dict:
+        """After a run: give back what the run made the process hold. Python garbage first, then DuckDB's
+        cached buffers (the limit is lowered for a moment, so the buffer manager evicts what is not in
+        use; pinned buffers stay, a busy page loses nothing but cache), then glibc's freed heap.
+        Best effort: returns what was done, never raises."""
+        done = {"gc_objects": gc.collect(), "duckdb_evicted": False, "malloc_trim": False}
+        with self._memory_lock:
+            try:
+                self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")
+                done["duckdb_evicted"] = True
+            except duckdb.Error:   # could not evict down to it (pinned by a running query): keep the cache
+                pass
+            finally:
+                try:
+                    self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                except duckdb.Error:
+                    log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+        if _MALLOC_TRIM is not None:
+            done["malloc_trim"] = bool(_MALLOC_TRIM(0))
+        return done
 
     def query(self, sql: str, params: list | tuple | None = None) -> list[tuple]:
         with self.cursor() as cur:
