@@ -11,9 +11,21 @@ and the next run of the export reconciles: every journaled submission missing fr
 stored as uncollected, then collected (polled), never sent again.
 
 Journal(path)      .append(entry: dict)  one JSON line;  .size (bytes);  .truncate();  .close()
+                   .append_submission(run_id, seq, target_key, kind, submission, meta)  compact (below)
 read_entries(path) -> list[dict]         every complete line (a torn last line is ignored: its write was
-                                         cut by the kill, and its request is then the one in flight)
+                                         cut by the kill, and its request is then the one in flight),
+                                         compact lines expanded to {run_id, seq, target_key, kind,
+                                         submission: Submission.to_dict(), meta: {email: [customer_id,
+                                         contact_hash, action]}}
 journal_path(db, export_id) -> Path      <database dir>/export-journal/export-<id>.jsonl
+
+Compact entry (issue 16): the journal was the largest thing a full run wrote (a dict per contact for its
+outcome, another for its meta). A submission line now carries the vendor handle (vendor, kind, job id,
+target, extra) once, the batch's emails as one newline-joined string, its plan columns aligned with them
+(customer ids, contact hashes, one action when the batch has one), and only the exceptional outcomes
+(index, status, reason); outcomes not listed are "accepted". encode_submission/decode_submission are
+exact inverses (tests/test_exports_run.py round-trips them); anything that does not fit the compact
+shape (outcome emails not aligned with the batch's, meta keys not the batch's emails) is kept verbatim.
 """
 from __future__ import annotations
 
@@ -51,6 +63,13 @@ class Journal:
             view = view[n:]
         self.size += len(line)
 
+    def append_submission(self, run_id: int, seq: int, target_key: str, kind: str, submission,
+                          meta: dict[str, list]) -> None:
+        """Journal an accepted submission (connectors.base.Submission) with its plan meta, compactly."""
+        entry = encode_submission(submission, meta)
+        entry.update(run_id=run_id, seq=seq, target_key=target_key, kind=kind)
+        self.append(entry)
+
     def truncate(self) -> None:
         """Everything appended so far is on record in the database: start empty."""
         if self._fd is not None:
@@ -65,6 +84,74 @@ class Journal:
             self._fd = None
 
 
+COMPACT = 2   # the "v" of a compact line
+
+
+def encode_submission(submission, meta: dict[str, list]) -> dict:
+    """The compact form of (submission, meta); decode_submission gives back their dict forms exactly."""
+    emails = list(submission.emails)
+    out: dict = {"v": COMPACT, "h": {"vendor": submission.vendor, "kind": submission.kind,
+                                     "job_id": submission.job_id,
+                                     "target": None if submission.target is None else submission.target.to_dict(),
+                                     "extra": dict(submission.extra)}}
+    joined = "\n".join(emails)
+    if any("\n" in e for e in emails) or (len(emails) == 1 and emails[0] == ""):
+        out["el"] = emails          # (an email with a newline was refused long before; kept exact anyway)
+    else:
+        out["e"] = joined if emails else None
+    outcomes = submission.outcomes
+    if outcomes is None:
+        out["o"] = None
+    elif len(outcomes) == len(emails) and all(o.email == e for o, e in zip(outcomes, emails)):
+        out["x"] = [[i, o.status, o.reason] for i, o in enumerate(outcomes)
+                    if o.status != "accepted" or o.reason is not None]
+    else:
+        out["o"] = [o.to_dict() for o in outcomes]
+    keys = list(meta)
+    if keys == emails:
+        values = list(meta.values())
+        out["mc"] = [v[0] for v in values]
+        out["mh"] = [v[1] for v in values]
+        actions = {v[2] for v in values}
+        out["ma"] = actions.pop() if len(actions) == 1 else [v[2] for v in values]
+    else:
+        out["m"] = meta
+    return out
+
+
+def decode_submission(entry: dict) -> tuple[dict, dict]:
+    """(Submission.to_dict(), meta) of a compact entry."""
+    if "el" in entry:
+        emails = list(entry["el"])
+    else:
+        emails = entry["e"].split("\n") if entry.get("e") is not None else []
+    sub = dict(entry["h"])
+    sub["emails"] = emails
+    if "x" in entry:
+        outcomes = [{"email": e, "status": "accepted", "reason": None} for e in emails]
+        for i, status, reason in entry["x"]:
+            outcomes[i] = {"email": emails[i], "status": status, "reason": reason}
+        sub["outcomes"] = outcomes
+    else:
+        sub["outcomes"] = entry.get("o")
+    if "m" in entry:
+        meta = entry["m"]
+    else:
+        actions = entry["ma"]
+        if isinstance(actions, str):
+            actions = [actions] * len(emails)
+        meta = {e: [c, h, a] for e, c, h, a in zip(emails, entry["mc"], entry["mh"], actions)}
+    return sub, meta
+
+
+def _expand(entry: dict) -> dict:
+    if entry.get("v") != COMPACT:
+        return entry
+    sub, meta = decode_submission(entry)
+    return {"run_id": entry.get("run_id"), "seq": entry.get("seq"), "target_key": entry.get("target_key"),
+            "kind": entry.get("kind"), "submission": sub, "meta": meta}
+
+
 def read_entries(path: Path) -> list[dict]:
     try:
         data = Path(path).read_bytes()
@@ -75,7 +162,7 @@ def read_entries(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            out.append(orjson.loads(line))
+            out.append(_expand(orjson.loads(line)))
         except orjson.JSONDecodeError:
             continue   # a line cut by the kill
     return out

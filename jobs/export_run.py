@@ -98,7 +98,6 @@ class ExportRun:
         self._writer = OrderedWriter("export-flush", max_waiting=4)
         self._journal = Journal(journal_path(db, export["id"]))   # accepted submissions, see _submit
         self._seq = 0                       # journal sequence of this run's submissions
-        self._unstored: list[list] = []     # journaled submissions not yet handed to the writer to store
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
@@ -147,45 +146,44 @@ class ExportRun:
         submission = send()    # if this raises, the batch was not sent: it is not counted and stays different
         # the vendor accepted it: durable NOW, before the next request is sent or any job polled
         self._seq += 1
-        self._journal.append({"run_id": self.run_id, "seq": self._seq, "target_key": tkey, "kind": kind,
-                              "submission": submission.to_dict(), "meta": meta})
+        self._journal.append_submission(self.run_id, self._seq, tkey, kind, submission, meta)
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (set by the store job on the writer thread), tkey, meta, submission, kind, journal seq]
+        # [stored id (set on the writer thread when it is stored in full), tkey, meta, submission, kind, seq]
         item = [None, tkey, meta, submission, kind, self._seq]
         self._inflight.append(item)
-        self._unstored.append(item)
-        window = self._window()
-        if len(self._unstored) >= max(1, window // 2):
-            self._store_pending()
         if self._journal.size >= JOURNAL_MAX_BYTES:
-            self._store_pending()
+            self._flush()              # what is collected goes in with its outcomes (a marker row each)
+            self._store_in_full(list(self._inflight))   # what is not, in full, uncollected
             self._writer.wait()        # all of it is in the database now: the journal may start over
             self._journal.truncate()
+        window = self._window()
         while len(self._inflight) >= window:
             self._collect_oldest()
 
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
 
-    def _store_pending(self) -> None:
-        """Store the journaled submissions in the database (export_pending_submissions) on the writer
-        thread, in one transaction per group (a transaction per submission would cost more CPU than the
-        sending: 10,000 Omnisend batches per 1 M contacts). The writer runs jobs in order, so a flush
-        handed over later finds their row ids set. Their safety does not depend on this: the journal
-        already has them (see jobs/export_journal.py)."""
-        todo, self._unstored = self._unstored, []
+    def _store_in_full(self, items: list[list]) -> None:
+        """Store journaled submissions that are not folded yet (in flight, collected but not flushed, or with
+        outcomes still pending) in export_pending_submissions, uncollected, with their emails and meta, on
+        the writer thread. A submission collected and folded by this run never needs that: its flush
+        transaction writes a marker row (its journal seq, collected) with its outcomes, so the database
+        holds a submission's per-contact JSON only when a later run may have to collect it. Safety never
+        depends on this: the journal already has every accepted submission (jobs/export_journal.py)."""
+        todo = [it for it in items if it[0] is None]
         if not todo:
             return
         run_id, export_id, db = self.run_id, self.export["id"], self.db
 
         def write() -> None:
+            todo_now = [it for it in todo if it[0] is None]
             rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta, seq)
-                    for _, tkey, meta, submission, kind, seq in todo]
+                    for _, tkey, meta, submission, kind, seq in todo_now]
             with db.transaction() as cur:
                 ids = repo.save_submissions(cur, rows)
-            for it, sub_id in zip(todo, ids):
+            for it, sub_id in zip(todo_now, ids):
                 it[0] = sub_id
 
         self._writer.submit(write)
@@ -267,11 +265,15 @@ class ExportRun:
             self._collected, self._collected_n = [], 0
             return
         db, run_id, export_id = self.db, self.run_id, self.export["id"]
-        self._store_pending()   # queued before this flush: the writer stores them first, so ids are set
         # a submission whose outcomes are still pending stays uncollected on record: a later run asks again
+        self._store_in_full([r for r in keep_refs if not isinstance(r, int)])
 
         def write() -> None:
             done_ids = [i for i in map(_row_id, done_refs) if i is not None]
+            # folded now and never stored in full: one marker row (journal seq, collected) each, so the next
+            # run's journal reconciliation knows it is done
+            markers = [(run_id, export_id, r[1], r[4], _handle(r[3]), r[5]) for r in done_refs
+                       if not isinstance(r, int) and r[0] is None]
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 repo.record_outcome_columns(cur, run_id, export_id, {
@@ -280,6 +282,7 @@ class ExportRun:
                 for tkey, rows in by_target.items():
                     repo.apply_delivered(cur, export_id, tkey, run_id, rows)
                 repo.mark_collected_many(cur, done_ids)
+                repo.save_collected_markers(cur, markers)
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
@@ -600,8 +603,9 @@ class ExportRun:
                 return self._execute()
         finally:
             stored = True
-            try:
-                self._store_pending()   # sent, maybe not collected: on record in the database too
+            try:   # sent, maybe not collected or not folded: on record in the database in full too
+                self._store_in_full(list(self._inflight) + [c[0] for c in self._collected
+                                                            if not isinstance(c[0], int)])
             except BaseException:   # the writer failed earlier; its error is already the run's
                 stored = False
             self._writer.close()     # finishes the writes already handed over (also on a crash)
@@ -746,6 +750,12 @@ class _EmailCheck:
             if len(local) <= 64 and self._domain_fine(domain):
                 return None
         return sync.email_problem(email)
+
+
+def _handle(submission) -> dict:
+    """A folded submission's vendor handle, without its per-contact lists (a marker row's JSON)."""
+    return {"vendor": submission.vendor, "kind": submission.kind, "job_id": submission.job_id,
+            "contacts": len(submission.emails)}
 
 
 def _row_id(ref) -> int | None:

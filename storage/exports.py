@@ -26,6 +26,7 @@ record_outcome_columns(cur, run_id, export_id, columns)   the same from column l
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
+save_collected_markers(cur, rows)                     handle-only, collected rows for folded submissions
 target_state(db, export_id, tkey) / set_target_state(cur, ...) / note_membership_lookup(cur, ...)
 save_membership_checks(cur, export_id, tkey, run_id, looked_up_table, found_table) -> members found
 kept_members_before(db, export_id, tkey=None) -> contacts there before the export (never removed)
@@ -42,6 +43,7 @@ import json
 from typing import Any, Iterator
 
 import orjson
+import pyarrow as pa   # at import, not mid-run on the export's writer thread (37 MB, ~0.3 s)
 
 from core import sync
 from storage.db import quote_ident
@@ -326,8 +328,6 @@ def delivered_emails(db, export_id: int, tkey: str) -> set[str]:
 # ------------------------------------------------------------------------------ outcomes and state
 
 def _arrow(columns: dict[str, list]):
-    import pyarrow as pa
-
     return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
 
 
@@ -397,8 +397,6 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
             touched.append(email)
     if not touched:
         return
-    import pyarrow as pa
-
     emails = list(keep)
     gone = _arrow({"email": list(set(touched))})
     cur.register("delivered_gone", gone)
@@ -505,6 +503,21 @@ def save_submissions(cur, rows: list[tuple]) -> list[int]:
          [r[6] if len(r) > 6 else None for r in rows]],
     )
     return ids
+
+
+def save_collected_markers(cur, rows: list[tuple]) -> None:
+    """Marker rows for submissions a run collected and folded without ever storing them in full
+    (jobs/export_run.py): rows (run_id, export_id, target_key, kind, handle_dict, journal_seq). They carry
+    the vendor handle only (no emails, no meta: export_run_contacts has the contacts) and are collected,
+    so stored_journal_seqs finds them and the next run does not collect them again from the journal."""
+    if not rows:
+        return
+    cur.execute(
+        "INSERT INTO export_pending_submissions (run_id, export_id, target_key, kind, submission_json, meta_json, "
+        "journal_seq, collected, collected_at) SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), '[]', unnest(?::BIGINT[]), TRUE, now()",
+        [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+         [orjson.dumps(r[4]).decode() for r in rows], [r[5] for r in rows]])
 
 
 def stored_journal_seqs(db, export_id: int, run_ids: list[int]) -> set[tuple[int, int]]:

@@ -534,3 +534,96 @@ def test_an_opted_out_contact_on_the_list_is_counted_once_as_a_removal(world, ve
         assert c["planned"] == 2
     assert_counts_add_up(run)
     assert world.members(vendor, eid, sid) == expected([i for i in range(10) if i != 2])
+
+
+# ---------------------------------------------------------------------- compact journal and records (issue 16)
+
+def test_a_compact_journal_entry_round_trips_exactly(tmp_path):
+    """A journal line holds the vendor handle, the emails once, the plan meta as columns and only the
+    outcomes that are not plain accepted; reading it back gives exactly the submission and meta written."""
+    from connectors.base import Outcome, Submission, Target
+    from jobs.export_journal import Journal, read_entries
+
+    emails = [f"p{i}@example.com" for i in range(5)]
+    outcomes = [Outcome(e, "accepted") for e in emails]
+    outcomes[1] = Outcome(emails[1], "rejected", "Invalid email")
+    outcomes[3] = Outcome(emails[3], "accepted", "already subscribed")
+    cases = [
+        # synchronous (Iterable): per-contact outcomes, one action
+        (Submission("iterable", "upsert", None, emails, outcomes, Target("7", "News")),
+         {e: [f"c{i}", f"h{i}", sync.ADD] for i, e in enumerate(emails)}),
+        # asynchronous (a job id, outcomes later), mixed actions, extra carried through
+        (Submission("sendgrid", "upsert", "job-1", emails, None, Target("L", "News"), {"rejected": [["x", "y"]]}),
+         {e: [f"c{i}", f"h{i}", [sync.ADD, sync.UPDATE, sync.RETRY][i % 3]] for i, e in enumerate(emails)}),
+        # removals: no hash; outcomes whose emails differ from the batch's (kept verbatim)
+        (Submission("omnisend", "remove", None, emails[:2], [Outcome("P0@example.com", "accepted")], None),
+         {e: [None, None, sync.REMOVE] for e in emails[:2]}),
+        # meta keys not the batch's emails (kept verbatim); an empty batch
+        (Submission("iterable", "upsert", None, emails[:1], None, None), {"other@example.com": ["c", "h", "add"]}),
+        (Submission("iterable", "upsert", None, [], [], None), {}),
+    ]
+    journal = Journal(tmp_path / "j.jsonl")
+    for seq, (sub, meta) in enumerate(cases, 1):
+        journal.append_submission(9, seq, "name:News", sub.kind, sub, meta)
+    journal.close()
+    entries = read_entries(tmp_path / "j.jsonl")
+    assert [(e["run_id"], e["seq"], e["target_key"]) for e in entries] == [(9, s, "name:News") for s in range(1, 6)]
+    for entry, (sub, meta) in zip(entries, cases):
+        assert entry["submission"] == sub.to_dict()
+        assert Submission.from_dict(entry["submission"]) == sub
+        assert entry["meta"] == meta
+    # compact: the accepted outcomes and the per-contact meta dicts are not written out
+    line = (tmp_path / "j.jsonl").read_bytes().split(b"\n")[0]
+    assert line.count(b"accepted") == 1 and b'"status"' not in line
+
+
+def test_a_full_run_stores_no_per_contact_json_for_what_it_folded(world, vendor):
+    """Submissions collected and folded by the run are on record as small marker rows (vendor handle and
+    journal seq, collected): the contacts are in export_run_contacts, not a second time as JSON."""
+    from jobs.export_journal import journal_path, read_entries
+
+    sid, eid = _setup(world, vendor, n=30)
+    run = world.run(eid)
+    assert run["status"] == "succeeded", run["message"]
+    rows = world.db.query("SELECT submission_json, meta_json, collected, journal_seq FROM export_pending_submissions "
+                          "WHERE export_id = ?", [eid])
+    assert rows and all(collected and seq is not None for _, _, collected, seq in rows)
+    for sub_json, meta_json, _, _ in rows:
+        assert "@example.com" not in sub_json + meta_json
+    assert world.db.query_one("SELECT count(*) FROM export_run_contacts WHERE run_id = ? AND outcome = 'accepted'",
+                              [run["id"]])[0] == 30
+    assert read_entries(journal_path(world.db, eid)) == []
+
+
+def test_a_run_killed_after_folding_but_before_the_journal_was_cleared_collects_nothing_again(world, monkeypatch):
+    """The run folded every submission (outcomes, delivery state, marker rows) and died before emptying
+    its journal: the next run finds each journaled submission on record (the markers) and neither
+    collects nor sends any of them again; the ledger holds each contact once."""
+    from jobs import export_run
+    from jobs.export_journal import Journal, journal_path, read_entries
+
+    monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
+    sid, eid = _setup(world, "omnisend", n=40)
+    truncate = Journal.truncate
+    monkeypatch.setattr(Journal, "truncate", lambda self: None)    # the kill comes before the journal is emptied
+    first = world.run(eid)
+    assert first["status"] == "succeeded", first["message"]
+    assert len(read_entries(journal_path(world.db, eid))) == 4
+    monkeypatch.setattr(Journal, "truncate", truncate)
+    sent, polled = [], []
+
+    class Watching(SpyClient):
+        def collect(self, submission):
+            polled.append(submission.job_id)
+            return self.inner.collect(submission)
+
+    monkeypatch.setattr(export_run, "CLIENT_FACTORY", spy_factory(lambda inner: Watching(inner, sent)))
+    second = world.run(eid)
+    assert second["status"] == "succeeded", second["message"]
+    c = second["counts"]
+    assert (c["recovered"], c["sent"], c["unchanged"]) == (0, 0, 40)
+    assert sent == [] and polled == []
+    assert world.db.query_one("SELECT count(*), count(DISTINCT email) FROM export_run_contacts WHERE export_id = ?",
+                              [eid]) == (40, 40)
+    assert world.members("omnisend", eid, sid) == expected(range(40))
+    assert read_entries(journal_path(world.db, eid)) == []
