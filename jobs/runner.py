@@ -24,8 +24,9 @@
   inherit it); a handler works in ``db.run_scope()`` (its bulk writes take the run's write lane, so a
   page's submit or cancel never waits behind a run's long flush, and the cursors it left open, with their
   temp tables, are closed when it ends); the runner's own rows on the runs table are written in the app's
-  lane (``app_writes``), where pages write them too; after each run the worker calls
-  ``db.release_memory()`` so the server does not keep the run's peak.
+  lane (``app_writes``), where pages write them too; while a run is going DuckDB works in the calling
+  threads only (``db.run_threads()``), so its queries for the run run at the worker's priority; after each
+  run the worker calls ``db.release_memory()`` so the server does not keep the run's peak.
 """
 from __future__ import annotations
 
@@ -504,6 +505,11 @@ class JobRunner:
             except Exception:  # keep ticking; the failure is logged
                 log.error("tick hook error: %s", traceback.format_exc())
 
+    def _run_threads(self):
+        """DuckDB's threads while a run is going (storage.db.Database.run_threads)."""
+        run_threads = getattr(self.db, "run_threads", None)
+        return run_threads() if run_threads is not None else contextlib.nullcontext()
+
     def _release_memory(self, run_id: int) -> None:
         release = getattr(self.db, "release_memory", None)
         if release is not None:
@@ -520,7 +526,8 @@ class JobRunner:
             try:
                 run_id = claim_next(self.db)
                 if run_id is not None:
-                    execute_run(self.db, run_id)
+                    with self._run_threads():
+                        execute_run(self.db, run_id)
                     self._release_memory(run_id)
                     continue
             except Exception:  # keep the worker alive; the failure is logged

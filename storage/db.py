@@ -37,6 +37,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 MEMORY_LIMIT_ENV = "INSIGHT_RELAY_DB_MEMORY_LIMIT"   # e.g. "2GB", "800MB"
 THREADS_ENV = "INSIGHT_RELAY_DB_THREADS"             # default: DuckDB's choice (one per core)
+# While the app's runner has a run going, DuckDB works in the calling threads only: a run's queries then
+# run in its worker thread, at the worker's lower priority, not in DuckDB's own normal-priority threads.
+RUN_THREADS_ENV = "INSIGHT_RELAY_DB_RUN_THREADS"
+DEFAULT_RUN_THREADS = 1
 # The server process also draws pages and runs the vendor calls: DuckDB gets a share of RAM, capped
 # (it spills to temp_directory beyond it), never DuckDB's own default of 80 % of RAM.
 DEFAULT_MEMORY_SHARE = 0.25
@@ -211,6 +215,9 @@ class Database:
         self._write_lock = self._write_locks[APP_LANE]   # migrations and anything that must stop the app's writes
         self._memory_lock = threading.Lock()
         self.memory_limit = ""
+        self.threads = 0                  # DuckDB's threads when no run is going
+        self._runs_going = 0
+        self._threads_lock = threading.Lock()
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
@@ -242,6 +249,7 @@ class Database:
             if not threads.isdigit() or int(threads) < 1:
                 raise DatabaseError(f"{THREADS_ENV}={threads!r} is not a whole number of threads.")
             self._con.execute(f"SET threads = {int(threads)}")
+        self.threads = int(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
 
     # -- access -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -320,6 +328,38 @@ class Database:
                 left = scope.close_all()
                 if left:
                     log.info("closed %d cursor(s) a run left open", left)
+
+    @contextlib.contextmanager
+    def run_threads(self) -> Iterator[None]:
+        """While any run is in this block (the app's workers), DuckDB gets INSIGHT_RELAY_DB_RUN_THREADS
+        threads (default 1: each query in its caller's thread), so the OS schedules a run's DuckDB work at
+        its worker's lower priority and a page's query in the page's thread; the idle setting returns
+        when the last run ends. An explicit INSIGHT_RELAY_DB_THREADS is left alone."""
+        raw = os.environ.get(RUN_THREADS_ENV, "").strip()
+        run_threads = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_RUN_THREADS
+        managed = not os.environ.get(THREADS_ENV, "").strip() and run_threads < self.threads
+        if managed:
+            with self._threads_lock:
+                self._runs_going += 1
+                if self._runs_going == 1:
+                    self._set_threads(run_threads)
+        try:
+            yield
+        finally:
+            if managed:
+                with self._threads_lock:
+                    self._runs_going -= 1
+                    if self._runs_going == 0:
+                        self._set_threads(self.threads)
+
+    def _set_threads(self, n: int) -> None:
+        try:
+            self._con.execute(f"SET threads = {int(n)}")
+        except duckdb.Error:   # a setting, not the run: keep going with what DuckDB has
+            log.error("could not set DuckDB threads to %s", n)
+
+    def current_threads(self) -> int:
+        return int(self.query_one("SELECT current_setting('threads')")[0])
 
     def release_memory(self) -> dict:
         """After a run: give back what the run made the process hold. Python garbage first, then DuckDB's

@@ -208,3 +208,27 @@ def test_cursors_and_temp_tables_a_run_left_open_are_gone_when_it_ends(db, handl
         kept["cursor"].execute("SELECT count(*) FROM run_scratch")
     with db.cursor() as cur:   # and nothing of it is visible to anyone else
         assert cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_scratch'").fetchone()[0] == 0
+
+
+def test_duckdb_works_in_the_callers_thread_while_a_run_is_going(db, handlers, monkeypatch):
+    monkeypatch.delenv(storage_db.THREADS_ENV, raising=False)
+    monkeypatch.delenv(storage_db.RUN_THREADS_ENV, raising=False)
+    if db.threads <= 1:
+        pytest.skip("one core: DuckDB already works in the caller's thread")
+    seen = {}
+    done = threading.Event()
+
+    def handle(ctx):
+        seen["during"] = ctx.db.current_threads()
+        done.set()
+        return RunResult("succeeded")
+
+    handlers("t_threads", handle)
+    runner.submit(db, SYSTEM, "t_threads", 1, "n")
+    job_runner = runner.JobRunner(db, workers=1, poll_interval_s=0.05).start()
+    try:
+        assert done.wait(GENEROUS_S)
+    finally:
+        job_runner.stop()
+    assert seen["during"] == storage_db.DEFAULT_RUN_THREADS
+    assert db.current_threads() == db.threads   # the idle setting is back once no run is going
