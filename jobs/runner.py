@@ -25,7 +25,9 @@
   page's submit or cancel never waits behind a run's long flush, and the cursors it left open, with their
   temp tables, are closed when it ends); the runner's own rows on the runs table are written in the app's
   lane (``app_writes``), where pages write them too; while a run is going DuckDB works in the calling
-  threads only (``db.run_threads()``), so its queries for the run run at the worker's priority; after each
+  threads only (``db.run_threads()``), so its queries for the run run at the worker's priority, and the
+  GIL changes hands every RUN_SWITCH_INTERVAL_S instead of 5 ms (a page waits less behind a run's Python
+  loop); after each
   run the worker calls ``db.release_memory()`` so the server does not keep the run's peak.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -65,6 +68,10 @@ TRIGGER_LABELS = {
 RESUMABLE_STATUSES = ("interrupted", "failed", "cancelled", "partially_succeeded")
 RUN_NICE_ENV = "INSIGHT_RELAY_RUN_NICE"   # niceness of the worker threads (0 = as the pages, up to 19)
 DEFAULT_RUN_NICE = 10                     # CFS weight ~1/10 of a page's thread when both want the CPU
+# While a run is going, a page's thread waiting for the GIL gets it after this long (CPython's default is
+# 5 ms): a page render releases and retakes the GIL hundreds of times (every DuckDB call, every message),
+# and behind a run's Python loop each retake waited up to the whole interval (bench/app_load.py).
+RUN_SWITCH_INTERVAL_S = 0.001
 
 
 class AlreadyRunning(Busy):
@@ -345,6 +352,29 @@ def execute_run(db, run_id: int) -> dict:
     return finished
 
 
+_gil_lock = threading.Lock()
+_gil_runs = 0
+_gil_idle_interval_s = sys.getswitchinterval()
+
+
+@contextlib.contextmanager
+def _short_gil_turns():
+    """RUN_SWITCH_INTERVAL_S while any worker has a run going; the process's own interval once none has."""
+    global _gil_runs, _gil_idle_interval_s
+    with _gil_lock:
+        _gil_runs += 1
+        if _gil_runs == 1:
+            _gil_idle_interval_s = sys.getswitchinterval()
+            sys.setswitchinterval(min(RUN_SWITCH_INTERVAL_S, _gil_idle_interval_s))
+    try:
+        yield
+    finally:
+        with _gil_lock:
+            _gil_runs -= 1
+            if _gil_runs == 0:
+                sys.setswitchinterval(_gil_idle_interval_s)
+
+
 def _run_scope(db):
     """The handler's scope (storage.db.run_scope); a stand-in database without one gets none."""
     scope = getattr(db, "run_scope", None)
@@ -505,10 +535,13 @@ class JobRunner:
             except Exception:  # keep ticking; the failure is logged
                 log.error("tick hook error: %s", traceback.format_exc())
 
+    @contextlib.contextmanager
     def _run_threads(self):
-        """DuckDB's threads while a run is going (storage.db.Database.run_threads)."""
+        """While a run is going: DuckDB's threads (storage.db.Database.run_threads) and the GIL's switch
+        interval (RUN_SWITCH_INTERVAL_S) as suits sharing the process with the pages."""
         run_threads = getattr(self.db, "run_threads", None)
-        return run_threads() if run_threads is not None else contextlib.nullcontext()
+        with (run_threads() if run_threads is not None else contextlib.nullcontext()), _short_gil_turns():
+            yield
 
     def _release_memory(self, run_id: int) -> None:
         release = getattr(self.db, "release_memory", None)

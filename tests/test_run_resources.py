@@ -210,7 +210,7 @@ def test_cursors_and_temp_tables_a_run_left_open_are_gone_when_it_ends(db, handl
         assert cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'run_scratch'").fetchone()[0] == 0
 
 
-def test_duckdb_works_in_the_callers_thread_while_a_run_is_going(db, handlers, monkeypatch):
+def test_duckdb_threads_and_gil_turns_suit_the_pages_while_a_run_is_going(db, handlers, monkeypatch):
     monkeypatch.delenv(storage_db.THREADS_ENV, raising=False)
     monkeypatch.delenv(storage_db.RUN_THREADS_ENV, raising=False)
     if db.threads <= 1:
@@ -220,6 +220,7 @@ def test_duckdb_works_in_the_callers_thread_while_a_run_is_going(db, handlers, m
 
     def handle(ctx):
         seen["during"] = ctx.db.current_threads()
+        seen["switch_interval"] = sys.getswitchinterval()
         done.set()
         return RunResult("succeeded")
 
@@ -230,5 +231,8 @@ def test_duckdb_works_in_the_callers_thread_while_a_run_is_going(db, handlers, m
         assert done.wait(GENEROUS_S)
     finally:
         job_runner.stop()
+    idle_interval = sys.getswitchinterval()
     assert seen["during"] == storage_db.DEFAULT_RUN_THREADS
-    assert db.current_threads() == db.threads   # the idle setting is back once no run is going
+    assert seen["switch_interval"] == pytest.approx(min(runner.RUN_SWITCH_INTERVAL_S, idle_interval))
+    assert db.current_threads() == db.threads   # the idle settings are back once no run is going
+    assert sys.getswitchinterval() == idle_interval
