@@ -49,7 +49,8 @@ from storage import exports as repo
 
 PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
-FLUSH_CONTACTS = 20_000        # fold outcomes into the database at least this often
+FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this often (each flush is a COMMIT,
+                               # WAL and maybe a checkpoint: fewer, larger ones; issue 16)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
@@ -280,7 +281,8 @@ class ExportRun:
                     "target_key": c_tkey, "email": c_email, "customer_id": c_cid, "action": c_action,
                     "outcome": c_status, "reason": c_reason})
                 for tkey, rows in by_target.items():
-                    repo.apply_delivered(cur, export_id, tkey, run_id, rows)
+                    # this run's own adds were planned as "no delivery row": nothing to delete first
+                    repo.apply_delivered(cur, export_id, tkey, run_id, rows, adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
 

@@ -367,8 +367,13 @@ def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, 
         cur.unregister("outcome_batch")
 
 
-def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tuple]) -> None:
+def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tuple], *,
+                    adds_are_new: bool = False) -> None:
     """Fold known outcomes into the delivery state. rows: (email, customer_id, hash, action, outcome).
+
+    adds_are_new: the caller vouches that its "add" rows are not in export_delivered (this run planned
+    them, and a plan says add only for a contact with no delivery row): their DELETE is skipped (on a
+    first full run it was a delete of a list of emails against the growing state, per flush).
 
     upsert accepted -> on the list with this hash; update/retry rejected -> still on the list, marked
     rejected (always resent next run, whatever the hash); add rejected -> nothing (not on the list; it's
@@ -381,6 +386,7 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
     """
     keep: dict[str, tuple] = {}
     touched: list[str] = []
+    add = sync.ADD
     for email, cid, chash, action, outcome in rows:
         if outcome == "pending":
             continue
@@ -390,13 +396,15 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
                 keep.pop(email, None)
             continue
         if outcome == "accepted":
-            keep[email] = (cid, chash, "accepted", action == sync.ADD)
-            touched.append(email)
+            keep[email] = (cid, chash, "accepted", action == add)
+            if not (adds_are_new and action == add):
+                touched.append(email)
         elif action in (sync.UPDATE, sync.RETRY):
             keep[email] = (cid, chash, "rejected", False)
             touched.append(email)
-    if not touched:
+    if not keep and not touched:
         return
+
     emails = list(keep)
     gone = _arrow({"email": list(set(touched))})
     cur.register("delivered_gone", gone)
@@ -406,6 +414,9 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
             not_ours = {e for (e,) in cur.execute(
                 "SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND NOT added_by_export "
                 "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey]).fetchall()}
+        # membership verdicts to carry over (and drop): none at all on a list the export created
+        has_checks = bool(cur.execute("SELECT 1 FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                                      "LIMIT 1", [export_id, tkey]).fetchall())
         batch = pa.table({"email": pa.array(emails, type=pa.string()),
                           "customer_id": pa.array([keep[e][0] for e in emails], type=pa.string()),
                           "contact_hash": pa.array([keep[e][1] for e in emails], type=pa.string()),
@@ -414,16 +425,24 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
                           "not_ours": pa.array([e in not_ours for e in emails], type=pa.bool_())})
         cur.register("delivered_batch", batch)
         try:
-            cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
-                        "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
-            cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
-                        "added_by_export, last_status, last_run_id, updated_at) "
-                        "SELECT ?, ?, b.email, b.customer_id, b.contact_hash, NOT (b.not_ours OR (b.is_add AND "
-                        "  b.email IN (SELECT email FROM export_membership_checks WHERE export_id = ? "
-                        "  AND target_key = ? AND was_member))), b.last_status, ?, now() FROM delivered_batch b",
-                        [export_id, tkey, export_id, tkey, run_id])
-            cur.execute("DELETE FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
-                        "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
+            if touched:
+                cur.execute("DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? "
+                            "AND email IN (SELECT email FROM delivered_gone)", [export_id, tkey])
+            if has_checks:
+                cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
+                            "added_by_export, last_status, last_run_id, updated_at) "
+                            "SELECT ?, ?, b.email, b.customer_id, b.contact_hash, NOT (b.not_ours OR (b.is_add AND "
+                            "  b.email IN (SELECT email FROM export_membership_checks WHERE export_id = ? "
+                            "  AND target_key = ? AND was_member))), b.last_status, ?, now() FROM delivered_batch b",
+                            [export_id, tkey, export_id, tkey, run_id])
+                cur.execute("DELETE FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                            "AND (email IN (SELECT email FROM delivered_gone) "
+                            "     OR email IN (SELECT email FROM delivered_batch))", [export_id, tkey])
+            else:   # no verdicts on this list (e.g. the export created it): a plain insert
+                cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
+                            "added_by_export, last_status, last_run_id, updated_at) "
+                            "SELECT ?, ?, email, customer_id, contact_hash, NOT not_ours, last_status, ?, now() "
+                            "FROM delivered_batch", [export_id, tkey, run_id])
         finally:
             cur.unregister("delivered_batch")
     finally:

@@ -63,6 +63,11 @@ def test_incremental_run_sends_only_changes(world, vendor, materialize_max, monk
     assert_counts_add_up(run)
     if vendor == "iterable":
         assert world.emulators[vendor].user("person1@example.com")["dataFields"]["firstName"] == "Renamed"
+    # the delivery state holds each contact once (adds are inserted without a delete first), with its hash
+    rows = world.db.query("SELECT email, count(*), any_value(last_status) FROM export_delivered WHERE export_id = ? "
+                          "GROUP BY email ORDER BY email", [eid])
+    assert {e for e, _, _ in rows} == expected([0, 1, 5, 6, 7, 8, 9, 10])
+    assert all(n == 1 and status == "accepted" for _, n, status in rows)
 
 
 def test_add_only_never_removes(world, vendor):
