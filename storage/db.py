@@ -7,8 +7,9 @@ Runs share the app's process (issue 16), so:
 * Writes have two lanes. The pages' (and the runner's own bookkeeping on the runs table) are short and
   serialized with each other; a run's bulk writes (``run_scope()``: the handler's thread and the writer
   threads it starts) are serialized with each other only. A page's submit never waits behind a run's
-  long flush. The lanes touch different rows (a run's data vs. the pages' edits and the runs table);
-  if they ever collide DuckDB refuses one side, which is reported as :class:`DatabaseBusyError`.
+  long flush. A page's write also holds the run lane while it is free, so the lanes overlap only when a
+  run's write was already going; they touch different rows (a run's data vs. the pages' edits and the
+  runs table) and if they ever collide DuckDB refuses one side, reported as :class:`DatabaseBusyError`.
 * ``run_scope()`` closes, when the run ends, every cursor it opened that is still open: the run's temp
   tables go with them. ``release_memory()`` (after a run) hands DuckDB's cached buffers and freed heap
   back to the OS, so the server does not keep a run's peak.
@@ -292,29 +293,42 @@ class Database:
                     _raise_conflict(exc)
                     raise
 
-    def _lane_lock(self) -> threading.RLock:
-        return self._write_locks[current_lane()]
+    @contextlib.contextmanager
+    def _write_turn(self, *, wait: bool) -> Iterator[bool]:
+        """Hold this thread's lane lock for a write (yields False if not ``wait`` and it is taken). An app
+        write also takes the run lane's lock when it is free, so no run write starts during it: the lanes
+        overlap (and could ever collide) only when a run's write was already going when a page's began."""
+        lane = current_lane()
+        lock = self._write_locks[lane]
+        if not lock.acquire(blocking=wait):
+            yield False
+            return
+        run_lock = self._write_locks[RUN_LANE]
+        also_run = lane == APP_LANE and run_lock.acquire(blocking=False)
+        try:
+            yield True
+        finally:
+            if also_run:
+                run_lock.release()
+            lock.release()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction. Writers of one lane are serialized (DuckDB never sees write conflicts
         between them); a page's write does not wait behind a run's bulk write (module docstring)."""
-        with self._lane_lock(), self._begun() as cur:
+        with self._write_turn(wait=True), self._begun() as cur:
             yield cur
 
     @contextlib.contextmanager
     def transaction_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """Like transaction(), but yields None at once instead of waiting when another writer holds the
         lock: for writes that may simply be skipped (e.g. a progress update while a run's flush commits)."""
-        lock = self._lane_lock()
-        if not lock.acquire(blocking=False):
-            yield None
-            return
-        try:
+        with self._write_turn(wait=False) as mine:
+            if not mine:
+                yield None
+                return
             with self._begun() as cur:
                 yield cur
-        finally:
-            lock.release()
 
     @contextlib.contextmanager
     def run_scope(self) -> Iterator[RunScope]:

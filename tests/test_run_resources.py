@@ -236,3 +236,29 @@ def test_duckdb_threads_and_gil_turns_suit_the_pages_while_a_run_is_going(db, ha
     assert seen["switch_interval"] == pytest.approx(min(runner.RUN_SWITCH_INTERVAL_S, idle_interval))
     assert db.current_threads() == db.threads   # the idle settings are back once no run is going
     assert sys.getswitchinterval() == idle_interval
+
+
+def test_a_run_write_waits_for_a_page_write_that_began_first(db):
+    """The other way round the lanes do not overlap: a run's write starting during a page's waits for it."""
+    holding, release, run_wrote = threading.Event(), threading.Event(), threading.Event()
+
+    def page():
+        with db.transaction():
+            holding.set()
+            release.wait(GENEROUS_S)
+
+    def run():
+        with db.run_scope(), db.transaction():
+            run_wrote.set()
+    p = threading.Thread(target=page)
+    p.start()
+    assert holding.wait(GENEROUS_S)
+    r = threading.Thread(target=run)
+    r.start()
+    try:
+        assert not run_wrote.wait(0.5)   # (a bound, not a timing claim: it must still be waiting)
+    finally:
+        release.set()
+        p.join(GENEROUS_S)
+    assert run_wrote.wait(GENEROUS_S)
+    r.join(GENEROUS_S)
