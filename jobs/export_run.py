@@ -335,11 +335,16 @@ class ExportRun:
                     "WHERE action <> 'unchanged'")
         send_params = [_FAST_EMAIL_SQL] + list(params)
         cur = self._scratch
-        plan_src, _ = self._small_table(f"run_plan_{idx}", send_sql, send_params)
+        # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
+        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+        if total - repo.delivered_count(self.db, self.export["id"], target["key"]) > MATERIALIZE_MAX_ROWS:
+            # more members than delivered contacts by over the limit: that many adds at least, so the plan is
+            # streamed; trying the temp table first would evaluate the whole diff once more for nothing
+            plan_src = ("query", send_sql, send_params)
+        else:
+            plan_src, _ = self._small_table(f"run_plan_{idx}", send_sql, send_params)
         if plan_src[0] == "table":
             counts = export_plan.action_counts(cur, plan_src[1], [])
-            # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
-            total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
             if total > sum(counts.values()):
                 counts[sync.UNCHANGED] = total - sum(counts.values())
         else:
