@@ -200,6 +200,8 @@ def complete_outcomes(
     by_email: dict[str, Outcome] = {}
     for o in outcomes:
         by_email.setdefault(o.email.lower(), o)
+    if not by_email:   # the vendor reported nothing (the usual job of 30,000): no per-email lookups
+        return [Outcome(e, default_status, default_reason) for e in emails]
     result = []
     for e in emails:
         o = by_email.get(e.lower())
