@@ -352,6 +352,15 @@ def execute_run(db, run_id: int) -> dict:
     return finished
 
 
+def _rss_mb() -> int | None:
+    """This process's resident memory in MB (Linux /proc), for the log; None elsewhere."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 _gil_lock = threading.Lock()
 _gil_runs = 0
 _gil_idle_interval_s = sys.getswitchinterval()
@@ -546,7 +555,9 @@ class JobRunner:
     def _release_memory(self, run_id: int) -> None:
         release = getattr(self.db, "release_memory", None)
         if release is not None:
-            log.debug("run %s ended; memory released: %s", run_id, release())
+            before = _rss_mb()
+            done = release()
+            log.info("run %s ended: memory released (%s), process RSS %s -> %s MB", run_id, done, before, _rss_mb())
 
     def _tick_loop(self) -> None:
         while not self._stop.is_set():
