@@ -233,6 +233,22 @@ class ExportRun:
             any_pending = False
             rows = by_target.setdefault(tkey, [])
             n0 = len(c_email)
+            if outcomes and all(o.status == "accepted" and o.reason is None for o in outcomes):
+                # the usual batch: every contact accepted, nothing reported; columns in bulk, no per-contact branches
+                em = [o.email.lower() for o in outcomes]
+                mv = [meta.get(e) or meta.get(o.email) or default_meta for e, o in zip(em, outcomes)]
+                cids, acts = [v[0] for v in mv], [v[2] for v in mv]
+                accepted = ["accepted"] * len(em)
+                c_email.extend(em)
+                c_cid.extend(cids)
+                c_action.extend(acts)
+                c_status.extend(accepted)
+                c_reason.extend([None] * len(em))
+                for action in set(acts):
+                    k = (tkey, _ACCEPTED_KEY[action])
+                    tallies[k] = tallies.get(k, 0) + acts.count(action)
+                rows.extend(zip(em, cids, [v[1] for v in mv], acts, accepted))
+                outcomes = ()
             for o in outcomes:
                 email = o.email.lower()
                 status = o.status
