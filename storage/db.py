@@ -375,12 +375,35 @@ class Database:
     def current_threads(self) -> int:
         return int(self.query_one("SELECT current_setting('threads')")[0])
 
+    def _checkpoint_if_idle(self) -> bool:
+        """CHECKPOINT when no writer of either lane is busy (else skip: the next run's end does it). Rows a
+        run appended live in memory until a checkpoint writes them to the file (~80 MB per 300 k contacts
+        exported, measured); the page writes that arrive meanwhile wait for it (~0.5 s per 300 k)."""
+        app, run = self._write_locks[APP_LANE], self._write_locks[RUN_LANE]
+        if not app.acquire(blocking=False):
+            return False
+        try:
+            if not run.acquire(blocking=False):
+                return False
+            try:
+                with self._memory_lock:   # on the connection itself: a cursor's CHECKPOINT can see the
+                    self._con.execute("CHECKPOINT")   # transaction of a closed, not yet collected cursor
+                return True
+            except duckdb.Error:   # a transaction still open somewhere: not now
+                return False
+            finally:
+                run.release()
+        finally:
+            app.release()
+
     def release_memory(self) -> dict:
-        """After a run: give back what the run made the process hold. Python garbage first, then DuckDB's
-        cached buffers (the limit is lowered for a moment, so the buffer manager evicts what is not in
-        use; pinned buffers stay, a busy page loses nothing but cache), then glibc's freed heap.
+        """After a run: give back what the run made the process hold. Python garbage first; the run's
+        appended rows written to the file (a CHECKPOINT, when no writer is busy); DuckDB's cached buffers
+        (the limit is lowered for a moment, so the buffer manager evicts what is not in use; pinned
+        buffers stay, a busy page loses nothing but cache); then glibc's freed heap.
         Best effort: returns what was done, never raises."""
-        done = {"gc_objects": gc.collect(), "duckdb_evicted": False, "malloc_trim": False}
+        done = {"gc_objects": gc.collect(), "checkpoint": False, "duckdb_evicted": False, "malloc_trim": False}
+        done["checkpoint"] = self._checkpoint_if_idle()
         with self._memory_lock:
             try:
                 self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")

@@ -120,7 +120,7 @@ def test_release_memory_keeps_the_configured_limit(tmp_path, monkeypatch):
     try:
         db.query("SELECT count(*) FROM range(200000)")
         done = db.release_memory()
-        assert done["duckdb_evicted"] is True
+        assert done["duckdb_evicted"] is True and done["checkpoint"] is True
         assert _bytes(_setting(db, "memory_limit")) == pytest.approx(400e6, rel=0.01)
         assert db.query_one("SELECT 42")[0] == 42
     finally:
@@ -262,3 +262,14 @@ def test_a_run_write_waits_for_a_page_write_that_began_first(db):
         p.join(GENEROUS_S)
     assert run_wrote.wait(GENEROUS_S)
     r.join(GENEROUS_S)
+
+
+def test_release_memory_does_not_checkpoint_under_a_writer(db):
+    holding, release = threading.Event(), threading.Event()
+    holder = _hold_run_transaction(db, holding, release)
+    try:
+        assert db.release_memory()["checkpoint"] is False   # skipped, not waited for
+    finally:
+        release.set()
+        holder.join(GENEROUS_S)
+    assert db.release_memory()["checkpoint"] is True
