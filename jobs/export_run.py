@@ -9,9 +9,14 @@ One run of an export, per destination list ("target"):
   3. send new/changed/failed contacts in vendor-sized batches; up to min(PIPELINE_WINDOW,
      client.pipeline_depth) submissions are in flight so async vendor jobs overlap. The moment the vendor
      accepts a request (a job id, a batch id, a 2xx on a synchronous call) the Submission is appended to
-     the export's journal (jobs/export_journal.py: microseconds, survives a kill) BEFORE the next request
-     is sent or any job is polled; the writer thread stores it in the database in groups (off the sending
-     path), and the next run stores whatever the journal has that the database lacks, then collects
+     the export's journal (jobs/export_journal.py: microseconds, survives a kill; one compact line: the
+     vendor handle, the emails once, the plan meta as columns, only the outcomes that are not plain
+     accepted) BEFORE the next request is sent or any job is polled. The database gets a submission's
+     per-contact JSON (export_pending_submissions, uncollected) only when it is not folded by this run:
+     still in flight or unflushed when the run ends or the journal starts over, or with outcomes pending.
+     One the run collects and folds gets a marker row (vendor handle + journal seq, collected) in the
+     same transaction as its outcomes (issue 16: the contacts were written twice as JSON before). The
+     next run stores whatever the journal has that the database lacks (no row, no marker), then collects
      (polls) it: an accepted request is never sent again. A kill can re-send only the requests in flight
      at that moment, whose answer had not arrived: one (the sending is sequential); their contacts are
      still "different" and the next run sends them again (upserts are idempotent);
@@ -21,9 +26,16 @@ One run of an export, per destination list ("target"):
   4. mirror mode: remove contacts this export added that are no longer eligible, from that list only
      (never one that was on the list before the export added it);
   5. outcomes are written per contact (export_run_contacts) and folded into export_delivered in the
-     same transaction that marks the submission collected -> a resumed run never re-sends them. These
-     flush transactions run on one background thread (_Writer), in order, overlapping the sending; the
-     run waits for them before it reads the delivery state again (plan after recovery, removals, end).
+     same transaction that marks the submission collected (or writes its marker) -> a resumed run never
+     re-sends them. These flush transactions (every FLUSH_CONTACTS, as columns; the run's own adds are
+     inserted without a DELETE first, since a plan says add only for a contact with no delivery row) run
+     on one background thread (OrderedWriter), in order, overlapping the sending; the run waits for them
+     before it reads the delivery state again (plan after recovery, removals, end).
+
+Cost notes (issue 16, docs/BENCHMARKS.md): a plan that is certainly large (members exceed delivered
+contacts by more than MATERIALIZE_MAX_ROWS) is counted, then streamed: the diff runs twice, not three
+times; a batch all accepted with nothing reported is folded as columns without per-contact branches;
+pyarrow is imported with storage.exports, not mid-run.
 
 params: dry_run (record the plan only), confirm_removals, retry_failed, resume_of (set by runner.resume).
 Counts (RunResult.counts): planned = sent + skipped; sent = accepted + rejected + pending; plus added,
