@@ -273,3 +273,28 @@ def test_release_memory_does_not_checkpoint_under_a_writer(db):
         release.set()
         holder.join(GENEROUS_S)
     assert db.release_memory()["checkpoint"] is True
+
+
+def test_a_collision_between_the_lanes_is_a_plain_busy_message(db):
+    """A page changing a row a run is changing at that very moment: refused with a sentence, no traceback."""
+    with db.transaction() as cur:
+        cur.execute("CREATE TABLE t_shared (id INTEGER PRIMARY KEY, v INTEGER)")
+        cur.execute("INSERT INTO t_shared VALUES (1, 0)")
+    holding, release = threading.Event(), threading.Event()
+
+    def run():
+        with db.run_scope(), db.transaction() as cur:
+            cur.execute("UPDATE t_shared SET v = 1 WHERE id = 1")
+            holding.set()
+            release.wait(GENEROUS_S)
+    t = threading.Thread(target=run)
+    t.start()
+    assert holding.wait(GENEROUS_S)
+    try:
+        with pytest.raises(storage_db.DatabaseBusyError, match="Try again"):
+            with db.transaction() as cur:
+                cur.execute("UPDATE t_shared SET v = 2 WHERE id = 1")
+    finally:
+        release.set()
+        t.join(GENEROUS_S)
+    assert db.query_one("SELECT v FROM t_shared WHERE id = 1")[0] == 1
