@@ -237,13 +237,12 @@ class ExportRun:
         c_action: list[str] = []
         c_status: list[str] = []
         c_reason: list = []
-        by_target: dict[str, list[tuple]] = {}
+        c_hash: list = []
         done_refs, keep_refs = [], []   # row ids (recovered) or in-flight items (their id is read when written)
         tallies: dict[tuple[str, str], int] = {}   # (tkey, count key) -> n, bumped once per flush
         default_meta = (None, None, sync.ADD)
         for ref, tkey, meta, outcomes in self._collected:
             any_pending = False
-            rows = by_target.setdefault(tkey, [])
             n0 = len(c_email)
             if outcomes and all(o.status == "accepted" and o.reason is None for o in outcomes):
                 # the usual batch: every contact accepted, nothing reported; columns in bulk, no per-contact branches
@@ -259,7 +258,7 @@ class ExportRun:
                 for action in set(acts):
                     k = (tkey, _ACCEPTED_KEY[action])
                     tallies[k] = tallies.get(k, 0) + acts.count(action)
-                rows.extend(zip(em, cids, [v[1] for v in mv], acts, accepted))
+                c_hash.extend([v[1] for v in mv])
                 outcomes = ()
             for o in outcomes:
                 email = o.email.lower()
@@ -277,7 +276,7 @@ class ExportRun:
                     c_reason.append(o.reason)
                     if status == "pending":
                         any_pending = True
-                rows.append((email, customer_id, chash, action, status))
+                c_hash.append(chash)
             n = len(c_email) - n0
             c_tkey.extend([tkey] * n)
             seg = c_status[n0:]
@@ -305,12 +304,11 @@ class ExportRun:
                        if not isinstance(r, int) and r[0] is None]
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
-                repo.record_outcome_columns(cur, run_id, export_id, {
+                # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
+                # planned as "no delivery row": nothing to delete first
+                repo.record_and_fold(cur, run_id, export_id, {
                     "target_key": c_tkey, "email": c_email, "customer_id": c_cid, "action": c_action,
-                    "outcome": c_status, "reason": c_reason})
-                for tkey, rows in by_target.items():
-                    # this run's own adds were planned as "no delivery row": nothing to delete first
-                    repo.apply_delivered(cur, export_id, tkey, run_id, rows, adds_are_new=not recovered)
+                    "outcome": c_status, "reason": c_reason, "contact_hash": c_hash}, adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
 

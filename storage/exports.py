@@ -24,6 +24,7 @@ record_outcomes(cur, rows)                            rows: (run_id, export_id, 
                                                       customer_id, action, outcome, reason) bulk insert
 record_outcome_columns(cur, run_id, export_id, columns)   the same from column lists (no row tuples)
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
+record_and_fold(cur, run_id, export_id, columns, adds_are_new=)  both of the above from one columnar batch, in SQL
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
 save_collected_markers(cur, rows)                     handle-only, collected rows for folded submissions
@@ -365,6 +366,61 @@ def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, 
                     "FROM outcome_batch", [run_id, export_id])
     finally:
         cur.unregister("outcome_batch")
+
+
+_EFFECTIVE = ("(outcome = 'accepted' OR (outcome = 'rejected' AND action IN ('update', 'retry')))")
+
+
+def record_and_fold(cur, run_id: int, export_id: int, columns: dict[str, list], *, adds_are_new: bool) -> None:
+    """record_outcome_columns + apply_delivered in one go, in SQL over ONE columnar batch (no per-contact
+    Python, no second Arrow table). columns: target_key, email, customer_id, action, outcome, reason,
+    contact_hash (equal-length lists, in outcome order). Same rules as apply_delivered: per (target,
+    email) the last outcome that changes the state wins (accepted upsert -> delivered with its hash;
+    rejected update/retry -> delivered, marked rejected; accepted removal -> not delivered; anything else,
+    e.g. pending or a rejected add, leaves the state as it is); added_by_export as apply_delivered."""
+    n = len(columns.get("email") or ())
+    if not n:
+        return
+    table = pa.table({**{k: pa.array(columns[k], type=pa.string()) for k in (
+        "target_key", "email", "customer_id", "action", "outcome", "reason", "contact_hash")},
+        "pos": pa.array(range(n), type=pa.int64())})
+    cur.register("fold_batch", table)
+    try:
+        cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
+                    "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
+                    "FROM fold_batch", [run_id, export_id])
+        for (tkey,) in cur.execute(f"SELECT DISTINCT target_key FROM fold_batch WHERE {_EFFECTIVE}").fetchall():
+            _fold_target(cur, export_id, tkey, run_id, adds_are_new)
+    finally:
+        cur.unregister("fold_batch")
+
+
+def _fold_target(cur, export_id: int, tkey: str, run_id: int, adds_are_new: bool) -> None:
+    last = (f"(SELECT * FROM fold_batch WHERE target_key = ? AND {_EFFECTIVE} "
+            "QUALIFY row_number() OVER (PARTITION BY email ORDER BY pos DESC) = 1)")
+    # emails whose delivery row may exist: all but this run's own accepted adds (planned as "no row")
+    gone = (f"(SELECT email FROM fold_batch WHERE target_key = ? AND {_EFFECTIVE} "
+            + ("AND NOT (action = 'add' AND outcome = 'accepted')" if adds_are_new else "") + ")")
+    # updates keep their flag: the rows not ours, read before they are replaced (few: pre-existing members)
+    not_ours = [e for (e,) in cur.execute(
+        f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND NOT added_by_export "
+        f"AND email IN {gone}", [export_id, tkey, tkey]).fetchall()]
+    has_checks = bool(cur.execute("SELECT 1 FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                                  "LIMIT 1", [export_id, tkey]).fetchall())
+    cur.execute(f"DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? AND email IN {gone}",
+                [export_id, tkey, tkey])
+    was_member = ("(b.action = 'add' AND b.email IN (SELECT email FROM export_membership_checks "
+                  "WHERE export_id = ? AND target_key = ? AND was_member))") if has_checks else "FALSE"
+    cur.execute(
+        "INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, added_by_export, "
+        f"last_status, last_run_id, updated_at) SELECT ?, ?, b.email, b.customer_id, b.contact_hash, "
+        f"NOT (b.email IN (SELECT unnest(?::VARCHAR[])) OR {was_member}), b.outcome, ?, now() "
+        f"FROM {last} b WHERE b.action <> 'remove'",
+        [export_id, tkey, not_ours] + ([export_id, tkey] if has_checks else []) + [run_id, tkey])
+    if has_checks:
+        cur.execute(f"DELETE FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
+                    f"AND email IN (SELECT email FROM fold_batch WHERE target_key = ? AND {_EFFECTIVE})",
+                    [export_id, tkey, tkey])
 
 
 def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tuple], *,

@@ -632,3 +632,59 @@ def test_a_run_killed_after_folding_but_before_the_journal_was_cleared_collects_
                               [eid]) == (40, 40)
     assert world.members("omnisend", eid, sid) == expected(range(40))
     assert read_entries(journal_path(world.db, eid)) == []
+
+
+def test_folding_in_sql_matches_the_per_contact_rules(world):
+    """storage.exports.record_and_fold (one columnar batch, SQL) leaves the ledger and the delivery state
+    exactly as record_outcome_columns + apply_delivered (per contact, Python) do, for every action x
+    outcome, a contact not added by the export, and a membership verdict."""
+    from storage import exports as repo
+
+    def state(export_id):
+        return (world.db.query("SELECT target_key, email, customer_id, contact_hash, added_by_export, last_status, "
+                               "last_run_id FROM export_delivered WHERE export_id = ? ORDER BY ALL", [export_id]),
+                world.db.query("SELECT target_key, email, customer_id, action, outcome, reason FROM "
+                               "export_run_contacts WHERE export_id = ? ORDER BY ALL", [export_id]),
+                world.db.query("SELECT target_key, email, was_member FROM export_membership_checks "
+                               "WHERE export_id = ? ORDER BY ALL", [export_id]))
+
+    t = "name:News"
+    rows = [  # (email, customer_id, hash, action, outcome, reason)
+        ("new@x.com", "c1", "h1", sync.ADD, "accepted", None),
+        ("member@x.com", "c2", "h2", sync.ADD, "accepted", None),          # the lookup found it on the list
+        ("norejected@x.com", "c3", "h3", sync.ADD, "rejected", "Invalid"),
+        ("upd@x.com", "c4", "h4new", sync.UPDATE, "accepted", None),
+        ("theirs@x.com", "c5", "h5new", sync.UPDATE, "accepted", None),     # not added by the export
+        ("retry@x.com", "c6", "h6new", sync.RETRY, "rejected", "Bad field"),
+        ("gone@x.com", "c7", None, sync.REMOVE, "accepted", None),
+        ("stays@x.com", "c8", None, sync.REMOVE, "rejected", "Vendor error"),
+        ("wait@x.com", "c9", "h9", sync.UPDATE, "pending", None),
+    ]
+    for export_id, in_sql in ((801, False), (802, True)):
+        with world.db.transaction() as cur:
+            for email, ours in (("upd@x.com", True), ("theirs@x.com", False), ("retry@x.com", True),
+                                ("gone@x.com", True), ("stays@x.com", True), ("wait@x.com", True)):
+                cur.execute("INSERT INTO export_delivered (export_id, target_key, email, customer_id, contact_hash, "
+                            "added_by_export, last_status, last_run_id) VALUES (?, ?, ?, 'old', 'hold', ?, "
+                            "'accepted', 1)", [export_id, t, email, ours])
+            cur.execute("INSERT INTO export_membership_checks (export_id, target_key, email, was_member, run_id) "
+                        "VALUES (?, ?, 'member@x.com', TRUE, 2), (?, ?, 'new@x.com', FALSE, 2)",
+                        [export_id, t, export_id, t])
+        columns = {"target_key": [t] * len(rows), "email": [r[0] for r in rows], "customer_id": [r[1] for r in rows],
+                   "contact_hash": [r[2] for r in rows], "action": [r[3] for r in rows],
+                   "outcome": [r[4] for r in rows], "reason": [r[5] for r in rows]}
+        with world.db.transaction() as cur:
+            if in_sql:
+                repo.record_and_fold(cur, 9, export_id, columns, adds_are_new=True)
+            else:
+                repo.record_outcome_columns(cur, 9, export_id, {k: v for k, v in columns.items() if k != "contact_hash"})
+                repo.apply_delivered(cur, export_id, t, 9, [(r[0], r[1], r[2], r[3], r[4]) for r in rows])
+    per_contact, in_sql = state(801), state(802)
+    assert per_contact == in_sql
+    delivered = {r[1]: r[2:] for r in in_sql[0]}
+    assert delivered["new@x.com"] == ("c1", "h1", True, "accepted", 9)
+    assert delivered["member@x.com"][2] is False and delivered["theirs@x.com"][2] is False
+    assert delivered["retry@x.com"] == ("c6", "h6new", True, "rejected", 9)
+    assert "gone@x.com" not in delivered and "norejected@x.com" not in delivered
+    assert delivered["wait@x.com"][1] == "hold" and delivered["stays@x.com"][1] == "hold"
+    assert in_sql[2] == []     # the verdicts were carried over and dropped
