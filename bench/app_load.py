@@ -160,6 +160,9 @@ def main() -> None:
     ap.add_argument("--data-dir", help="a directory for the fresh data (default: a new temporary one)")
     ap.add_argument("--settle-s", type=float, default=5.0, help="wait after the run ends before 'after' RSS")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="give up on the run after this long")
+    ap.add_argument("--quiet-run", action="store_true",
+                    help="open no pages while the run is going (the run alone in the server, for its wall time "
+                         "and the RSS it leaves without page traffic); the renders are then taken after it")
     args = ap.parse_args()
     contacts = min(args.contacts or args.profiles, args.profiles)
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-app-load-"))
@@ -218,6 +221,9 @@ def main() -> None:
             give_up = t_click + args.timeout_s
             i = 0
             while final.count() == 0 and time.monotonic() < give_up:
+                if args.quiet_run:
+                    viewer.wait_for_timeout(500)
+                    continue
                 busy.append(_render(viewer, PAGES[i % len(PAGES)]))
                 i += 1
             while len(busy) < args.renders and final.count() == 0:
@@ -227,14 +233,14 @@ def main() -> None:
             t_end = time.monotonic()
             status = final.first.inner_text()
             busy_during_run = len(busy)
+            rss_end = sampler.now()
+            time.sleep(args.settle_s)
+            rss_after = sampler.now()
             while len(busy) < args.renders:   # a run shorter than the renders: say so (busy_during_run)
                 busy.append(_render(viewer, PAGES[i % len(PAGES)]))
                 i += 1
             _emit("app_load.render", phase="run", profiles=args.profiles, contacts=contacts,
                   during_run=busy_during_run, **_render_stats(busy))
-            rss_end = sampler.now()
-            time.sleep(args.settle_s)
-            rss_after = sampler.now()
             _emit("app_load.run", contacts=contacts, vendor=args.vendor, seconds=round(t_end - t_click, 1),
                   status=status.split("·")[0].strip())
             _emit("app_load.rss", profiles=args.profiles, contacts=contacts, before_mb=_mb(rss_before),
