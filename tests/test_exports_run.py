@@ -688,3 +688,29 @@ def test_folding_in_sql_matches_the_per_contact_rules(world):
     assert "gone@x.com" not in delivered and "norejected@x.com" not in delivered
     assert delivered["wait@x.com"][1] == "hold" and delivered["stays@x.com"][1] == "hold"
     assert in_sql[2] == []     # the verdicts were carried over and dropped
+
+
+def test_a_journal_starting_over_mid_run_keeps_every_submission_on_record(world, monkeypatch):
+    """The journal starts over whenever it reaches JOURNAL_MAX_BYTES (here: after every submission): what was
+    collected is folded first, what is in flight is stored in full, then it is emptied. The run still ends
+    exact: every contact delivered once, every submission on record and collected, none left to collect."""
+    from jobs import export_run
+    from jobs.export_journal import journal_path, read_entries
+
+    monkeypatch.setattr(export_run, "JOURNAL_MAX_BYTES", 1)
+    monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
+    vendor = "omnisend"
+    sid, eid = _setup(world, vendor, n=45)           # 5 batches
+    run = world.run(eid)
+    assert run["status"] == "succeeded", run["message"]
+    assert run["counts"]["accepted"] == 45 and run["counts"]["sent"] == 45
+    assert_counts_add_up(run)
+    assert world.members(vendor, eid, sid) == expected(range(45))
+    assert world.db.query_one("SELECT count(*) FROM export_pending_submissions WHERE NOT collected")[0] == 0
+    assert world.db.query_one("SELECT count(*), count(DISTINCT journal_seq) FROM export_pending_submissions "
+                              "WHERE run_id = ?", [run["id"]]) == (5, 5)
+    assert world.db.query_one("SELECT count(*), count(DISTINCT email) FROM export_run_contacts WHERE run_id = ?",
+                              [run["id"]]) == (45, 45)
+    assert read_entries(journal_path(world.db, eid)) == []
+    again = world.run(eid)
+    assert again["counts"]["sent"] == 0 and again["counts"]["recovered"] == 0
