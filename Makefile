@@ -34,8 +34,11 @@ test: lint
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots --out docs/screenshots
 
+# The benchmarks of docs/BENCHMARKS.md (JSON lines). Not the peer bench (its own target and venv), not the
+# browser ones (app_load, screenshots: Chromium), not the helpers (bench/_*.py).
+BENCHES := app_pages connectors enrichment enrichment_api exports profiles segments
 bench: $(STAMP)
-	for f in bench/*.py; do $(PY) $$f; done
+	for b in $(BENCHES); do $(PY) bench/$$b.py || exit 1; done
 
 # Side by side with drt-core (bench/peer.py): drt and the profilers live in their own venv, never in $(VENV).
 BENCH_VENV := .venv-bench
