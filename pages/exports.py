@@ -11,11 +11,10 @@ from core.permissions import Action, Role, can
 from services import exports as svc
 from ui import deps, export_detail, export_editor, flash
 from ui.export_actions import more_actions
-from ui.format import Column, selected_row, show_table
+from ui.format import Column, clickable_table
 from ui.session import current_user
 
 URL_PARAM = "export"
-LAST_PICK = "exports.last_pick"     # the row picked at the previous run: a pick that differs is a new click
 LIST_COLUMNS = [Column("name", "Name"), Column("connection", "Connection"), Column("type", "Type"),
                 Column("segments", "Segments"),
                 Column("sync_mode", "Mode", "word", words={"mirror": "Mirror", "add_only": "Add only"}),
@@ -75,17 +74,8 @@ def show_list(open_id: int | None) -> None:
     if not rows:
         st.info("No exports yet." + (" Add one with Add export." if may_edit else ""))
         return
-    ids = [r["id"] for r in rows]
-    event = show_table(rows, LIST_COLUMNS, key="exports_list", on_select="rerun", selection_mode="single-row",
-                       highlight=ids.index(open_id) if open_id in ids else None)
-    st.caption("Click a row to open an export.")
-    picked = selected_row(event)
-    picked_id = ids[picked] if picked is not None and picked < len(ids) else None
-    if picked_id != st.session_state.get(LAST_PICK):
-        st.session_state[LAST_PICK] = picked_id
-        if picked_id is not None and picked_id != open_id:
-            open_export(picked_id)
-            st.rerun()
+    clickable_table(rows, LIST_COLUMNS, ids=[r["id"] for r in rows], open_id=open_id, key="exports_list",
+                    on_open=open_export, caption="Click a row to open an export.")
 
 
 flash.show()

@@ -10,7 +10,7 @@ from core.permissions import Action, can
 from services import profiles as svc
 from ui import deps, profile_import
 from ui.errors import call
-from ui.format import Column, plural, selected_row, show_table
+from ui.format import Column, clickable_table, plural, show_table
 from ui.session import current_user
 from ui.text import md
 
@@ -18,7 +18,6 @@ db = deps.get_db()
 user = current_user()
 TRI = {"Any": None, "Yes": True, "No": False}
 URL_PARAM = "profile"
-LAST_PICK = "pf_last_pick"      # the row picked at the previous run: a pick that differs is a new click
 SEGMENT_COLUMNS = [Column("name", "Segment"), Column("kind", "Type", "word", words="segment_kind")]
 ENRICHED_COLUMNS = [Column("attribute", "Attribute"), Column("value", "Value")]
 _guarded = call   # a service call: UserError -> its message, anything else a bug (never a traceback)
@@ -92,16 +91,8 @@ def browse_section() -> None:
         return
     ids = [r["customer_id"] for r in result.rows]
     open_id = st.query_params.get(URL_PARAM)
-    event = show_table(result.rows, labels=svc.column_labels(db), key="pf_table", on_select="rerun",
-                       selection_mode="single-row", highlight=ids.index(open_id) if open_id in ids else None)
-    st.caption("Click a row to open the profile.")
-    picked = selected_row(event)
-    picked_id = ids[picked] if picked is not None and picked < len(ids) else None
-    if picked_id != st.session_state.get(LAST_PICK):
-        st.session_state[LAST_PICK] = picked_id
-        if picked_id is not None and picked_id != open_id:
-            open_profile(picked_id)
-            st.rerun()
+    clickable_table(result.rows, labels=svc.column_labels(db), ids=ids, open_id=open_id, key="pf_table",
+                    on_open=open_profile, caption="Click a row to open the profile.")
 
     if svc.segment_saving_available() and can(user, Action.EDIT_SEGMENTS):
         with st.expander("Save these filters as a segment"):

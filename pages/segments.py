@@ -9,13 +9,12 @@ import streamlit as st
 from core.permissions import Action, can
 from services import segments as svc
 from ui import deps
-from ui.format import Column, selected_row, show_table
+from ui.format import Column, clickable_table
 from ui.segment_builder import init_state, show_builder
 from ui.segment_detail import show_detail
 from ui.session import current_user
 
 URL_PARAM = "segment"
-LAST_PICK = "seg_list_last_pick"     # the row picked at the previous run: a pick that differs is a new click
 SAVED_FLASH = "seg_saved"
 LIST_COLUMNS = [Column("name", "Name"), Column("kind", "Type", "word", words="segment_kind"),
                 Column("members_now", "Members now", "number"),
@@ -57,17 +56,8 @@ if raw_param is not None and opened is None:
     open_segment(None)
 open_id = opened["id"] if opened else None
 if segments:
-    ids = [s["id"] for s in segments]
-    event = show_table(segments, LIST_COLUMNS, key="seg_list", on_select="rerun", selection_mode="single-row",
-                       highlight=ids.index(open_id) if open_id in ids else None)
-    st.caption("Click a row to open a segment.")
-    picked = selected_row(event)
-    picked_id = ids[picked] if picked is not None and picked < len(ids) else None
-    if picked_id != S.get(LAST_PICK):
-        S[LAST_PICK] = picked_id
-        if picked_id is not None and picked_id != open_id:
-            open_segment(picked_id)
-            st.rerun()
+    clickable_table(segments, LIST_COLUMNS, ids=[s["id"] for s in segments], open_id=open_id, key="seg_list",
+                    on_open=open_segment, caption="Click a row to open a segment.")
 else:
     st.info("No segments yet." + (" Build one below." if can(user, Action.EDIT_SEGMENTS) else ""))
 

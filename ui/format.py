@@ -226,3 +226,26 @@ def selected_row(event) -> int | None:
     """The index of the row picked in a single-row-select st.dataframe (None when none is)."""
     rows = event["selection"]["rows"] if event else []
     return rows[0] if rows else None
+
+
+def clickable_table(rows: list[dict], columns: list[Column] | None = None, *, ids: list, open_id, key: str,
+                    on_open, labels: dict[str, str] | None = None, caption: str | None = None) -> None:
+    """A table whose row click opens that row: `on_open(id)` is called (then the page reruns) when a row
+    other than the open one (`open_id`) is newly clicked. The open row is highlighted.
+
+    Why the remembered pick: st.dataframe keeps its selection across reruns, so only a pick that differs
+    from the previous run's is a new click (otherwise closing a detail would reopen it at once)."""
+    import streamlit as st
+
+    event = show_table(rows, columns, labels=labels, key=key, on_select="rerun", selection_mode="single-row",
+                       highlight=ids.index(open_id) if open_id in ids else None)
+    if caption:
+        st.caption(caption)
+    picked = selected_row(event)
+    picked_id = ids[picked] if picked is not None and picked < len(ids) else None
+    last_pick_key = f"{key}.last_pick"
+    if picked_id != st.session_state.get(last_pick_key):
+        st.session_state[last_pick_key] = picked_id
+        if picked_id is not None and picked_id != open_id:
+            on_open(picked_id)
+            st.rerun()
