@@ -11,7 +11,8 @@ from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
-from ui.format import counts_summary, humanize_key, number
+from ui.format import (RUN_KIND_LABELS, clickable_table, counts_summary, day_and_time, duration,
+                       humanize_key, number, word)
 from ui.session import current_user, show_error
 from ui.text import md, md_lines
 
@@ -25,11 +26,15 @@ may_run = can(user, Action.RUN)
 st.title("Run history")
 
 
-def _duration(seconds) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m {seconds % 60:02d}s"
+def _title(run: dict) -> str:
+    """`Export “Newsletter” · 7 Dec 03:25`: what ran, and when, in words (no ids, no internal kinds)."""
+    name = f" “{run['target_name']}”" if run.get("target_name") else ""
+    return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}"
+
+
+def _open_run(run_id: int) -> None:
+    st.query_params["run"] = str(run_id)
+    st.session_state["history_detail"] = run_id
 
 
 def _counts(counts: dict) -> str:
@@ -56,7 +61,7 @@ if may_run:
 
 # -- filters --------------------------------------------------------------------------------------
 f1, f2, f3, f4 = st.columns([3, 3, 3, 2.5], vertical_alignment="bottom")
-kinds = f1.multiselect("Kind", KINDS, key="history_kind")
+kinds = f1.multiselect("Kind", KINDS, format_func=RUN_KIND_LABELS.get, key="history_kind")
 statuses = f2.multiselect("Status", list(run_service.STATUS_LABELS), format_func=run_service.STATUS_LABELS.get,
                           key="history_status")
 triggers = f3.multiselect("Trigger", list(run_service.TRIGGER_LABELS), format_func=run_service.TRIGGER_LABELS.get,
@@ -77,28 +82,34 @@ def history() -> None:
     if not runs:
         st.info("No runs match. Runs of enrichments, exports and refreshes appear here.")
         return
-    st.dataframe(
-        [{"Run": r["id"], "Kind": r["kind"], "Name": r["target_name"] or "",
+    ids = [r["id"] for r in runs]
+    # The URL's run (a number the user may have typed) opens that run when it is in the list.
+    requested_id = int(requested) if requested and requested.isdigit() and int(requested) in ids else None
+    open_id = st.session_state.get("history_detail", requested_id)
+    clickable_table(
+        [{"Run": r["id"], "Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
           "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
-          "Started": r["started_at"] or r["queued_at"], "Duration": _duration(r["duration_s"]),
+          "Started": r["started_at"] or r["queued_at"], "Duration": duration(r["duration_s"]),
           "Status": _status(r), "Counts": _counts(r["counts"]),
           "Across resumes": _counts(r["chain_counts"]) if r.get("chain_counts") else "",
           "Message": r["message"] or ""} for r in runs],
-        hide_index=True, width="stretch", key="history_table")
+        ids=ids, open_id=open_id, key="history_table", on_open=_open_run,
+        caption="Click a run to see its details (every count, the whole message) below.")
     if total > len(runs):
         st.caption(f"Showing the newest {len(runs):,} of {total:,} runs; narrow the filters to see older ones.")
-    ids = [r["id"] for r in runs]
-    preselect = int(requested) if requested and requested.isdigit() and int(requested) in ids else ids[0]
-    chosen = st.selectbox("Run details", ids, index=ids.index(preselect), key="history_detail",
-                          format_func=lambda i: next(f"#{r['id']} {r['kind']} {r['target_name'] or ''} - "
-                                                     f"{_status(r)}" for r in runs if r["id"] == i))
+    preselect = requested_id if requested_id is not None else ids[0]
+    if st.session_state.get("history_detail") not in ids:
+        st.session_state["history_detail"] = preselect   # none yet, or filtered out: the URL's run or the newest
+    chosen = st.selectbox("Details of", ids, key="history_detail",
+                          format_func=lambda i: next(f"{_title(r)} · {_status(r)}" for r in runs if r["id"] == i))
     details(run_service.get_run(db, chosen))
 
 
 def details(run: dict) -> None:
     with st.container(border=True, key="history_details"):
-        st.markdown(f"**Run #{run['id']}** · " + md(f"{run['kind']} {run['target_name'] or ''}") + " · "
+        st.markdown(f"**{md(_title(run))}** · "
                     + md(f"{run_service.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'}")
+                    + (f" · {md(duration(run['duration_s']))}" if run.get('duration_s') is not None else "")
                     + f" · **{md(_status(run))}**")
         if run["message"]:
             st.write(md_lines(run["message"]))
@@ -114,7 +125,7 @@ def details(run: dict) -> None:
         children = run_service.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")
-            st.dataframe([{"Run": c["id"], "Kind": c["kind"], "Name": c["target_name"] or "", "Status": _status(c),
+            st.dataframe([{"Run": c["id"], "Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
                            "Counts": _counts(c["counts"]), "Message": c["message"] or ""} for c in children],
                          hide_index=True, width="stretch")
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():

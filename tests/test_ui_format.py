@@ -44,3 +44,21 @@ def test_table_headings_gaps_and_numbers():
 def test_columns_for_uses_given_labels_and_guesses_kinds():
     cols = columns_for([{"customer_id": "c1", "n": 3}], labels={"customer_id": "Customer ID"})
     assert [(c.label, c.kind) for c in cols] == [("Customer ID", "text"), ("N", "number")]
+
+
+def test_duration_reads_as_people_say_it():
+    from ui.format import duration
+    assert duration(None) == "—"
+    assert duration(0) == "under a second"
+    assert duration(12) == "12 s"
+    assert duration(184) == "3 min 4 s"
+    assert duration(180) == "3 min"
+    assert duration(7500) == "2 h 5 min"
+
+
+def test_day_and_time_is_short_without_leading_zero_day():
+    from datetime import datetime
+    from ui.format import day_and_time
+    assert day_and_time(datetime(2026, 12, 7, 3, 25)) == "7 Dec 03:25"
+    assert day_and_time("2026-12-07T03:25:10") == "7 Dec 03:25"
+    assert day_and_time(None) == "—"

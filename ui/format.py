@@ -56,6 +56,34 @@ def counts_summary(counts: dict | None) -> str:
     return ", ".join(f"{humanize_key(k)}: {number(v)}" for k, v in (counts or {}).items())
 
 
+def duration(seconds) -> str:
+    """A run's length as people say it: "under a second", "12 s", "3 min 4 s", "2 h 5 min"; "—" when unknown."""
+    if is_empty(seconds):
+        return EMPTY
+    seconds = int(seconds)
+    if seconds < 1:
+        return "under a second"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def day_and_time(value) -> str:
+    """A timestamp short, for headings: "7 Dec 03:25" ("—" when empty; text that is no timestamp as it is)."""
+    if is_empty(value):
+        return EMPTY
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return f"{value.day} {value:%b %H:%M}"
+    return str(value)
+
+
 # -- words for internal values ---------------------------------------------------------------------------
 EMPTY = "—"   # what every table shows for None, "", NaN and NaT
 

@@ -109,3 +109,10 @@ def test_viewer_sees_history_without_actions(seeded):
     keys = [b.key for b in at.button]
     assert "history_run_all" not in keys
     assert not any(k and k.startswith(("history_cancel", "history_resume")) for k in keys)
+
+
+def test_kinds_and_details_read_as_words(seeded):
+    at = open_page(run_param=seeded["failed"])
+    assert set(table(at)["Kind"]) <= {"Export", "Refresh", "Enrichment", "Segment"}
+    heading = next(m.value for m in at.markdown if "Newsletter" in m.value)
+    assert heading.startswith("**Export “Newsletter” · ") and "#" not in heading.split("·")[0]
