@@ -17,9 +17,12 @@ from __future__ import annotations
 from core.permissions import Action, Actor, require
 from jobs import runner
 from jobs.runner import (  # noqa: F401  (re-exported for pages)
-    RESUMABLE_STATUSES, STATUS_LABELS, TRIGGER_LABELS, AlreadyRunning, RunNotResumable,
+    RESUMABLE_STATUSES, STATUS_LABELS, AlreadyRunning, RunNotResumable,
 )
 from storage.runs import ACTIVE_STATUSES
+
+# The runner's words plus the export dry run's trigger, which it does not name (shown "dry_run" before).
+TRIGGER_LABELS = {**runner.TRIGGER_LABELS, "dry_run": "Dry run"}
 
 
 def list_runs(db, **filters) -> list[dict]:

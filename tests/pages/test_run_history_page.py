@@ -116,3 +116,9 @@ def test_kinds_and_details_read_as_words(seeded):
     assert set(table(at)["Kind"]) <= {"Export", "Refresh", "Enrichment", "Segment"}
     heading = next(m.value for m in at.markdown if "Newsletter" in m.value)
     assert heading.startswith("**Export “Newsletter” · ") and "#" not in heading.split("·")[0]
+
+
+def test_dry_run_trigger_reads_as_words():
+    from services import runs as run_service
+    assert run_service.TRIGGER_LABELS["dry_run"] == "Dry run"
+    assert run_service.TRIGGER_LABELS["manual"] == "Manual"
