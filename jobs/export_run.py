@@ -359,7 +359,7 @@ class ExportRun:
         # that spares the per-contact Python regex; anything it does not accept is checked in Python
         send_sql = (f"SELECT *, coalesce(regexp_full_match(email, ?), FALSE) AS email_fast_ok FROM ({sql}) "
                     "WHERE action <> 'unchanged'")
-        send_params = [_FAST_EMAIL_SQL] + list(params)
+        send_params = [sync.FAST_EMAIL_SQL] + list(params)
         cur = self._scratch
         # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
         total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
@@ -749,10 +749,6 @@ class ExportRun:
             return RunResult(status, c, summary + " Rejected contacts are retried by the next run or by Retry failed.")
         return RunResult("succeeded", c, summary)
 
-
-# core.sync's fast email pattern for DuckDB's regexp_full_match (which anchors both ends itself)
-FAST_EMAIL_SQL = sync._FAST_EMAIL.pattern.removeprefix("^").removesuffix("$")
-_FAST_EMAIL_SQL = FAST_EMAIL_SQL
 
 
 class _EmailCheck:

@@ -107,7 +107,7 @@ def email_field_stats(db, attribute_key: str, segment_ids: list[int] | None = No
         members, params = repo.members_sql(db, [int(s) for s in segment_ids])
         where = f"WHERE p.customer_id IN ({members})"
     base = f"SELECT {value} AS email FROM profiles p {' '.join(joins)} {where}"
-    pattern = export_run.FAST_EMAIL_SQL
+    pattern = sync.FAST_EMAIL_SQL
     total, missing = db.query_one(f"SELECT count(*), count(*) FILTER (WHERE email IS NULL) FROM ({base})", params)
     odd = db.query(f"SELECT email, count(*) FROM ({base}) WHERE email IS NOT NULL AND NOT "
                    f"coalesce(regexp_full_match(email, ?), FALSE) GROUP BY email LIMIT {INVALID_EXAMPLES_CHECKED}",
