@@ -11,12 +11,11 @@ import streamlit as st
 from core.permissions import PermissionDenied
 from services import connections as connection_service
 from services import sandbox as svc
-from ui import deps
+from ui import deps, flash
 from ui.format import Column, number, plural, show_table
 from ui.session import current_user
 from ui.text import error_text, md
 
-FLASH_KEY = "sandbox.flash"
 BULK_COLUMNS = [Column("records", "Records sent", "number"), Column("matched", "Matched", "number"),
                 Column("status", "Status"), Column("ready", "Results ready", "bool")]
 FACT_LABELS = {"credits_left": "Credits left", "credits_used": "Credits used",
@@ -26,8 +25,7 @@ db = deps.get_db()
 user = current_user()
 st.title("Sandbox")
 st.caption("Sandbox connections talk to built-in emulators of each vendor's API. This is what they received.")
-if FLASH_KEY in st.session_state:
-    st.success(md(st.session_state.pop(FLASH_KEY)))
+flash.show()
 
 vendors = svc.vendor_choices(db)
 if not vendors:
@@ -89,5 +87,5 @@ if st.button(f"Reset {label} sandbox", key=f"sandbox.reset.{vendor}",
     except (PermissionDenied, connection_service.ConnectionInputError) as exc:
         st.error(error_text(exc))
     else:
-        st.session_state[FLASH_KEY] = f"{label} sandbox reset."
+        flash.flash("success", f"{label} sandbox reset.")
         st.rerun()
