@@ -47,7 +47,7 @@ for spec in nav.pages_for(user.role, db):
     sections.setdefault(spec.section, []).append(page)
 
 with st.sidebar:
-    st.caption(f"Signed in as **{md(user.label)}** · {user.role.value}")
+    st.caption(f"Signed in as **{md(user.label)}** · {user.role.value.capitalize()}")
     auth.sign_out_button()
     session.sync_cookie()
 

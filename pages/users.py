@@ -9,6 +9,7 @@ from core.errors import UserError
 from core.permissions import Role
 from services import users as user_service
 from ui import deps
+from ui.format import ROLE_LABELS, Column, clickable_table, day_and_time, show_table, word
 from ui.session import current_user
 from ui.text import error_text, md
 
@@ -17,24 +18,30 @@ actor = current_user()
 
 st.title("Users")
 rows = user_service.list_users(db, actor)
-st.dataframe(
-    [{"Username": r["username"], "Name": r["display_name"] or "", "Role": r["role"],
+
+
+def _pick_user(username: str) -> None:
+    st.session_state["edit_user"] = username
+
+
+clickable_table(
+    [{"Username": r["username"], "Name": r["display_name"] or "", "Role": word(r["role"], "role"),
       "Active": r["active"], "Locked": r["locked"],
       "Demo": r["is_demo"], "Created": r["created_at"]} for r in rows],
-    hide_index=True, width="stretch",
-)
+    ids=[r["username"] for r in rows], open_id=st.session_state.get("edit_user"), key="users_list",
+    on_open=_pick_user, caption="Click a user to change them below.")
 
 roles = [r.value for r in Role]
 with st.expander("Add a user", expanded=False):
     with st.form("add_user", clear_on_submit=True):
         new_username = st.text_input("Username", key="add_username")
         new_name = st.text_input("Display name (optional)", key="add_display_name")
-        new_role = st.selectbox("Role", roles, index=1, key="add_role")
+        new_role = st.selectbox("Role", roles, index=1, format_func=ROLE_LABELS.get, key="add_role")
         new_password = st.text_input("Initial password", type="password", key="add_password")
         if st.form_submit_button("Add user", type="primary"):
             try:
                 user_service.add_user(db, actor, new_username, new_password, new_role, new_name or None)
-                st.success(f"Added {md(new_username.strip().lower())} as {new_role}.")
+                st.success(f"Added {md(new_username.strip().lower())} as {word(new_role, 'role')}.")
                 st.rerun()
             except UserError as exc:
                 st.error(error_text(exc))
@@ -46,7 +53,8 @@ if chosen:
     target = by_name[chosen]
     c1, c2 = st.columns(2)
     with c1:
-        role = st.selectbox("Role", roles, index=roles.index(target["role"]), key="edit_role")
+        role = st.selectbox("Role", roles, index=roles.index(target["role"]), format_func=ROLE_LABELS.get,
+                            key="edit_role")
         if st.button("Save role", key="save_role"):
             try:
                 user_service.set_role(db, actor, target["id"], role)
@@ -85,17 +93,28 @@ if chosen:
     if not user_sessions:
         st.write("No sessions yet.")
     else:
-        st.dataframe(
-            [{"Session": s["short_id"], "Started": s["created_at"], "Last seen": s["last_seen_at"],
-              "Expires": s["expires_at"], "Open": s["open"],
-              "Ended": s["revoked_at"], "Why ended": s["revoked_reason"] or ""} for s in user_sessions],
-            hide_index=True, width="stretch",
+        # No session ids: they mean nothing to a reader; when and how a session was used tells them apart.
+        show_table(
+            [{"Started": s["created_at"], "Last seen": s["last_seen_at"], "Expires": s["expires_at"],
+              "Status": "Open" if s["open"] else "Ended", "Ended": s["revoked_at"],
+              "Why ended": s["revoked_reason"] or ""} for s in user_sessions],
+            [Column("Started", kind="datetime"), Column("Last seen", kind="datetime"),
+             Column("Expires", kind="datetime"), Column("Status"), Column("Ended", kind="datetime"),
+             Column("Why ended")],
+            key="user_sessions",
         )
+        by_short_id = {s["short_id"]: s for s in user_sessions}
         open_ids = [s["short_id"] for s in user_sessions if s["open"]]
         if open_ids:
             s1, s2 = st.columns(2)
             with s1:
-                to_end = st.selectbox("Session", open_ids, key="end_session_pick")
+                # Sessions told apart by when they started and were last seen, never by their id.
+                by_label = {}
+                for short_id in open_ids:
+                    s = by_short_id[short_id]
+                    label = f"Started {day_and_time(s['created_at'])}, last seen {day_and_time(s['last_seen_at'])}"
+                    by_label[label if label not in by_label else f"{label} ({len(by_label) + 1})"] = short_id
+                to_end = by_label[st.selectbox("Session", list(by_label), key="end_session_pick")]
                 if st.button("End this session", key="end_session"):
                     user_service.end_session(db, actor, target["id"], to_end)
                     st.rerun()

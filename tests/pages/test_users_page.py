@@ -82,3 +82,15 @@ def test_admin_page_refuses_a_common_password_with_a_clear_message(db, admin):
     at.button[0].click().run()
     assert not at.exception
     assert any("most commonly used" in e.value for e in at.error)
+
+
+def test_users_and_sessions_read_without_internals(db, admin, viewer):
+    user_service.sign_in(db, "victor", "password-123")
+    db.close()
+    at = switch_to(app_as("alice").run(), "users.py")
+    assert set(at.dataframe[0].value["Role"]) == {"Admin", "Viewer"}
+    at.selectbox(key="edit_user").select("victor").run()
+    sessions_table = at.dataframe[1].value
+    assert "Session" not in sessions_table.columns
+    assert list(sessions_table["Status"]) == ["Open"] and list(sessions_table["Ended"]) == ["—"]
+    assert any("· Admin" in c.value for c in at.sidebar.caption)
