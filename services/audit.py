@@ -10,10 +10,13 @@ from typing import Any
 from core.permissions import Action, User, require
 from storage import audit as audit_repo
 from storage import catalogue
+from storage import segments as segment_repo
 
 PAGE_SIZE = 50
 MAX_VALUE_CHARS = 300          # a value longer than this (a rule, a long list) is shortened with "…"
 NAME_KEYS = ("name", "username", "label", "file_name")   # what an entry is called, in order of preference
+RULE_KEYS = ("rule_json", "rule")   # a segment rule: shown as its readable text ("Country is “DE” AND …")
+FIELD_WORDS = {"Rule json": "Rule"}
 
 
 def _parse(raw: str | None) -> Any:
@@ -59,8 +62,12 @@ def _shown(value: Any, labels: dict[str, str] | None = None) -> str | None:
 
 
 def _field_label(path: str) -> str:
-    return " › ".join((p.replace("_", " ").strip()[:1].upper() + p.replace("_", " ").strip()[1:])
-                      for p in path.split(" › "))
+    words = [(p.replace("_", " ").strip()[:1].upper() + p.replace("_", " ").strip()[1:]) for p in path.split(" › ")]
+    return " › ".join(FIELD_WORDS.get(w, w) for w in words)
+
+
+def _is_rule(path: str) -> bool:
+    return path.split(" › ")[-1] in RULE_KEYS
 
 
 def _internal(path: str) -> bool:
@@ -69,10 +76,11 @@ def _internal(path: str) -> bool:
     return last == "id" or last.endswith(("_id", "_ids"))
 
 
-def changes(before_json: str | None, after_json: str | None, labels: dict[str, str] | None = None) -> list[dict]:
+def changes(before_json: str | None, after_json: str | None, labels: dict[str, str] | None = None,
+            describe_rule=None) -> list[dict]:
     """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent).
     A field present on both sides with the same value is left out; a creation lists every field.
-    Internal ids are left out."""
+    Internal ids are left out; a segment rule reads as its text through `describe_rule(rule) -> str`."""
     before, after = _flatten(_parse(before_json) or {}), _flatten(_parse(after_json) or {})
     rows = []
     for key in dict.fromkeys([*before, *after]):
@@ -81,11 +89,23 @@ def changes(before_json: str | None, after_json: str | None, labels: dict[str, s
         old, new = before.get(key), after.get(key)
         if key in before and key in after and old == new:
             continue
+        if describe_rule is not None and _is_rule(key):
+            old, new = (_rule_text(v, describe_rule) for v in (old, new))
         row = {"field": _field_label(key), "before": _shown(old, labels), "after": _shown(new, labels)}
         if row["before"] is None and row["after"] is None:
             continue   # empty on both sides: nothing to read
         rows.append(row)
     return rows
+
+
+def _rule_text(rule: Any, describe_rule) -> Any:
+    """A stored rule (JSON text or dict) as its readable text; as it is when it no longer parses."""
+    if rule is None or rule == "":
+        return rule
+    try:
+        return describe_rule(rule)
+    except Exception:   # an old rule the current model rejects: show it raw rather than fail the page
+        return rule
 
 
 def _title(entry: dict) -> str | None:
@@ -130,10 +150,35 @@ def entries(db, actor: User, *, entity: str | None = None, who: str | None = Non
     pages = max(1, math.ceil(total / page_size))
     page = min(max(1, int(page)), pages)
     labels = {a.key: a.label for a in catalogue.list_attributes(db)}
+    attributes = segment_repo.attribute_map(db)
+
+    def describe_rule(rule) -> str:
+        from core.segments import SegmentRule, describe
+        return describe(SegmentRule.parse(rule), attributes)
+
+    names: dict[tuple, str | None] = {}
     rows = []
     for entry in audit_repo.list_entries(db, limit=page_size, offset=(page - 1) * page_size, entity=entity, actor=who):
-        entry_changes = changes(entry["before_json"], entry["after_json"], labels)
+        entry_changes = changes(entry["before_json"], entry["after_json"], labels, describe_rule)
+        title = _title(entry) or _name_from_history(db, entry, names)
         rows.append({"when": entry["occurred_at"], "who": entry["actor"], "action": entry["action"],
-                     "entity": entry["entity"], "title": _title(entry), "summary": _summary(entry_changes),
+                     "entity": entry["entity"], "title": title, "summary": _summary(entry_changes),
                      "changes": entry_changes})
     return {"total": total, "pages": pages, "page": page, "rows": rows}
+
+
+def _name_from_history(db, entry: dict, cache: dict) -> str | None:
+    """The name of the thing an entry that carries none ("Run export": only a run id) is about: the newest
+    entry about the same thing that does carry one (also right after the thing was deleted)."""
+    key = (entry["entity"], entry.get("entity_id"))
+    if key[1] is None:
+        return None
+    if key not in cache:
+        cache[key] = None
+        for before_json, after_json in db.query(
+                "SELECT before_json, after_json FROM audit_log WHERE entity = ? AND entity_id = ? ORDER BY id DESC",
+                list(key)):
+            cache[key] = _title({"before_json": before_json, "after_json": after_json})
+            if cache[key]:
+                break
+    return cache[key]

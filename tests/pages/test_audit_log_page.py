@@ -88,3 +88,22 @@ def test_non_admins_do_not_get_the_page(db, contributor):
     at = app_as("carol").run()
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         switch_to(at, "audit_log.py")   # not registered for a contributor
+
+
+def test_rules_read_as_text_and_run_entries_are_named(db, admin):
+    rule = '{"root": {"join": "and", "items": []}}'
+    rows = audit_service.changes(None, '{"name": "S", "rule_json": ' + __import__("json").dumps(rule) + '}',
+                                 describe_rule=lambda r: "Everyone")
+    assert {"field": "Rule", "before": None, "after": "Everyone"} in rows
+    _record(db, admin, "create_export", "export", 7, after={"name": "Newsletter"})
+    _record(db, admin, "run_export", "export", 7, after={"run_id": 3, "trigger": "manual"})
+    page = audit_service.entries(db, admin)
+    assert page["rows"][0]["action"] == "run_export" and page["rows"][0]["title"] == "Newsletter"
+
+
+def test_a_stored_segment_rule_reads_as_its_text(db, admin):
+    import json
+    rule = {"root": {"join": "and", "items": []}}
+    _record(db, admin, "create_segment", "segment", 9, after={"name": "All", "rule_json": json.dumps(rule)})
+    rows = audit_service.entries(db, admin)["rows"][0]["changes"]
+    assert {"field": "Rule", "before": None, "after": "Everyone"} in rows
