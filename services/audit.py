@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 from core.permissions import Action, User, require
@@ -16,7 +17,33 @@ PAGE_SIZE = 50
 MAX_VALUE_CHARS = 300          # a value longer than this (a rule, a long list) is shortened with "…"
 NAME_KEYS = ("name", "username", "label", "file_name")   # what an entry is called, in order of preference
 RULE_KEYS = ("rule_json", "rule")   # a segment rule: shown as its readable text ("Country is “DE” AND …")
-FIELD_WORDS = {"Rule json": "Rule"}
+FIELD_WORDS = {"Rule json": "Rule", "Key last4": "API key", "Sync mode": "Mode"}
+SYNC_MODE_WORDS = {"mirror": "Mirror", "add_only": "Add only"}
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M"   # to the minute, as every other timestamp in the app reads
+
+
+def _readable(path: str, value: Any, labels: dict[str, str]) -> Any:
+    """Internal values of known fields in words: the vendor's name, the sync mode, a mapping as
+    `First name → firstName`, a key's last four as "ending in 1234", timestamps to the minute."""
+    last = path.split(" › ")[-1]
+    if value is None or value == "":
+        return value
+    if last == "vendor" and isinstance(value, str):
+        from connectors.errors import vendor_label
+        return vendor_label(value)
+    if last in ("sync_mode", "mode") and isinstance(value, str):
+        return SYNC_MODE_WORDS.get(value, value)
+    if last == "key_last4":
+        return f"ending in {value}"
+    if last == "mapping" and isinstance(value, list):
+        return [f"{labels.get(m.get('attribute'), m.get('attribute'))} → {m.get('field')}" if isinstance(m, dict) else m
+                for m in value]
+    if last.endswith("_at") and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip()).strftime(TIMESTAMP_FORMAT)
+        except ValueError:
+            return value
+    return value
 
 
 def _parse(raw: str | None) -> Any:
@@ -91,6 +118,7 @@ def changes(before_json: str | None, after_json: str | None, labels: dict[str, s
             continue
         if describe_rule is not None and _is_rule(key):
             old, new = (_rule_text(v, describe_rule) for v in (old, new))
+        old, new = (_readable(key, v, labels or {}) for v in (old, new))
         row = {"field": _field_label(key), "before": _shown(old, labels), "after": _shown(new, labels)}
         if row["before"] is None and row["after"] is None:
             continue   # empty on both sides: nothing to read

@@ -34,7 +34,7 @@ def test_internal_ids_and_empty_values_are_not_shown():
 def test_attribute_keys_read_as_catalogue_labels():
     rows = audit_service.changes(None, '{"mapping": [{"field": "first_name", "attribute": "profile.first_name"}]}',
                                  {"profile.first_name": "First name"})
-    assert rows == [{"field": "Mapping", "before": None, "after": "field: first_name, attribute: First name"}]
+    assert rows == [{"field": "Mapping", "before": None, "after": "First name → first_name"}]
 
 
 def test_secrets_stay_redacted_even_if_stored_raw():
@@ -107,3 +107,17 @@ def test_a_stored_segment_rule_reads_as_its_text(db, admin):
     _record(db, admin, "create_segment", "segment", 9, after={"name": "All", "rule_json": json.dumps(rule)})
     rows = audit_service.entries(db, admin)["rows"][0]["changes"]
     assert {"field": "Rule", "before": None, "after": "Everyone"} in rows
+
+
+def test_vendor_mode_mapping_key_and_timestamps_read_as_words():
+    rows = audit_service.changes(
+        '{"key_last4": "1234", "sync_mode": "add_only"}',
+        '{"key_last4": "9876", "sync_mode": "mirror", "vendor": "iterable", "consent_at": "2026-12-07T03:25:44.123",'
+        ' "mapping": [{"field": "firstName", "attribute": "profile.first_name"}]}',
+        {"profile.first_name": "First name"})
+    by_field = {r["field"]: r for r in rows}
+    assert by_field["API key"] == {"field": "API key", "before": "ending in 1234", "after": "ending in 9876"}
+    assert by_field["Mode"]["after"] == "Mirror" and by_field["Mode"]["before"] == "Add only"
+    assert by_field["Vendor"]["after"] == "Iterable"
+    assert by_field["Consent at"]["after"] == "2026-12-07 03:25"
+    assert by_field["Mapping"]["after"] == "First name → firstName"
