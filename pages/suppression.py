@@ -14,6 +14,8 @@ from ui import deps
 from ui.session import current_user
 from ui.text import md
 
+PAGE_SIZE = 100   # emails per page of the list
+
 db = deps.get_db()
 user = current_user()
 st.title("Suppression list")
@@ -25,13 +27,15 @@ if "suppression.flash" in st.session_state:
     kind, text = st.session_state.pop("suppression.flash")
     getattr(st, kind)(md(text))  # flash messages are plain text that may quote input
 
-st.metric("Suppressed emails", f"{svc.count(db):,}")
+total = svc.count(db)
+st.metric("Suppressed emails", f"{total:,}")
 
 with st.form("suppression_upload", clear_on_submit=True):
     upload = st.file_uploader("CSV of emails (a column named “email”, or the first column)", type=["csv", "txt"],
                               key="suppression_file")
     reason = st.text_input("Reason (optional)", key="suppression_reason")
-    if st.form_submit_button("Upload", type="primary"):
+    # Not "Upload": the file picker above already has a button of that name.
+    if st.form_submit_button("Add from file", type="primary"):
         if upload is None:
             st.session_state["suppression.flash"] = ("error", "Choose a CSV file first.")
         else:
@@ -64,8 +68,10 @@ with st.form("suppression_add", clear_on_submit=True):
         st.rerun()
 
 search = st.text_input("Search", key="suppression_search")
-page = st.number_input("Page", min_value=1, value=1, step=1, key="suppression_page")
-rows = svc.list_page(db, search=search or None, limit=100, offset=(int(page) - 1) * 100)
+# A page box only when there is more than one page to choose from.
+page = (st.number_input("Page", min_value=1, max_value=-(-total // PAGE_SIZE), value=1, step=1, key="suppression_page")
+        if total > PAGE_SIZE else 1)
+rows = svc.list_page(db, search=search or None, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 else:

@@ -315,3 +315,11 @@ def test_editor_warns_about_the_sendgrid_account_total_and_refuses_over_the_cap(
 
     assert deps.get_db().query_one("SELECT count(*) FROM exports")[0] == 0
 
+
+
+def test_suppression_page_has_one_upload_button_and_no_page_box_when_short(db, admin):
+    db.close()
+    at = switch_to(app_as("alice").run(), "suppression.py")
+    assert not at.exception
+    assert [b.label for b in at.button].count("Upload") == 0   # the file picker's own button is the only "Upload"
+    assert not any(n.label == "Page" for n in at.number_input)
