@@ -116,7 +116,8 @@ with st.form("alerts_form"):
     threshold_on = st.checkbox("Alert when an export's rejected share is too high",
                                value=cfg["rejected_share_threshold_pct"] is not None)
     threshold = st.number_input("Rejected share threshold (%)", min_value=0.0, max_value=100.0, step=1.0,
-                                value=float(cfg["rejected_share_threshold_pct"] or 10.0))
+                                value=float(cfg["rejected_share_threshold_pct"] or 10.0),
+                                format="%g")   # "10", not "10.00"; a fraction still shows ("12.5")
     if st.form_submit_button("Save alert settings"):
         try:
             alert_service.save_config(

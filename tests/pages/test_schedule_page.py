@@ -129,3 +129,9 @@ def test_alert_banner_shows_failures_until_dismissed(db, admin):
     at.button(key="alerts_dismiss").click().run()
     assert not at.exception, at.exception
     assert not at.warning
+
+
+def test_rejected_share_threshold_shows_whole_percent(users):
+    at = open_page()
+    box = next(n for n in at.number_input if n.label == "Rejected share threshold (%)")
+    assert box.proto.format == "%g" and box.value == 10.0
