@@ -12,7 +12,7 @@ from services import enrichment as svc
 from ui import item_schedule
 from ui.errors import attempt
 from ui.flash import flash
-from ui.format import minutes
+from ui.format import minutes, show_table, word
 from ui.text import md
 
 CONFIRM_DELETE = "enr.confirm_delete"
@@ -177,10 +177,10 @@ def details(eid: int) -> None:
                      hide_index=True)
     if history:
         st.markdown("**Runs**")
-        st.dataframe(pd.DataFrame([{
-            "Run": h["run_id"], "Finished": minutes(h["finished_at"]), "Status": h["status"].replace("_", " "),
+        show_table([{   # run statuses as words, counts with thousands separators, gaps as "—"
+            "Run": h["run_id"], "Finished": minutes(h["finished_at"]), "Status": word(h["status"], "status"),
             **{label: h[k] for label, k in RUN_OUTCOMES.items()}, "Errors": h["errors"], "Sent": h["sent"],
-        } for h in reversed(history)]), hide_index=True, width="stretch")
+        } for h in reversed(history)], key="enr_runs_table")
 
 
 def enriched_data(eid: int) -> None:
@@ -249,11 +249,11 @@ def review(eid: int) -> None:
     if not queue:
         st.info("Nothing to review.")
         return
-    st.dataframe(pd.DataFrame(queue).rename(columns={
+    show_table(queue, labels={   # show_table: an empty cell reads "—", not "None"
         "customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
         "input_website": "Your website", "input_location": "Your location", "match_name": "Leadspace match",
-        "match_website": "Match website", "match_location": "Match location", "match_industry": "Match industry"}),
-        hide_index=True, width="stretch")
+        "match_website": "Match website", "match_location": "Match location", "match_industry": "Match industry"},
+        key="enr_review_table")
     if not _may(Action.REVIEW_MATCHES):
         return
     ids = [q["customer_id"] for q in queue]

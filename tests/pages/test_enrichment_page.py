@@ -190,6 +190,7 @@ def test_details_show_one_run_as_figures_and_more_as_a_chart(db, admin, monkeypa
     assert "Enriched" not in {m.label for m in at.metric}   # a line over the runs instead
     runs = at.dataframe[-1].value
     assert list(runs["Run"]) == [3, 2, 1] and set(runs["Finished"]) == {"2026-11-29 12:36"}
+    assert set(runs["Status"]) == {"Succeeded"}   # the word, not "succeeded"
 
 
 def test_review_buttons_say_what_they_decide_and_enriched_data_reads_well(db, admin):
