@@ -133,6 +133,8 @@ def test_list_run_and_review_queue(db, admin):
     assert any(b.key == f"enr_run_{eid}" for b in at.button)
     _button(at, f"enr_review_{eid}").click().run()
     assert not at.exception, at.exception
+    queue = next(d.value for d in at.dataframe if "Your website" in d.value.columns)
+    assert set(queue["Your website"]) == {"—"}   # no website given: a dash, never "None"
     at.multiselect(key="enr_review_pick").set_value(["c000000"]).run()
     _button(at, "enr_review_accept").click().run()
     assert not at.exception, at.exception
