@@ -24,13 +24,17 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M"   # to the minute, as every other timestamp 
 
 def _readable(path: str, value: Any, labels: dict[str, str]) -> Any:
     """Internal values of known fields in words: the vendor's name, the sync mode, a mapping as
-    `First name → firstName`, a key's last four as "ending in 1234", timestamps to the minute."""
+    `First name → firstName`, a key's last four as "ending in 1234", a run's trigger in words, timestamps
+    to the minute."""
     last = path.split(" › ")[-1]
     if value is None or value == "":
         return value
     if last == "vendor" and isinstance(value, str):
         from connectors.errors import vendor_label
         return vendor_label(value)
+    if last == "trigger" and isinstance(value, str):
+        from services.runs import TRIGGER_LABELS   # here: runs pulls in the job runner
+        return TRIGGER_LABELS.get(value, value)
     if last in ("sync_mode", "mode") and isinstance(value, str):
         return SYNC_MODE_WORDS.get(value, value)
     if last == "key_last4":

@@ -99,6 +99,7 @@ def test_rules_read_as_text_and_run_entries_are_named(db, admin):
     _record(db, admin, "run_export", "export", 7, after={"run_id": 3, "trigger": "manual"})
     page = audit_service.entries(db, admin)
     assert page["rows"][0]["action"] == "run_export" and page["rows"][0]["title"] == "Newsletter"
+    assert page["rows"][0]["summary"] == "Trigger: Manual"
 
 
 def test_a_stored_segment_rule_reads_as_its_text(db, admin):
