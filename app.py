@@ -13,7 +13,7 @@ import streamlit as st
 from services import users as user_service
 from storage import users as users_repo
 from storage.db import DatabaseError
-from ui import auth, deps, nav, session
+from ui import auth, deps, flash, nav, session
 from ui.alerts import show_alert_banner
 from ui.text import md
 
@@ -52,8 +52,6 @@ with st.sidebar:
     session.sync_cookie()
 
 navigation = st.navigation(sections)
-flash = st.session_state.pop(session.FLASH_KEY, None)
-if flash:
-    st.success(flash)
+flash.show()  # e.g. the first admin's welcome, set before the rerun that signed them in
 show_alert_banner(db)
 navigation.run()

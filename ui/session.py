@@ -13,12 +13,12 @@ import streamlit as st
 from core.permissions import User
 from storage import sessions
 from storage import users as users_repo
+from ui import flash as ui_flash
 
 USER_KEY = "ir_user"
 TOKEN_KEY = "ir_session_token"
 SIGNED_OUT_KEY = "ir_signed_out"          # this tab signed out: ignore the browser's cookie, delete it
 COOKIE_REFUSED_KEY = "ir_cookie_refused"  # the browser's cookie named no open session: do not ask again
-FLASH_KEY = "ir_flash"                    # one message to show on the next page drawn
 COOKIE_NAME = "insight_relay_session"
 LEGACY_COOKIE_NAME = "insight_relay_auth"  # the old signed {username, exp_date} token: ignored, deleted
 COOKIE_MAX_AGE_SECONDS = sessions.SESSION_HOURS * 3600
@@ -67,7 +67,7 @@ def start(user: User, token: str, flash: str | None = None) -> None:
     st.session_state[TOKEN_KEY] = token
     st.session_state[USER_KEY] = user
     if flash:
-        st.session_state[FLASH_KEY] = flash
+        ui_flash.flash("success", flash)
 
 
 def forget(*, signed_out: bool) -> None:
