@@ -21,16 +21,22 @@ def minutes(value, empty: str = "") -> str:
     anything else is shown as it is."""
     if value is None or value == "":
         return empty
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return value
+    value = _parsed(value)
     if isinstance(value, datetime):
         return value.strftime(MINUTE_FORMAT)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def _parsed(value):
+    """An ISO timestamp string as a datetime; anything else (other text included) as it is."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    return value
 
 
 def humanize_key(key: str) -> str:
@@ -74,11 +80,7 @@ def day_and_time(value) -> str:
     """A timestamp short, for headings: "7 Dec 03:25" ("—" when empty; text that is no timestamp as it is)."""
     if is_empty(value):
         return EMPTY
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            return value
+    value = _parsed(value)
     if isinstance(value, datetime):
         return f"{value.day} {value:%b %H:%M}"
     return str(value)
