@@ -250,7 +250,9 @@ class Database:
             if not threads.isdigit() or int(threads) < 1:
                 raise DatabaseError(f"{THREADS_ENV}={threads!r} is not a whole number of threads.")
             self._con.execute(f"SET threads = {int(threads)}")
-        self.threads = int(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
+        # on a cursor that is closed at once: a result left open on the connection itself keeps its
+        # transaction open, and then CHECKPOINT (release_memory, tests) is refused for good
+        self.threads = self.current_threads()
 
     # -- access -------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -123,3 +123,19 @@ def test_catalogue_display_label_marks_enriched_attributes_once():
     assert profile.display_label == "City"
     assert enriched.display_label == "All companies: Industry (enriched)"
     assert named.display_label == "All companies: Website (enriched)"
+
+
+def test_opening_leaves_no_transaction_open(tmp_path):
+    """A result left unread on the connection keeps a transaction open: CHECKPOINT (release_memory after a
+    run) would then be refused for as long as the process lives."""
+    from storage.db import Database
+
+    db = Database(tmp_path / "t.duckdb")
+    try:
+        with db.transaction() as cur:
+            cur.execute("CREATE TABLE t (x INTEGER)")
+            cur.execute("INSERT INTO t VALUES (1)")
+        with db.cursor() as cur:
+            cur.execute("CHECKPOINT")   # raises TransactionException while any other transaction is open
+    finally:
+        db.close()
