@@ -279,7 +279,7 @@ def test_run_history_page_shows_own_counts_and_chain_total(db, admin):
     df = at.dataframe[0].value
     rows = {r["Run"]: r for r in df.to_dict("records")}
     assert "Sent: 6" in rows[killed]["Counts"] and "Pending: 6" in rows[killed]["Counts"]
-    assert rows[killed]["Across resumes"] == ""
+    assert rows[killed]["Across resumes"] == "—"   # no resume chain: the empty mark
     assert "Sent: 10" in rows[resumed]["Counts"]
     assert "Sent: 10" in rows[resumed]["Across resumes"] and "Accepted: 10" in rows[resumed]["Across resumes"]
     at.selectbox(key="history_detail").set_value(resumed).run()
