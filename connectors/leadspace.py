@@ -71,6 +71,7 @@ SPEC = VendorSpec(
     docs_url="https://support.leadspace.com/hc/en-us/sections/201997649-API",
     privacy_url="https://www.leadspace.com/privacy-policy/",
     rate_limits={"default": RateLimit(30, 1.0)},   # 30 requests/s (Leadspace's spec)
+    key_label="Leadspace token",
 )
 SINGLE_PATH = "/enrichment/enrich/single"
 BULK_PATH = "/enrichment/enrich/bulk"

@@ -70,6 +70,7 @@ class VendorSpec:
     contact_limit: int | None = None
     contact_limit_per_account: bool = False
     contacts_per_s: float | None = None
+    key_label: str = "API key"        # what the vendor calls the credential (the connection form's label)
 
     def default_target_name(self, segment_name: str) -> str:
         return f"{self.target_prefix}{segment_name}"

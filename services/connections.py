@@ -109,7 +109,9 @@ def region_label(region: str | None) -> str:
 
 def key_label(vendor: str) -> str:
     """What the vendor calls the credential."""
-    return "Leadspace token" if vendor == "leadspace" else "API key"
+    from connectors import registry
+
+    return registry.spec(vendor).key_label if vendor in registry.vendors() else "API key"
 
 
 # ------------------------------------------------------------------ validation
