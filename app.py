@@ -18,7 +18,7 @@ from ui.alerts import show_alert_banner
 from ui.text import md
 
 # A local file: an icon name (":material/hub:") makes the browser fetch the favicon from a Google host.
-FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
+FAVICON = Path(__file__).resolve().parent / "ui" / "assets" / "favicon.png"
 
 nav.leave_page_folder_mode()
 st.set_page_config(page_title="Insight Relay", page_icon=str(FAVICON), layout="wide")
