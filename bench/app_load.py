@@ -2,7 +2,7 @@
 does it starve the pages? JSON lines.
 
     .venv/bin/python bench/app_load.py [--profiles 200000] [--contacts 200000] [--renders 20]
-                                       [--vendor sendgrid] [--data-dir DIR] [--timeout-s 900]
+                                       [--vendor sendgrid] [--data-dir DIR] [--timeout-s 900] [--sessions 2]
 
 1. `manage.py demo --profiles P` into a fresh data dir; then (before the app starts, so the database is
    free) a static segment of the first C profiles with an email and a mirror export of it to the
@@ -16,6 +16,11 @@ does it starve the pages? JSON lines.
    `--renders` of them, more if the run lasts longer). The run ends when "Last run: <final status>" shows.
 5. Server RSS (psutil on the server pid, sampled every 0.1 s): before the click, peak during the run,
    at its end, and `--settle-s` later (after), plus the kernel's high-water mark (VmHWM).
+
+`--sessions N` (default 2): the export session plus N - 1 page sessions; the extra N - 2 each run in their own
+process (their own Chromium), signed in as the same admin, opening pages from the sidebar without pause from
+before the click until the run ends (the issue's "8 browser sessions working at once" is `--sessions 8`).
+Their renders during the run count in the busy figures (`sessions` says how many took part).
 
 Figures: app_load.rss, app_load.queued, app_load.render (idle and busy p50/p95/max), app_load.run.
 Every figure carries load_1m (os.getloadavg): the machine is shared, read it with the load.
@@ -142,6 +147,26 @@ def _render(page, name: str) -> float:
     return time.perf_counter() - t0 - 0.2
 
 
+def _browse(url: str, stop_file: Path, out_file: Path) -> None:
+    """An extra page session (its own process and Chromium): sign in, then open pages until stop_file exists;
+    the render seconds go to out_file as JSON, with the monotonic time each render ended."""
+    from playwright.sync_api import sync_playwright
+
+    renders: list[tuple[float, float]] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        _login(page, url)
+        i = 0
+        while not stop_file.exists():
+            seconds = _render(page, PAGES[i % len(PAGES)])
+            renders.append((time.monotonic(), seconds))
+            i += 1
+        browser.close()
+    out_file.write_text(json.dumps(renders))
+
+
 def _p95(xs: list[float]) -> float:
     return round(statistics.quantiles(xs, n=20, method="inclusive")[-1], 2) if len(xs) >= 2 else round(max(xs, default=0), 2)
 
@@ -163,7 +188,15 @@ def main() -> None:
     ap.add_argument("--quiet-run", action="store_true",
                     help="open no pages while the run is going (the run alone in the server, for its wall time "
                          "and the RSS it leaves without page traffic); the renders are then taken after it")
+    ap.add_argument("--sessions", type=int, default=2,
+                    help="browser sessions at once: the one that runs the export and N - 1 that open pages")
+    ap.add_argument("--browse", nargs=3, metavar=("URL", "STOP_FILE", "OUT_FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.browse:
+        _browse(args.browse[0], Path(args.browse[1]), Path(args.browse[2]))
+        return
+    if args.sessions < 2:
+        ap.error("--sessions: at least 2 (the export session and one that opens pages)")
     contacts = min(args.contacts or args.profiles, args.profiles)
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-app-load-"))
     data.mkdir(parents=True, exist_ok=True)
@@ -205,6 +238,11 @@ def main() -> None:
             idle = [_render(viewer, PAGES[i % len(PAGES)]) for i in range(args.renders)]
             _emit("app_load.render", phase="idle", profiles=args.profiles, **_render_stats(idle))
 
+            stop_file = data / "browsers.stop"
+            extra = [] if args.quiet_run else [
+                (subprocess.Popen([sys.executable, __file__, "--browse", url, str(stop_file),
+                                   str(data / f"browser-{k}.json")], cwd=ROOT), data / f"browser-{k}.json")
+                for k in range(args.sessions - 2)]
             actor.goto(f"{url}/exports?export={export_id}")
             run_button = actor.locator('[data-testid="stMain"]').get_by_role("button", name="Run", exact=True)
             run_button.wait_for(timeout=120_000)
@@ -214,7 +252,8 @@ def main() -> None:
             run_button.click()
             actor.locator('[data-testid="stMain"]').get_by_text("Run queued.").first.wait_for(timeout=300_000)
             queued_s = time.monotonic() - t_click
-            _emit("app_load.queued", contacts=contacts, seconds=round(queued_s, 2))
+            _emit("app_load.queued", contacts=contacts, sessions=args.sessions if not args.quiet_run else 2,
+                  seconds=round(queued_s, 2))
 
             final = actor.locator('[data-testid="stMain"]').get_by_text(FINAL)
             busy: list[float] = []
@@ -231,6 +270,11 @@ def main() -> None:
                 i += 1
             final.first.wait_for(timeout=max(1.0, give_up - time.monotonic()) * 1000)
             t_end = time.monotonic()
+            stop_file.touch()
+            for proc, out in extra:   # the extra sessions' renders that ended while the run was going
+                proc.wait(300)
+                if out.exists():
+                    busy += [seconds for ended, seconds in json.loads(out.read_text()) if t_click <= ended <= t_end]
             status = final.first.inner_text()
             busy_during_run = len(busy)
             rss_end = sampler.now()
@@ -240,8 +284,10 @@ def main() -> None:
                 busy.append(_render(viewer, PAGES[i % len(PAGES)]))
                 i += 1
             _emit("app_load.render", phase="run", profiles=args.profiles, contacts=contacts,
-                  during_run=busy_during_run, **_render_stats(busy))
-            _emit("app_load.run", contacts=contacts, vendor=args.vendor, seconds=round(t_end - t_click, 1),
+                  sessions=args.sessions if not args.quiet_run else 1, during_run=busy_during_run,
+                  **_render_stats(busy))
+            _emit("app_load.run", contacts=contacts, vendor=args.vendor, sessions=args.sessions,
+                  seconds=round(t_end - t_click, 1),
                   status=status.split("·")[0].strip())
             _emit("app_load.rss", profiles=args.profiles, contacts=contacts, before_mb=_mb(rss_before),
                   peak_mb=_mb(sampler.peak(t_click, t_end)), end_mb=_mb(rss_end), after_mb=_mb(rss_after),
