@@ -11,7 +11,7 @@ RunGate                         blocked + reason, needs_confirmation (removal gu
 gate(db, export, *, dry_run, plans=None, targets=None, contacts=None) -> RunGate
 max_removal_share(db) -> float; limits_hard(db) -> bool
 account_cap(db, connection_id) -> int | None      an admin's hard cap on contacts per connection (account)
-ACCOUNT_CAP_SETTING(connection_id) -> settings key
+account_cap_setting(connection_id) -> settings key
 segment_names(db, ids); plan_targets(db, export) -> [{key, mode, id, name, segment_ids}]
 action_counts(cur, source, params); count_plan(db, export, target, retry_run) -> {action: n}
 check_removal_guard(db, export, targets, plans) -> [{target, removals, list_size, share, max_share}]
@@ -46,7 +46,8 @@ def _contact_limit(vendor: str | None) -> int | None:
     return spec.contact_limit if spec else None
 
 
-def ACCOUNT_CAP_SETTING(connection_id: int) -> str:  # noqa: N802 - a key maker named like the constant it replaces
+def account_cap_setting(connection_id: int) -> str:
+    """The settings key of an admin's contact cap on a connection."""
     return f"{_ACCOUNT_CAP_PREFIX}{int(connection_id)}"
 
 
@@ -63,7 +64,7 @@ def limits_hard(db) -> bool:
 def account_cap(db, connection_id: int | None) -> int | None:
     if connection_id is None:
         return None
-    value = settings.get(db, ACCOUNT_CAP_SETTING(connection_id), None)
+    value = settings.get(db, account_cap_setting(connection_id), None)
     return int(value) if value else None
 
 

@@ -404,7 +404,7 @@ def set_export_contact_cap(db, actor: User, connection_id: int, cap: int | None)
             raise ConnectionInputError("The cap must be at least 1 contact (or none).")
     before = export_plan.account_cap(db, connection_id)
     with db.transaction() as cur:
-        settings.put(cur, export_plan.ACCOUNT_CAP_SETTING(connection_id), cap)
+        settings.put(cur, export_plan.account_cap_setting(connection_id), cap)
         audit.record(cur, actor, "set_export_contact_cap", "connection", connection_id,
                      before={"contact_cap": before}, after={"contact_cap": cap})
 
