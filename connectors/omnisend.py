@@ -3,7 +3,8 @@
 OmnisendClient(api_key, *, base_url="https://api.omnisend.com", transport=None, rate_limits=True,
                sleep=None, clock=None, max_batch_items=100, max_batch_bytes=1_000_000,
                remove_batch_size=250, poll_first_s=0.0, poll_interval_s=0.05, max_poll_interval_s=5.0,
-               max_poll_s=3600.0, timeout=None, retry=None, rand=None, email_status="nonSubscribed")
+               max_poll_s=3600.0, timeout=None, retry=None, rand=None, email_status="nonSubscribed",
+               list_batches=True)
 Implements connectors.base.ExportClient. Every request sends `Authorization: Omnisend-API-Key <key>`
 and `Omnisend-Version: 2026-03-15`.
   verify(): GET /api/brands/current -> VerifyResult (never raises for vendor answers).
@@ -18,11 +19,16 @@ and `Omnisend-Version: 2026-03-15`.
     sendWelcomeMessage:false}], firstName, lastName, address, city, state, country|countryCode,
     postalCode, tags:[target.id]} -> Submission(job_id=batchID). Contacts without an email are
     rejected locally (not sent).
-  collect(sub): polls GET /api/batches/{id}/items (injected sleep; first poll after poll_first_s, then
-    growing from poll_interval_s to max_poll_interval_s) until its Batch status is "finished" (the items
-    endpoint returns the same Batch object as GET /api/batches/{id}, so this saves one request per
-    batch); responses[] -> accepted, errors[] -> rejected with Omnisend's message.
-    wait_for_batch(id) polls GET /api/batches/{id} instead (status only).
+  collect(sub): the batch's state from the batch LISTING (GET /api/batches?endpoint=contacts&limit=250&
+    offset=&dateFrom=, connectors/omnisend_batches.py): one request answers for every batch in flight, and
+    the states it returns are kept, so collecting the next batches usually costs no request. A batch that
+    finished with errorsCount 0 and finishedCount == totalCount == items sent is all accepted; only one with
+    errors (or counts that do not add up) has its items read (GET /api/batches/{id}/items: responses[] ->
+    accepted, errors[] -> rejected with Omnisend's message). About 1 request per batch instead of 2.
+    Batches the listing does not track (submitted by an earlier run, missing from it for long, or a vendor
+    answering the listing 400/404/405: switched off for the run; list_batches=False) are polled directly
+    on /items. Polling waits with the injected sleep: first after poll_first_s, then growing from
+    poll_interval_s to max_poll_interval_s. wait_for_batch(id) polls GET /api/batches/{id} (status only).
     Unreported emails -> "pending". Still unfinished after max_poll_s -> TransientError with
     resume={"job_id": batchID} (the submission can be collected later).
   remove_batches(emails): <= 250. submit_remove(emails, target): DELETE /api/contacts/tags
@@ -58,6 +64,7 @@ from connectors.errors import (
     VendorError,
 )
 from connectors.http import RateLimit, RetryPolicy, VendorClient, get_logger, poll_until
+from connectors.omnisend_batches import BatchListing, all_accepted
 from connectors.spec import ADDRESS_FIELD, EXPORT, LOCATION_FIELDS, NAME_FIELDS, SANDBOX, VendorSpec
 
 log = get_logger("connectors.omnisend")
@@ -169,6 +176,7 @@ class OmnisendClient(VendorClient):
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] | None = None,
         email_status: str = "nonSubscribed",
+        list_batches: bool = True,
         **_ignored: Any,
     ) -> None:
         self._init_http(api_key, {"Authorization": f"Omnisend-API-Key {api_key}"}, base_url=base_url,
@@ -182,7 +190,9 @@ class OmnisendClient(VendorClient):
         self.max_poll_interval_s = max_poll_interval_s
         self.max_poll_s = max_poll_s
         self.email_status = email_status
-
+        self.batch_listing = BatchListing(self.http, self._on_error, clock=self.http.clock)
+        if not list_batches:
+            self.batch_listing.enabled = False
 
     def _on_error(self, resp: httpx.Response) -> ConnectorError | None:
         """Map an Omnisend problem response to a ConnectorError with Omnisend's message."""
@@ -295,21 +305,32 @@ class OmnisendClient(VendorClient):
         if not batch_id:
             raise VendorError("Omnisend accepted the batch but gave no batch id.", vendor=VENDOR,
                               detail=self.http.redact(resp.text[:300]))
+        self.batch_listing.track(str(batch_id))
         return Submission(VENDOR, "upsert", str(batch_id), emails, None, target, extra)
 
     # ------------------------------------------------------------ collect
     def collect(self, submission: Submission) -> list[Outcome]:
         if submission.outcomes is not None:
             return submission.outcomes
-        reported = [Outcome(e, "rejected", r) for e, r in (submission.extra.get("rejected") or {}).items()]
+        rejected_here = submission.extra.get("rejected") or {}
+        reported = [Outcome(e, "rejected", r) for e, r in rejected_here.items()]
         if submission.job_id is None:
             outcomes = complete_outcomes(submission.emails, reported, "rejected", "Not sent to Omnisend.")
             submission.outcomes = outcomes
             return outcomes
-        items = self.wait_for_items(submission.job_id)
-        reported += outcomes_from_items(items)
-        outcomes = complete_outcomes(submission.emails, reported, "pending",
-                                     "Omnisend did not report a result for this contact.")
+        items_sent = len(submission.emails)
+        if rejected_here:
+            items_sent -= sum(1 for e in submission.emails if e in rejected_here)
+        try:
+            body = self._wait_listed(submission.job_id, items_sent)
+        finally:
+            self.batch_listing.forget(submission.job_id)
+        if body is _ALL_ACCEPTED:   # the listing proved it: every item sent was accepted
+            outcomes = complete_outcomes(submission.emails, reported, "accepted", None)
+        else:
+            reported += outcomes_from_items(body)
+            outcomes = complete_outcomes(submission.emails, reported, "pending",
+                                         "Omnisend did not report a result for this contact.")
         submission.outcomes = outcomes
         return outcomes
 
@@ -319,22 +340,54 @@ class OmnisendClient(VendorClient):
         The items endpoint answers with the same Batch object as GET /api/batches/{id} (status and
         counts) plus responses[]/errors[], so polling it directly costs one request per poll like
         the status endpoint but saves the final extra request: 2 requests per batch instead of 3
-        when the batch is already done, which matters at 400 requests/min."""
+        when the batch is already done."""
         return self._wait(f"/api/batches/{batch_id}/items", batch_id)
 
     def wait_for_batch(self, batch_id: str) -> dict:
         """Poll GET /api/batches/{id} until finished; TransientError(resume=...) after max_poll_s."""
         return self._wait(f"/api/batches/{batch_id}", batch_id)
 
-    def _wait(self, path: str, batch_id: str) -> dict:
-        def check() -> dict | None:
-            body = self.http.json(self.http.get(path, on_error=self._on_error))
-            status = body.get("status") if isinstance(body, dict) else None
-            if status == "stopped":
-                raise VendorError("Omnisend stopped processing the batch before it finished.", vendor=VENDOR,
-                                  detail=f"batch {batch_id}")
-            return body if status == "finished" else None
+    def _wait_listed(self, batch_id: str, items_sent: int) -> Any:
+        """Wait for a batch this client submitted: its state from the batch listing (one request for many
+        batches; none when an earlier listing already showed it finished), then its items only when it
+        finished with errors or counts that do not add up. Returns _ALL_ACCEPTED or the items body.
+        A batch the listing does not track (submitted by an earlier run, missing from the listing for long,
+        listing unsupported) is polled directly, as wait_for_items does."""
+        listing = self.batch_listing
+        items_path = f"/api/batches/{batch_id}/items"
 
+        def check() -> Any:
+            if not listing.tracks(batch_id):
+                return self._finished_body(items_path, batch_id)
+            state = listing.state(batch_id)
+            if (state or {}).get("status") not in ("finished", "stopped"):
+                listing.refresh()
+                if not listing.tracks(batch_id):
+                    return self._finished_body(items_path, batch_id)
+                state = listing.state(batch_id)
+            if state is None:
+                return None
+            _raise_if_stopped(state, batch_id)
+            if state.get("status") != "finished":
+                return None
+            if all_accepted(state, items_sent):
+                return _ALL_ACCEPTED
+            return self._wait(items_path, batch_id)   # finished: one request, the items with the errors
+
+        return self._poll(check, batch_id)
+
+    def _finished_body(self, path: str, batch_id: str) -> dict | None:
+        """One poll of a batch resource: its body when finished, None while it is not."""
+        body = self.http.json(self.http.get(path, on_error=self._on_error))
+        status = body.get("status") if isinstance(body, dict) else None
+        if isinstance(body, dict):
+            _raise_if_stopped(body, batch_id)
+        return body if status == "finished" else None
+
+    def _wait(self, path: str, batch_id: str) -> dict:
+        return self._poll(lambda: self._finished_body(path, batch_id), batch_id)
+
+    def _poll(self, check: Callable[[], Any], batch_id: str) -> Any:
         return poll_until(check, sleep=self.http.sleep, first_wait_s=self.poll_first_s,
                           interval_s=self.poll_interval_s, max_interval_s=self.max_poll_interval_s,
                           max_wait_s=self.max_poll_s, growth=2.0,
@@ -385,6 +438,15 @@ class OmnisendClient(VendorClient):
                               json={"tags": [target.id], "emails": chunk}, on_error=self._on_error)
         outcomes = complete_outcomes(emails, reported, "accepted", None)
         return Submission(VENDOR, "remove", None, list(emails), outcomes, target, {})
+
+
+_ALL_ACCEPTED = object()   # _wait_listed's answer when the listing proved every item accepted
+
+
+def _raise_if_stopped(batch: dict, batch_id: str) -> None:
+    if batch.get("status") == "stopped":
+        raise VendorError("Omnisend stopped processing the batch before it finished.", vendor=VENDOR,
+                          detail=f"batch {batch_id}")
 
 
 def _contact_email(contact: Any) -> str | None:

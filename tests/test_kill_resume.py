@@ -161,7 +161,7 @@ def _omnisend_tagged(client, tag: str) -> dict[str, dict]:
 def _omnisend_batches(client) -> list[dict]:
     out, offset = [], 0
     while True:
-        page = client.http.json(client.http.get("/api/batches", params={"limit": 250, "offset": offset}))["batches"]
+        page = client.http.json(client.http.get("/api/batches", params={"endpoint": "contacts", "limit": 250, "offset": offset}))["batches"]
         out.extend(page)
         if len(page) < 250:
             return out

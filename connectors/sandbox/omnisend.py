@@ -18,6 +18,8 @@ OmnisendEmulator(*, clock=None, sleep=None, batch_delay_s=0.0)
                                     like the real service): POST answers 201 at once and a worker
                                     thread processes the batch, as Omnisend does; until then it
                                     reads inProgress (a poll that comes first processes it itself).
+      list_newest_first: bool       GET /api/batches order: False (default) oldest first, True newest
+                                    first (the spec names none; clients must cope with either)
     State: contacts by email (tags, fields, status), batches. `contact(email) -> dict|None`,
     `contacts_with_tag(tag) -> list[str]`, `batch(batch_id) -> dict|None`, `batch_ids()`,
     `contact_count` for tests.
@@ -33,7 +35,10 @@ Routes (base https://api.omnisend.com, paths /api/...):
     POST /api/batches                  201 {batchID,totalCount}; body validated with jsonschema against
                                        the spec's CreateBatchRequest (compiled once); each contact
                                        item validated by a cheap checker derived from ContactRequest
-    GET  /api/batches                  offset paging, status/endpoint filters
+    GET  /api/batches                  the spec's listing: endpoint required, offset, limit 1-250 (default
+                                       100), status, dateFrom/dateTo (yyyy-mm-dd, UTC days, inclusive);
+                                       {batches:[Batch], paging:{limit,offset,next?,previous?}}; oldest
+                                       first (knob list_newest_first: newest first; the spec names no order)
     GET  /api/batches/{id}             Batch (status pending|inProgress|finished)
     GET  /api/batches/{id}/items       Batch with responses[] (ok items: responseCode 201/200 and
                                        response {id, email}) and errors[] (failed items: the original
@@ -56,6 +61,9 @@ Policies (emulator choices, stated because the docs are silent):
 from __future__ import annotations
 
 import base64
+import bisect
+import calendar
+import itertools
 import re
 import sys
 import threading
@@ -76,6 +84,10 @@ LIST_LIMIT_DEFAULT = 100
 LIST_LIMIT_MAX = 250
 SNAPSHOT_SCAN_MAX = 200_000  # contacts scanned for member samples in snapshot()
 RECENT_BATCHES = 50
+LIST_ENDPOINTS = ("products", "contacts", "events")            # GET /api/batches endpoint enum
+BATCH_STATUSES = ("pending", "inProgress", "finished", "stopped")   # GET /api/batches status enum
+DAY_S = 86_400.0
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # --- schemas copied verbatim (minus examples/descriptions) from
 # vendor-specs/omnisend-2026/omnisend-batches-api-2026-03-15.json and ...contacts-api-... .json
@@ -303,6 +315,7 @@ class OmnisendEmulator(Emulator):
         self.failing_emails: set[str] = set()
         self.fail_next_batches = 0
         self.process_in_background = False
+        self.list_newest_first = False
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
         super().__init__(clock=clock, sleep=sleep)
@@ -314,6 +327,8 @@ class OmnisendEmulator(Emulator):
         self._tag_counts: dict[str, int] = {}
         self._tagsets: dict[tuple, tuple] = {(): ()}
         self._batches: dict[str, _Batch] = {}
+        self._batch_order: list[_Batch] = []     # creation order, for GET /api/batches
+        self._batch_created: list[float] = []    # their creation times (bisected by dateFrom/dateTo)
         self._unsettled: list[_Batch] = []
         self._batch_seq = 0
         self._status_counts = {"pending": 0, "finished": 0}
@@ -696,6 +711,8 @@ class OmnisendEmulator(Emulator):
                 self.fail_next_batches -= 1
                 b.fail_all = True
             self._batches[batch_id] = b
+            self._batch_order.append(b)
+            self._batch_created.append(now)
             self._status_counts["pending"] += 1
             if self.batch_delay_s <= 0 and not self.process_in_background:
                 self._process_batch(b, now)
@@ -740,25 +757,59 @@ class OmnisendEmulator(Emulator):
         return out
 
     def route_batches_list(self, request: httpx.Request, match: re.Match) -> httpx.Response:
+        """GET /api/batches as the 2026-03-15 spec says: endpoint (required; products|contacts|events),
+        offset (>= 0, default 0), limit (1-250, default 100), status, dateFrom/dateTo (yyyy-mm-dd, UTC days,
+        both inclusive) -> {batches: [Batch without items], paging: {limit, offset, next?, previous?}}.
+        Oldest first (list_newest_first flips it; the spec names no order). A page costs what it returns,
+        not the account's whole batch history: the date range is found by bisection on creation times."""
         q = request.url.params
-        try:
-            offset = max(0, int(q.get("offset", 0)))
-            limit = int(q.get("limit", 100))
-        except ValueError:
-            offset, limit = 0, -1
-        if not 1 <= limit <= 250:
-            return validation_problem("Invalid query.", [{"field": "limit", "code": "range",
-                                                          "message": "Must be between 1 and 250"}])
+        errors = []
+        endpoint = q.get("endpoint")
+        if not endpoint:
+            errors.append({"field": "endpoint", "code": "required", "message": "Required"})
+        elif endpoint not in LIST_ENDPOINTS:
+            errors.append({"field": "endpoint", "code": "enum", "message": "Must be one of: " + ", ".join(LIST_ENDPOINTS)})
+        offset, limit = _int_param(q, "offset", 0), _int_param(q, "limit", LIST_LIMIT_DEFAULT)
+        if offset is None or offset < 0:
+            errors.append({"field": "offset", "code": "range", "message": "Must be an integer, minimum 0"})
+        if limit is None or not 1 <= limit <= LIST_LIMIT_MAX:
+            errors.append({"field": "limit", "code": "range", "message": f"Must be between 1 and {LIST_LIMIT_MAX}"})
+        status = q.get("status")
+        if status is not None and status not in BATCH_STATUSES:
+            errors.append({"field": "status", "code": "enum", "message": "Must be one of: " + ", ".join(BATCH_STATUSES)})
+        day_from, day_to = _day_param(q, "dateFrom"), _day_param(q, "dateTo")
+        for name, day in (("dateFrom", day_from), ("dateTo", day_to)):
+            if day is False:
+                errors.append({"field": name, "code": "invalid_format", "message": "Must be a date: yyyy-mm-dd"})
+        if errors:
+            return validation_problem("Invalid query.", errors)
+        assert offset is not None and limit is not None
         with self.lock:
             self._settle()
             now = self.clock()
-            rows = [self._batch_json(b, now) for b in self._batches.values()]
-        if q.get("endpoint"):
-            rows = [r for r in rows if r["endpoint"] == q["endpoint"]]
-        if q.get("status"):
-            rows = [r for r in rows if r["status"] == q["status"]]
-        page = rows[offset: offset + limit]
-        return json_response(200, {"batches": page, "paging": {"limit": limit, "offset": offset}})
+            created = self._batch_created
+            lo = bisect.bisect_left(created, day_from) if day_from else 0
+            hi = bisect.bisect_left(created, day_to + DAY_S) if day_to else len(created)
+            in_range = self._batch_order[lo:hi] if endpoint == "contacts" else []   # contact batches only
+            if self.list_newest_first:
+                in_range.reverse()
+            if status is None:
+                chosen = in_range[offset: offset + limit]
+                more = len(in_range) > offset + limit
+                page = [self._batch_json(b, now) for b in chosen]
+            else:
+                rows = (r for r in (self._batch_json(b, now) for b in in_range) if r["status"] == status)
+                page = list(itertools.islice(rows, offset, offset + limit + 1))
+                more = len(page) > limit
+                page = page[:limit]
+        paging: dict[str, Any] = {"limit": limit, "offset": offset}
+        base = str(request.url.copy_remove_param("offset").copy_remove_param("limit"))
+        sep = "&" if "?" in base else "?"
+        if more:
+            paging["next"] = f"{base}{sep}limit={limit}&offset={offset + limit}"
+        if offset > 0:
+            paging["previous"] = f"{base}{sep}limit={limit}&offset={max(0, offset - limit)}"
+        return json_response(200, {"batches": page, "paging": paging})
 
     def route_batch_get(self, request: httpx.Request, match: re.Match) -> httpx.Response:
         with self.lock:
@@ -827,6 +878,29 @@ class OmnisendEmulator(Emulator):
             "batch_delay_s": self.batch_delay_s,
             "supported_versions": sorted(self.supported_versions),
         }
+
+
+def _int_param(q: httpx.QueryParams, name: str, default: int) -> int | None:
+    raw = q.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def _day_param(q: httpx.QueryParams, name: str) -> float | None | bool:
+    """A yyyy-mm-dd query parameter as the epoch of that UTC day's start; None when absent, False when bad."""
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _DAY_RE.match(raw):
+        return False
+    try:
+        return float(calendar.timegm(time.strptime(raw, "%Y-%m-%d")))
+    except ValueError:
+        return False
 
 
 def _email_channel_given(item: dict) -> bool:

@@ -129,8 +129,11 @@ def test_headers_and_batch_body(em, clock):
     assert a["firstName"] == "Ann" and a["country"] == "United States" and a["tags"] == ["segment: VIP"]
     assert "custom" not in a
     assert b["countryCode"] == "LT" and b["postalCode"] == "01100" and "city" not in b
-    # two requests per finished batch: submit, then the items (which carry the batch status)
-    assert [r.url.path for r in rec.requests] == ["/api/batches", f"/api/batches/{em.batch_ids()[0]}/items"]
+    # two requests for one batch: submit, then the batch listing (finished, no errors: items never read)
+    assert [(r.method, r.url.path) for r in rec.requests] == [("POST", "/api/batches"), ("GET", "/api/batches")]
+    listing = rec.requests[1].url.params
+    assert listing["endpoint"] == "contacts" and listing["limit"] == "250" and listing["offset"] == "0"
+    assert len(listing["dateFrom"]) == 10
 
 
 def test_field_limits_empty_because_spec_has_no_maxlength():
@@ -203,8 +206,9 @@ def test_whole_batch_failing(em, client):
     assert {o.status for o in outcomes} == {"rejected"} and all("sandbox fault" in o.reason for o in outcomes)
 
 
-def test_late_finishing_batch(em, clock, client):
+def test_late_finishing_batch_polled_on_its_items_when_listing_is_off(em, clock):
     em.batch_delay_s = 40.0
+    client = make_client(em, clock, list_batches=False)
     seen = []
     original = em.route_batch_items
 
@@ -221,6 +225,24 @@ def test_late_finishing_batch(em, clock, client):
     assert {o.status for o in outcomes} == {"accepted"}
     assert seen[0] == "pending" and "inProgress" in seen and seen[-1] == "finished"
     assert sum(clock.slept) >= 40.0
+
+
+def test_late_finishing_batch_is_waited_for_on_the_listing(em, clock, client):
+    em.batch_delay_s = 40.0
+    seen = []
+    original = em.route_batches_list
+
+    def spy(request, match):
+        resp = original(request, match)
+        seen.extend(b["status"] for b in json.loads(resp.read())["batches"])
+        return resp
+
+    em.route_batches_list = spy
+    _, outcomes, _ = export(client, people(5), "segment: Late")
+    assert {o.status for o in outcomes} == {"accepted"}
+    assert seen[0] == "pending" and "inProgress" in seen and seen[-1] == "finished"
+    assert sum(clock.slept) >= 40.0
+    assert [k for k in em.requests_by_route if k.endswith("/items")] == []   # no errors: items never read
 
 
 def test_batch_not_finished_in_time_can_be_collected_later(em, clock):
