@@ -8,6 +8,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from core import audit_fields
 from core.permissions import Action, User, require
 from storage import audit as audit_repo
 from storage import catalogue
@@ -17,32 +18,80 @@ PAGE_SIZE = 50
 MAX_VALUE_CHARS = 300          # a value longer than this (a rule, a long list) is shortened with "…"
 NAME_KEYS = ("name", "username", "label", "file_name")   # what an entry is called, in order of preference
 RULE_KEYS = ("rule_json", "rule")   # a segment rule: shown as its readable text ("Country is “DE” AND …")
-FIELD_WORDS = {"Rule json": "Rule", "Key last4": "API key", "Sync mode": "Mode"}
-SYNC_MODE_WORDS = {"mirror": "Mirror", "add_only": "Add only"}
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M"   # to the minute, as every other timestamp in the app reads
 
 
-def _readable(path: str, value: Any, labels: dict[str, str]) -> Any:
-    """Internal values of known fields in words: the vendor's name, the sync mode, a mapping as
-    `First name → firstName`, a key's last four as "ending in 1234", a run's trigger in words, timestamps
-    to the minute."""
-    last = path.split(" › ")[-1]
+class _Reading:
+    """What turning one entry into words needs: attribute labels, the rule describer, the kind of thing the
+    entry is about, its vendor (for field and list words) and `name_of(entity, id)` for referenced things."""
+
+    def __init__(self, labels, describe_rule, entity, vendor, name_of):
+        self.labels, self.describe_rule, self.entity, self.vendor = labels or {}, describe_rule, entity, vendor
+        self.name_of = name_of or (lambda entity, entity_id: None)
+
+    def named(self, entity: str, entity_id) -> str:
+        """A referenced thing by its name in quotes; one whose name is unknown by what it is, never its id."""
+        name = self.name_of(entity, entity_id) if entity_id is not None else None
+        return f"“{name}”" if name else f"a {entity} no longer known"
+
+
+def _vendor_fields(vendor: str | None) -> dict[str, str]:
+    """{field key: label} of the fields an export vendor offers (`first_name` -> "First name")."""
+    from connectors import registry
+    spec = registry.export_spec(vendor)
+    return {f.key: f.label for f in spec.fields} if spec else {}
+
+
+def _target_word(vendor: str | None) -> str:
+    from connectors import registry
+    spec = registry.export_spec(vendor)
+    return spec.target_word if spec else "list"
+
+
+def _mapping_text(mapping: list, reading: _Reading) -> list:
+    """Each mapped field as `<attribute> → <vendor field>`, both by their labels; a free data field (Iterable)
+    by the name typed for it, which is what the vendor shows."""
+    fields = _vendor_fields(reading.vendor)
+    out = []
+    for m in mapping:
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
+        attribute = reading.labels.get(m.get("attribute"), m.get("attribute"))
+        field = m.get("field")
+        out.append(f"{attribute} → {fields.get(field) or f'data field “{field}”'}")
+    return out
+
+
+def _target_text(target, reading: _Reading) -> str | None:
+    """A segment's destination: "List “Customers in Germany”", "List with ID 42"."""
+    if not isinstance(target, dict):
+        return target
+    word = _target_word(reading.vendor).capitalize()
+    if target.get("mode") == "id" and target.get("id"):
+        return f"{word} with ID {target['id']}"
+    name = target.get("name")
+    return f"{word} “{name}”" if name else None
+
+
+def _value(key: str, value: Any, reading: _Reading) -> Any:
+    """A stored value in words: known fields through core.audit_fields, the vendor's name, a mapping, an
+    attribute column by its label, timestamps to the minute."""
     if value is None or value == "":
         return value
-    if last == "vendor" and isinstance(value, str):
+    if key == "vendor" and isinstance(value, str):
         from connectors.errors import vendor_label
         return vendor_label(value)
-    if last == "trigger" and isinstance(value, str):
-        from services.runs import TRIGGER_LABELS   # here: runs pulls in the job runner
-        return TRIGGER_LABELS.get(value, value)
-    if last in ("sync_mode", "mode") and isinstance(value, str):
-        return SYNC_MODE_WORDS.get(value, value)
-    if last == "key_last4":
-        return f"ending in {value}"
-    if last == "mapping" and isinstance(value, list):
-        return [f"{labels.get(m.get('attribute'), m.get('attribute'))} → {m.get('field')}" if isinstance(m, dict) else m
-                for m in value]
-    if last.endswith("_at") and isinstance(value, str):
+    if key == "mapping" and isinstance(value, list):
+        return _mapping_text(value, reading)
+    if key in ("name_column", "website_column", "email_attribute") and isinstance(value, str):
+        return reading.labels.get(value) or reading.labels.get(f"profile.{value}") or value
+    if key == "rate_limit_budget_s" and isinstance(value, (int, float)):
+        return f"{value:,.0f} s"
+    worded = audit_fields.value_words(key, value)
+    if worded is not None:
+        return worded
+    if key.endswith("_at") and isinstance(value, str):
         try:
             return datetime.fromisoformat(value.strip()).strftime(TIMESTAMP_FORMAT)
         except ValueError:
@@ -59,17 +108,38 @@ def _parse(raw: str | None) -> Any:
         return {"value": raw}
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as `outer › inner` fields; lists and scalars are values."""
-    if not isinstance(value, dict):
-        return {prefix or "value": value}
+def _fields(data: Any, reading: _Reading, prefix: str = "") -> dict[str, Any]:
+    """One side of an entry as `{field label: value in words}`, in recorded order. Internal ids are left out
+    or, where they point at another thing (a connection, segments), replaced by its name; an export's
+    targets read per segment ("Destination for “Customers in Germany”"); nested dicts read `Outer › Inner`."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        return {prefix or "Value": data}
     out: dict[str, Any] = {}
-    for key, inner in value.items():
-        label = f"{prefix} › {key}" if prefix else str(key)
-        if isinstance(inner, dict) and inner:
-            out.update(_flatten(inner, label))
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        if key in audit_fields.HIDDEN_KEYS:
+            continue
+        if key in audit_fields.REFERENCES:
+            entity, label = audit_fields.REFERENCES[key]
+            if value is not None:
+                out[label] = ([reading.named(entity, v) for v in value] if isinstance(value, list)
+                              else reading.named(entity, value))
+            continue
+        if _internal(key):
+            continue
+        label = audit_fields.field_label(key, reading.entity)
+        label = f"{prefix} › {label}" if prefix else label
+        if key == "targets" and isinstance(value, dict):
+            for segment_id, target in value.items():
+                out[f"Destination for {reading.named('segment', segment_id)}"] = _target_text(target, reading)
+        elif key in RULE_KEYS and reading.describe_rule is not None:
+            out[label] = _rule_text(value, reading.describe_rule)
+        elif isinstance(value, dict) and value:
+            out.update(_fields(value, reading, label))
         else:
-            out[label] = inner
+            out[label] = _value(key, value, reading)
     return out
 
 
@@ -84,21 +154,13 @@ def _shown(value: Any, labels: dict[str, str] | None = None) -> str | None:
     if isinstance(value, (list, tuple)):
         text = ", ".join(str(_shown(v, labels) or "—") for v in value)
     elif isinstance(value, dict):
-        text = ", ".join(f"{k}: {_shown(v, labels) or '—'}" for k, v in value.items() if not _internal(str(k)))
+        text = ", ".join(f"{audit_fields.field_label(str(k))}: {_shown(v, labels) or '—'}"
+                         for k, v in value.items() if not _internal(str(k)))
     elif isinstance(value, int):
         text = f"{value:,}"
     else:
         text = labels.get(str(value), str(value))
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
-
-
-def _field_label(path: str) -> str:
-    words = [(p.replace("_", " ").strip()[:1].upper() + p.replace("_", " ").strip()[1:]) for p in path.split(" › ")]
-    return " › ".join(FIELD_WORDS.get(w, w) for w in words)
-
-
-def _is_rule(path: str) -> bool:
-    return path.split(" › ")[-1] in RULE_KEYS
 
 
 def _internal(path: str) -> bool:
@@ -107,26 +169,30 @@ def _internal(path: str) -> bool:
     return last == "id" or last.endswith(("_id", "_ids"))
 
 
+def _entry_vendor(*sides: Any) -> str | None:
+    for side in sides:
+        if isinstance(side, dict) and isinstance(side.get("vendor"), str):
+            return side["vendor"]
+    return None
+
+
 def changes(before_json: str | None, after_json: str | None, labels: dict[str, str] | None = None,
-            describe_rule=None) -> list[dict]:
-    """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent).
-    A field present on both sides with the same value is left out; a creation lists every field.
-    Internal ids are left out; a segment rule reads as its text through `describe_rule(rule) -> str`."""
-    before, after = _flatten(_parse(before_json) or {}), _flatten(_parse(after_json) or {})
+            describe_rule=None, *, entity: str | None = None, name_of=None) -> list[dict]:
+    """The fields an entry changed, one row each: `{"field", "before", "after"}` (None where absent), every
+    field and value in words (core.audit_fields). A field present on both sides with the same value is left
+    out; a creation lists every field. Internal ids never show: `name_of(entity, id) -> name | None` names the
+    things an entry points at; a segment rule reads as its text through `describe_rule(rule) -> str`."""
+    before, after = _parse(before_json), _parse(after_json)
+    reading = _Reading(labels, describe_rule, entity, _entry_vendor(after, before), name_of)
+    old_fields, new_fields = _fields(before, reading), _fields(after, reading)
     rows = []
-    for key in dict.fromkeys([*before, *after]):
-        if _internal(key):
+    for field in dict.fromkeys([*old_fields, *new_fields]):
+        old, new = _shown(old_fields.get(field), reading.labels), _shown(new_fields.get(field), reading.labels)
+        if field in old_fields and field in new_fields and old == new:
             continue
-        old, new = before.get(key), after.get(key)
-        if key in before and key in after and old == new:
-            continue
-        if describe_rule is not None and _is_rule(key):
-            old, new = (_rule_text(v, describe_rule) for v in (old, new))
-        old, new = (_readable(key, v, labels or {}) for v in (old, new))
-        row = {"field": _field_label(key), "before": _shown(old, labels), "after": _shown(new, labels)}
-        if row["before"] is None and row["after"] is None:
+        if old is None and new is None:
             continue   # empty on both sides: nothing to read
-        rows.append(row)
+        rows.append({"field": field, "before": old, "after": new})
     return rows
 
 
@@ -189,9 +255,14 @@ def entries(db, actor: User, *, entity: str | None = None, who: str | None = Non
         return describe(SegmentRule.parse(rule), attributes)
 
     names: dict[tuple, str | None] = {}
+
+    def name_of(kind: str, thing_id) -> str | None:   # a segment, connection or export the entry points at
+        return _name_from_history(db, {"entity": kind, "entity_id": str(thing_id)}, names)
+
     rows = []
     for entry in audit_repo.list_entries(db, limit=page_size, offset=(page - 1) * page_size, entity=entity, actor=who):
-        entry_changes = changes(entry["before_json"], entry["after_json"], labels, describe_rule)
+        entry_changes = changes(entry["before_json"], entry["after_json"], labels, describe_rule,
+                                entity=entry["entity"], name_of=name_of)
         title = _title(entry) or _name_from_history(db, entry, names)
         rows.append({"when": entry["occurred_at"], "who": entry["actor"], "action": entry["action"],
                      "entity": entry["entity"], "title": title, "summary": _summary(entry_changes),

@@ -20,21 +20,27 @@ def test_changes_are_field_by_field():
                                  '{"name": "New", "active": true, "rule": {"join": "or"}, "kind": "static"}')
     assert rows == [{"field": "Name", "before": "Old", "after": "New"},
                     {"field": "Rule › Join", "before": "and", "after": "or"},
-                    {"field": "Kind", "before": None, "after": "static"}]
+                    {"field": "Type", "before": None, "after": "Static"}]
     created = audit_service.changes(None, '{"name": "X", "members": 4087}')
     assert created == [{"field": "Name", "before": None, "after": "X"},
                        {"field": "Members", "before": None, "after": "4,087"}]
 
 
 def test_internal_ids_and_empty_values_are_not_shown():
-    rows = audit_service.changes(None, '{"run_id": 4, "connection_id": 2, "segment_ids": [1], "name": "X", "active": null}')
-    assert [r["field"] for r in rows] == ["Name"]      # Active: empty before and after
+    rows = audit_service.changes(None, '{"run_id": 4, "connection_id": 2, "segment_ids": [1], "name": "X", "active": null}',
+                                 name_of=lambda entity, i: {("connection", 2): "Iterable EU", ("segment", 1): "VIP"}.get((entity, int(i))))
+    # Active: empty before and after; the run id left out; the connection and segments by their names
+    assert rows == [{"field": "Connection", "before": None, "after": "“Iterable EU”"},
+                    {"field": "Segments", "before": None, "after": "“VIP”"},
+                    {"field": "Name", "before": None, "after": "X"}]
+    unknown = audit_service.changes(None, '{"segment_ids": [12]}')
+    assert unknown == [{"field": "Segments", "before": None, "after": "a segment no longer known"}]
 
 
 def test_attribute_keys_read_as_catalogue_labels():
     rows = audit_service.changes(None, '{"mapping": [{"field": "first_name", "attribute": "profile.first_name"}]}',
                                  {"profile.first_name": "First name"})
-    assert rows == [{"field": "Mapping", "before": None, "after": "First name → first_name"}]
+    assert rows == [{"field": "Fields sent", "before": None, "after": "First name → data field “first_name”"}]
 
 
 def test_secrets_stay_redacted_even_if_stored_raw():
@@ -114,11 +120,65 @@ def test_vendor_mode_mapping_key_and_timestamps_read_as_words():
     rows = audit_service.changes(
         '{"key_last4": "1234", "sync_mode": "add_only"}',
         '{"key_last4": "9876", "sync_mode": "mirror", "vendor": "iterable", "consent_at": "2026-12-07T03:25:44.123",'
-        ' "mapping": [{"field": "firstName", "attribute": "profile.first_name"}]}',
-        {"profile.first_name": "First name"})
+        ' "mapping": [{"field": "first_name", "attribute": "profile.first_name"},'
+        ' {"field": "plan", "attribute": "profile.x_plan"}]}',
+        {"profile.first_name": "First name", "profile.x_plan": "Plan"})
     by_field = {r["field"]: r for r in rows}
     assert by_field["API key"] == {"field": "API key", "before": "ending in 1234", "after": "ending in 9876"}
-    assert by_field["Mode"]["after"] == "Mirror" and by_field["Mode"]["before"] == "Add only"
+    assert by_field["Sync mode"]["after"] == "Mirror" and by_field["Sync mode"]["before"] == "Add only"
     assert by_field["Vendor"]["after"] == "Iterable"
-    assert by_field["Consent at"]["after"] == "2026-12-07 03:25"
-    assert by_field["Mapping"]["after"] == "First name → firstName"
+    assert by_field["Consent given at"]["after"] == "2026-12-07 03:25"
+    # the vendor's field by its label (Iterable calls it firstName: never shown); a free data field by its name
+    assert by_field["Fields sent"]["after"] == "First name → First name, Plan → data field “plan”"
+
+
+# Raw values that must never reach the log's reader (issue 14: "nothing that looks like internals").
+INTERNAL_WORDS = ("MEDIUM", "VERY LOW", "add_only", "mirror", "truncate", "overwrite", "fill_blanks", "primary",
+                  "leadspace-2026-01", "iterable-2026-01", "first_name", "company_name", "static", "dynamic",
+                  "sandbox", "export", "enrichment", "system_refresh")   # (user names are data: not listed)
+
+
+def _assert_in_words(rows):
+    import re
+    for row in rows:
+        for change in row["changes"]:
+            field = change["field"]
+            assert "_" not in field and not re.search(r"(^|› )\d+( ›|$)", field), (row["action"], field)
+            for value in (change["before"], change["after"]):
+                words = set(re.split(r"[\s,;:“”()→]+", value or ""))
+                assert not words & set(INTERNAL_WORDS) and value not in INTERNAL_WORDS, (row["action"], field, value)
+
+
+def test_every_kind_of_demo_entry_reads_in_words(db, admin):
+    """The demo's entries (users, profiles, connections with consent, segments, an enrichment, exports to every
+    vendor) and an export edit that changes one segment's list: fields and values in words, no ids."""
+    from services import demo
+    demo.load_demo(db, admin, profiles=200)
+    export = db.query("SELECT id, name FROM exports WHERE vendor = 'iterable'")[0]
+    segment_id, segment_name = db.query("SELECT id, name FROM segments ORDER BY id LIMIT 1")[0]
+    before = {"name": export[1], "vendor": "iterable", "sync_mode": "mirror", "segment_ids": [segment_id],
+              "targets": {str(segment_id): {"id": None, "mode": "name", "name": "Customers"}}}
+    after = {**before, "sync_mode": "add_only",
+             "targets": {str(segment_id): {"id": "4242", "mode": "id", "name": None}}}
+    _record(db, admin, "edit_export", "export", export[0], before=before, after=after)
+    rows = audit_service.entries(db, admin, page_size=200)["rows"]
+    assert {r["entity"] for r in rows} >= {"user", "profiles", "connection", "segment", "enrichment", "export"}
+    _assert_in_words(rows)
+    edit = rows[0]["changes"]
+    assert {"field": f"Destination for “{segment_name}”", "before": "List “Customers”",
+            "after": "List with ID 4242"} in edit
+    assert {"field": "Sync mode", "before": "Mirror", "after": "Add only"} in edit
+    enrichment = next(r for r in rows if r["entity"] == "enrichment")["changes"]
+    assert {"field": "Minimum match confidence", "before": None, "after": "Medium"} in enrichment
+    consent = next(r for r in rows if r["action"] == "consent_given")["changes"]
+    assert {"field": "Consent", "before": None, "after": "version of January 2026"} in consent
+
+
+def test_a_deleted_segment_keeps_its_name_in_an_export_entry(db, admin):
+    _record(db, admin, "create_segment", "segment", 31, after={"name": "Gone soon"})
+    _record(db, admin, "delete_segment", "segment", 31, before={"name": "Gone soon"})
+    _record(db, admin, "create_export", "export", 8, after={"name": "E", "segment_ids": [31],
+                                                             "targets": {"31": {"mode": "name", "name": "L"}}})
+    rows = audit_service.entries(db, admin)["rows"][0]["changes"]
+    assert {"field": "Segments", "before": None, "after": "“Gone soon”"} in rows
+    assert {"field": "Destination for “Gone soon”", "before": None, "after": "List “L”"} in rows
