@@ -14,13 +14,13 @@ from ui import connection_wizard, deps
 from ui.connection_manage import manage
 from ui.connection_wizard import NEW_FOR_ENRICHMENT, RETURN_TO, STEPS, WIZ, catalog
 from ui.flash import show as show_flash
-from ui.format import Column, selected_row, show_table
+from ui.format import Column, consent_version, plural, selected_row, show_table
 from ui.session import current_user
 from ui.text import md
 from ui.wizard import Wizard
 
 TABLE_COLUMNS = [Column("name", "Name"), Column("type", "Type"), Column("region", "Region"), Column("key", "Key"),
-                 Column("status", "Status"), Column("last_verify", "Last verify"),
+                 Column("status", "Status"), Column("last_verify", "Last check"),
                  Column("verified_at", "Verified at", "datetime"), Column("who", "Who can use it"),
                  Column("export_user", "Export user"), Column("used_by", "Used by"), Column("consent", "Consent"),
                  Column("created_by", "Created by"), Column("created_at", "Created", "datetime")]
@@ -77,11 +77,12 @@ if not rows:
 
 table_rows = [{
     "name": r["name"], "type": r["type"], "region": r["region_label"], "key": r["key_masked"],
-    "status": r["status_label"], "last_verify": r["last_verify_message"] or "never",
+    "status": r["status_label"], "last_verify": r["last_verify_message"] or "Never checked",
     "verified_at": r["last_verified_at"], "who": r["who_can_use"], "export_user": r["export_user"],
-    "used_by": ", ".join(filter(None, [f"{r['enrichments']} enrichment(s)" if r["enrichments"] else "",
-                                        f"{r['exports']} export(s)" if r["exports"] else ""])) or "nothing",
-    "consent": f"{r['consent_version']} by {r['consent_by']}" if r["consent_version"] else "revoked",
+    "used_by": ", ".join(filter(None, [plural(r["enrichments"], "enrichment") if r["enrichments"] else "",
+                                        plural(r["exports"], "export") if r["exports"] else ""])) or "Nothing yet",
+    "consent": (f"Given by {r['consent_by']} ({consent_version(r['consent_version'])})" if r["consent_version"]
+                else "Revoked"),
     "created_by": r["created_by"], "created_at": r["created_at"],
 } for r in rows]
 ids = [r["id"] for r in rows]

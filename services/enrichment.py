@@ -163,8 +163,17 @@ def preview(db, config: EnrichmentConfig, enrichment_id: int | None = None) -> d
         "profiles": plan.profiles, "skipped_recent": plan.skipped_recent, "invalid_input": plan.invalid_input,
         "duplicates": plan.duplicates, "companies": plan.to_send, "credits": est.credits,
         "bulk_calls": est.bulk_calls, "requests": est.requests, "tps": tps, "seconds": est.seconds,
-        "duration": core.human_duration(est.seconds),
+        "duration": core.human_duration(est.seconds), "duration_basis": _estimate_basis(db, config.connection_id),
     }
+
+
+def _estimate_basis(db, connection_id: int | None) -> str:
+    """What the duration rests on, said next to it; on a Sandbox connection, that the run will be quicker."""
+    from storage import connections as connection_store
+
+    row = connection_store.get_connection(db, connection_id) if connection_id is not None else None
+    sandbox = row is not None and row.get("region") == "sandbox"
+    return core.ESTIMATE_BASIS + (" " + core.SANDBOX_ESTIMATE_NOTE if sandbox else "")
 
 
 def _clean_name(cur, name: str, exclude_id: int | None) -> str:

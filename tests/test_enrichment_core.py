@@ -69,6 +69,15 @@ def test_classify(status, confidence, expected):
 def test_estimate_at_30_tps():
     est = core.estimate(100_000)
     assert est.bulk_calls == 200 and est.requests == 400 and est.credits == 100_000
-    assert est.seconds == pytest.approx(400 / 30 + core.DEFAULT_BULK_LATENCY_S)
+    assert est.seconds == pytest.approx(100 * 60)   # Leadspace's pace, not the 15 s the request budget allows
     assert core.estimate(0).seconds == 0
     assert core.human_duration(125) == "about 2 minutes"
+    # a tight request budget is the slower bound: then it decides
+    assert core.estimate(1_000, tps=0.01).seconds == pytest.approx(4 / 0.01 + core.DEFAULT_BULK_LATENCY_S)
+
+
+def test_estimate_follows_leadspaces_published_pace():
+    """1,600 companies read "a few seconds" before (request budget only); Leadspace takes a minute per 1,000."""
+    assert core.human_duration(core.estimate(1_600).seconds) == "about 2 minutes"
+    assert core.estimate(1_000).seconds >= 60
+    assert "a minute per 1,000 companies" in core.ESTIMATE_BASIS

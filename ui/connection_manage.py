@@ -9,6 +9,7 @@ from core.errors import UserError
 from services import connections as svc
 from ui import vendor_links
 from ui.connection_wizard import _flash, catalog, ctx
+from ui.format import consent_version
 from ui.text import md
 
 REMOVE_ID = "conn.remove_id"
@@ -68,7 +69,7 @@ def manage(conn: dict) -> None:
     if conn.get("base_url"):
         st.caption(f"Base URL: {md(conn['base_url'])}")
     if conn["consent_version"]:
-        st.caption(md(f"Consent: version {conn['consent_version']}, agreed by {conn['consent_by']} on "
+        st.caption(md(f"Consent: {consent_version(conn['consent_version'])}, agreed by {conn['consent_by']} on "
                       f"{conn['consent_at']:%Y-%m-%d %H:%M}."))
     else:
         st.caption("Consent revoked: the connection stays inactive until someone agrees again.")
@@ -108,9 +109,9 @@ def manage(conn: dict) -> None:
         with st.expander(text.title):
             st.markdown(text.body)
             vendor_links.show(vendor, catalog[vendor]["label"])
-            st.caption(f"Text version {text.version}")
+            st.caption(f"This text: {consent_version(text.version)}")
         for entry in svc.consent_history(ctx.db, cid):
-            st.caption(md(f"{entry['version']}: agreed by {entry['username']} on {entry['agreed_at']:%Y-%m-%d %H:%M}"
+            st.caption(md(f"{consent_version(entry['version']).capitalize()}: agreed by {entry['username']} on {entry['agreed_at']:%Y-%m-%d %H:%M}"
                           + (f", revoked by {entry['revoked_by']} on {entry['revoked_at']:%Y-%m-%d %H:%M}"
                              if entry["revoked_at"] else "")))
         if conn["consent_version"]:

@@ -12,6 +12,7 @@ from core.errors import UserError
 from services import connections as svc
 from ui import vendor_links
 from ui.flash import flash as _flash_message
+from ui.format import consent_version
 from ui.text import md
 from ui.wizard import Step, Wizard
 
@@ -116,7 +117,7 @@ def step_consent(wiz: Wizard) -> None:
         st.markdown(f"#### {text.title}")
         st.markdown(text.body)
         vendor_links.show(wiz.data["vendor"], catalog[wiz.data["vendor"]]["label"])
-        st.caption(f"Text version {text.version}")
+        st.caption(f"This text: {consent_version(text.version)}")
     st.checkbox("I agree", key=wiz.widget_key("agree", default=False))
 
 
@@ -181,7 +182,7 @@ def step_save(wiz: Wizard) -> None:
         f"- **Who can use it:** {'Admins and contributors' if shared else 'Admins only'}",
         f"- **Region:** {svc.region_label(data['region'])}",
         f"- **{svc.key_label(data['vendor'])}:** ends in {data['api_key'][-4:] if len(data['api_key']) >= 8 else '…'}",
-        f"- **Consent:** version {data.get('consent_version')}",
+        f"- **Consent:** {consent_version(data.get('consent_version'))}",
         f"- **Verify:** {'connected' if result.get('ok') else 'saved unverified'}",
     ]))
     st.button("Save connection", key=f"{WIZ}.save", type="primary", on_click=_save, args=(wiz,))

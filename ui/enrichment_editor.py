@@ -11,6 +11,7 @@ from core import enrichment as core
 from services import enrichment as svc
 from ui import vendor_links
 from ui.errors import attempt
+from ui.format import confidence, humanize_key
 from ui.text import md
 
 P = "enr_ed."
@@ -106,14 +107,15 @@ def _section_mapping(db) -> None:
                  format_func={"primary": "Primary address", "secondary": "Secondary address"}.get,
                  help="Create a second enrichment to enrich the other one.")
         address = st.session_state.get(P + "address", "primary")
-        c2.caption("Taken from " + md(", ".join(core.address_columns(address).values())))
+        parts = (labels.get(column) or humanize_key(column) for column in core.address_columns(address).values())
+        c2.caption("Taken from " + md(", ".join(parts)))
 
 
 def _section_policy() -> None:
     st.subheader("Matching policy")
     c1, c2, c3 = st.columns(3)
     c1.selectbox("Minimum match confidence to accept", list(reversed(core.CONFIDENCE_LEVELS)),
-                 key=P + "min_confidence", help="Matches below it go to the review queue instead of your data.")
+                 format_func=confidence, key=P + "min_confidence", help="Matches below it go to the review queue instead of your data.")
     c2.radio("When a profile already has enriched values", list(WRITE_MODES), format_func=WRITE_MODES.get,
              key=P + "write_mode")
     c3.number_input("Skip profiles enriched in the last N days (0 = never skip)", min_value=0, max_value=3650,
@@ -134,9 +136,9 @@ def _estimate(db, enrichment_id: int | None) -> None:
     c[1].metric("Companies to send", f"{p['companies']:,}",
                 help="After removing duplicates (same normalised company inputs) and skipped profiles.")
     c[2].metric("Credits (at most)", f"{p['credits']:,}")
-    c[3].metric("Estimated duration", p["duration"])
+    c[3].metric("Estimated duration", p["duration"], help=p["duration_basis"])
     st.caption(f"{p['duplicates']:,} duplicate company inputs sent once · {p['skipped_recent']:,} skipped "
-               f"(enriched recently) · {p['invalid_input']:,} without a company name.")
+               f"(enriched recently) · {p['invalid_input']:,} without a company name. {p['duration_basis']}")
 
 
 def show(db, user, *, may_run: bool, is_admin: bool, on_saved: Callable[[int, bool], None],

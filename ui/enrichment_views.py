@@ -12,7 +12,7 @@ from services import enrichment as svc
 from ui import item_schedule
 from ui.errors import attempt
 from ui.flash import flash
-from ui.format import minutes, show_table, word
+from ui.format import confidence, day_and_time, minutes, show_table, word
 from ui.text import md
 
 CONFIRM_DELETE = "enr.confirm_delete"
@@ -112,21 +112,35 @@ RUN_OUTCOMES = {"Enriched": "enriched", "Below threshold": "below_threshold", "N
 
 
 def _runs_chart(history: list[dict]) -> None:
-    """Outcomes per run; runs on an ordinal axis so they read #1, #2 … rather than 1.000000."""
-    data = pd.DataFrame([{"Run": h["run_id"], "Outcome": label, "Profiles": h[k]}
-                         for h in history for label, k in RUN_OUTCOMES.items()])
+    """Outcomes per run; runs on an ordinal axis named by when they finished ("7 Dec 03:25"), not by their
+    internal number."""
+    names = _run_names(history)
+    data = pd.DataFrame([{"Run": name, "Outcome": label, "Profiles": h[k]}
+                         for h, name in zip(history, names) for label, k in RUN_OUTCOMES.items()])
     chart = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("Run:O", title="Run", axis=alt.Axis(labelAngle=0)),
+        x=alt.X("Run:O", title="Run finished", sort=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
         color=alt.Color("Outcome:N", sort=list(RUN_OUTCOMES), legend=alt.Legend(orient="bottom")),
         tooltip=["Run", "Outcome", alt.Tooltip("Profiles:Q", format=",d")])
     st.altair_chart(chart, width="stretch")
 
 
+def _run_names(history: list[dict]) -> list[str]:
+    """Runs as people tell them apart: when each finished ("7 Dec 03:25"); a second run in the same minute
+    reads "7 Dec 03:25 (2)", so no two points share a name."""
+    names, seen = [], {}
+    for run in history:
+        name = day_and_time(run.get("finished_at"))
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return names
+
+
 def _confidence_chart(dist: dict[str, int]) -> None:
-    """Profiles per confidence level, strongest first (not alphabetical)."""
-    order = list(reversed(core.CONFIDENCE_LEVELS))   # HIGH, MEDIUM, LOW, VERY LOW
-    data = pd.DataFrame([{"Confidence": level, "Profiles": int(dist.get(level, 0))} for level in order])
+    """Profiles per confidence level, strongest first (not alphabetical), the levels in words ("Very low")."""
+    levels = list(reversed(core.CONFIDENCE_LEVELS))   # HIGH, MEDIUM, LOW, VERY LOW
+    order = [confidence(level) for level in levels]
+    data = pd.DataFrame([{"Confidence": confidence(level), "Profiles": int(dist.get(level, 0))} for level in levels])
     chart = alt.Chart(data).mark_bar().encode(
         x=alt.X("Confidence:N", sort=order, title="Match confidence", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("Profiles:Q", title="Profiles", axis=alt.Axis(format=",d", tickMinStep=1)),
@@ -158,7 +172,7 @@ def details(eid: int) -> None:
             _runs_chart(history)
         elif history:  # one point makes no line: show that run's figures instead
             only = history[0]
-            st.caption(f"Run #{only['run_id']} · {minutes(only['finished_at'])} · a chart appears after the next run.")
+            st.caption(f"The run of {minutes(only['finished_at'])} · a chart appears after the next run.")
             m = st.columns(3)
             for col, (label, k) in zip(m, RUN_OUTCOMES.items()):
                 col.metric(label, f"{only[k]:,}")
@@ -178,7 +192,7 @@ def details(eid: int) -> None:
     if history:
         st.markdown("**Runs**")
         show_table([{   # run statuses as words, counts with thousands separators, gaps as "—"
-            "Run": h["run_id"], "Finished": minutes(h["finished_at"]), "Status": word(h["status"], "status"),
+            "Finished": minutes(h["finished_at"]), "Status": word(h["status"], "status"),
             **{label: h[k] for label, k in RUN_OUTCOMES.items()}, "Errors": h["errors"], "Sent": h["sent"],
         } for h in reversed(history)], key="enr_runs_table")
 
@@ -194,7 +208,7 @@ def enriched_data(eid: int) -> None:
     industry = f2.selectbox("Industry", [""] + svc.industries(ctx.db, eid), key="enr_data_industry",
                             format_func=lambda v: v or "Any")
     min_conf = f3.selectbox("Confidence at least", [""] + list(reversed(core.CONFIDENCE_LEVELS)),
-                            key="enr_data_confidence", format_func=lambda v: v or "Any")
+                            key="enr_data_confidence", format_func=lambda v: confidence(v) if v else "Any")
     page = st.number_input("Page", min_value=1, step=1, key="enr_data_page", width=160)
     result = svc.enriched_data(ctx.db, eid, search=search, industry=industry, min_confidence=min_conf, page=page,
                                page_size=PAGE_SIZE)
@@ -204,14 +218,15 @@ def enriched_data(eid: int) -> None:
         st.info("No enriched profiles match these filters." if filtered else
                 "No enriched profiles yet. Run the enrichment from My enrichments; its matches appear here.")
         return
-    st.dataframe(pd.DataFrame(result["rows"]), hide_index=True, width="stretch", column_config=DATA_COLUMNS)
+    rows = [{**r, "confidence": confidence(r.get("confidence"))} for r in result["rows"]]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=DATA_COLUMNS)
     ids = [r["customer_id"] for r in result["rows"]]
     names = {r["customer_id"]: f"{r['customer_id']} · {r.get('original_company_name') or r.get('company_name') or ''}"
              for r in result["rows"]}
     chosen = st.selectbox("Compare a profile", ids, key="enr_data_profile", format_func=names.get)
     cmp = svc.profile_comparison(ctx.db, eid, chosen)
     if cmp:
-        st.markdown(f"Match confidence: **{md(cmp['confidence'])}** · enriched at {minutes(cmp['enriched_at'])}"
+        st.markdown(f"Match confidence: **{md(confidence(cmp['confidence']))}** · enriched at {minutes(cmp['enriched_at'])}"
                     + (f" · accepted by {md(cmp['accepted_by'])}" if cmp["accepted_by"] else ""))
         # Every row on screen at once (no inner scrolling), and "—" where a profile has no such value.
         table = pd.DataFrame([{"Field": f["field"], "Original": _shown(f["original"]), "Enriched": _shown(f["enriched"])}
@@ -244,12 +259,13 @@ def review(eid: int) -> None:
     st.subheader(f"Review queue · {md(row['name'])}")
     queue = svc.review_queue(ctx.db, eid)
     total = svc.review_count(ctx.db, eid)
-    st.caption(f"{total:,} matches below the minimum confidence ({row['config'].min_confidence}). "
+    st.caption(f"{total:,} matches below the minimum confidence ({confidence(row['config'].min_confidence)}). "
                "Accepted matches become enriched data; rejected ones are dropped.")
     if not queue:
         st.info("Nothing to review.")
         return
-    show_table(queue, labels={   # show_table: an empty cell reads "—", not "None"
+    shown_queue = [{**q, "confidence": confidence(q.get("confidence"))} for q in queue]
+    show_table(shown_queue, labels={   # show_table: an empty cell reads "—", not "None"
         "customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
         "input_website": "Your website", "input_location": "Your location", "match_name": "Leadspace match",
         "match_website": "Match website", "match_location": "Match location", "match_industry": "Match industry"},

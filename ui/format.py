@@ -7,6 +7,8 @@ from __future__ import annotations
 import numbers
 from datetime import date, datetime
 
+from core import words as core_words
+
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
 
@@ -97,9 +99,20 @@ RUN_STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Suc
                      "skipped": "Skipped", "interrupted": "Interrupted"}
 SEGMENT_KIND_LABELS = {"dynamic": "Dynamic", "static": "Static"}
 ROLE_LABELS = {"admin": "Admin", "contributor": "Contributor", "viewer": "Viewer"}
+CONFIDENCE_LABELS = core_words.CONFIDENCE_WORDS   # "VERY LOW" -> "Very low" (Leadspace's match confidence)
 # Which word table a column of kind "word" uses when it names none.
 WORDS = {"run_kind": RUN_KIND_LABELS, "trigger": RUN_TRIGGER_LABELS, "status": RUN_STATUS_LABELS,
-         "segment_kind": SEGMENT_KIND_LABELS, "role": ROLE_LABELS}
+         "segment_kind": SEGMENT_KIND_LABELS, "role": ROLE_LABELS, "confidence": CONFIDENCE_LABELS}
+
+
+def confidence(level) -> str:
+    """A match confidence level in words ("MEDIUM" -> "Medium"); "—" when empty."""
+    return core_words.confidence(level) or EMPTY
+
+
+def consent_version(version) -> str:
+    """A consent text's version by its date ("leadspace-2026-01" -> "version of January 2026"); "—" when empty."""
+    return core_words.consent_version(version) or EMPTY
 
 
 def is_empty(value) -> bool:

@@ -338,7 +338,7 @@ def test_remove_in_use_offers_deactivate_in_dialog(users):
     cid = _make()
     _exports_table([(1, "Weekly newsletter", cid)])
     at = open_page()
-    assert at.dataframe[0].value.iloc[0]["Used by"] == "1 export(s)"
+    assert at.dataframe[0].value.iloc[0]["Used by"] == "1 export"
     at = button(at, f"conn.remove.{cid}").click().run()
     assert any("Weekly newsletter" in shown(w.value) for w in at.warning)
     at = button(at, "conn.remove_cancel").click().run()
@@ -409,8 +409,10 @@ def test_secret_not_in_database_file_after_wizard(users):
 def test_consent_shown_on_the_connection(users):
     _make()
     at = open_page()
-    assert any(shown(c.value).startswith("Consent: version sendgrid-2026-01, agreed by alice on ") for c in at.caption)
-    assert at.dataframe[0].value.iloc[0]["Consent"] == "sendgrid-2026-01 by alice"
+    # the text's version by its date, never the raw version string "sendgrid-2026-01"
+    assert any(shown(c.value).startswith("Consent: version of January 2026, agreed by alice on ") for c in at.caption)
+    assert at.dataframe[0].value.iloc[0]["Consent"] == "Given by alice (version of January 2026)"
+    assert not any("sendgrid-2026" in shown(c.value) for c in at.caption)
 
 
 def test_remove_selected_when_others_remain_and_delete_dependants(users):

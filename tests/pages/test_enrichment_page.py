@@ -42,6 +42,10 @@ def test_one_page_editor_creates_enrichment(db, admin):
     assert at.text_input(key="enr_ed.name").value == "Company firmographics"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Profiles"] == "41" and metrics["Companies to send"] == "20" and metrics["Credits (at most)"] == "20"
+    # the confidence levels in words; the duration says what it rests on (Leadspace's published pace)
+    assert at.selectbox(key="enr_ed.min_confidence").options == ["High", "Medium", "Low", "Very low"]
+    duration = next(m for m in at.metric if m.label == "Estimated duration")
+    assert "a minute per 1,000 companies" in duration.help
     # the Leadspace API documentation is linked from the editor
     assert any("support.leadspace.com/hc/en-us/sections/201997649-API" in c.value for c in at.caption)
     at.checkbox(key="enr_ed.use_website").check().run()
@@ -184,14 +188,16 @@ def test_details_show_one_run_as_figures_and_more_as_a_chart(db, admin, monkeypa
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Enriched"] == "100" and metrics["Not matched"] == "3"
-    assert any("Run #1 · 2026-11-29 12:36" in c.value for c in at.caption)   # to the minute, no microseconds
+    # the run by when it finished, to the minute (no microseconds), never by its internal number
+    assert any("The run of 2026-11-29 12:36" in c.value for c in at.caption)
+    assert not any("#1" in c.value for c in at.caption)
 
     monkeypatch.setattr(svc, "run_history", lambda _db, _eid, limit=50: _history(3))
     at.run()
     assert not at.exception, at.exception
     assert "Enriched" not in {m.label for m in at.metric}   # a line over the runs instead
     runs = at.dataframe[-1].value
-    assert list(runs["Run"]) == [3, 2, 1] and set(runs["Finished"]) == {"2026-11-29 12:36"}
+    assert "Run" not in runs.columns and set(runs["Finished"]) == {"2026-11-29 12:36"}   # no run numbers
     assert set(runs["Status"]) == {"Succeeded"}   # the word, not "succeeded"
 
 
@@ -219,6 +225,9 @@ def test_review_buttons_say_what_they_decide_and_enriched_data_reads_well(db, ad
     _button(at, f"enr_review_{eid}").click().run()
     accept, reject = _button(at, "enr_review_accept"), _button(at, "enr_review_reject")
     assert accept.disabled and reject.disabled and accept.label == "Accept"
+    # confidence in words, never the vendor's constants ("LOW", "MEDIUM")
+    assert set(at.dataframe[0].value["Confidence"]) == {"Low"}
+    assert any("minimum confidence (Medium)" in c.value for c in at.caption)
     pick = at.multiselect(key="enr_review_pick")
     assert pick.proto.select_all == 0, "the picker must not offer its own Select all entry"
     assert pick.format_func("c000000") == "c000000 · Acme → Acme Corp"
@@ -235,6 +244,9 @@ def test_review_buttons_say_what_they_decide_and_enriched_data_reads_well(db, ad
     assert at.selectbox(key="enr_data_profile").format_func("c000000").startswith("c000000 · ")
     comparison = at.dataframe[-1].value
     assert "None" not in comparison.to_string()
+    assert list(at.dataframe[0].value["confidence"]) == ["Low"]
+    assert any("Match confidence: **Low**" in m.value for m in at.markdown)
+    assert at.selectbox(key="enr_data_confidence").format_func("VERY LOW") == "Very low"
     values = dict(zip(comparison["Field"], comparison["Enriched"]))
     assert values["Industry"] == "Software" and values["Employee count"] == "1,200"
     assert dict(zip(comparison["Field"], comparison["Original"]))["Industry"] == "—"
