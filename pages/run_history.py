@@ -11,7 +11,7 @@ from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
-from ui.format import (RUN_KIND_LABELS, clickable_table, counts_summary, day_and_time, duration,
+from ui.format import (RUN_KIND_LABELS, clickable_table, counts_summary, day_and_time, distinct, duration,
                        humanize_key, number, word)
 from ui.session import current_user, show_error
 from ui.text import md, md_lines
@@ -27,14 +27,32 @@ st.title("Run history")
 
 
 def _title(run: dict) -> str:
-    """`Export “Newsletter” · 7 Dec 03:25`: what ran, and when, in words (no ids, no internal kinds)."""
+    """`Export “Newsletter” · 7 Dec 03:25`: what ran, and when, in words (no ids, no internal kinds); a run
+    that continues an interrupted one says "resumed"."""
     name = f" “{run['target_name']}”" if run.get("target_name") else ""
-    return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}"
+    resumed = " · resumed" if run.get("trigger") == "resume" else ""
+    return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}{resumed}"
+
+
+def _titles(runs: list[dict]) -> dict[int, str]:
+    """Each listed run's title, distinct (two runs of one item in the same minute: "… (2)"), without its
+    status, which changes while the page is open: a picker's label must not go stale."""
+    oldest_first = list(reversed(runs))
+    return dict(zip([r["id"] for r in oldest_first], distinct([_title(r) for r in oldest_first])))
 
 
 def _open_run(run_id: int) -> None:
     st.query_params["run"] = str(run_id)
     st.session_state["history_detail"] = run_id
+
+
+def _chain_starts(run_ids: list[int]) -> str:
+    """A resume chain by when each of its runs started: "7 Dec 03:25 → 7 Dec 03:40"."""
+    starts = []
+    for run_id in run_ids:
+        run = run_service.get_run(db, run_id)
+        starts.append(day_and_time((run["started_at"] or run["queued_at"]) if run else None))
+    return " → ".join(starts)
 
 
 def _counts(counts: dict) -> str:
@@ -53,9 +71,11 @@ if may_run:
     cols = st.columns([1, 5])
     if cols[0].button("Run all", key="history_run_all", help="Refresh every active item now."):
         try:
-            st.success(f"Refresh queued as run #{schedule_service.run_all(db, user)}.")
+            schedule_service.run_all(db, user)
+            st.success("Refresh queued. It appears at the top of the list below.")
         except run_service.AlreadyRunning as busy:
-            st.warning(md(str(busy)))
+            st.warning(f"A refresh is already {word(busy.status, 'status').lower()}: it is in the list below. "
+                       "Queue another one after it from Admin › Schedule.")
         except UserError as exc:
             show_error(exc)
 
@@ -86,8 +106,9 @@ def history() -> None:
     # The URL's run (a number the user may have typed) opens that run when it is in the list.
     requested_id = int(requested) if requested and requested.isdigit() and int(requested) in ids else None
     open_id = st.session_state.get("history_detail", requested_id)
+    titles = _titles(runs)
     clickable_table(
-        [{"Run": r["id"], "Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
+        [{"Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
           "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
           "Started": r["started_at"] or r["queued_at"], "Duration": duration(r["duration_s"]),
           "Status": _status(r), "Counts": _counts(r["counts"]),
@@ -100,8 +121,7 @@ def history() -> None:
     preselect = requested_id if requested_id is not None else ids[0]
     if st.session_state.get("history_detail") not in ids:
         st.session_state["history_detail"] = preselect   # none yet, or filtered out: the URL's run or the newest
-    chosen = st.selectbox("Details of", ids, key="history_detail",
-                          format_func=lambda i: next(f"{_title(r)} · {_status(r)}" for r in runs if r["id"] == i))
+    chosen = st.selectbox("Details of", ids, key="history_detail", format_func=lambda i: titles.get(i, "—"))
     details(run_service.get_run(db, chosen))
 
 
@@ -115,17 +135,17 @@ def details(run: dict) -> None:
             st.write(md_lines(run["message"]))
         if run["status"] == "running" and run["progress_message"]:
             st.caption(md(run["progress_message"]))
-        if run["counts"]:
+        if run["counts"]:   # every count on screen at once (no inner scrolling)
             st.dataframe([{"Count": humanize_key(k), "Value": number(v)} for k, v in run["counts"].items()],
-                         hide_index=True)
+                         hide_index=True, height="content")
         if run.get("chain_counts"):   # a resumed run: its own counts above, the whole chain's here
-            st.markdown("**Across the resumed runs** " + " → ".join(f"#{i}" for i in run["chain_run_ids"]))
+            st.markdown("**Across the resumed runs** (started " + md(_chain_starts(run["chain_run_ids"])) + ")")
             st.dataframe([{"Count": humanize_key(k), "Total": number(v)} for k, v in run["chain_counts"].items()],
-                         hide_index=True, key="history_chain_counts")
+                         hide_index=True, key="history_chain_counts", height="content")
         children = run_service.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")
-            st.dataframe([{"Run": c["id"], "Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
+            st.dataframe([{"Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
                            "Counts": _counts(c["counts"]), "Message": c["message"] or ""} for c in children],
                          hide_index=True, width="stretch")
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
@@ -142,7 +162,8 @@ def details(run: dict) -> None:
                 show_error(exc)
         if run["status"] in run_service.RESUMABLE_STATUSES and st.button("Resume", key=f"history_resume_{run['id']}"):
             try:
-                st.success(f"Resumed as run #{run_service.resume(db, user, run['id'])}.")
+                run_service.resume(db, user, run["id"])
+                st.success("Resumed: the continuation is queued and appears at the top of the list.")
             except UserError as exc:
                 show_error(exc)
 

@@ -12,6 +12,7 @@ from services import alerts as alert_service
 from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps
+from ui.format import Column, show_table, word
 from ui.session import current_user, show_error
 from ui.text import md
 
@@ -63,7 +64,7 @@ if upcoming:
 st.subheader("Run now")
 active = schedule_service.active_refresh(db)
 if active:
-    st.info(f"Refresh run #{active[0]} is {active[1]}.")
+    st.info(f"A refresh is {word(active[1], 'status').lower()}. Follow it in Run history.")
     if st.button("Cancel refresh", key="sched_cancel_refresh"):
         try:
             outcome = run_service.cancel(db, user, active[0])
@@ -72,19 +73,19 @@ if active:
             show_error(exc)
 if st.button("Run all", key="sched_run_all", help="Run every active enrichment, then segments, then every active export."):
     try:
-        run_id = schedule_service.run_all(db, user)
-        st.success(f"Refresh queued as run #{run_id}. Follow it in Run history.")
+        schedule_service.run_all(db, user)
+        st.success("Refresh queued. Follow it in Run history.")
     except run_service.AlreadyRunning as busy:
         st.session_state["sched_busy"] = busy.run_id
     except UserError as exc:
         show_error(exc)
 if st.session_state.get("sched_busy"):
-    st.warning(f"A refresh is already running (run #{st.session_state['sched_busy']}).")
+    st.warning("A refresh is already queued or running.")
     if st.button("Queue another refresh after it", key="sched_queue_refresh"):
         try:
-            run_id = schedule_service.run_all(db, user, queue_if_busy=True)
+            schedule_service.run_all(db, user, queue_if_busy=True)
             st.session_state.pop("sched_busy", None)
-            st.success(f"Refresh queued as run #{run_id}.")
+            st.success("Refresh queued after the current one.")
         except UserError as exc:
             show_error(exc)
 
@@ -92,9 +93,12 @@ if st.session_state.get("sched_busy"):
 st.subheader("Exports and enrichments on their own schedule")
 items = [r for r in schedule_service.list_item_schedules(db) if r["mode"] != "system"]
 if items:
-    st.dataframe([{"Kind": r["kind"], "Name": r["name"] or f"#{r['target_id']}", "Schedule": r["description"],
-                   "Next run (UTC)": r["next_run_at"], "Last run (UTC)": r["last_run_at"]} for r in items],
-                 hide_index=True, width="stretch")
+    # kinds as words, a missing name as "—" (never its id), times to the minute
+    show_table([{"kind": r["kind"], "name": r["name"], "schedule": r["description"], "next": r["next_run_at"],
+                 "last": r["last_run_at"]} for r in items],
+               [Column("kind", "Kind", "word", words="run_kind"), Column("name", "Name"), Column("schedule", "Schedule"),
+                Column("next", "Next run (UTC)", "datetime"), Column("last", "Last run (UTC)", "datetime")],
+               key="sched_items")
 else:
     st.caption("Every export and enrichment follows the system refresh. Set an item's own schedule on its page.")
 

@@ -277,14 +277,16 @@ def test_run_history_page_shows_own_counts_and_chain_total(db, admin):
     at = switch_to(at, "run_history.py")
     assert not at.exception, at.exception
     df = at.dataframe[0].value
-    rows = {r["Run"]: r for r in df.to_dict("records")}
+    # newest first, no run numbers in the list: the resumed run, then the one it continued
+    rows = dict(zip([resumed, killed], df.to_dict("records")))
     assert "Sent: 6" in rows[killed]["Counts"] and "Pending: 6" in rows[killed]["Counts"]
     assert rows[killed]["Across resumes"] == "—"   # no resume chain: the empty mark
     assert "Sent: 10" in rows[resumed]["Counts"]
     assert "Sent: 10" in rows[resumed]["Across resumes"] and "Accepted: 10" in rows[resumed]["Across resumes"]
     at.selectbox(key="history_detail").set_value(resumed).run()
     assert not at.exception, at.exception
-    assert any(f"#{killed} → #{resumed}" in m.value for m in at.markdown)
+    assert any(m.value.startswith("**Across the resumed runs** (started ") and " → " in m.value and "#" not in m.value
+               for m in at.markdown)
     [chain] = [d.value for d in at.dataframe if "Total" in d.value.columns]
     assert dict(zip(chain["Count"], chain["Total"]))["Sent"] == "10"
 

@@ -12,7 +12,7 @@ from services import enrichment as svc
 from ui import item_schedule
 from ui.errors import attempt
 from ui.flash import flash
-from ui.format import confidence, day_and_time, minutes, show_table, word
+from ui.format import confidence, day_and_time, distinct, minutes, show_table, word
 from ui.text import md
 
 CONFIRM_DELETE = "enr.confirm_delete"
@@ -128,12 +128,7 @@ def _runs_chart(history: list[dict]) -> None:
 def _run_names(history: list[dict]) -> list[str]:
     """Runs as people tell them apart: when each finished ("7 Dec 03:25"); a second run in the same minute
     reads "7 Dec 03:25 (2)", so no two points share a name."""
-    names, seen = [], {}
-    for run in history:
-        name = day_and_time(run.get("finished_at"))
-        seen[name] = seen.get(name, 0) + 1
-        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return names
+    return distinct([day_and_time(run.get("finished_at")) for run in history])
 
 
 def _confidence_chart(dist: dict[str, int]) -> None:

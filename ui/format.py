@@ -153,6 +153,17 @@ def cell_text(value) -> str:
     return str(value)
 
 
+def distinct(labels: list[str]) -> list[str]:
+    """Labels made distinct in order: the second "Export “X” · 7 Dec 03:25" reads "Export “X” · 7 Dec 03:25 (2)"
+    (a picker needs one label per option)."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return out
+
+
 def percent(part, whole) -> str:
     """`37%` (no decimals from 10% up, one below; no space, as every other share in the app reads);
     "—" when there is nothing to divide by."""

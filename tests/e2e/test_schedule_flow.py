@@ -47,8 +47,7 @@ def test_admin_schedules_runs_all_and_reads_the_history(demo_server, page):
     assert_no_traceback(page)
 
     click_key(page, "sched_run_all")
-    queued = wait_text(page, re.compile(r"Refresh queued as run #\d+"))
-    run_id = re.search(r"#(\d+)", queued.inner_text()).group(1)
+    wait_text(page, "Refresh queued. Follow it in Run history.")   # no run number: an internal id
     shot(page, "schedule_03_run_all")
 
     goto_page(page, "Run history")
@@ -59,7 +58,6 @@ def test_admin_schedules_runs_all_and_reads_the_history(demo_server, page):
     details = key(page, "history_details")
     # its heading names what ran in words ("Refresh “System refresh” · 7 Dec 07:30"), no run number
     expect(details.locator("strong").filter(has_text=re.compile(r"^Refresh\b"))).to_be_visible()
-    assert run_id  # the queued message named the run
     final = re.compile(r"\*?\*?(" + "|".join(FINAL) + r")")
     expect(details.locator("strong").filter(has_text=final)).to_be_visible(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)

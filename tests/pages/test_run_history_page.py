@@ -49,7 +49,8 @@ def table(at, index=0):
 def test_one_list_with_statuses_triggers_and_who(seeded):
     at = open_page()
     df = table(at)
-    assert list(df["Run"]) == [seeded["queued"], seeded["crashed"], seeded["failed"], seeded["refresh"]]
+    assert "Run" not in df.columns   # run numbers are internal ids: the list reads what ran and when
+    assert list(df["Name"]) == ["Weekly digest", "Firmographics", "Newsletter", "System refresh"]
     assert set(df["Status"]) == {"Queued", "Interrupted", "Failed", "Partially succeeded"}
     assert set(df["Trigger"]) == {"Manual"}
     assert set(df["Who"]) == {"alice"}
@@ -62,7 +63,7 @@ def test_filters(seeded):
     at.multiselect(key="history_kind").set_value(["export"]).run()
     assert set(table(at)["Name"]) == {"Newsletter", "Weekly digest"}
     at.multiselect(key="history_status").set_value(["failed"]).run()
-    assert list(table(at)["Run"]) == [seeded["failed"]]
+    assert list(table(at)["Status"]) == ["Failed"]
     at.multiselect(key="history_status").set_value(["succeeded"]).run()
     assert any("No runs match" in shown(i.value) for i in at.info)
 
@@ -98,9 +99,10 @@ def test_cancel_and_resume(seeded):
 def test_run_all(seeded):
     at = open_page()
     at.button(key="history_run_all").click().run()
-    assert any("Refresh queued as run #" in shown(s.value) for s in at.success)
+    assert any("Refresh queued." in shown(s.value) for s in at.success)
     at.button(key="history_run_all").click().run()
     assert any("already queued" in shown(w.value) for w in at.warning)
+    assert not any("#" in shown(m.value) for m in [*at.success, *at.warning])   # no run numbers
 
 
 def test_viewer_sees_history_without_actions(seeded):
@@ -122,3 +124,29 @@ def test_dry_run_trigger_reads_as_words():
     from services import runs as run_service
     assert run_service.TRIGGER_LABELS["dry_run"] == "Dry run"
     assert run_service.TRIGGER_LABELS["manual"] == "Manual"
+
+
+def test_details_labels_are_distinct_and_carry_no_stale_status(db, seeded):
+    """The picker's labels name the run (kind, name, start, "resumed") without its status, which changed
+    under an open page ("Running (0/4)" stayed after the run ended); two runs alike read "… (2)"."""
+    from storage.db import Database
+
+    db = Database(db.path)   # the fixture closed its handle for the app
+    resumed = runner.resume(db, SYSTEM, seeded["crashed"])
+    twin = runner.submit(db, SYSTEM, "export", 5, "Newsletter", status="failed")
+    with db.transaction() as cur:   # the twin started in the same minute as the first Newsletter run
+        cur.execute("UPDATE runs SET started_at = (SELECT started_at FROM runs WHERE id = ?), "
+                    "queued_at = (SELECT queued_at FROM runs WHERE id = ?) WHERE id = ?",
+                    [seeded["failed"], seeded["failed"], twin])
+    db.close()
+    at = open_page()
+    picker = at.selectbox(key="history_detail")
+    labels = picker.options
+    assert len(labels) == len(set(labels)), labels
+    assert not any(word in label for label in labels for word in ("Queued", "Running", "Failed", "Interrupted"))
+    assert sum("· resumed" in label for label in labels) == 1
+    newsletter = [label for label in labels if "Newsletter" in label]
+    assert len(newsletter) == 2 and newsletter[0] == newsletter[1] + " (2)"   # newest first: the twin is "(2)"
+    picker.set_value(resumed).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="history_detail").value == resumed

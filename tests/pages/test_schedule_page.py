@@ -62,10 +62,12 @@ def test_weekly_without_days_shows_a_plain_error(users):
 def test_run_all_then_already_running_offers_to_queue(users):
     at = open_page()
     at.button(key="sched_run_all").click().run()
-    assert any("Refresh queued as run #" in shown(s.value) for s in at.success)
+    assert any("Refresh queued." in shown(s.value) for s in at.success)
     at.button(key="sched_run_all").click().run()
-    assert any("already running" in shown(w.value) for w in at.warning)
+    assert any("already queued or running" in shown(w.value) for w in at.warning)
     assert any("is queued" in shown(i.value) for i in at.info)       # the active refresh with a Cancel button
+    # no internal run numbers anywhere on the page
+    assert not any("#" in shown(m.value) for m in [*at.success, *at.warning, *at.info])
     at.button(key="sched_queue_refresh").click().run()
     from jobs import runner
     assert [r["status"] for r in runner.list_runs(app_db(), kind="refresh")] == ["queued", "queued"]
