@@ -26,10 +26,15 @@ estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> 
 """
 from __future__ import annotations
 
+import copy
+import json
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from connectors import registry
-from core import sync
+from core import data_version, sync
 from storage import exports as repo
 from storage import settings
 
@@ -100,17 +105,173 @@ def action_counts(cur, source: str, params: list) -> dict[str, int]:
     return {a: n for a, n in cur.execute(f"SELECT action, count(*) FROM {source} GROUP BY action", params).fetchall()}
 
 
-def count_plan(db, export: dict, target: dict, retry_run: int | None = None) -> dict[str, int]:
-    sql, params, _ = repo.plan_sql(db, export, target["segment_ids"], target["key"], only_emails_from_run=retry_run)
+# ------------------------------------------------------------------------------ the classification pass
+# ONE evaluation of the diff gives the plan, its counts and the mirror removals (issue 16: a re-run used to
+# evaluate the classification up to five times: the gate's counts and removals, then the run's count, plan
+# and removals). The pass joins the classified members (storage.exports' CTE: the one definition of
+# "eligible", "duplicate", the contact hash) with the delivery state FULL OUTER, so a delivered contact with
+# no member row is a row too. Per row:
+#   action   the plan's action for a member row, as storage.exports.plan_sql; NULL when the row is no
+#            planned change of its own: a delivered contact without a member row, or (mirror) a member this
+#            export can no longer send whose removal is the change
+#   removal  (mirror) a delivered contact this export added whose email has no eligible row: no member row,
+#            or its first row (dup_rank 1, the only one that can be eligible) is skipped; once per email,
+#            as storage.exports.removal_sql
+#   member   a member row (counts the plan's rows: unchanged = members - rows of any other action)
+PASS_EXTRA_COLUMNS = ("removal", "member", "d_email", "d_customer_id", "email_fast_ok")
+PLAN_SOURCE_PREFIX = "run_plan_"       # temp views the engine reads (ExportRun._sources)
+REMOVALS_SOURCE_PREFIX = "run_removals_"
+
+
+def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None) -> tuple[str, list, list[str]]:
+    """(sql, params, field keys): the classification pass over one target (see above). Columns: action,
+    customer_id, email, contact_hash, skip_reason, f0..fn (the mapped fields, field keys' order), then
+    PASS_EXTRA_COLUMNS (email_fast_ok: DuckDB's verdict of core.sync's fast email pattern). retry_run: only
+    the contacts that run rejected (upserts and removals alike), as plan_sql/removal_sql."""
+    cte, params, keys = repo._eligible_cte(db, export, target["segment_ids"])   # noqa: SLF001 - the one CTE
+    mirror = export.get("sync_mode", sync.MODE_MIRROR) == sync.MODE_MIRROR
+    fields = "".join(f", c.f{i}" for i in range(len(keys)))
+    excluded = (f"WHEN c.skip_reason = '{sync.SKIP_NO_CONSENT}' AND coalesce(d.added_by_export, FALSE) THEN NULL "
+                if mirror else "")
+    removal = ("coalesce(d.added_by_export, FALSE) AND (c.dup_rank IS NULL OR (c.dup_rank = 1 AND "
+               "c.skip_reason IS NOT NULL))") if mirror else "FALSE"
+    sql = (
+        cte + ", d AS (SELECT email, contact_hash, last_status, added_by_export, customer_id FROM export_delivered "
+        "WHERE export_id = ? AND target_key = ?) "
+        "SELECT CASE WHEN c.dup_rank IS NULL THEN NULL " + excluded +
+        f"WHEN c.skip_reason IS NOT NULL THEN '{sync.SKIP}' WHEN d.email IS NULL THEN '{sync.ADD}' "
+        f"WHEN d.last_status <> 'accepted' THEN '{sync.RETRY}' "
+        f"WHEN d.contact_hash IS DISTINCT FROM c.contact_hash THEN '{sync.UPDATE}' ELSE '{sync.UNCHANGED}' END "
+        f"AS action, c.customer_id, c.email, c.contact_hash, c.skip_reason{fields}, {removal} AS removal, "
+        "c.dup_rank IS NOT NULL AS member, d.email AS d_email, d.customer_id AS d_customer_id, "
+        "coalesce(regexp_full_match(c.email, ?), FALSE) AS email_fast_ok "
+        f"FROM classified c {'FULL OUTER' if mirror else 'LEFT'} JOIN d ON d.email = c.email")
+    params = params + [export["id"], target["key"], sync.FAST_EMAIL_SQL]
+    if retry_run is not None:
+        rejected = ("SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
+                    "AND outcome = 'rejected' AND action {} 'remove'")
+        sql = (f"SELECT * REPLACE (CASE WHEN x.email IN ({rejected.format('<>')}) THEN x.action END AS action, "
+               f"x.removal AND x.d_email IN ({rejected.format('=')}) AS removal, "
+               f"x.member AND x.email IN ({rejected.format('<>')}) AS member) FROM ({sql}) x")
+        params = [retry_run, target["key"]] * 3 + params   # the REPLACE list comes first in the text
+    return sql, params, keys
+
+
+def _columns(keys: list[str]) -> str:
+    return "action, customer_id, email, contact_hash, skip_reason" + "".join(f", f{i}" for i in range(len(keys)))
+
+
+def _sure_valid_sql(email: str = "email") -> str:
+    """SQL: the address certainly passes core.sync.email_problem (its fast path: the pattern, the lengths,
+    no "--" in the domain, not a special-use domain). Anything else is checked in Python."""
+    domain = f"split_part({email}, '@', 2)"
+    special = " OR ".join(f"{domain} = '{s}' OR ends_with({domain}, '.{s}')" for s in sync._SPECIAL_USE)  # noqa: SLF001
+    return (f"(email_fast_ok AND length({email}) <= {sync.EMAIL_MAX_CHARS} AND length(split_part({email}, '@', 1)) "
+            f"<= 64 AND length({domain}) <= 253 AND NOT contains({domain}, '--') AND NOT ({special}))")
+
+
+def _over_limit_sql(export: dict, keys: list[str]) -> str:
+    """SQL: a mapped value over the vendor's limit, when the export skips such contacts (else FALSE)."""
+    limits = field_limits(export.get("vendor"))
+    checks = [f"coalesce(length(f{i}) > {int(limits[k])}, FALSE)" for i, k in enumerate(keys) if k in limits]
+    if export.get("over_limit") != sync.OVER_LIMIT_SKIP or not checks:
+        return "FALSE"
+    return "(" + " OR ".join(checks) + ")"
+
+
+UNSURE_EMAILS_CHECKED = 20_000   # to-send rows whose email SQL cannot vouch for, checked exactly in Python at most
+UNSENDABLE = "unsendable"        # plan counts key: to add/update/retry, but the run will skip them (see plan_counts)
+
+
+def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) -> dict[str, int]:
+    """{action: rows, "remove": removals, UNSENDABLE: n} from ONE evaluation of the pass (the gate).
+
+    UNSENDABLE: rows planned as add/update/retry that the run will skip all the same (an invalid email;
+    a value over the vendor's limit when the export skips those), as its streaming checks do, so "to
+    send" counts only what will really be sent. Addresses SQL cannot vouch for are checked by
+    core.sync.email_problem, up to UNSURE_EMAILS_CHECKED of them (beyond: counted as sendable, so the
+    figure stays an upper bound)."""
+    sql, params, keys = pass_sql(db, export, target, retry_run=retry_run)
+    to_send = f"action IN ('{sync.ADD}', '{sync.UPDATE}', '{sync.RETRY}')"
+    over, sure = _over_limit_sql(export, keys), _sure_valid_sql()
+    counts: dict[str, int] = {}
+    removals = over_sure = unsure = 0
     with db.cursor() as cur:
-        counts = action_counts(cur, f"({sql})", params)
-    removals = 0
-    if export["sync_mode"] == sync.MODE_MIRROR:
-        rsql, rparams = repo.removal_sql(db, export, target["segment_ids"], target["key"],
-                                         only_emails_from_run=retry_run)
-        removals = db.query_one(f"SELECT count(*) FROM ({rsql})", rparams)[0]
+        rows = cur.execute(
+            f"SELECT action, count(*) FILTER (WHERE action IS NOT NULL), count(*) FILTER (WHERE removal), "
+            f"count(*) FILTER (WHERE {to_send} AND {sure} AND {over}), count(*) FILTER (WHERE {to_send} AND NOT {sure}) "
+            f"FROM ({sql}) GROUP BY action", params).fetchall()
+        for action, n, n_removal, n_over_sure, n_unsure in rows:
+            if action is not None:
+                counts[action] = int(n)
+            removals += int(n_removal)
+            over_sure += int(n_over_sure)
+            unsure += int(n_unsure)
+        unsendable = over_sure
+        if unsure:   # rare: read them once more (only those rows), checked exactly as the run checks them
+            for email, is_over in cur.execute(
+                    f"SELECT email, {over} FROM ({sql}) WHERE {to_send} AND NOT {sure} LIMIT {UNSURE_EMAILS_CHECKED}",
+                    params).fetchall():
+                if is_over or sync.email_problem(email):
+                    unsendable += 1
     counts[sync.REMOVE] = removals
+    counts[UNSENDABLE] = unsendable
     return counts
+
+
+def count_plan(db, export: dict, target: dict, retry_run: int | None = None) -> dict[str, int]:
+    """The gate's plan counts for one target (plan_counts)."""
+    return plan_counts(db, export, target, retry_run)
+
+
+def _member_rows(cur, db, export: dict, target: dict) -> int:
+    """The pass's member rows without the diff: the profiles (and their joined attributes) in the segments."""
+    members, params = repo.members_sql(db, [int(s) for s in target["segment_ids"]])
+    _, joins, _ = repo.mapping_columns(db, list(export["mapping"]))
+    return cur.execute(f"SELECT count(*) FROM profiles p {' '.join(joins)} WHERE p.customer_id IN ({members})",
+                       params).fetchall()[0][0]
+
+
+def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int
+               ) -> tuple[dict[str, int], tuple, tuple | None] | None:
+    """The runner's plan of one target when it is small (the usual re-run), from ONE evaluation of the pass;
+    None when it is not (a first full run: members exceed delivered contacts by more than max_rows, or more
+    than max_rows rows would be kept), and the runner plans it its own way.
+
+    Returns (counts {action: n, "remove": n}, plan source, removals source or None (add only)): the pass's
+    rows that are not unchanged go to temp table run_pass_<idx> on `cur` (the run's cursor: they die with
+    it), read through temp views ("table", run_plan_<idx>) with plan_sql's columns plus email_fast_ok (last),
+    and ("table", run_removals_<idx>) with (email, customer_id). The unchanged count is the members' rows (a
+    plain count, no diff) minus the rows of every other action."""
+    tkey = target["key"]
+    members = _member_rows(cur, db, export, target)
+    if members - repo.delivered_count(db, export["id"], tkey) > max_rows:
+        return None
+    sql, params, keys = pass_sql(db, export, target)
+    table = f"run_pass_{int(idx)}"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) "
+                f"WHERE action IS DISTINCT FROM '{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}",
+                params)
+    if cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > max_rows:
+        cur.execute(f"DROP TABLE {table}")
+        return None
+    plan_view, removals_view = f"{PLAN_SOURCE_PREFIX}{int(idx)}", f"{REMOVALS_SOURCE_PREFIX}{int(idx)}"
+    cur.execute(f"CREATE OR REPLACE TEMP VIEW {plan_view} AS SELECT {_columns(keys)}, email_fast_ok FROM {table} "
+                "WHERE action IS NOT NULL")
+    counts = {a: int(n) for a, n in cur.execute(
+        f"SELECT action, count(*) FROM {table} WHERE action IS NOT NULL GROUP BY action").fetchall()}
+    removals, excluded = cur.execute(f"SELECT count(*) FILTER (WHERE removal), count(*) FILTER "
+                                     f"(WHERE member AND action IS NULL) FROM {table}").fetchall()[0]
+    unchanged = members - excluded - sum(counts.values())
+    if unchanged:
+        counts[sync.UNCHANGED] = unchanged
+    counts[sync.REMOVE] = int(removals)
+    removal_src = None
+    if export.get("sync_mode", sync.MODE_MIRROR) == sync.MODE_MIRROR:
+        cur.execute(f"CREATE OR REPLACE TEMP VIEW {removals_view} AS SELECT d_email AS email, d_customer_id "
+                    f"AS customer_id FROM {table} WHERE removal")
+        removal_src = ("table", removals_view)
+    return counts, ("table", plan_view), removal_src
 
 
 def check_removal_guard(db, export: dict, targets: list[dict], plans: dict[str, dict]) -> list[dict]:
@@ -247,21 +408,23 @@ def _block(g: RunGate, reason: str) -> RunGate:
 
 
 def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = None,
-         targets: list[dict] | None = None, contacts: int | None = None) -> RunGate:
+         targets: list[dict] | None = None, contacts: int | None = None, need_plan: bool = True) -> RunGate:
     """The gate for `export` (a stored export dict). The runner passes the plans it made; others get
-    them counted here. A dry run is never blocked by limits or an inactive export (it changes nothing)."""
+    them counted here, cached per state (cached_plans). A dry run is never blocked by limits or an
+    inactive export (it changes nothing). need_plan=False: only what may block a run whose removals are
+    confirmed (no diff: needs_confirmation, to_send and the estimate are then left empty)."""
     g = RunGate()
     if not export.get("segment_ids"):
         return _block(g, "This export has no segments. Edit it and pick at least one.")
     if not dry_run and not export.get("active", True):
         _block(g, f"“{export['name']}” is inactive. Activate it before running.")
     vendor = export["vendor"]
-    g.contacts = count_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
+    g.contacts = cached_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
     hard = limits_hard(db)
     warning = limit_warning(vendor, g.contacts)
     cap = account_cap(db, export["connection_id"])
     if vendor in ACCOUNT_WIDE_LIMIT or cap is not None:
-        g.account_contacts = account_contacts(db, export["connection_id"], draft=export)
+        g.account_contacts = cached_account_contacts(db, export)
         if vendor in ACCOUNT_WIDE_LIMIT:
             warning = account_warning(vendor, g.account_contacts, g.contacts)
         problem = cap_problem(cap, g.account_contacts)
@@ -271,12 +434,110 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
         g.warnings.append(warning)
         if hard and not dry_run:
             _block(g, warning + " An admin has made this limit a hard stop.")
+    if plans is None and not need_plan:
+        return g
     targets = targets if targets is not None else plan_targets(db, export)
     if plans is None:
-        plans = {t["key"]: count_plan(db, export, t) for t in targets}
+        plans = cached_plans(db, export, targets)
     if export.get("sync_mode") == sync.MODE_MIRROR:
         g.needs_confirmation = check_removal_guard(db, export, targets, plans)
     g.to_send = sum(n for p in plans.values() for a, n in p.items()
-                    if a in (sync.ADD, sync.UPDATE, sync.RETRY, sync.REMOVE))
+                    if a in (sync.ADD, sync.UPDATE, sync.RETRY, sync.REMOVE)) - sum(
+        p.get(UNSENDABLE, 0) for p in plans.values())
     g.estimate_s = estimate_seconds(vendor, g.to_send)
     return g
+
+
+# ------------------------------------------------------------------------------ the gate's cache
+# A click on Run computed the gate three times (the page's run before the button, run_export, the page's
+# run after it), each a diff over every member (4-6 s at 1 M). Its costly parts (the plan counts, the
+# contact counts) are cached per the state they are computed from: the database, the export's saved
+# definition, core.data_version (imports, demo data, enrichment results), the profile count, the
+# segments' definitions and member lists, the suppression list and the export's delivery state (which
+# every run, recovery and flush changes). A change of any of these misses; GATE_CACHE_TTL_S is a safety
+# net for a writer in another process (the CLI), as for the other count caches.
+GATE_CACHE_TTL_S = 300
+GATE_CACHE_ENTRIES = 64
+_cache: "OrderedDict[tuple, tuple[float, object]]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached(key: tuple, compute):
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < GATE_CACHE_TTL_S:
+            _cache.move_to_end(key)
+            return copy.deepcopy(hit[1])
+    value = compute()
+    with _cache_lock:
+        _cache[key] = (now, copy.deepcopy(value))
+        _cache.move_to_end(key)
+        while len(_cache) > GATE_CACHE_ENTRIES:
+            _cache.popitem(last=False)
+    return value
+
+
+def _segments_state(db, segment_ids) -> tuple:
+    """What the members of these segments are computed from: each one's definition and member query (a
+    dynamic rule, with today's date in its parameters), and a static one's member list (count and a sum of
+    hashes: a refresh, or any writer of segment_members, changes it)."""
+    ids = sorted({int(s) for s in segment_ids})
+    if not ids:
+        return ()
+    rows = db.query("SELECT s.id, s.kind, s.rule_json, s.updated_at, s.members_taken_at, m.n, m.h FROM segments s "
+                    "LEFT JOIN (SELECT segment_id, count(*) AS n, sum(hash(customer_id)) AS h FROM segment_members "
+                    "WHERE segment_id IN (SELECT unnest(?::BIGINT[])) GROUP BY segment_id) m ON m.segment_id = s.id "
+                    "WHERE s.id IN (SELECT unnest(?::BIGINT[])) ORDER BY s.id", [ids, ids])
+    members_sql, params = repo.members_sql(db, ids)
+    return tuple(tuple(str(v) for v in r) for r in rows) + (members_sql, tuple(str(p) for p in params))
+
+
+def _data_state(db) -> tuple:
+    return (str(getattr(db, "path", id(db))), data_version.current(),
+            db.query_one("SELECT count(*) FROM profiles")[0])
+
+
+def _delivery_state(db, export_id: int) -> tuple:
+    """The export's delivery state and the suppression list, as far as a plan reads them: every write to
+    either adds a row stamped now() or removes rows (storage.exports folds with updated_at = now())."""
+    row = db.query_one(
+        "SELECT (SELECT count(*) FROM export_delivered WHERE export_id = ?), "
+        "(SELECT max(updated_at) FROM export_delivered WHERE export_id = ?), "
+        "(SELECT count(*) FROM suppression_list), (SELECT max(added_at) FROM suppression_list)",
+        [export_id, export_id])
+    return tuple(str(v) for v in row)
+
+
+def _definition(export: dict) -> str:
+    keys = ("vendor", "connection_id", "sync_mode", "over_limit", "mapping", "segment_ids", "targets", "updated_at")
+    return json.dumps({k: export.get(k) for k in keys}, sort_keys=True, default=str)
+
+
+def cached_plans(db, export: dict, targets: list[dict]) -> dict[str, dict]:
+    """{target key: plan_counts} for the gate, cached per the state it is computed from (see above)."""
+    key = ("plans", _data_state(db), int(export["id"]), _definition(export),
+           _segments_state(db, export["segment_ids"]), _delivery_state(db, int(export["id"])),
+           tuple(t["key"] for t in targets))
+    return _cached(key, lambda: {t["key"]: count_plan(db, export, t) for t in targets})
+
+
+def cached_contacts(db, segment_ids: list[int]) -> int:
+    key = ("contacts", _data_state(db), _segments_state(db, segment_ids))
+    return _cached(key, lambda: count_contacts(db, segment_ids))
+
+
+def cached_account_contacts(db, export: dict) -> int:
+    """account_contacts for a stored export (its own segments), cached per the segments of every active
+    export on the connection."""
+    others = sorted((e["id"], tuple(e["segment_ids"])) for e in repo.list_exports(db, connection_id=export["connection_id"])
+                    if e["active"] and e["id"] != export.get("id"))
+    segment_ids = {int(s) for _, segs in others for s in segs} | {int(s) for s in export["segment_ids"]}
+    key = ("account", _data_state(db), int(export["connection_id"]), tuple(others), tuple(export["segment_ids"]),
+           _segments_state(db, segment_ids))
+    return _cached(key, lambda: account_contacts(db, export["connection_id"], draft=export))

@@ -40,7 +40,7 @@ from core.errors import InputError
 from core import sync
 from core.csvfile import csv_text
 from core.permissions import Action, Actor, PermissionDenied, Role, SystemActor, User, require
-from jobs import export_plan, export_run, runner
+from jobs import export_journal, export_plan, export_run, runner
 from jobs.export_plan import RunGate
 from connectors import registry
 from connectors.errors import ConnectorError
@@ -298,8 +298,8 @@ def clean_draft(db, actor: User, draft: dict, export_id: int | None = None) -> d
 
 
 def count_contacts(db, segment_ids: list[int]) -> int:
-    """Distinct members over the export's segments (what the vendor limit is about)."""
-    return export_plan.count_contacts(db, segment_ids)
+    """Distinct members over the export's segments (what the vendor limit is about), cached per data state."""
+    return export_plan.cached_contacts(db, segment_ids)
 
 
 def _over_limit_counts(db, vendor: str, mapping: list[dict], segment_ids: list[int]) -> dict[str, int]:
@@ -470,6 +470,9 @@ def delete_export(db, actor: User, export_id: int) -> None:
         runs_repo.cancel_queued_for(cur, KIND, int(export_id), "The export was removed.")
         repo.delete_export(cur, int(export_id))
         audit.record(cur, actor, "delete_export", "export", export_id, before=_public(export))
+    # its journal (accepted submissions not yet on record) goes with its delivery state: nothing will
+    # reconcile it now, and it may hold contacts' emails
+    export_journal.journal_path(db, int(export_id)).unlink(missing_ok=True)
     from services import schedule
 
     schedule.delete_item_schedule(db, actor, KIND, int(export_id))
@@ -525,7 +528,10 @@ def run_export(db, actor: Actor, export_id: int, *, confirm_removals: bool = Fal
     require(actor, Action.RUN)
     export = _require_export(db, export_id)
     _require_usable(db, actor, export)
-    refusal = export_plan.gate(db, export, dry_run=False).refusal(confirm_removals=confirm_removals)
+    # removals confirmed: nothing that blocks depends on the diff (the runner checks its own plan again);
+    # else the removal guard needs the plan, which the page's gate has just cached (export_plan.cached_plans)
+    refusal = export_plan.gate(db, export, dry_run=False, need_plan=not confirm_removals
+                               ).refusal(confirm_removals=confirm_removals)
     if refusal:
         raise ExportInputError(refusal)
     run_id = _submit(db, actor, export, trigger, {"confirm_removals": bool(confirm_removals)})

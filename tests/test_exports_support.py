@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import sync
+from core import data_version, sync
 
 VENDORS = ("sendgrid", "iterable", "omnisend")
 
@@ -38,12 +38,14 @@ class World:
                 "SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
                 "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BOOLEAN[])",
                 [[r.get(c) for r in rows] for c in cols] + [[bool(r.get("email_opt_out", False)) for r in rows]])
+        data_version.bump()   # as the app's writers of profile data do (imports, demo data)
 
     def update_profile(self, customer_id: str, **values) -> None:
         with self.db.transaction() as cur:
             for col, val in values.items():
                 assert col in ("email", "first_name", "last_name", "city", "country", "email_opt_out")
                 cur.execute(f"UPDATE profiles SET {col} = ? WHERE customer_id = ?", [val, customer_id])
+        data_version.bump()
 
     def segment(self, name: str, customer_ids: list[str]) -> int:
         with self.db.transaction() as cur:
