@@ -353,6 +353,12 @@ class ExportRun:
         whole run: it is counted, then streamed from its query again (the diff is then a small part of
         the run). Removals alike. They can be fixed now: upserts only touch members, and removal
         candidates are delivered contacts that are no longer members."""
+        if retry_run is None:   # a small plan (a re-run): plan, counts and removals from ONE pass of the diff
+            small = export_plan.small_plan(self._scratch, self.db, self.export, target, idx, MATERIALIZE_MAX_ROWS)
+            if small is not None:
+                counts, plan_src, removal_src = small
+                self._sources[target["key"]] = (plan_src, removal_src)
+                return counts
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
                                        only_emails_from_run=retry_run)
         # last column: DuckDB's (RE2, linear-time) verdict of core.sync's fast email pattern, a hint
