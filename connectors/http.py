@@ -40,6 +40,12 @@ HttpClient(vendor, base_url, *, headers=None, auth_headers=None, secrets=(), tra
     .get/.post/.put/.delete(path, **kw)  shortcuts;  .json(resp) parse or VendorError
     .close(); context manager.
     auth_headers are sent only to base_url's origin (absolute URLs elsewhere never get the key).
+    Per-request overhead (issue 16): the headers of an own-origin request (with and without a JSON body)
+    and the timeouts are prepared once, absolute URLs of fixed paths are cached (URL_CACHE_SIZE), and each
+    attempt goes straight to the httpx client's transport (no auth flow, redirects or cookie jar, none of
+    which a vendor API here uses); the wire bytes are what httpx.Client.request sent.
+coalesce_writes(httpx_client) -> bool    the default transport sends a request's head and body (up to
+    COALESCE_MAX_BYTES) in one socket write instead of two (applied by HttpClient when no transport is given)
 make_http_client(...)  same arguments as HttpClient (the one factory).
 poll_until(check, *, sleep, interval_s, max_interval_s, max_wait_s, growth=1.5, first_wait_s=0, on_timeout)
     the one loop polling one asynchronous vendor job (SendGrid imports, Omnisend batches)
@@ -64,6 +70,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
+import httpcore
 import httpx
 import orjson
 
@@ -85,6 +92,9 @@ RATE_LIMIT = "rate_limit"                 # on_wait reasons: waiting out a rate 
 RATE_LIMIT_BUDGET_EXHAUSTED = "rate_limit_budget_exhausted"   # ... or about to stop: the wait is over budget
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10, keepalive_expiry=30.0)
+
+URL_CACHE_SIZE = 256                      # prepared absolute URLs kept per client (fixed paths repeat)
+COALESCE_MAX_BYTES = 64 * 1024            # request head + body up to this size go out in one socket write
 
 # ---------------------------------------------------------------- redaction
 
@@ -349,6 +359,18 @@ class HttpClient:
             limits=DEFAULT_LIMITS,
             follow_redirects=False,
         )
+        if transport is None:
+            coalesce_writes(self._client)
+        # Prepared once (issue 16: merging/parsing them was ~20 % of a request's CPU): the headers of a request
+        # to our own origin, without and with a JSON body, and the timeouts; absolute URLs by path.
+        own = httpx.Headers(self._client.headers)
+        own.update(self.auth_headers)
+        self._own_headers = own
+        self._own_json_headers = httpx.Headers(own)
+        self._own_json_headers["Content-Type"] = "application/json"
+        self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._base_str = str(self._client.base_url).rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
 
     # -- helpers
     def redact(self, text: Any) -> str:
@@ -396,6 +418,44 @@ class HttpClient:
         url = httpx.URL(path)
         return (url.scheme, url.host, url.port) == (self._origin.scheme, self._origin.host, self._origin.port)
 
+    def _prepare(self, path: str, params: Any, headers: Mapping[str, str] | None,
+                 json_body: bool) -> tuple[httpx.URL, httpx.Headers]:
+        """The absolute URL and the full headers of a request, built once per call (not per attempt).
+        A relative path without extra headers takes the prepared headers and a cached URL; the rest is
+        merged as httpx.Client would (auth headers only for our own origin)."""
+        relative = path.startswith("/")
+        if relative and (not headers or (json_body and len(headers) == 1)):
+            prepared = self._own_json_headers if json_body else self._own_headers
+        else:
+            prepared = httpx.Headers(self._client.headers)
+            if self.auth_headers and self._same_origin(path):
+                prepared.update(self.auth_headers)
+            prepared.update(headers or {})
+        if not relative or "?" in path or "#" in path:
+            return self._client.build_request("GET", path, params=params).url, prepared
+        if params:
+            return httpx.URL(f"{self._base_str}{path}?{httpx.QueryParams(params)}"), prepared
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self._base_str + path)
+            if len(self._urls) >= URL_CACHE_SIZE:   # paths carrying ids would grow it without bound
+                self._urls.clear()
+            self._urls[path] = url
+        return url, prepared
+
+    def _send(self, method: str, url: httpx.URL, headers: httpx.Headers, content: bytes | str | None) -> httpx.Response:
+        """One attempt: the request straight to the client's transport. httpx.Client.send would add auth
+        flows, redirects and a cookie jar, none of which a vendor API here uses (redirects are not followed
+        and come back as a status error, as before). The body is read and the connection released."""
+        request = httpx.Request(method, url, headers=headers, content=content, extensions=self._extensions)
+        response = self._client._transport_for_url(url).handle_request(request)
+        response.request = request
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
     # -- the one request loop
     def request(
         self,
@@ -410,13 +470,12 @@ class HttpClient:
         ok: Iterable[int] = (200, 201, 202, 204),
         on_error: Callable[[httpx.Response], ConnectorError | None] | None = None,
     ) -> httpx.Response:
-        ok_statuses = frozenset(ok)
-        if self.auth_headers and self._same_origin(path):
-            headers = {**self.auth_headers, **(headers or {})}
+        ok_statuses = ok if isinstance(ok, frozenset) else frozenset(ok)
         if json is not None and content is None:
             # serialise once, not once per attempt
             content = orjson.dumps(json, option=orjson.OPT_NON_STR_KEYS)
             headers = {**(headers or {}), "Content-Type": "application/json"}
+        url, prepared = self._prepare(path, params, headers, json_body=json is not None)
         policy = self.retry
         attempt = 0          # requests sent for this call (for messages)
         failures = 0         # 5xx / transport failures of this call: what max_attempts caps
@@ -426,7 +485,7 @@ class HttpClient:
             self.limiter.acquire(bucket)
             try:
                 self.requests_sent += 1
-                resp = self._client.request(method, path, params=params, content=content, headers=headers)
+                resp = self._send(method, url, prepared, content)
             except _RETRYABLE_TRANSPORT as exc:
                 kind = type(exc).__name__
                 failures += 1
@@ -566,6 +625,78 @@ class HttpClient:
             f"The connection to {self.label} kept dropping after {attempt} tries. Try again in a few minutes.",
             vendor=self.vendor, detail=detail,
         )
+
+
+class _CoalescingStream(httpcore.NetworkStream):
+    """httpcore writes a request's head and its body in two socket writes; on a loopback or LAN that is
+    two system calls (and two wake-ups of the server) per request. This holds small writes until the
+    stream is read (the response is awaited) or they would exceed COALESCE_MAX_BYTES, so a request of a
+    few tens of KB goes out in one write. Large bodies are written as they come, without a joining copy."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._timeout: float | None = None
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending, self._pending_bytes = [], 0
+            self._inner.write(data, self._timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        self._timeout = timeout
+        if self._pending_bytes + len(buffer) > COALESCE_MAX_BYTES:
+            self._flush()
+            if len(buffer) > COALESCE_MAX_BYTES:
+                self._inner.write(buffer, timeout)
+                return
+        self._pending.append(buffer)
+        self._pending_bytes += len(buffer)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush()
+        return self._inner.read(max_bytes, timeout)
+
+    def close(self) -> None:
+        self._pending, self._pending_bytes = [], 0
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        self._flush()
+        return _CoalescingStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _CoalescingBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kw: Any) -> httpcore.NetworkStream:
+        return _CoalescingStream(self._inner.connect_tcp(*args, **kw))
+
+    def connect_unix_socket(self, *args: Any, **kw: Any) -> httpcore.NetworkStream:
+        return _CoalescingStream(self._inner.connect_unix_socket(*args, **kw))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def coalesce_writes(client: httpx.Client) -> bool:
+    """Give the client's default transport (httpx's HTTPTransport over an httpcore ConnectionPool) write
+    coalescing. False when the transport is not that (a test transport, another httpx): nothing changes."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(pool, httpcore.ConnectionPool) or backend is None or isinstance(backend, _CoalescingBackend):
+        return False
+    pool._network_backend = _CoalescingBackend(backend)
+    return True
 
 
 def make_http_client(vendor: str, base_url: str, **kw: Any) -> HttpClient:
