@@ -20,7 +20,7 @@ counts = summary["counts"]
 RUN_COLUMNS = [Column("kind", "Kind", "word", words="run_kind"), Column("name", "Name"),
                Column("trigger", "Started by", "word", words="trigger"),
                Column("status", "Outcome", "word", words="status"), Column("finished", "Finished", "datetime"),
-               Column("message", "Message")]
+               Column("summary", "Message", help="Its first sentence; click the row for the whole message.")]
 SEGMENT_COLUMNS = [Column("name", "Segment"), Column("members", "Members", "number"),
                    Column("kind", "Type", "word", words="segment_kind")]
 COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Enriched", "number"),
@@ -78,33 +78,38 @@ with right.container(border=True):
     else:
         st.caption("No enrichment results yet.")
 
+def table_card(title: str, rows: list[dict], columns: list[Column], *, key: str, empty: str, page: str,
+               link_label: str, where: str, param: str | None = None, help: str | None = None) -> None:
+    """One dashboard card: a heading, its table (a clicked row opens that item on `page` when `param` names
+    the URL parameter) or a line saying it is empty, and a link to the page."""
+    with st.container(border=True):
+        st.subheader(title, help=help)
+        if not rows:
+            st.caption(empty)
+        elif param:
+            event = show_table(rows, columns, key=key, on_select="rerun", selection_mode="single-row")
+            open_picked(event, rows, page, param)
+        else:
+            show_table(rows, columns, key=key)
+        link(page, link_label, where)
+
+
 # -- segments and enrichment coverage ------------------------------------------------------------------
 left, right = st.columns(2)
-with left.container(border=True):
-    st.subheader("Segment sizes", help="Click a row to open the segment.")
-    if summary["segments"]:
-        open_picked(show_table(summary["segments"], SEGMENT_COLUMNS, key="home_segments", on_select="rerun",
-                               selection_mode="single-row"), summary["segments"], "segments.py", "segment")
-    else:
-        st.caption("No segments yet.")
-    link("segments.py", "Open Segments", "Data › Segments")
-with right.container(border=True):
-    st.subheader("Enrichment coverage")
-    if summary["coverage"]:
-        show_table(summary["coverage"], COVERAGE_COLUMNS, key="home_coverage")
-    else:
-        st.caption("No enrichments yet.")
-    link("enrichment.py", "Open Enrichment", "Data › Enrichment")
+with left:
+    table_card("Segment sizes", summary["segments"], SEGMENT_COLUMNS, key="home_segments", empty="No segments yet.",
+               page="segments.py", link_label="Open Segments", where="Data › Segments", param="segment",
+               help="Click a row to open the segment.")
+with right:
+    table_card("Enrichment coverage", summary["coverage"], COVERAGE_COLUMNS, key="home_coverage",
+               empty="No enrichments yet.", page="enrichment.py", link_label="Open Enrichment",
+               where="Data › Enrichment", param="enrichment", help="Click a row to open the enrichment.")
 
 # -- recent runs ---------------------------------------------------------------------------------------
-with st.container(border=True):
-    st.subheader("Recent runs", help="Click a row to open the run in Run history.")
-    if summary["recent_runs"]:
-        open_picked(show_table(summary["recent_runs"], RUN_COLUMNS, key="home_runs", on_select="rerun",
-                               selection_mode="single-row"), summary["recent_runs"], "run_history.py", "run")
-    else:
-        st.caption("No runs yet. Runs of enrichments and exports will appear here.")
-    link("run_history.py", "Open Run history", "Data › Run history")
+table_card("Recent runs", summary["recent_runs"], RUN_COLUMNS, key="home_runs",
+           empty="No runs yet. Runs of enrichments and exports will appear here.", page="run_history.py",
+           link_label="Open Run history", where="Data › Run history", param="run",
+           help="Click a row to open the run in Run history.")
 
 # -- next steps ----------------------------------------------------------------------------------------
 st.subheader("What to do next")

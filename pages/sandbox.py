@@ -12,7 +12,7 @@ from core.permissions import PermissionDenied
 from services import connections as connection_service
 from services import sandbox as svc
 from ui import deps, flash
-from ui.format import Column, number, plural, show_table
+from ui.format import Column, columns_for, number, plural, show_table
 from ui.session import current_user
 from ui.text import error_text, md
 
@@ -57,7 +57,11 @@ def show_contacts(data: dict) -> None:
                 + ", ".join(f"{md(l['name'])} ({number(l['total'])})" for l in data["lists"]))
     labels = {k: svc.field_label(k) for row in data["records"] for k in row}
     labels["list"] = "Tag" if vendor == "omnisend" else "List"
-    show_table(data["records"], labels=labels, key=f"sandbox.records.{vendor}")
+    columns = columns_for(data["records"], labels)
+    for column in columns:   # headings in words; what the vendor calls the field, for the technical reader
+        if column.key in data["field_names"]:
+            column.help = f"{label}'s field: {data['field_names'][column.key]}"
+    show_table(data["records"], columns, key=f"sandbox.records.{vendor}")
     shown, total = len(data["records"]), sum(l["total"] for l in data["lists"])
     if shown < total:
         st.caption(f"The first {number(shown)} of {number(total)} memberships are shown.")

@@ -41,23 +41,28 @@ def field_label(key: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _flat(fields: dict, prefix: str = "") -> dict[str, Any]:
+def _flat(fields: dict, prefix: str = "", vendor_names: dict[str, str] | None = None,
+          vendor_prefix: str = "") -> dict[str, Any]:
+    """A stored contact as one level of fields keyed `first_name`; `vendor_names` collects what the vendor
+    calls each one (`dataFields.firstName`), for the technical reader's tooltip."""
     out: dict[str, Any] = {}
+    names = vendor_names if vendor_names is not None else {}
     for key, value in fields.items():
         name = f"{prefix}_{key}" if prefix else str(key)
+        vendor_name = f"{vendor_prefix}.{key}" if vendor_prefix else str(key)
         if isinstance(value, dict):
-            out.update(_flat(value, "" if key in ("dataFields", "customProperties", "custom_fields") else name))
-        elif isinstance(value, list):
-            out[field_key(name)] = ", ".join(map(str, value))
-        else:
-            out[field_key(name)] = value
+            out.update(_flat(value, "" if key in ("dataFields", "customProperties", "custom_fields") else name,
+                             names, vendor_name))
+            continue
+        out[field_key(name)] = ", ".join(map(str, value)) if isinstance(value, list) else value
+        names.setdefault(field_key(name), vendor_name)
     return out
 
 
-def _contact_fields(emulator, vendor: str, email: str) -> dict[str, Any]:
+def _contact_fields(emulator, vendor: str, email: str, vendor_names: dict[str, str]) -> dict[str, Any]:
     stored = emulator.user(email) if vendor == "iterable" else emulator.contact(email)
     hidden = HIDDEN_FIELDS.get(vendor, set())
-    return _flat({k: v for k, v in (stored or {"email": email}).items() if k not in hidden})
+    return _flat({k: v for k, v in (stored or {"email": email}).items() if k not in hidden}, vendor_names=vendor_names)
 
 
 def _lists(vendor: str, snapshot: dict) -> list[dict]:
@@ -81,7 +86,7 @@ def received(actor: User, vendor: str, *, max_records: int = MAX_RECORDS) -> dic
     """What `vendor`'s emulator received, for the page:
 
     contacts vendors: {"kind": "contacts", "lists": [{name, total, shown}], "records": [{list, email, ...}],
-                       "contacts": total contacts held};
+                       "contacts": total contacts held, "field_names": {record key: the vendor's name}};
     Leadspace:        {"kind": "enrichment", "requests": [{records, matched, status, ready}], "facts": {...}}."""
     require(actor, Action.USE_SANDBOX)
     from connectors.sandbox import get_emulator
@@ -92,14 +97,16 @@ def received(actor: User, vendor: str, *, max_records: int = MAX_RECORDS) -> dic
     snapshot = emulator.snapshot(max_members=max_records)
     if vendor == "leadspace":
         return _leadspace(snapshot)
-    lists, records = _lists(vendor, snapshot), []
+    lists, records, vendor_names = _lists(vendor, snapshot), [], {}
     for lst in lists:
         shown = lst["members"][: max(0, max_records - len(records))]
-        records.extend({"list": lst["name"], **_contact_fields(emulator, vendor, email)} for email in shown)
+        records.extend({"list": lst["name"], **_contact_fields(emulator, vendor, email, vendor_names)}
+                       for email in shown)
         lst["shown"] = len(shown)
         del lst["members"]
     total = snapshot.get("contacts", snapshot.get("users", snapshot.get("contacts_total", 0)))
-    return {"kind": "contacts", "lists": lists, "records": _ordered(records), "contacts": int(total or 0)}
+    return {"kind": "contacts", "lists": lists, "records": _ordered(records), "contacts": int(total or 0),
+            "field_names": vendor_names}
 
 
 def _leadspace(snapshot: dict) -> dict:

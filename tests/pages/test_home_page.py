@@ -121,3 +121,37 @@ def test_a_clicked_run_opens_it_in_run_history(db, admin):
     assert not at.exception, at.exception
     assert any(t.value == "Run history" for t in at.title)
     assert at.query_params["run"] in (str(run_id), [str(run_id)])
+
+
+
+def test_a_clicked_coverage_row_opens_the_enrichment(db, admin):
+    """The coverage card is a table card like the segment sizes: its rows open their item too."""
+    from core.enrichment import EnrichmentConfig
+    from services import enrichment as enrichment_service
+    from tests.pages.test_enrichment_page import make_connection
+
+    _add_profiles(db, 3)
+    config = EnrichmentConfig(connection_id=make_connection(db, admin))
+    eid = enrichment_service.save_enrichment(db, admin, "Firmographics", config)
+    assert [c["name"] for c in home_service.summary(db)["coverage"]] == ["Firmographics"]
+    db.close()
+    at = app_as("alice").run()
+    at.session_state["home_coverage"] = {"selection": {"rows": [0], "columns": []}}
+    at = at.run()
+    assert not at.exception, at.exception
+    assert at.query_params["enrichment"] in (str(eid), [str(eid)])
+
+
+def test_recent_runs_show_the_first_sentence_of_long_messages(db, admin):
+    """A whole export message did not fit the card's column ("… 16 skip"): its first sentence does."""
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO runs (kind, target_name, trigger, status, requested_by, finished_at, message) "
+                    "VALUES ('export', 'Newsletter', 'manual', 'succeeded', 'alice', now(), ?)",
+                    ["180 sent: 180 accepted, 0 rejected; 16 skipped. The list “Customers in Germany” was created "
+                     "by this export: every member is the export's."])
+    [run] = home_service.summary(db)["recent_runs"]
+    assert run["summary"] == "180 sent: 180 accepted, 0 rejected; 16 skipped."
+    db.close()
+    at = app_as("alice").run()
+    runs = next(f.value for f in at.dataframe if "Message" in f.value.columns)
+    assert list(runs["Message"]) == ["180 sent: 180 accepted, 0 rejected; 16 skipped."]

@@ -106,6 +106,11 @@ def test_each_contact_vendor_shows_first_and_last_name(users, vendor):
     text = records.to_csv()
     assert "None" not in text and "nan" not in text and "mailto" not in text
     assert not [c for c in records.columns if c in ("Id", "Identifiers", "Created at")]
+    # the vendor's own field name only in the heading's tooltip, for the technical reader
+    import json
+    config = json.loads(next(f for f in at.dataframe if "First name" in f.value.columns).proto.columns)
+    vendor_name = {"sendgrid": "first_name", "omnisend": "firstName"}[vendor]
+    assert config["First name"]["help"].endswith(f"field: {vendor_name}"), config["First name"]
 
 
 def test_leadspace_before_anything_ran_shows_no_counters_of_checks(users):
