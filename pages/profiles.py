@@ -57,8 +57,9 @@ def browse_section() -> None:
     has_company = c4.selectbox("Has company", list(TRI), key="pf_has_company")
     filters = svc.normalize_filters({"search": search, "country": None if country == "Any" else country,
                                      "opted_out": TRI[opted_out], "has_company": TRI[has_company]})
-    p1, p2, p3, p4 = st.columns([1, 1, 1, 3])
-    page_size = int(p4.selectbox("Rows per page", [25, 50, 100], index=1, key="pf_page_size"))
+    paging, size = st.columns([4, 1], vertical_alignment="bottom")
+    buttons = paging.container(horizontal=True)   # filled below, once the page is known; packed left
+    page_size = int(size.selectbox("Rows per page", [25, 50, 100], index=1, key="pf_page_size"))
     # Paging by key: each page starts after the last customer ID of the previous one, so a deep
     # page costs the same as the first (OFFSET would read every row before it).
     signature = (tuple(sorted(filters.items())), page_size)
@@ -80,9 +81,9 @@ def browse_section() -> None:
     nav["last_key"] = rows[-1]["customer_id"] if rows else None
     nav["full"] = len(rows) == page_size
     page_no, pages = len(starts), max(1, -(-total // page_size))
-    p1.button("‹ Previous", key="pf_prev", on_click=_previous_page, disabled=page_no == 1)
-    p2.button("Next ›", key="pf_next", on_click=_next_page, disabled=not nav["full"] or page_no >= pages)
-    p3.button("First page", key="pf_first", on_click=_first_page, disabled=page_no == 1)
+    buttons.button("‹ Previous", key="pf_prev", on_click=_previous_page, disabled=page_no == 1)
+    buttons.button("Next ›", key="pf_next", on_click=_next_page, disabled=not nav["full"] or page_no >= pages)
+    buttons.button("First page", key="pf_first", on_click=_first_page, disabled=page_no == 1)
     st.caption(f"{plural(total, 'profile')} · page {page_no:,} of {pages:,}")
     result = svc.BrowsePage(rows=rows, total=total, page=page_no, page_size=page_size)
     if not result.rows:

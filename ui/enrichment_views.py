@@ -12,7 +12,7 @@ from services import enrichment as svc
 from ui import item_schedule
 from ui.errors import attempt
 from ui.flash import flash
-from ui.format import confidence, day_and_time, distinct, minutes, show_table, word
+from ui.format import confidence, day_and_time, distinct, minutes, plural, show_table, word
 from ui.text import md
 
 CONFIRM_DELETE = "enr.confirm_delete"
@@ -178,12 +178,17 @@ def details(eid: int) -> None:
         dist = svc.confidence_distribution(ctx.db, eid)
         if any(dist.values()):
             _confidence_chart(dist)
+            if item["review_pending"]:   # they are not in the chart: say where they are, so "Low: 0" is not a puzzle
+                minimum = confidence(svc.get_enrichment(ctx.db, eid)["config"].min_confidence)
+                waiting = plural(item["review_pending"], "match", "matches")
+                st.caption(f"Profiles in your enriched data. Not counted here: {waiting} below {minimum} "
+                           "confidence, waiting in the review queue.")
         else:
             st.caption("No enriched profiles yet.")
     if item["coverage"]:
         st.markdown("**Coverage per enriched field**")
         st.dataframe(pd.DataFrame([{"Field": k, "Coverage": f"{v:.0%}"} for k, v in item["coverage"].items()]),
-                     hide_index=True)
+                     hide_index=True, height="content")   # every field on screen, no inner scrolling
     if history:
         st.markdown("**Runs**")
         show_table([{   # run statuses as words, counts with thousands separators, gaps as "—"

@@ -92,7 +92,7 @@ def _section_matching(db, vendor: str, segment_ids: list[int]) -> None:
                           key=P + "email_attribute", help="Any text attribute, from the profiles or an enrichment.")
     ok, stats = attempt(svc.email_field_stats, db, choice, segment_ids)
     if ok:
-        scope = "in the chosen segments" if segment_ids else "over all profiles"
+        scope = "in the chosen segments" if segment_ids else "in all (no segment chosen yet)"
         text = (f"{stats['profiles']:,} profiles {scope}: {stats['missing']:,} without a value, "
                 f"{stats['invalid']:,} with a value that is not a valid email address (those are skipped).")
         (st.warning if stats["missing"] + stats["invalid"] else st.caption)(text)

@@ -60,17 +60,17 @@ def show_detail(db, user, segment_id: int, *, on_close, on_deleted) -> None:
         st.markdown(f"**Rule:** {md(detail['rule_text'])}  \n**Type:** {word(seg['kind'], 'segment_kind')}{taken}")
         if detail["exports"]:
             st.markdown("**Used by:** " + ", ".join(md(e["name"]) for e in detail["exports"]))
-        cols = st.columns(5)
-        if may_edit and cols[0].button("Edit", key="seg_edit"):
+        actions = st.container(horizontal=True)   # packed left, not spread over five equal columns
+        if may_edit and actions.button("Edit", key="seg_edit"):
             start_editing(seg)
             st.rerun()
-        if may_edit and cols[1].button("Duplicate", key="seg_duplicate"):
+        if may_edit and actions.button("Duplicate", key="seg_duplicate"):
             _act(svc.duplicate_segment, db, user, seg["id"])
-        if may_edit and cols[2].button("Delete", key="seg_delete"):
+        if may_edit and actions.button("Delete", key="seg_delete"):
             confirm_delete(db, user, seg, on_deleted)
-        if can(user, Action.RUN) and cols[3].button("Evaluate now", key="seg_evaluate"):
+        if can(user, Action.RUN) and actions.button("Evaluate now", key="seg_evaluate"):
             _act(svc.evaluate, db, user, seg["id"])
-        if may_edit and seg["kind"] == "static" and cols[4].button("Refresh members", key="seg_refresh_members"):
+        if may_edit and seg["kind"] == "static" and actions.button("Refresh members", key="seg_refresh_members"):
             _act(svc.refresh_static_members, db, user, seg["id"])
         history = detail["history"]
         if len(history) > 1:

@@ -252,3 +252,9 @@ def test_review_buttons_say_what_they_decide_and_enriched_data_reads_well(db, ad
     assert dict(zip(comparison["Field"], comparison["Original"]))["Industry"] == "—"
     at.text_input(key="enr_data_search").input("no such company").run()
     assert any("No enriched profiles match these filters." in i.value for i in at.info)
+    # the confidence chart counts enriched data only, and says where the match still to review is
+    # (a "Low: 0" bar next to a queue of Low matches read as a contradiction)
+    _button(at, "enr_back_home").click().run()
+    _button(at, f"enr_view_{eid}").click().run()
+    assert not at.exception, at.exception
+    assert any("Not counted here: 1 match below Medium confidence, waiting in the review queue." in c.value for c in at.caption)

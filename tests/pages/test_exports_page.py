@@ -40,7 +40,12 @@ def test_one_page_editor_saves_export_per_vendor(db, admin, monkeypatch, vendor)
     db.close()
     at = switch_to(app_as("alice").run(), "exports.py")
     assert not at.exception
-    at = _add(at, conn_id, sid)
+    at.button(key="exports_add").click().run()   # before any segment is chosen: said in plain words
+    assert any(shown(c.value).startswith("5 profiles in all (no segment chosen yet): ")
+               for c in [*at.caption, *at.warning]), [shown(c.value) for c in [*at.caption, *at.warning]]
+    at.selectbox(key="exp_ed.connection_id").set_value(conn_id).run()
+    at.multiselect(key="exp_ed.segment_ids").select(sid)
+    at = at.run()
     assert not at.exception, at.exception
     headers = [h.value for h in at.subheader]
     for section in ("Connection", "Segments", "Data matching", "Destination", "Sync mode", "Schedule", "Name"):

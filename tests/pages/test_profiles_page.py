@@ -113,6 +113,10 @@ def test_pages_by_key_with_previous_and_next(db, viewer):
     assert any("page 1 of 5" in c.value for c in at.caption)
     at.selectbox(key="pf_opted_out").set_value("Yes").run()  # new filters start again at page 1
     assert any("page 1 of" in c.value for c in at.caption)
+    # the paging buttons sit together in one row (three equal columns spread them across the page)
+    from tests.pages.test_segments_page import _parent_of
+    row = _parent_of(at.main, "pf_next")
+    assert {"pf_prev", "pf_next", "pf_first"} <= {getattr(c, "key", None) for c in row.children.values()}
 
 
 def test_admin_is_warned_when_the_import_folder_holds_the_data_folder(db, admin, data_dir, monkeypatch):

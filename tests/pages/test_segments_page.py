@@ -186,3 +186,27 @@ def test_builder_suggests_existing_values_with_counts(seeded):
     assert at.text_input(key="seg_value_text").value == "Germany"
     button(at, "Add condition").click().run()
     assert at.metric[0].value == "3"   # equals ignores case: Germany (2) and germany
+
+
+def _parent_of(node, key):
+    """The block directly holding the widget with `key` (None when not below `node`)."""
+    for child in getattr(node, "children", {}).values():
+        if getattr(child, "key", None) == key or getattr(getattr(child, "proto", None), "id", "").endswith(key):
+            return node
+        found = _parent_of(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def test_segment_actions_sit_together_in_one_row(seeded):
+    """Edit, Duplicate, Delete and Evaluate now share one left-packed row (five equal columns spread them
+    across the page, with gaps where a role has fewer buttons)."""
+    ids = _demo_segments()
+    at = app_as("alice").run()
+    at.query_params["segment"] = str(ids[0])
+    at = switch_to(at, "segments.py")
+    assert not at.exception, at.exception
+    row = _parent_of(at.main, "seg_edit")
+    keys = [getattr(c, "key", None) for c in row.children.values()]
+    assert {"seg_edit", "seg_duplicate", "seg_delete", "seg_evaluate"} <= set(keys), keys
