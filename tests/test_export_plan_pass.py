@@ -62,6 +62,11 @@ def _old_plan(db, export, target, retry_run=None):
     return sorted(rows, key=repr), counts, sorted(removals, key=repr)
 
 
+def _hint_where_read(rows):
+    """The last column (email_fast_ok) is a hint the runner reads for contacts to send only (not skips)."""
+    return [r[:-1] + ((r[-1] if r[0] != sync.SKIP else None),) for r in rows]
+
+
 @pytest.mark.parametrize("mode", [sync.MODE_MIRROR, sync.MODE_ADD_ONLY])
 def test_one_pass_gives_exactly_the_plan_and_the_removals(world, mode):
     from jobs import export_plan
@@ -80,7 +85,7 @@ def test_one_pass_gives_exactly_the_plan_and_the_removals(world, mode):
         counts, plan_src, removal_src = export_plan.small_plan(cur, world.db, export, target, 0, 1000)
         rows = sorted(cur.execute(f"SELECT * FROM {plan_src[1]}").fetchall(), key=repr)
         removals = sorted(cur.execute(f"SELECT * FROM {removal_src[1]}").fetchall(), key=repr) if removal_src else []
-    assert rows == old_rows
+    assert _hint_where_read(rows) == _hint_where_read(old_rows)
     assert removals == old_removals
     assert counts == old_counts
     assert (removal_src is None) == (mode == sync.MODE_ADD_ONLY)
