@@ -8,12 +8,19 @@ API
 ---
 RunGate                         blocked + reason, needs_confirmation (removal guard entries), warnings,
                                 contacts, account_contacts, to_send, estimate_s / estimate_text
-gate(db, export, *, dry_run, plans=None, targets=None, contacts=None) -> RunGate
+gate(db, export, *, dry_run, plans=None, targets=None, contacts=None, need_plan=True) -> RunGate
+    plans/contacts None: counted here, cached (cached_plans, cached_contacts, cached_account_contacts;
+    clear_cache()); need_plan=False: only what may block a run whose removals are confirmed (no diff)
 max_removal_share(db) -> float; limits_hard(db) -> bool
 account_cap(db, connection_id) -> int | None      an admin's hard cap on contacts per connection (account)
 account_cap_setting(connection_id) -> settings key
 segment_names(db, ids); plan_targets(db, export) -> [{key, mode, id, name, segment_ids}]
 action_counts(cur, source, params); count_plan(db, export, target, retry_run) -> {action: n}
+pass_sql(db, export, target, *, retry_run=None) -> (sql, params, field keys)   the diff as ONE pass: plan
+                                                rows, counts and mirror removals from one evaluation
+plan_counts(db, export, target, retry_run=None) -> {action: n, "remove": n, UNSENDABLE: n}   (the gate)
+small_plan(cur, db, export, target, idx, max_rows) -> (counts, plan source, removals source) | None
+                                                the runner's plan of a re-run, from one pass
 check_removal_guard(db, export, targets, plans) -> [{target, removals, list_size, share, max_share}]
 field_limits(vendor) -> {field: max chars}   documented limits (core.sync) + the connector's own
 count_contacts(db, segment_ids) -> int          distinct members over the segments
