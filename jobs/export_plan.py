@@ -434,10 +434,12 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
     if not dry_run and not export.get("active", True):
         _block(g, f"“{export['name']}” is inactive. Activate it before running.")
     vendor = export["vendor"]
-    g.contacts = cached_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
     hard = limits_hard(db)
-    warning = limit_warning(vendor, g.contacts)
     cap = account_cap(db, export["connection_id"])
+    if plans is None and not need_plan and not hard and cap is None:
+        return g   # removals confirmed, no hard limit, no cap: no count can block (the runner counts anyway)
+    g.contacts = cached_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
+    warning = limit_warning(vendor, g.contacts)
     if vendor in ACCOUNT_WIDE_LIMIT or cap is not None:
         g.account_contacts = cached_account_contacts(db, export)
         if vendor in ACCOUNT_WIDE_LIMIT:

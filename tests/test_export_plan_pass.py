@@ -267,3 +267,34 @@ def test_deleting_an_export_deletes_its_journal(world):
     assert paths[other].exists()                    # another export's journal stays
     exports.delete_export(world.db, world.admin, other)
     assert not paths[other].exists()
+
+
+def test_confirmed_removals_still_meet_caps_and_hard_limits_without_counting_otherwise(world, monkeypatch):
+    """run_export with removals confirmed counts nothing unless a count could block (a cap, a hard limit)."""
+    from jobs import export_plan
+    from services import connections, exports
+    from storage import settings
+
+    world.add_profiles(base_people(5))
+    sid = world.segment("S", [f"c{i}" for i in range(5)])
+    eid = world.export("sendgrid", [sid])
+    export_plan.clear_cache()
+    counted = []
+    real = export_plan.count_contacts
+    monkeypatch.setattr(export_plan, "count_contacts", lambda *a, **k: counted.append(1) or real(*a, **k))
+    run_id = exports.run_export(world.db, world.admin, eid, confirm_removals=True)
+    assert counted == []
+    exports.cancel_run(world.db, world.admin, run_id)
+    connections.set_export_contact_cap(world.db, world.admin, world.connections["sendgrid"], 4)
+    with pytest.raises(exports.ExportInputError, match="cap of 4"):
+        exports.run_export(world.db, world.admin, eid, confirm_removals=True)
+    connections.set_export_contact_cap(world.db, world.admin, world.connections["sendgrid"], None)
+    import dataclasses
+
+    from connectors import registry
+
+    monkeypatch.setitem(registry.SPECS, "sendgrid", dataclasses.replace(registry.SPECS["sendgrid"], contact_limit=3))
+    with world.db.transaction() as cur:
+        settings.put(cur, "export_limits_hard", True)
+    with pytest.raises(exports.ExportInputError, match="hard stop"):
+        exports.run_export(world.db, world.admin, eid, confirm_removals=True)
