@@ -25,7 +25,9 @@ with errors (or whose counts do not add up), so per-contact outcomes stay exact.
 Robust to what the spec leaves open:
 - order is unspecified: a pass reads pages from a remembered offset (where our oldest uncollected batch was
   last seen) until every tracked batch is seen or the pages end, then wraps to offset 0; at most
-  `max_pages` pages a pass (another pass continues where this one stopped);
+  `max_pages` pages a pass (another pass continues where this one stopped). An oldest-first listing with
+  a long history before our batches (earlier runs that day) is searched for its tail (gallop + bisect,
+  O(log n) requests once a run) instead of read page by page;
 - other batches of the account are ignored; `dateFrom` is the day before our oldest tracked batch (UTC;
   the spec gives days, not times, and the brand's time zone may be ahead of or behind UTC);
 - a batch missing from `misses_before_direct` passes is polled directly by the client; a listing that has
@@ -47,6 +49,15 @@ MISSES_BEFORE_DIRECT = 3             # passes a tracked batch may be missing bef
 EMPTY_REFRESHES_BEFORE_OFF = 5       # passes showing none of our batches before the listing is given up
 UNSUPPORTED_STATUSES = frozenset({400, 404, 405, 422, 501})   # the listing is not there (or not like this)
 DAY_S = 86_400.0
+
+
+def _oldest_first(batches: list) -> bool:
+    """The page reads oldest first (createdAt not decreasing; RFC 3339 UTC strings compare as times)."""
+    first, last = batches[0], batches[-1]
+    if not (isinstance(first, dict) and isinstance(last, dict)):
+        return False
+    a, b = first.get("createdAt"), last.get("createdAt")
+    return isinstance(a, str) and isinstance(b, str) and a <= b
 
 
 def all_accepted(state: dict | None, items_sent: int) -> bool:
@@ -97,29 +108,33 @@ class BatchListing:
     # ------------------------------------------------------------ one pass
     def refresh(self) -> None:
         """Read listing pages until every tracked batch without a final state is seen, the pages end
-        (then once more from offset 0), or max_pages pages were read."""
+        (then once more from offset 0), or max_pages pages were read. A full page of older batches none of
+        ours, in oldest-first order, sends the pass to the listing's tail (see _find_tail)."""
         want = {b for b in self._tracked if (self._states.get(b) or {}).get("status") not in ("finished", "stopped")}
         if not want or not self.enabled:
             return
         date_from = time.strftime("%Y-%m-%d", time.gmtime(min(self._tracked[b] for b in want) - DAY_S))
         start = self._offset
-        offset, wrapped, pages = start, start == 0, 0
-        first_found: int | None = None
+        offset, wrapped, pages, galloped = start, start == 0, 0, False
+        self._first_found: int | None = None
         seen_any = False
         while want and pages < self.max_pages:
             batches = self._page(offset, date_from)
             if batches is None:          # listing unsupported: switched off, the client polls directly
                 return
             pages += 1
-            for i, b in enumerate(batches):
-                bid = b.get("batchID") if isinstance(b, dict) else None
-                if bid in self._tracked:
-                    self._states[bid] = b
-                    self._misses.pop(bid, None)
-                    want.discard(bid)
-                    seen_any = True
-                    if first_found is None or (offset + i < first_found):
-                        first_found = offset + i
+            found = self._absorb(batches, offset, want)
+            seen_any = seen_any or found
+            if not found and not galloped and len(batches) == self.page_size and _oldest_first(batches):
+                galloped = True      # ours are newer than this whole page: they are at the tail
+                total = self._find_tail(offset, date_from, want)
+                if total is None:
+                    return
+                seen_any = seen_any or self._first_found is not None
+                # ours are among the newest: read the last max(page, ours) batches
+                start = offset = max(0, total - max(self.page_size, len(self._tracked)))
+                wrapped = True
+                continue
             if len(batches) < self.page_size:      # the end of the listing
                 if wrapped:
                     break
@@ -131,12 +146,58 @@ class BatchListing:
         # next pass: from our oldest batch seen (oldest-first listings keep it there; newest-first ones have
         # ours near 0), or where this pass stopped when it saw none of ours
         capped = bool(want) and pages >= self.max_pages
-        self._offset = first_found if first_found is not None else (offset if capped else 0)
+        self._offset = self._first_found if self._first_found is not None else (offset if capped else 0)
         for bid in want:
             self._misses[bid] = self._misses.get(bid, 0) + 1
         self._empty_refreshes = 0 if seen_any else self._empty_refreshes + 1
         if self._empty_refreshes >= self.empty_refreshes_before_off:
             self._switch_off("it showed none of our batches")
+
+    def _absorb(self, batches: list, offset: int, want: set[str]) -> bool:
+        """Keep the states of our batches on a page; True when it had any."""
+        found = False
+        for i, b in enumerate(batches):
+            bid = b.get("batchID") if isinstance(b, dict) else None
+            if bid in self._tracked:
+                self._states[bid] = b
+                self._misses.pop(bid, None)
+                want.discard(bid)
+                found = True
+                if self._first_found is None or offset + i < self._first_found:
+                    self._first_found = offset + i
+        return found
+
+    def _find_tail(self, lo: int, date_from: str, want: set[str]) -> int | None:
+        """How many batches the listing has, given that the page at `lo` is full: gallop (lo + 1, 2, 4 ...
+        pages) to a page that is not full, then bisect; O(log n) requests for n batches of the day, once
+        per run (later passes start at our batches). Every page read is absorbed. None: listing switched off."""
+        size = self.page_size
+        step, hi = size, None
+        while hi is None:
+            probe = lo + step
+            batches = self._page(probe, date_from)
+            if batches is None:
+                return None
+            self._absorb(batches, probe, want)
+            if len(batches) == size:
+                lo, step = probe, step * 2
+            elif batches:
+                return probe + len(batches)          # the last page
+            else:
+                hi = probe
+        while hi - lo > size:
+            mid = (lo + hi) // 2
+            batches = self._page(mid, date_from)
+            if batches is None:
+                return None
+            self._absorb(batches, mid, want)
+            if len(batches) == size:
+                lo = mid
+            elif batches:
+                return mid + len(batches)
+            else:
+                hi = mid
+        return lo + size              # full at lo, empty at lo + size or before: lo's page is the last
 
     def _page(self, offset: int, date_from: str) -> list | None:
         params = {"endpoint": "contacts", "limit": self.page_size, "offset": offset, "dateFrom": date_from}

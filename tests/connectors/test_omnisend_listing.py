@@ -117,6 +117,16 @@ def test_oldest_first_listing_behind_a_long_history_is_paged_to_our_batches(em, 
     assert c.batch_listing.requests <= 7 + 2 * (40 // 15 + 2)
 
 
+def test_oldest_first_listing_finds_its_tail_in_log_requests(em, clock):
+    make_batches(em, clock, 5000)          # earlier runs of the day: 5,000 batches before ours
+    c = make_client(em, clock)
+    outcomes = pipelined(c, people(1000), "segment: T")            # 100 batches of ours
+    assert {o.status for o in outcomes} == {"accepted"} and ITEMS not in em.requests_by_route
+    # page 0, gallop 250 ... 7750, bisect to the tail, then about one listing per window of 16 (reading the
+    # 20 pages before ours 4 a pass would take 5 passes and poll the first window on its items)
+    assert c.batch_listing.requests <= 10 + 100 // 15 + 2
+
+
 @pytest.mark.parametrize("status", [404, 405, 400])
 def test_listing_not_supported_falls_back_to_polling_each_batch(em, clock, status):
     rw = Rewriter(em.transport(), lambda request, resp: httpx.Response(
