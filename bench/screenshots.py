@@ -166,15 +166,34 @@ def settle(page) -> None:
     wait_idle(page)
 
 
+HEIGHT_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]')
+        || document.querySelector('[data-testid="stAppViewContainer"]');
+    return main ? main.scrollHeight : document.body.scrollHeight; }"""
+HEIGHT_POLL_MS = 300
+HEIGHT_TRIES = 10
+
+
+def stable_height(page) -> int:
+    """The content's height once two readings agree: a page that reruns itself as runs finish (Run history)
+    was measured mid-redraw and pictured cut at the viewport."""
+    last = page.evaluate(HEIGHT_JS)
+    for _ in range(HEIGHT_TRIES):
+        page.wait_for_timeout(HEIGHT_POLL_MS)
+        wait_idle(page)
+        now = page.evaluate(HEIGHT_JS)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def full_page_shot(page, path: Path) -> None:
     """Streamlit scrolls inside its main container, not the document, so `full_page` alone stops at the
     viewport: stretch the viewport to the content's height for the picture, then restore it."""
     page.mouse.move(0, 0)    # no hover artefacts (heading anchors, cell tooltips) where the last click was
     settle(page)
-    height = page.evaluate("""() => {
-        const main = document.querySelector('[data-testid="stMain"]')
-            || document.querySelector('[data-testid="stAppViewContainer"]');
-        return main ? main.scrollHeight : document.body.scrollHeight; }""")
+    height = stable_height(page)
     tall = bool(height) and height > VIEWPORT["height"]
     if tall:
         page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height) + 40, MAX_SHOT_HEIGHT_PX)})

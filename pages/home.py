@@ -9,8 +9,9 @@ import streamlit as st
 from services import home as home_service
 from ui import deps
 from ui.alerts import page_link_or_text
-from ui.format import Column, number, percent, selected_row, show_table
+from ui.format import Column, number, percent, selected_row, show_table, word
 from ui.session import current_user
+from ui.text import md
 
 db = deps.get_db()
 user = current_user()
@@ -19,8 +20,8 @@ counts = summary["counts"]
 
 RUN_COLUMNS = [Column("kind", "Kind", "word", words="run_kind"), Column("name", "Name"),
                Column("trigger", "Started by", "word", words="trigger"),
-               Column("status", "Outcome", "word", words="status"), Column("finished", "Finished", "datetime"),
-               Column("summary", "Message", help="Its first sentence; click the row for the whole message.")]
+               Column("status", "Outcome", "word", words="status"), Column("finished", "Finished", "datetime")]
+PROBLEM_STATUSES = ("failed", "partially_succeeded", "interrupted")   # a run whose message the card spells out
 SEGMENT_COLUMNS = [Column("name", "Segment"), Column("members", "Members", "number"),
                    Column("kind", "Type", "word", words="segment_kind")]
 COVERAGE_COLUMNS = [Column("name", "Enrichment"), Column("enriched", "Enriched", "number"),
@@ -79,9 +80,11 @@ with right.container(border=True):
         st.caption("No enrichment results yet.")
 
 def table_card(title: str, rows: list[dict], columns: list[Column], *, key: str, empty: str, page: str,
-               link_label: str, where: str, param: str | None = None, help: str | None = None) -> None:
+               link_label: str, where: str, param: str | None = None, help: str | None = None,
+               note: str | None = None) -> None:
     """One dashboard card: a heading, its table (a clicked row opens that item on `page` when `param` names
-    the URL parameter) or a line saying it is empty, and a link to the page."""
+    the URL parameter) or a line saying it is empty, a note under the table (wrapped, never cut off like a
+    long cell), and a link to the page."""
     with st.container(border=True):
         st.subheader(title, help=help)
         if not rows:
@@ -91,6 +94,8 @@ def table_card(title: str, rows: list[dict], columns: list[Column], *, key: str,
             open_picked(event, rows, page, param)
         else:
             show_table(rows, columns, key=key)
+        if note:
+            st.caption(md(note))
         link(page, link_label, where)
 
 
@@ -106,7 +111,10 @@ with right:
                where="Data › Enrichment", param="enrichment", help="Click a row to open the enrichment.")
 
 # -- recent runs ---------------------------------------------------------------------------------------
-table_card("Recent runs", summary["recent_runs"], RUN_COLUMNS, key="home_runs",
+problem = next((r for r in summary["recent_runs"] if r["status"] in PROBLEM_STATUSES), None)
+problem_note = (f"{word(problem['status'], 'status')}: {word(problem['kind'], 'run_kind')} “{problem['name']}”"
+                f"{' — ' + problem['message'] if problem.get('message') else ''}" if problem else None)
+table_card("Recent runs", summary["recent_runs"], RUN_COLUMNS, key="home_runs", note=problem_note,
            empty="No runs yet. Runs of enrichments and exports will appear here.", page="run_history.py",
            link_label="Open Run history", where="Data › Run history", param="run",
            help="Click a row to open the run in Run history.")

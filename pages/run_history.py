@@ -26,12 +26,15 @@ may_run = can(user, Action.RUN)
 st.title("Run history")
 
 
+TRIGGERS_IN_TITLE = {"dry_run": "dry run", "resume": "resumed", "retry": "retry"}   # a run of another nature
+
+
 def _title(run: dict) -> str:
-    """`Export “Newsletter” · 7 Dec 03:25`: what ran, and when, in words (no ids, no internal kinds); a run
-    that continues an interrupted one says "resumed"."""
+    """`Export “Newsletter” · 7 Dec 03:25`: what ran, and when, in words (no ids, no internal kinds); a dry
+    run, a resumed run and a retry say so ("… · dry run"), as they are not the item's ordinary run."""
     name = f" “{run['target_name']}”" if run.get("target_name") else ""
-    resumed = " · resumed" if run.get("trigger") == "resume" else ""
-    return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}{resumed}"
+    nature = f" · {TRIGGERS_IN_TITLE[run['trigger']]}" if run.get("trigger") in TRIGGERS_IN_TITLE else ""
+    return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}{nature}"
 
 
 def _titles(runs: list[dict]) -> dict[int, str]:

@@ -5,8 +5,6 @@ to decide which suggestions fit their role, so a viewer is never told to change 
 """
 from __future__ import annotations
 
-import re
-
 from dataclasses import dataclass
 
 from core.permissions import Action, can
@@ -85,20 +83,8 @@ def _enrichment_coverage(db, tables: list[tuple[dict, str]], profiles: int) -> l
 
 def _recent_runs(db) -> list[dict]:
     """The latest top-level runs, by the one rule (storage/runs.py): a refresh's steps belong to the refresh;
-    a resumed run is an entry of its own, as in Run history and the alerts. Each carries `summary`, its
-    message's first sentence: the card's narrow column shows that whole, the run's page the rest."""
-    runs = runs_repo.recent_top_level(db, RECENT_RUNS)
-    return [{**run, "summary": _first_sentence(run.get("message"))} for run in runs]
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z“\"])")
-
-
-def _first_sentence(text: str | None) -> str | None:
-    """`180 sent: 180 accepted. The list “X” was created …` -> `180 sent: 180 accepted.`"""
-    if not text:
-        return text
-    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    a resumed run is an entry of its own, as in Run history and the alerts."""
+    return runs_repo.recent_top_level(db, RECENT_RUNS)
 
 
 def _segment_sizes(db) -> list[dict]:

@@ -131,7 +131,7 @@ def _estimate(db, enrichment_id: int | None) -> None:
         st.info(md(" ".join(result["problems"])))
         return
     p = result["preview"]
-    c = st.columns(4)
+    c = st.columns([1, 1, 1, 1.6])   # the duration in words ("about 2 minutes") needs the room
     c[0].metric("Profiles", f"{p['profiles']:,}")
     c[1].metric("Companies to send", f"{p['companies']:,}",
                 help="After removing duplicates (same normalised company inputs) and skipped profiles.")

@@ -142,16 +142,18 @@ def test_a_clicked_coverage_row_opens_the_enrichment(db, admin):
     assert at.query_params["enrichment"] in (str(eid), [str(eid)])
 
 
-def test_recent_runs_show_the_first_sentence_of_long_messages(db, admin):
-    """A whole export message did not fit the card's column ("… 16 skip"): its first sentence does."""
+
+def test_recent_runs_spell_out_the_latest_problem_instead_of_cutting_messages(db, admin):
+    """A message column in the card showed every message cut off ("… 16 skip"): the table has none, and the
+    newest run that went wrong is spelled out under it, whole."""
+    long_message = ("The API key was rejected. Replace the key in Admin › Connections, then run the export again; "
+                    "nothing was sent.")
     with db.transaction() as cur:
         cur.execute("INSERT INTO runs (kind, target_name, trigger, status, requested_by, finished_at, message) "
-                    "VALUES ('export', 'Newsletter', 'manual', 'succeeded', 'alice', now(), ?)",
-                    ["180 sent: 180 accepted, 0 rejected; 16 skipped. The list “Customers in Germany” was created "
-                     "by this export: every member is the export's."])
-    [run] = home_service.summary(db)["recent_runs"]
-    assert run["summary"] == "180 sent: 180 accepted, 0 rejected; 16 skipped."
+                    "VALUES ('export', 'Newsletter', 'manual', 'failed', 'alice', now(), ?)", [long_message])
+    _add_run(db, "export", "manual", "succeeded")
     db.close()
     at = app_as("alice").run()
-    runs = next(f.value for f in at.dataframe if "Message" in f.value.columns)
-    assert list(runs["Message"]) == ["180 sent: 180 accepted, 0 rejected; 16 skipped."]
+    runs = next(f.value for f in at.dataframe if "Outcome" in f.value.columns)
+    assert "Message" not in runs.columns
+    assert any(shown(c.value) == f"Failed: Export “Newsletter” — {long_message}" for c in at.caption)

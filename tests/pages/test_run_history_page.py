@@ -144,9 +144,18 @@ def test_details_labels_are_distinct_and_carry_no_stale_status(db, seeded):
     labels = picker.options
     assert len(labels) == len(set(labels)), labels
     assert not any(word in label for label in labels for word in ("Queued", "Running", "Failed", "Interrupted"))
-    assert sum("· resumed" in label for label in labels) == 1
+    assert sum(label.endswith("· resumed") for label in labels) == 1
     newsletter = [label for label in labels if "Newsletter" in label]
     assert len(newsletter) == 2 and newsletter[0] == newsletter[1] + " (2)"   # newest first: the twin is "(2)"
     picker.set_value(resumed).run()
     assert not at.exception, at.exception
     assert at.selectbox(key="history_detail").value == resumed
+
+
+def test_a_dry_run_and_a_run_of_one_minute_read_apart(db, admin):
+    runner.submit(db, admin, "export", 5, "Newsletter", "dry_run", status="succeeded")
+    runner.submit(db, admin, "export", 5, "Newsletter", status="succeeded")
+    db.close()
+    labels = open_page().selectbox(key="history_detail").options
+    assert labels[1].endswith(" · dry run") and "dry run" not in labels[0]   # newest first
+    assert not any(label.endswith(")") for label in labels)   # told apart by what they are, not by "(2)"
