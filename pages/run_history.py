@@ -11,8 +11,8 @@ from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
-from ui.format import (RUN_KIND_LABELS, clickable_table, counts_summary, day_and_time, distinct, duration,
-                       humanize_key, number, word)
+from ui.format import (RUN_KIND_LABELS, clickable_table, count_rows, counts_summary, day_and_time, distinct,
+                       duration, word)
 from ui.session import current_user, show_error
 from ui.text import md, md_lines
 
@@ -139,11 +139,11 @@ def details(run: dict) -> None:
         if run["status"] == "running" and run["progress_message"]:
             st.caption(md(run["progress_message"]))
         if run["counts"]:   # every count on screen at once (no inner scrolling)
-            st.dataframe([{"Count": humanize_key(k), "Value": number(v)} for k, v in run["counts"].items()],
+            st.dataframe([{"Count": what, "Value": value} for what, value in count_rows(run["counts"])],
                          hide_index=True, height="content")
         if run.get("chain_counts"):   # a resumed run: its own counts above, the whole chain's here
             st.markdown("**Across the resumed runs** (started " + md(_chain_starts(run["chain_run_ids"])) + ")")
-            st.dataframe([{"Count": humanize_key(k), "Total": number(v)} for k, v in run["chain_counts"].items()],
+            st.dataframe([{"Count": what, "Total": value} for what, value in count_rows(run["chain_counts"])],
                          hide_index=True, key="history_chain_counts", height="content")
         children = run_service.child_runs(db, run["id"])
         if children:

@@ -62,3 +62,18 @@ def test_day_and_time_is_short_without_leading_zero_day():
     assert day_and_time(datetime(2026, 12, 7, 3, 25)) == "7 Dec 03:25"
     assert day_and_time("2026-12-07T03:25:10") == "7 Dec 03:25"
     assert day_and_time(None) == "—"
+
+
+def test_an_export_runs_counts_read_without_dicts_or_lists():
+    """Run history showed `{'invalid email': 8, 'no consent': 8}`, a targets dict and `[]` as count values."""
+    from ui.format import count_rows, counts_summary
+
+    counts = {"planned": 196, "sent": 180, "skipped_by_reason": {"invalid email": 8, "no consent": 8},
+              "targets": {"name:Customers in Germany": {"name": "Customers in Germany", "planned": 196, "sent": 180}},
+              "warnings": [], "notes": ["List created"]}
+    rows = count_rows(counts)
+    assert rows == [("Planned", "196"), ("Sent", "180"), ("Skipped: invalid email", "8"),
+                    ("Skipped: no consent", "8"), ("List “Customers in Germany”", "Planned: 196, Sent: 180"),
+                    ("Note", "List created")]
+    assert not any(ch in value for _, value in rows for ch in "{}[]'")
+    assert counts_summary(counts) == "Planned: 196, Sent: 180"

@@ -60,8 +60,38 @@ def number(value) -> str:
 
 
 def counts_summary(counts: dict | None) -> str:
-    """A run's counts on one line: `Enriched: 1,200, Not matched: 14`."""
-    return ", ".join(f"{humanize_key(k)}: {number(v)}" for k, v in (counts or {}).items())
+    """A run's counts on one line: `Enriched: 1,200, Not matched: 14` (the plain counts only: the breakdowns,
+    per list or per reason, are for `count_rows`)."""
+    return ", ".join(f"{humanize_key(k)}: {number(v)}" for k, v in (counts or {}).items()
+                     if isinstance(v, numbers.Real) and not isinstance(v, bool))
+
+
+def count_rows(counts: dict | None) -> list[tuple[str, str]]:
+    """A run's counts as (what, how many) rows, breakdowns included and nothing raw: `Skipped by reason` reads
+    one row per reason ("Skipped: invalid email"), an export's per-list counts one row per list
+    ("List “Customers in Germany”": "Planned: 196, Sent: 180, …"), warnings one row each; empty ones are left
+    out."""
+    rows: list[tuple[str, str]] = []
+    for key, value in (counts or {}).items():
+        if isinstance(value, bool) or is_empty(value) or value in ([], {}):
+            continue
+        if isinstance(value, numbers.Real):
+            rows.append((humanize_key(key), number(value)))
+        elif key == "targets" and isinstance(value, dict):
+            for target_key, target in value.items():
+                name = (target or {}).get("name") if isinstance(target, dict) else None
+                name = name or str(target_key).split(":", 1)[-1]
+                inner = {k: v for k, v in target.items() if k != "name"} if isinstance(target, dict) else {}
+                rows.append((f"List “{name}”", counts_summary(inner) or EMPTY))
+        elif isinstance(value, dict):
+            what = humanize_key(key).removesuffix(" by reason")
+            rows.extend((f"{what}: {humanize_key(inner_key).lower()}", cell_text(inner_value))
+                        for inner_key, inner_value in value.items())
+        elif isinstance(value, (list, tuple)):
+            rows.extend((humanize_key(key).removesuffix("s"), cell_text(item)) for item in value)
+        else:
+            rows.append((humanize_key(key), cell_text(value)))
+    return rows
 
 
 def duration(seconds) -> str:
