@@ -99,8 +99,8 @@ SPEC = VendorSpec(
     privacy_url="https://www.omnisend.com/privacy-policy/",
     rate_limits={"default": RateLimit(400, 60.0), "tags": RateLimit(60, 60.0)},   # Omnisend's spec
     # Batches are asynchronous and small (100 contacts): the export runner keeps up to this many
-    # submitted before collecting the oldest, so Omnisend processes them while we send more, and the
-    # first poll of each usually finds it finished (2 requests per batch, the 400/min minimum).
+    # submitted before collecting the oldest, so Omnisend processes them while we send more, and one
+    # batch listing usually finds the whole window finished (about 1 + 1/16 requests per batch).
     pipeline_depth=16,
     field_limits=FIELD_LIMITS,
     fields=NAME_FIELDS + (ADDRESS_FIELD,) + LOCATION_FIELDS,

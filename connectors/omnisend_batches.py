@@ -28,6 +28,8 @@ Robust to what the spec leaves open:
   `max_pages` pages a pass (another pass continues where this one stopped). An oldest-first listing with
   a long history before our batches (earlier runs that day) is searched for its tail (gallop + bisect,
   O(log n) requests once a run) instead of read page by page;
+- a server whose pages are smaller than the limit asked for (paging.limit, or a short page with paging.next)
+  sets the page size, so a short page still means the end of the listing;
 - other batches of the account are ignored; `dateFrom` is the day before our oldest tracked batch (UTC;
   the spec gives days, not times, and the brand's time zone may be ahead of or behind UTC);
 - a batch missing from `misses_before_direct` passes is polled directly by the client; a listing that has
@@ -171,33 +173,32 @@ class BatchListing:
         """How many batches the listing has, given that the page at `lo` is full: gallop (lo + 1, 2, 4 ...
         pages) to a page that is not full, then bisect; O(log n) requests for n batches of the day, once
         per run (later passes start at our batches). Every page read is absorbed. None: listing switched off."""
-        size = self.page_size
-        step, hi = size, None
+        step, hi = self.page_size, None
         while hi is None:
             probe = lo + step
             batches = self._page(probe, date_from)
             if batches is None:
                 return None
             self._absorb(batches, probe, want)
-            if len(batches) == size:
+            if len(batches) == self.page_size:
                 lo, step = probe, step * 2
             elif batches:
                 return probe + len(batches)          # the last page
             else:
                 hi = probe
-        while hi - lo > size:
+        while hi - lo > self.page_size:
             mid = (lo + hi) // 2
             batches = self._page(mid, date_from)
             if batches is None:
                 return None
             self._absorb(batches, mid, want)
-            if len(batches) == size:
+            if len(batches) == self.page_size:
                 lo = mid
             elif batches:
                 return mid + len(batches)
             else:
                 hi = mid
-        return lo + size              # full at lo, empty at lo + size or before: lo's page is the last
+        return lo + self.page_size    # full at lo, empty at lo + size or before: lo's page is the last
 
     def _page(self, offset: int, date_from: str) -> list | None:
         params = {"endpoint": "contacts", "limit": self.page_size, "offset": offset, "dateFrom": date_from}
@@ -214,6 +215,13 @@ class BatchListing:
         if not isinstance(batches, list):
             self._switch_off("its answer had no batches list")
             return None
+        # a server with a smaller page than we asked for: its page size, so a short page still means the end
+        paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+        limit = paging.get("limit")
+        if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit < self.page_size:
+            self.page_size = limit
+        elif paging.get("next") and 0 < len(batches) < self.page_size:
+            self.page_size = len(batches)
         return batches
 
     def _switch_off(self, why: str) -> None:

@@ -127,6 +127,34 @@ def test_oldest_first_listing_finds_its_tail_in_log_requests(em, clock):
     assert c.batch_listing.requests <= 10 + 100 // 15 + 2
 
 
+class SmallerPages(httpx.BaseTransport):
+    """A vendor whose listing pages hold at most `cap` batches whatever limit we ask for."""
+
+    def __init__(self, inner: httpx.BaseTransport, cap: int, say_limit: bool) -> None:
+        self.inner, self.cap, self.say_limit = inner, cap, say_limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/api/batches":
+            asked = int(request.url.params.get("limit", 100))
+            request = httpx.Request("GET", request.url.copy_set_param("limit", min(asked, self.cap)),
+                                    headers=request.headers)
+            resp = self.inner.handle_request(request)
+            body = json.loads(resp.read())
+            if not self.say_limit:
+                body["paging"].pop("limit")
+            return httpx.Response(200, json=body)
+        return self.inner.handle_request(request)
+
+
+@pytest.mark.parametrize("say_limit", [True, False])
+def test_listing_with_smaller_pages_than_asked_still_finds_the_tail(em, clock, say_limit):
+    make_batches(em, clock, 2000)
+    c = make_client(em, clock, transport=SmallerPages(em.transport(), 100, say_limit))
+    outcomes = pipelined(c, people(1000), "segment: Cap")
+    assert {o.status for o in outcomes} == {"accepted"} and ITEMS not in em.requests_by_route
+    assert c.batch_listing.page_size == 100 and c.batch_listing.requests <= 12 + 100 // 15 + 2
+
+
 @pytest.mark.parametrize("status", [404, 405, 400])
 def test_listing_not_supported_falls_back_to_polling_each_batch(em, clock, status):
     rw = Rewriter(em.transport(), lambda request, resp: httpx.Response(
