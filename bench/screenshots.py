@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:       # run as `python bench/screenshots.py` too
 
 CHROMIUM = os.environ.get("INSIGHT_RELAY_CHROMIUM", "/usr/bin/chromium")
 DEFAULT_OUT = ROOT / "test-artifacts" / "screenshots"
+DEMO_PROFILE = "C00000001"          # the demo's first customer ID (services.demo numbers them from 1)
 DEMO_PASSWORD = "demo-password"      # services.demo.DEMO_PASSWORD (not imported: this module stays storage-free)
 ROLES = ("admin", "contributor", "viewer")
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -76,6 +77,8 @@ def detail_views(ids: dict) -> list[View]:
     editors = ("admin", "contributor")
     views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
     views.append(View("sandbox-leadspace", "sandbox", editors, click=r"^Leadspace$"))
+    views.append(View("sandbox-omnisend", "sandbox", editors, click=r"^Omnisend$"))
+    views.append(View("profiles-detail", f"profiles?profile={DEMO_PROFILE}", every))
     if ids.get("enrichment"):
         views.append(View("enrichment-data", "enrichment", every, click=r"^Enriched data$"))
         views.append(View("enrichment-review", "enrichment", every, click=r"^Review \(\d[\d,]*\)$"))

@@ -127,7 +127,7 @@ def detail_section(customer_id: str) -> None:
     else:
         st.caption("This profile is in no segment.")
     if detail["enrichment"]:
-        show_table(detail["enrichment"], ENRICHED_COLUMNS, key="pf_enriched")
+        show_table(detail["enrichment"], ENRICHED_COLUMNS, key="pf_enriched", height="content")
     else:
         st.caption("No enriched attributes for this profile yet.")
 

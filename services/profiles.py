@@ -498,8 +498,8 @@ def profile_detail(db, actor: User, customer_id: str) -> dict | None:
         return None
     labels = {a.column_name: a.label for a in catalogue.list_attributes(db, source="profile")
               if a.table_name == repo.TABLE}
-    attributes = [{"attribute": labels.get(col, col), "value": None if value is None else str(value)}
-                  for col, value in row.items()]
+    # values as they are: the page's formatting layer reads them (Yes/No, to the minute, separators)
+    attributes = [{"attribute": labels.get(col, col), "value": value} for col, value in row.items()]
     return {"customer_id": customer_id, "attributes": attributes,
             "segments": _segments_for(db, customer_id), "enrichment": _enrichment_for(db, customer_id)}
 

@@ -69,11 +69,14 @@ def test_an_export_runs_counts_read_without_dicts_or_lists():
     from ui.format import count_rows, counts_summary
 
     counts = {"planned": 196, "sent": 180, "skipped_by_reason": {"invalid email": 8, "no consent": 8},
-              "targets": {"name:Customers in Germany": {"name": "Customers in Germany", "planned": 196, "sent": 180}},
+              "targets": {"name:Customers in Germany": {"name": "Customers in Germany", "planned": 196, "sent": 180},
+                          "name:VIP": {"name": "VIP", "planned": 0, "sent": 0}},
               "warnings": [], "notes": ["List created"]}
     rows = count_rows(counts)
     assert rows == [("Planned", "196"), ("Sent", "180"), ("Skipped: invalid email", "8"),
                     ("Skipped: no consent", "8"), ("List “Customers in Germany”", "Planned: 196, Sent: 180"),
-                    ("Note", "List created")]
+                    ("List “VIP”", "Planned: 0, Sent: 0"), ("Note", "List created")]
+    # one list: its counts are the run's own, not repeated
+    assert not any(what.startswith("List") for what, _ in count_rows({**counts, "targets": {"a": {"sent": 1}}}))
     assert not any(ch in value for _, value in rows for ch in "{}[]'")
     assert counts_summary(counts) == "Planned: 196, Sent: 180"

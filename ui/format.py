@@ -69,8 +69,8 @@ def counts_summary(counts: dict | None) -> str:
 def count_rows(counts: dict | None) -> list[tuple[str, str]]:
     """A run's counts as (what, how many) rows, breakdowns included and nothing raw: `Skipped by reason` reads
     one row per reason ("Skipped: invalid email"), an export's per-list counts one row per list
-    ("List “Customers in Germany”": "Planned: 196, Sent: 180, …"), warnings one row each; empty ones are left
-    out."""
+    ("List “Customers in Germany”": "Planned: 196, Sent: 180, …", when there are several), warnings one row
+    each; empty ones are left out."""
     rows: list[tuple[str, str]] = []
     for key, value in (counts or {}).items():
         if isinstance(value, bool) or is_empty(value) or value in ([], {}):
@@ -78,6 +78,8 @@ def count_rows(counts: dict | None) -> list[tuple[str, str]]:
         if isinstance(value, numbers.Real):
             rows.append((humanize_key(key), number(value)))
         elif key == "targets" and isinstance(value, dict):
+            if len(value) == 1:
+                continue   # one list: its counts are the run's, already above
             for target_key, target in value.items():
                 name = (target or {}).get("name") if isinstance(target, dict) else None
                 name = name or str(target_key).split(":", 1)[-1]

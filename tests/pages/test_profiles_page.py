@@ -145,3 +145,7 @@ def test_profile_url_is_validated_and_tables_read_as_words(db, viewer):
     at.query_params["profile"] = "C00000002"
     at.run()
     assert any(h.value == "Profile C00000002" for h in at.subheader)
+    # the profile's values through the formatting layer: Yes/No, timestamps to the minute, never "False"
+    values = dict(zip(*(at.dataframe[1].value[c] for c in ("Attribute", "Value"))))
+    assert values["Email opt-out"] in ("Yes", "No", "—"), values["Email opt-out"]
+    assert len(values["Updated at"]) == len("2026-01-11 19:34"), values["Updated at"]
