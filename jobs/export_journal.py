@@ -12,12 +12,15 @@ stored as uncollected, then collected (polled), never sent again.
 
 Journal(path)      .append(entry: dict)  one JSON line;  .size (bytes);  .truncate();  .close()
                    .append_submission(run_id, seq, target_key, kind, submission, meta)  compact (below)
+                   .append_line(bytes) / .rewrite(lines)  (rewrite: atomically start over with these lines)
+submission_line(run_id, seq, target_key, kind, submission, meta) -> bytes   the line append_submission writes
 read_entries(path) -> list[dict]         every complete line (a torn last line is ignored: its write was
                                          cut by the kill, and its request is then the one in flight),
                                          compact lines expanded to {run_id, seq, target_key, kind,
                                          submission: Submission.to_dict(), meta: {email: [customer_id,
                                          contact_hash, action]}}
 journal_path(db, export_id) -> Path      <database dir>/export-journal/export-<id>.jsonl
+BatchMeta(emails, cids, hashes, actions) a batch's plan meta as aligned columns, read as {email: [...]}
 
 Compact entry (issue 16): the journal was the largest thing a full run wrote (a dict per contact for its
 outcome, another for its meta). A submission line now carries the vendor handle (vendor, kind, job id,
@@ -30,6 +33,7 @@ shape (outcome emails not aligned with the batch's, meta keys not the batch's em
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -55,7 +59,10 @@ class Journal:
         return self._fd
 
     def append(self, entry: dict) -> None:
-        line = orjson.dumps(entry) + b"\n"
+        self.append_line(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
+
+    def append_line(self, line: bytes) -> None:
+        """One complete line (ending in a newline), as submission_line makes it."""
         fd = self._open()
         view = memoryview(line)
         while view:   # a regular file takes it in one write; loop for the rule's sake
@@ -66,9 +73,25 @@ class Journal:
     def append_submission(self, run_id: int, seq: int, target_key: str, kind: str, submission,
                           meta: dict[str, list]) -> None:
         """Journal an accepted submission (connectors.base.Submission) with its plan meta, compactly."""
-        entry = encode_submission(submission, meta)
-        entry.update(run_id=run_id, seq=seq, target_key=target_key, kind=kind)
-        self.append(entry)
+        self.append_line(submission_line(run_id, seq, target_key, kind, submission, meta))
+
+    def rewrite(self, lines: list[bytes]) -> None:
+        """Start over with only these lines (what is not on record in the database yet), atomically: the
+        new file is written beside the old one and renamed over it, so a kill at any moment leaves either
+        the old journal or the new one, both holding every submission not on record."""
+        self.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.path.with_name(self.path.name + ".new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for line in lines:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(fresh, self.path)
+        self._open()
 
     def truncate(self) -> None:
         """Everything appended so far is on record in the database: start empty."""
@@ -84,7 +107,49 @@ class Journal:
             self._fd = None
 
 
+class BatchMeta(Mapping):
+    """A batch's plan meta as columns aligned with its DISTINCT emails (issue 16): reads as the mapping
+    {email: [customer_id, contact_hash, action]} it replaces, without a list and a dict entry per contact
+    held while the batch is in flight; the runner's fold and encode_submission use the columns directly."""
+
+    __slots__ = ("emails", "cids", "hashes", "actions", "_index")
+
+    def __init__(self, emails: list, cids: list, hashes: list, actions: list):
+        if not len(emails) == len(cids) == len(hashes) == len(actions):
+            raise ValueError("BatchMeta columns must have one value per email")
+        self.emails, self.cids, self.hashes, self.actions = emails, cids, hashes, actions
+        self._index: dict | None = None
+
+    def _position(self, email) -> int:
+        if self._index is None:
+            index: dict = {}
+            for i, e in enumerate(self.emails):
+                index.setdefault(e, i)
+            self._index = index
+        return self._index[email]
+
+    def __getitem__(self, email) -> list:
+        i = self._position(email)
+        return [self.cids[i], self.hashes[i], self.actions[i]]
+
+    def __iter__(self):
+        return iter(self.emails)
+
+    def __len__(self) -> int:
+        return len(self.emails)
+
+    def to_dict(self) -> dict:
+        return {e: self[e] for e in self}
+
+
 COMPACT = 2   # the "v" of a compact line
+
+
+def submission_line(run_id: int, seq: int, target_key: str, kind: str, submission, meta) -> bytes:
+    """The journal line of an accepted submission (compact, newline-terminated)."""
+    entry = encode_submission(submission, meta)
+    entry.update(run_id=run_id, seq=seq, target_key=target_key, kind=kind)
+    return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def encode_submission(submission, meta: dict[str, list]) -> dict:
@@ -107,6 +172,11 @@ def encode_submission(submission, meta: dict[str, list]) -> dict:
                     if o.status != "accepted" or o.reason is not None]
     else:
         out["o"] = [o.to_dict() for o in outcomes]
+    if isinstance(meta, BatchMeta) and meta.emails == emails:
+        out["mc"], out["mh"] = meta.cids, meta.hashes
+        actions = set(meta.actions)
+        out["ma"] = actions.pop() if len(actions) == 1 else meta.actions
+        return out
     keys = list(meta)
     if keys == emails:
         values = list(meta.values())

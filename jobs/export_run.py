@@ -47,15 +47,17 @@ CLIENT_FACTORY(db, export) -> client (overrides jobs.clients.make_client_for).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from connectors import registry
 from core import sync
 from jobs import export_plan, runner
 from jobs.background import OrderedWriter
-from jobs.export_journal import Journal, journal_path, read_entries
+from jobs.export_journal import BatchMeta, Journal, journal_path, read_entries, submission_line
 from jobs.runner import RunContext, RunResult
 from storage import exports as repo
 
@@ -63,6 +65,8 @@ PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this often (each flush is a COMMIT,
                                # WAL and maybe a checkpoint: fewer, larger ones; issue 16)
+WRITES_WAITING = 4             # flushes handed to the writer thread and not started yet, at most (each holds
+                               # its contacts' columns: this bounds the memory between sender and writer)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
@@ -108,7 +112,9 @@ class ExportRun:
         self.counts["targets"] = {}
         self.counts["warnings"] = []
         self._inflight: deque = deque()     # see _submit
-        self._writer = OrderedWriter("export-flush", max_waiting=4)
+        self._journaled: list[list] = []    # items whose journal lines may not be on record yet (_rotate_journal)
+        self._journal_limit = JOURNAL_MAX_BYTES
+        self._writer = OrderedWriter("export-flush", max_waiting=WRITES_WAITING)
         self._journal = Journal(journal_path(db, export["id"]))   # accepted submissions, see _submit
         self._seq = 0                       # journal sequence of this run's submissions
         self._next_cancel_check = float("-inf")
@@ -122,6 +128,7 @@ class ExportRun:
         self._sources: dict[str, tuple] = {}   # target key -> (plan source, removals source), see _materialize
         self._recovered_emails: dict[str, set[str]] = {}   # target key -> contacts recover() counted as sent
         self._plans: dict[str, dict[str, int]] = {}          # target key -> planned contacts by action
+        self._plan_files: list = []          # large plans written to files by this run (removed at its end)
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -159,21 +166,37 @@ class ExportRun:
         submission = send()    # if this raises, the batch was not sent: it is not counted and stays different
         # the vendor accepted it: durable NOW, before the next request is sent or any job polled
         self._seq += 1
-        self._journal.append_submission(self.run_id, self._seq, tkey, kind, submission, meta)
+        self._journal.append_line(submission_line(self.run_id, self._seq, tkey, kind, submission, meta))
         self._bump(tkey, "planned", len(emails))
         self._bump(tkey, "sent", len(emails))
         self.done += len(emails)
-        # [stored id (set on the writer thread when it is stored in full), tkey, meta, submission, kind, seq]
-        item = [None, tkey, meta, submission, kind, self._seq]
+        # [stored id (set on the writer thread when it is stored in full), tkey, meta, submission, kind, seq,
+        #  the outcomes the vendor gave at submit (what the journal line holds), on record (marker row written)]
+        item = [None, tkey, meta, submission, kind, self._seq, submission.outcomes, False]
         self._inflight.append(item)
-        if self._journal.size >= JOURNAL_MAX_BYTES:
-            self._flush()              # what is collected goes in with its outcomes (a marker row each)
-            self._store_in_full(list(self._inflight))   # what is not, in full, uncollected
-            self._writer.wait()        # all of it is in the database now: the journal may start over
-            self._journal.truncate()
+        self._journaled.append(item)
+        if self._journal.size >= self._journal_limit:
+            self._rotate_journal()
         window = self._window()
         while len(self._inflight) >= window:
             self._collect_oldest()
+
+    def _rotate_journal(self) -> None:
+        """The journal starts over with the lines of the submissions not on record in the database yet (in
+        flight, collected but not written): they are carried over as they were journaled, nothing waits for
+        the database and nothing is stored in full (issue 16: that stored ~90 k contacts as JSON per 16 MB
+        of journal, and the sender waited for it). A submission whose marker lands meanwhile is carried
+        too: the next run's reconciliation finds it on record and skips it."""
+        keep = [it for it in self._journaled if not _on_record(it)]
+        self._journal.rewrite([self._journal_line(it) for it in keep])
+        self._journaled = keep
+        self._journal_limit = max(JOURNAL_MAX_BYTES, 2 * self._journal.size)
+
+    def _journal_line(self, item: list) -> bytes:
+        _, tkey, meta, submission, kind, seq, submit_outcomes, _ = item
+        if submission.outcomes is not submit_outcomes:   # collected since: journal what the vendor said then
+            submission = dataclasses.replace(submission, outcomes=submit_outcomes)
+        return submission_line(self.run_id, seq, tkey, kind, submission, meta)
 
     def _window(self) -> int:
         return max(1, min(PIPELINE_WINDOW, int(getattr(self.client, "pipeline_depth", PIPELINE_WINDOW) or 1)))
@@ -192,8 +215,7 @@ class ExportRun:
 
         def write() -> None:
             todo_now = [it for it in todo if it[0] is None]
-            rows = [(run_id, export_id, tkey, kind, submission.to_dict(), meta, seq)
-                    for _, tkey, meta, submission, kind, seq in todo_now]
+            rows = [(run_id, export_id, it[1], it[4], it[3].to_dict(), _meta_dict(it[2]), it[5]) for it in todo_now]
             with db.transaction() as cur:
                 ids = repo.save_submissions(cur, rows)
             for it, sub_id in zip(todo_now, ids):
@@ -203,7 +225,7 @@ class ExportRun:
 
     def _collect_oldest(self) -> None:
         item = self._inflight.popleft()
-        _, tkey, meta, submission, _, _ = item
+        tkey, meta, submission = item[1], item[2], item[3]
         try:
             outcomes = self.client.collect(submission)
         except BaseException:
@@ -229,6 +251,7 @@ class ExportRun:
 
     def _flush(self, recovered: bool = False) -> None:
         """One transaction: per-contact outcomes, delivery state, submissions marked collected."""
+        self._journaled = [it for it in self._journaled if not _on_record(it)]   # (their memory goes with them)
         skips = self._skips
         # outcome columns (no per-contact row tuples: this loop runs for every contact of a 1M export)
         c_tkey: list[str] = []
@@ -244,7 +267,21 @@ class ExportRun:
         for ref, tkey, meta, outcomes in self._collected:
             any_pending = False
             n0 = len(c_email)
-            if outcomes and all(o.status == "accepted" and o.reason is None for o in outcomes):
+            if isinstance(meta, BatchMeta) and _plainly_accepted(outcomes, meta.emails):
+                # the usual batch of this run: every contact accepted, nothing reported, the plan's columns as
+                # they are (its emails are the plan's, lower-cased by SQL)
+                n = len(meta.emails)
+                c_email.extend(meta.emails)
+                c_cid.extend(meta.cids)
+                c_action.extend(meta.actions)
+                c_hash.extend(meta.hashes)
+                c_status.extend(["accepted"] * n)
+                c_reason.extend([None] * n)
+                for action in set(meta.actions):
+                    k = (tkey, _ACCEPTED_KEY[action])
+                    tallies[k] = tallies.get(k, 0) + meta.actions.count(action)
+                outcomes = ()
+            elif outcomes and all(o.status == "accepted" and o.reason is None for o in outcomes):
                 # the usual batch: every contact accepted, nothing reported; columns in bulk, no per-contact branches
                 em = [o.email.lower() for o in outcomes]
                 mv = [meta.get(e) or meta.get(o.email) or default_meta for e, o in zip(em, outcomes)]
@@ -300,8 +337,8 @@ class ExportRun:
             done_ids = [i for i in map(_row_id, done_refs) if i is not None]
             # folded now and never stored in full: one marker row (journal seq, collected) each, so the next
             # run's journal reconciliation knows it is done
-            markers = [(run_id, export_id, r[1], r[4], _handle(r[3]), r[5]) for r in done_refs
-                       if not isinstance(r, int) and r[0] is None]
+            marked = [r for r in done_refs if not isinstance(r, int) and r[0] is None]
+            markers = [(run_id, export_id, r[1], r[4], _handle(r[3]), r[5]) for r in marked]
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
@@ -311,6 +348,8 @@ class ExportRun:
                     "outcome": c_status, "reason": c_reason, "contact_hash": c_hash}, adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
+            for r in marked:   # committed: their journal lines need not be carried over any more
+                r[7] = True
 
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
@@ -367,27 +406,30 @@ class ExportRun:
                     "WHERE action <> 'unchanged'")
         send_params = [sync.FAST_EMAIL_SQL] + list(params)
         cur = self._scratch
+        # every result on this cursor is read to its end (fetchall, never fetchone): an unfinished result keeps
+        # the cursor's transaction open for the run, and then (after any UPDATE meanwhile) DuckDB refuses every
+        # automatic checkpoint and keeps all the rows the run appends in memory (issue 16)
         # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
-        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
         if total - repo.delivered_count(self.db, self.export["id"], target["key"]) > MATERIALIZE_MAX_ROWS:
-            # more members than delivered contacts by over the limit: that many adds at least, so the plan is
-            # streamed; trying the temp table first would evaluate the whole diff once more for nothing
-            plan_src = ("query", send_sql, send_params)
+            # more members than delivered contacts by over the limit: that many adds at least, so the plan goes
+            # to a file; trying the temp table first would evaluate the whole diff once more for nothing
+            plan_src = self._plan_file(idx, send_sql, send_params)
         else:
             plan_src, _ = self._small_table(f"run_plan_{idx}", send_sql, send_params)
-        if plan_src[0] == "table":
-            counts = export_plan.action_counts(cur, plan_src[1], [])
+        if plan_src[0] == "query":
+            counts = export_plan.action_counts(cur, f"({sql})", params)
+        else:   # the rows to send, counted where they are; the rest of the members are unchanged
+            counts = export_plan.action_counts(cur, _from(plan_src)[0], [])
             if total > sum(counts.values()):
                 counts[sync.UNCHANGED] = total - sum(counts.values())
-        else:
-            counts = export_plan.action_counts(cur, f"({sql})", params)
         removals, removal_src = 0, None
         if self.export["sync_mode"] == sync.MODE_MIRROR:
             rsql, rparams = repo.removal_sql(self.db, self.export, target["segment_ids"], target["key"],
                                              only_emails_from_run=retry_run)
             removal_src, removals = self._small_table(f"run_removals_{idx}", rsql, rparams)
             if removals is None:
-                removals = cur.execute(f"SELECT count(*) FROM ({rsql})", rparams).fetchone()[0]
+                removals = cur.execute(f"SELECT count(*) FROM ({rsql})", rparams).fetchall()[0][0]
         counts[sync.REMOVE] = removals
         self._sources[target["key"]] = (plan_src, removal_src)
         return counts
@@ -402,20 +444,42 @@ class ExportRun:
                                        only_emails_from_run=retry_run)
         return self._scratch.execute(
             f"SELECT count(*) FROM ({sql}) WHERE action = ? AND email IN (SELECT unnest(?::VARCHAR[]))",
-            list(params) + [sync.UNCHANGED, sorted(emails)]).fetchone()[0]
+            list(params) + [sync.UNCHANGED, sorted(emails)]).fetchall()[0][0]
+
+    def _plan_file(self, idx: int, sql: str, params: list) -> tuple:
+        """("file", path): a large plan's rows written once by DuckDB to a Parquet file of the run's own, then
+        read back in row groups with no DuckDB transaction open while the run sends (issue 16). Streaming it
+        from its query held one read transaction for the whole run: after any UPDATE meanwhile (the run's
+        progress row), DuckDB refused every automatic checkpoint until the stream ended, so all the rows the
+        run appended (ledger, delivery state) stayed in memory, ~250 MB at 1 M contacts. The diff is also
+        evaluated once instead of twice (its counts are read from the file)."""
+        path = _plan_dir(self.db) / f"export-{int(self.export['id'])}-run-{int(self.run_id)}-{int(idx)}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._plan_files.append(path)
+        self._scratch.execute(f"COPY ({sql}) TO {_sql_string(str(path))} (FORMAT parquet, "
+                              f"ROW_GROUP_SIZE {PLAN_FILE_ROW_GROUP})", params)
+        return ("file", str(path))
+
+    def _remove_plan_files(self) -> None:
+        for path in self._plan_files:
+            path.unlink(missing_ok=True)
+        self._plan_files = []
 
     def _small_table(self, name: str, sql: str, params: list) -> tuple[tuple, int | None]:
         """(("table", name), row count) with sql's rows in temp table `name` if there are at most
         MATERIALIZE_MAX_ROWS, else (("query", sql, params), None) to stream them from later."""
         cur = self._scratch
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql} LIMIT {MATERIALIZE_MAX_ROWS + 1}", params)
-        n = cur.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        n = cur.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
         if n <= MATERIALIZE_MAX_ROWS:
             return ("table", name), n
         cur.execute(f"DROP TABLE {name}")
         return ("query", sql, params), None
 
     def _stream(self, source: tuple) -> Iterator[tuple]:
+        if source[0] == "file":
+            yield from _file_rows(source[1])
+            return
         cur = self._scratch
         if source[0] == "table":
             cur.execute(f"SELECT * FROM {source[1]}")
@@ -430,8 +494,9 @@ class ExportRun:
     def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
         return self._stream(self._sources[target["key"]][0])
 
-    def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, meta: dict) -> Iterator:
-        """Stream Contacts to send; record skips; fill meta[email] = [customer_id, hash, action]."""
+    def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, pending: "_PendingMeta"
+                  ) -> Iterator:
+        """Stream Contacts to send; record skips; append each one's plan meta to `pending` (columns)."""
         from connectors.base import Contact
 
         tkey = target["key"]
@@ -440,6 +505,8 @@ class ExportRun:
         # dict needs no per-value work
         limited = any(k in self.limits for k in field_keys)
         email_problem = _EmailCheck().problem
+        add_email, add_cid, add_hash, add_action = (pending.emails.append, pending.cids.append,
+                                                    pending.hashes.append, pending.actions.append)
         for row in self._plan_rows(target, retry_run):
             action, customer_id, email, chash, skip_reason = row[:5]
             if action == sync.SKIP:
@@ -457,7 +524,10 @@ class ExportRun:
                     continue
             else:
                 fields = dict(zip(field_keys, values))
-            meta[email] = [customer_id, chash, action]
+            add_email(email)
+            add_cid(customer_id)
+            add_hash(chash)
+            add_action(action)
             yield Contact(email, fields)
 
     def _field_keys(self) -> list[str]:
@@ -465,11 +535,12 @@ class ExportRun:
 
     def upserts(self, target: dict, vendor_target, retry_run: int | None) -> None:
         tkey = target["key"]
-        meta: dict[str, list] = {}
-        contacts = self._contacts(target, self._field_keys(), retry_run, meta)
+        pending = _PendingMeta()
+        contacts = self._contacts(target, self._field_keys(), retry_run, pending)
         if self.dry_run:
             for c in contacts:
-                customer_id, chash, action = meta.pop(c.email)
+                meta = pending.take([c.email])
+                customer_id, action = meta.cids[0], meta.actions[0]
                 self._bump(tkey, "planned")
                 self._skips.append((self.run_id, self.export["id"], tkey, c.email, customer_id, action, "planned", None))
                 self._bump(tkey, {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried"}[action])
@@ -480,9 +551,9 @@ class ExportRun:
             return
         for batch in self.client.upsert_batches(contacts):
             emails = [c.email for c in batch]
-            batch_meta = {e: meta.pop(e) for e in emails}
-            self._submit(tkey, "upsert", emails, batch_meta,
+            self._submit(tkey, "upsert", emails, pending.take(emails),
                          lambda b=batch: self.client.submit_upsert(b, vendor_target))
+            del batch   # the Contacts and their field dicts are not needed once sent
             self._tick()
             if self._should_stop():
                 self.stopped_by_cancel = True
@@ -509,9 +580,11 @@ class ExportRun:
             self._flush()
             return
         for batch in self.client.remove_batches(emails()):
-            batch_meta = {e: [customer_of.pop(e, None), None, sync.REMOVE] for e in batch}
-            self._submit(tkey, "remove", list(batch), batch_meta,
-                         lambda b=list(batch): self.client.submit_remove(b, vendor_target))
+            batch = list(batch)
+            n = len(batch)
+            batch_meta = BatchMeta(batch, [customer_of.pop(e, None) for e in batch], [None] * n, [sync.REMOVE] * n)
+            self._submit(tkey, "remove", batch, batch_meta,
+                         lambda b=batch: self.client.submit_remove(b, vendor_target))
             self._tick()
             if self._should_stop():
                 self.stopped_by_cancel = True
@@ -564,8 +637,7 @@ class ExportRun:
         if not adds:
             return
         cur = self._scratch
-        plan_src = self._sources[tkey][0]
-        src, params = (plan_src[1], []) if plan_src[0] == "table" else (f"({plan_src[1]})", list(plan_src[2]))
+        src, params = _from(self._sources[tkey][0])
         looked_up, found = f"run_lookup_{idx}", f"run_found_{idx}"
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {looked_up} AS SELECT p.email, p.email_fast_ok FROM {src} p "
                     "WHERE p.action = 'add' AND p.email NOT IN (SELECT email FROM export_membership_checks "
@@ -573,8 +645,8 @@ class ExportRun:
         known_members = cur.execute(
             f"SELECT count(*) FROM {src} p WHERE p.action = 'add' AND p.email IN (SELECT email FROM "
             "export_membership_checks WHERE export_id = ? AND target_key = ? AND was_member)",
-            params + [export_id, tkey]).fetchone()[0]
-        to_check = cur.execute(f"SELECT count(*) FROM {looked_up}").fetchone()[0]
+            params + [export_id, tkey]).fetchall()[0][0]
+        to_check = cur.execute(f"SELECT count(*) FROM {looked_up}").fetchall()[0][0]
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {found} (email VARCHAR)")
         first_lookup = state is None or state["members_looked_up_at"] is None
         seen_any = False
@@ -593,7 +665,7 @@ class ExportRun:
                    and repo.delivered_count(self.db, export_id, tkey) == 0)
         if self.dry_run:
             n_found = cur.execute(f"SELECT count(*) FROM {looked_up} WHERE email IN (SELECT email FROM {found})"
-                                  ).fetchone()[0]
+                                  ).fetchall()[0][0]
         elif new_tag:   # nobody carried the tag: this export creates it, every member is ours
             with self.db.transaction() as wcur:
                 repo.set_target_state(wcur, export_id, tkey, vendor_target.id, created_by_export=True)
@@ -638,9 +710,11 @@ class ExportRun:
 
     def execute(self) -> RunResult:
         try:
+            _remove_stale_plan_files(self.db, self.export["id"])   # a killed run's (one run per export at a time)
             with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it
                 return self._execute()
         finally:
+            self._remove_plan_files()
             stored = True
             try:   # sent, maybe not collected or not folded: on record in the database in full too
                 self._store_in_full(list(self._inflight) + [c[0] for c in self._collected
@@ -785,6 +859,88 @@ class _EmailCheck:
             if len(local) <= 64 and self._domain_fine(domain):
                 return None
         return sync.email_problem(email)
+
+
+PLAN_DIR = "export-plan"          # next to the database (its folder is private, files 0600: customer data)
+PLAN_FILE_ROW_GROUP = 50_000     # rows per Parquet row group: what the run holds decoded at a time
+
+
+def _plan_dir(db) -> Path:
+    return Path(db.path).parent / PLAN_DIR
+
+
+def _remove_stale_plan_files(db, export_id: int) -> None:
+    for path in _plan_dir(db).glob(f"export-{int(export_id)}-run-*.parquet"):
+        path.unlink(missing_ok=True)
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _from(source: tuple) -> tuple[str, list]:
+    """(FROM-clause text, params) reading a plan source: a temp table, a plan file or the plan query."""
+    if source[0] == "table":
+        return source[1], []
+    if source[0] == "file":
+        return f"read_parquet({_sql_string(source[1])})", []
+    return f"({source[1]})", list(source[2])
+
+
+def _file_rows(path: str) -> Iterator[tuple]:
+    """A plan file's rows as tuples (the shape fetchmany gives), one row group decoded at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=FETCH_ROWS):
+            yield from zip(*(col.to_pylist() for col in batch.columns))
+
+
+class _PendingMeta:
+    """The plan meta of the contacts handed to the client and not yet in a batch, as columns in stream order."""
+
+    __slots__ = ("emails", "cids", "hashes", "actions")
+
+    def __init__(self) -> None:
+        self.emails: list = []
+        self.cids: list = []
+        self.hashes: list = []
+        self.actions: list = []
+
+    def take(self, emails: list[str]) -> BatchMeta:
+        """The meta of a batch (its emails in order) as columns, removed from what is pending. A client's
+        batches are consecutive slices of the stream (connectors.base.batched): then this is a slice; a
+        client that reorders is still served, by position lookup."""
+        n = len(emails)
+        if self.emails[:n] == emails:
+            meta = BatchMeta(self.emails[:n], self.cids[:n], self.hashes[:n], self.actions[:n])
+            for col in (self.emails, self.cids, self.hashes, self.actions):
+                del col[:n]
+            return meta
+        position = {e: i for i, e in enumerate(self.emails)}
+        picked = [position[e] for e in emails]
+        meta = BatchMeta(list(emails), [self.cids[i] for i in picked], [self.hashes[i] for i in picked],
+                         [self.actions[i] for i in picked])
+        rest = sorted(set(range(len(self.emails))) - set(picked))
+        for name in self.__slots__:
+            col = getattr(self, name)
+            setattr(self, name, [col[i] for i in rest])
+        return meta
+
+
+def _plainly_accepted(outcomes, emails: list) -> bool:
+    """One outcome per email, in order, each accepted with nothing reported (the vendor's usual answer)."""
+    return (len(outcomes) == len(emails) and len(emails) > 0
+            and all(o.email == e and o.status == "accepted" and o.reason is None for o, e in zip(outcomes, emails)))
+
+
+def _on_record(item: list) -> bool:
+    """Is this submission in the database: stored in full (row id) or folded with a marker row."""
+    return item[0] is not None or item[7]
+
+
+def _meta_dict(meta) -> dict:
+    return meta.to_dict() if isinstance(meta, BatchMeta) else meta
 
 
 def _handle(submission) -> dict:
