@@ -49,8 +49,8 @@ except PermissionDenied as exc:
 
 def show_contacts(data: dict) -> None:
     if not data["lists"]:
-        st.info(f"{label} has received nothing yet. Run an export on a {label} Sandbox connection to see "
-                "its contacts here.")
+        st.info(f"{label} has received nothing yet. Run an export to {label} on a Sandbox connection to see "
+                "its contacts here.")   # (not "a {label}": "a Omnisend")
         return
     kind = "tag" if vendor == "omnisend" else "list"
     st.markdown(f"**{plural(data['contacts'], 'contact')}** held in {plural(len(data['lists']), kind)}: "

@@ -162,3 +162,13 @@ def test_received_is_capped_and_says_how_many_lists_hold(users):
     assert [(l["name"], l["total"], l["shown"]) for l in got["lists"]] == [("A list", 30, 30), ("B list", 30, 10)]
     assert len(got["records"]) == 40 and got["contacts"] == 30
     assert list(got["records"][0])[:3] == ["list", "email", "first_name"]
+
+
+def test_an_empty_vendor_says_how_to_fill_it_in_plain_english(users):
+    from services import connections as svc
+    svc.demo_setup(app_db(), users["admin"])
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    at = at.segmented_control[0].set_value("omnisend").run()
+    assert not at.exception, at.exception
+    assert any("Run an export to Omnisend on a Sandbox connection" in shown(i.value) for i in at.info)
+    assert not any("a Omnisend" in shown(i.value) for i in at.info)
