@@ -100,6 +100,11 @@ def _section_matching(db, vendor: str, segment_ids: list[int]) -> None:
     specs = {f.key: f.label for f in svc.vendor_field_specs(vendor)}
     limits = svc.field_limits(vendor)
     mapping = st.session_state.setdefault(MAPPING, [])
+    if mapping:   # headings, so "First name ← First name" reads as the vendor's field filled from an attribute
+        heads = st.columns([3, 3, 1])
+        spec = svc.vendor_spec(vendor)
+        heads[0].caption(f"{spec.label if spec else 'Vendor'} field")
+        heads[1].caption("Filled from (attribute)")
     for i, m in enumerate(mapping):
         cols = st.columns([3, 3, 1], vertical_alignment="center")
         limit = f" (at most {limits[m['field']]} characters)" if m["field"] in limits else ""

@@ -50,8 +50,11 @@ def test_one_page_editor_saves_export_per_vendor(db, admin, monkeypatch, vendor)
     headers = [h.value for h in at.subheader]
     for section in ("Connection", "Segments", "Data matching", "Destination", "Sync mode", "Schedule", "Name"):
         assert section in headers, headers
-    # the vendor's suggested fields are mapped by default
+    # the vendor's suggested fields are mapped by default, under headings saying which side is which
     assert any("First name" in shown(m.value) for m in at.markdown)
+    label = {"sendgrid": "SendGrid", "iterable": "Iterable", "omnisend": "Omnisend"}[vendor]
+    captions = [shown(c.value) for c in at.caption]
+    assert f"{label} field" in captions and "Filled from (attribute)" in captions
     assert at.selectbox(key="exp_ed.email_attribute").value == "profile.email"
     assert any(shown(c.value).startswith("5 profiles in the chosen segments: 0 without a value") for c in at.caption)
     if vendor == "omnisend":
