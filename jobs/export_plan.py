@@ -205,30 +205,27 @@ def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) ->
     core.sync.email_problem, up to UNSURE_EMAILS_CHECKED of them (beyond: counted as sendable, so the
     figure stays an upper bound)."""
     sql, params, keys = pass_sql(db, export, target, retry_run=retry_run)
-    to_send = _TO_SEND
     over, sure = _over_limit_sql(export, keys), _sure_valid_sql()
+    unsure = f"CASE WHEN {_TO_SEND} THEN NOT {over} AND NOT {sure} ELSE FALSE END"
     counts: dict[str, int] = {}
-    removals = over_sure = unsure = 0
+    removals = unsendable = 0
+    unsure_emails: list[str] = []
     with db.cursor() as cur:
-        # CASE, not AND: the address checks run for the contacts to send only (CASE is evaluated lazily)
+        # CASE, not AND: the address checks run for the contacts to send only (CASE is evaluated lazily); the
+        # addresses SQL cannot vouch for come back in the same pass (at most UNSURE_EMAILS_CHECKED per action)
         rows = cur.execute(
             f"SELECT action, count(*) FILTER (WHERE action IS NOT NULL), count(*) FILTER (WHERE removal), "
-            f"count(*) FILTER (WHERE CASE WHEN {to_send} THEN {sure} AND {over} ELSE FALSE END), "
-            f"count(*) FILTER (WHERE CASE WHEN {to_send} THEN NOT {sure} ELSE FALSE END) "
+            f"count(*) FILTER (WHERE CASE WHEN {_TO_SEND} THEN {over} ELSE FALSE END), "
+            f"array_slice(list(email) FILTER (WHERE {unsure}), 1, {UNSURE_EMAILS_CHECKED}) "
             f"FROM ({sql}) GROUP BY action", params).fetchall()
-        for action, n, n_removal, n_over_sure, n_unsure in rows:
-            if action is not None:
-                counts[action] = int(n)
-            removals += int(n_removal)
-            over_sure += int(n_over_sure)
-            unsure += int(n_unsure)
-        unsendable = over_sure
-        if unsure:   # rare: read them once more (only those rows), checked exactly as the run checks them
-            for email, is_over in cur.execute(
-                    f"SELECT email, {over} FROM ({sql}) WHERE {to_send} AND NOT {sure} LIMIT {UNSURE_EMAILS_CHECKED}",
-                    params).fetchall():
-                if is_over or sync.email_problem(email):
-                    unsendable += 1
+    for action, n, n_removal, n_over, emails in rows:
+        if action is not None:
+            counts[action] = int(n)
+        removals += int(n_removal)
+        unsendable += int(n_over)
+        unsure_emails.extend(emails or [])
+    # checked exactly as the run checks them (core.sync.email_problem)
+    unsendable += sum(1 for email in unsure_emails[:UNSURE_EMAILS_CHECKED] if sync.email_problem(email))
     counts[sync.REMOVE] = removals
     counts[UNSENDABLE] = unsendable
     return counts

@@ -157,8 +157,9 @@ def test_to_send_counts_only_what_the_run_really_sends(world):
         {"customer_id": "c9", "email": "person0@example.com", "first_name": "Dup"},
         {"customer_id": "c10", "email": "out@example.com", "first_name": "Out", "email_opt_out": True},
         {"customer_id": "c11", "email": "user@localhost.test", "first_name": "SpecialUse"},
+        {"customer_id": "c12", "email": "both@@example.com", "first_name": "y" * 60},     # invalid AND too long
     ])
-    sid = world.segment("S", [f"c{i}" for i in range(12)])
+    sid = world.segment("S", [f"c{i}" for i in range(13)])
     eid = world.export("sendgrid", [sid], over_limit=sync.OVER_LIMIT_SKIP)
     gate = exports.run_gate(world.db, world.admin, eid)
     dry = world.run(eid, kind="dry")["counts"]
