@@ -9,7 +9,7 @@ import streamlit as st
 from core.permissions import Action, can
 from services import segments as svc
 from ui import deps
-from ui.format import Column, clickable_table
+from ui.format import Column, clickable_table, plural
 from ui.segment_builder import init_state, show_builder
 from ui.segment_detail import show_detail
 from ui.session import current_user
@@ -20,7 +20,7 @@ LIST_COLUMNS = [Column("name", "Name"), Column("kind", "Type", "word", words="se
                 Column("members_now", "Members now", "number"),
                 Column("change", "Change since last refresh", "number"),
                 Column("last_evaluated_at", "Last evaluated", "datetime"),
-                Column("used_by", "Used by (exports)", "list")]
+                Column("used_by", "Used by", help="Exports sending this segment (open it to see them by name).")]
 
 db = deps.get_db()
 user = current_user()
@@ -56,7 +56,9 @@ if raw_param is not None and opened is None:
     open_segment(None)
 open_id = opened["id"] if opened else None
 if segments:
-    clickable_table(segments, LIST_COLUMNS, ids=[s["id"] for s in segments], open_id=open_id, key="seg_list",
+    # "3 exports", not their joined names cut off at the column's edge; the open segment names them
+    rows = [{**s, "used_by": plural(len(s["used_by"]), "export") if s.get("used_by") else None} for s in segments]
+    clickable_table(rows, LIST_COLUMNS, ids=[s["id"] for s in segments], open_id=open_id, key="seg_list",
                     on_open=open_segment, caption="Click a row to open a segment.")
 else:
     st.info("No segments yet." + (" Build one below." if can(user, Action.EDIT_SEGMENTS) else ""))

@@ -210,3 +210,17 @@ def test_segment_actions_sit_together_in_one_row(seeded):
     row = _parent_of(at.main, "seg_edit")
     keys = [getattr(c, "key", None) for c in row.children.values()]
     assert {"seg_edit", "seg_duplicate", "seg_delete", "seg_evaluate"} <= set(keys), keys
+
+
+def test_the_list_counts_the_exports_using_a_segment(seeded, monkeypatch):
+    """The "Used by" cell read every export's name joined, cut off at the column's edge: it says how many."""
+    from storage import segments as segment_repo
+
+    ids = _demo_segments()
+    monkeypatch.setattr(segment_repo, "exports_by_segment", lambda db: {
+        ids[0]: [{"id": 1, "name": "Customers in Germany to Sandbox Iterable"},
+                 {"id": 2, "name": "Customers in Germany to Sandbox Omnisend"}]})
+    at = open_page("victor")
+    table = at.dataframe[0].value
+    used = dict(zip(table["Name"], table["Used by"]))
+    assert sorted(used.values()) == sorted(["2 exports"] + ["—"] * (len(ids) - 1)), used
