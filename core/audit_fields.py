@@ -29,7 +29,7 @@ FIELD_LABELS = {
     "last_verified_at": "Last checked at", "last_verify_message": "Last check", "last_verify_ok": "Last check passed",
     "verified": "Checked", "shared_with_contributors": "Shared with contributors", "base_url": "Base URL",
     "rate_limit_budget_s": "Longest wait for the vendor's rate limit", "contact_cap": "Contact cap",
-    "dependants": "Used by", "deactivated": "Deactivated", "deleted": "Deleted",
+    "dependants": "Its enrichments and exports", "deactivated": "Deactivated", "deleted": "Deleted",
     # segments
     "rule_json": "Rule", "rule": "Rule", "members": "Members",
     # enrichments
@@ -85,7 +85,12 @@ _VALUE_WORDS = {
              "own": "Own schedule", "manual": "Only when someone runs it", "upsert": "Add and update",
              "replace": "Replace all"},
     "fields": MAPPABLE_FIELDS,
+    "dependants": {"deactivate": "Deactivated", "delete": "Deleted", "refuse": "Kept"},
+    "format": {"csv": "CSV", "parquet": "Parquet", "xlsx": "Excel"},
 }
+# Fields whose values are profile columns or attribute keys: shown by their catalogue labels.
+ATTRIBUTE_KEYS = ("name_column", "website_column", "email_attribute", "key_column", "extra_attributes_added",
+                  "mapped")
 
 
 def _in_words(key: str) -> str:

@@ -74,6 +74,16 @@ def _target_text(target, reading: _Reading) -> str | None:
     return f"{word} “{name}”" if name else None
 
 
+def _attribute_label(value: Any, reading: _Reading) -> Any:
+    """A profile column (`first_name`) or attribute key (`profile.x_plan`) by its catalogue label; lists
+    item by item."""
+    if isinstance(value, list):
+        return [_attribute_label(v, reading) for v in value]
+    if not isinstance(value, str):
+        return value
+    return reading.labels.get(value) or reading.labels.get(f"profile.{value}") or value
+
+
 def _value(key: str, value: Any, reading: _Reading) -> Any:
     """A stored value in words: known fields through core.audit_fields, the vendor's name, a mapping, an
     attribute column by its label, timestamps to the minute."""
@@ -84,8 +94,8 @@ def _value(key: str, value: Any, reading: _Reading) -> Any:
         return vendor_label(value)
     if key == "mapping" and isinstance(value, list):
         return _mapping_text(value, reading)
-    if key in ("name_column", "website_column", "email_attribute") and isinstance(value, str):
-        return reading.labels.get(value) or reading.labels.get(f"profile.{value}") or value
+    if key in audit_fields.ATTRIBUTE_KEYS:
+        return _attribute_label(value, reading)
     if key == "rate_limit_budget_s" and isinstance(value, (int, float)):
         return f"{value:,.0f} s"
     worded = audit_fields.value_words(key, value)
@@ -134,6 +144,9 @@ def _fields(data: Any, reading: _Reading, prefix: str = "") -> dict[str, Any]:
         if key == "targets" and isinstance(value, dict):
             for segment_id, target in value.items():
                 out[f"Destination for {reading.named('segment', segment_id)}"] = _target_text(target, reading)
+        elif key in audit_fields.ATTRIBUTE_KEYS and isinstance(value, dict):   # {file column: profile column}
+            for header, column in value.items():
+                out[f"{label} › “{header}”"] = _attribute_label(column, reading)
         elif key in RULE_KEYS and reading.describe_rule is not None:
             out[label] = _rule_text(value, reading.describe_rule)
         elif isinstance(value, dict) and value:

@@ -182,3 +182,25 @@ def test_a_deleted_segment_keeps_its_name_in_an_export_entry(db, admin):
     rows = audit_service.entries(db, admin)["rows"][0]["changes"]
     assert {"field": "Segments", "before": None, "after": "“Gone soon”"} in rows
     assert {"field": "Destination for “Gone soon”", "before": None, "after": "List “L”"} in rows
+
+
+def test_imports_schedules_alerts_and_removals_read_in_words():
+    labels = {"profile.first_name": "First name", "profile.customer_id": "Customer ID", "profile.x_plan": "Plan"}
+    imported = audit_service.changes(None, '{"file_name": "crm.csv", "format": "csv", "mode": "upsert", "rows_read": 1200,'
+                                     ' "key_column": "customer_id", "extra_attributes_added": ["profile.x_plan"],'
+                                     ' "mapped": {"First Name": "first_name"}}', labels, entity="profiles")
+    by_field = {r["field"]: r["after"] for r in imported}
+    assert by_field == {"File": "crm.csv", "Format": "CSV", "Import mode": "Add and update", "Rows read": "1,200",
+                        "Key column": "Customer ID", "New attributes": "Plan",
+                        "Columns mapped › “First Name”": "First name"}
+    schedule = audit_service.changes('{"mode": "off", "days": [], "times": ["06:00"], "timezone": "UTC"}',
+                                     '{"mode": "weekly", "days": [0, 4], "times": ["06:00"], "timezone": "UTC"}',
+                                     entity="schedule")
+    assert schedule == [{"field": "System refresh", "before": "Off", "after": "Weekly"},
+                        {"field": "Days", "before": None, "after": "Mon, Fri"}]
+    alerts = audit_service.changes(None, '{"smtp_port": 2525, "smtp_password_encrypted": "gAAAA-secret"}', entity="alerts")
+    assert {"field": "SMTP port", "before": None, "after": "2525"} in alerts   # a port, not "2,525"
+    assert "gAAAA-secret" not in repr(alerts)
+    removed = audit_service.changes(None, '{"dependants": "deactivate", "deactivated": ["export “Newsletter”"]}',
+                                    entity="connection")
+    assert {"field": "Its enrichments and exports", "before": None, "after": "Deactivated"} in removed
