@@ -435,10 +435,11 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
     cap = account_cap(db, export["connection_id"])
     if plans is None and not need_plan and not hard and cap is None:
         return g   # removals confirmed, no hard limit, no cap: no count can block (the runner counts anyway)
-    g.contacts = cached_contacts(db, export["segment_ids"]) if contacts is None else int(contacts)
+    memo: dict = {}   # the state the caches key on, read once per gate
+    g.contacts = cached_contacts(db, export["segment_ids"], memo=memo) if contacts is None else int(contacts)
     warning = limit_warning(vendor, g.contacts)
     if vendor in ACCOUNT_WIDE_LIMIT or cap is not None:
-        g.account_contacts = cached_account_contacts(db, export)
+        g.account_contacts = cached_account_contacts(db, export, memo=memo)
         if vendor in ACCOUNT_WIDE_LIMIT:
             warning = account_warning(vendor, g.account_contacts, g.contacts)
         problem = cap_problem(cap, g.account_contacts)
@@ -452,7 +453,7 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
         return g
     targets = targets if targets is not None else plan_targets(db, export)
     if plans is None:
-        plans = cached_plans(db, export, targets)
+        plans = cached_plans(db, export, targets, memo=memo)
     if export.get("sync_mode") == sync.MODE_MIRROR:
         g.needs_confirmation = check_removal_guard(db, export, targets, plans)
     g.to_send = sum(n for p in plans.values() for a, n in p.items()
@@ -533,25 +534,39 @@ def _definition(export: dict) -> str:
     return json.dumps({k: export.get(k) for k in keys}, sort_keys=True, default=str)
 
 
-def cached_plans(db, export: dict, targets: list[dict]) -> dict[str, dict]:
+def _once(memo: dict | None, key: tuple, read):
+    """read() once per memo (one gate reads each piece of state once, whichever caches key on it)."""
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
+
+
+def _segments_key(db, segment_ids, memo: dict | None) -> tuple:
+    ids = tuple(sorted({int(s) for s in segment_ids}))
+    return _once(memo, ("segments", ids), lambda: _segments_state(db, ids))
+
+
+def cached_plans(db, export: dict, targets: list[dict], *, memo: dict | None = None) -> dict[str, dict]:
     """{target key: plan_counts} for the gate, cached per the state it is computed from (see above)."""
-    key = ("plans", _data_state(db), int(export["id"]), _definition(export),
-           _segments_state(db, export["segment_ids"]), _delivery_state(db, int(export["id"])),
+    key = ("plans", _once(memo, ("data",), lambda: _data_state(db)), int(export["id"]), _definition(export),
+           _segments_key(db, export["segment_ids"], memo), _delivery_state(db, int(export["id"])),
            tuple(t["key"] for t in targets))
     return _cached(key, lambda: {t["key"]: count_plan(db, export, t) for t in targets})
 
 
-def cached_contacts(db, segment_ids: list[int]) -> int:
-    key = ("contacts", _data_state(db), _segments_state(db, segment_ids))
+def cached_contacts(db, segment_ids: list[int], *, memo: dict | None = None) -> int:
+    key = ("contacts", _once(memo, ("data",), lambda: _data_state(db)), _segments_key(db, segment_ids, memo))
     return _cached(key, lambda: count_contacts(db, segment_ids))
 
 
-def cached_account_contacts(db, export: dict) -> int:
+def cached_account_contacts(db, export: dict, *, memo: dict | None = None) -> int:
     """account_contacts for a stored export (its own segments), cached per the segments of every active
     export on the connection."""
     others = sorted((e["id"], tuple(e["segment_ids"])) for e in repo.list_exports(db, connection_id=export["connection_id"])
                     if e["active"] and e["id"] != export.get("id"))
     segment_ids = {int(s) for _, segs in others for s in segs} | {int(s) for s in export["segment_ids"]}
-    key = ("account", _data_state(db), int(export["connection_id"]), tuple(others), tuple(export["segment_ids"]),
-           _segments_state(db, segment_ids))
+    key = ("account", _once(memo, ("data",), lambda: _data_state(db)), int(export["connection_id"]), tuple(others),
+           tuple(export["segment_ids"]), _segments_key(db, segment_ids, memo))
     return _cached(key, lambda: account_contacts(db, export["connection_id"], draft=export))
