@@ -62,8 +62,10 @@ All waiting goes through the injected `sleep`, all time through `clock`, so test
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -358,6 +360,7 @@ class HttpClient:
             transport=transport,
             limits=DEFAULT_LIMITS,
             follow_redirects=False,
+            verify=tls_context_for(self.base_url),
         )
         if transport is None:
             coalesce_writes(self._client)
@@ -447,6 +450,8 @@ class HttpClient:
         """One attempt: the request straight to the client's transport. httpx.Client.send would add auth
         flows, redirects and a cookie jar, none of which a vendor API here uses (redirects are not followed
         and come back as a status error, as before). The body is read and the connection released."""
+        if self._client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")   # as httpx.Client
         request = httpx.Request(method, url, headers=headers, content=content, extensions=self._extensions)
         response = self._client._transport_for_url(url).handle_request(request)
         response.request = request
@@ -625,6 +630,23 @@ class HttpClient:
             f"The connection to {self.label} kept dropping after {attempt} tries. Try again in a few minutes.",
             vendor=self.vendor, detail=detail,
         )
+
+
+@functools.lru_cache(maxsize=1)
+def _verifying_tls_context() -> ssl.SSLContext:
+    """httpx's own default (certifi's CA bundle, hostname checks), built once per process: loading the CA
+    bundle costs ~0.1 s, which every client paid again."""
+    return httpx.create_ssl_context()
+
+
+def tls_context_for(base_url: str) -> ssl.SSLContext:
+    """The TLS context of a client for base_url. An https vendor gets the verifying default (shared).
+    A plain-http base URL (a loopback emulator) needs no CA bundle: its context trusts no certificate at
+    all, so a TLS connection from such a client (none is made: absolute URLs elsewhere are never followed
+    to another scheme) would fail verification instead of being trusted."""
+    if str(base_url).lower().startswith("https://"):
+        return _verifying_tls_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)   # verify mode CERT_REQUIRED, hostname check, no CAs
 
 
 class _CoalescingStream(httpcore.NetworkStream):

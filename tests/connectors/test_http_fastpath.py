@@ -88,6 +88,14 @@ def test_prepared_headers_are_not_changed_by_a_request():
     assert "content-type" not in seen[2].headers
 
 
+def test_a_closed_client_refuses_to_send_as_httpx_does():
+    client, seen = recording_client()
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.get("/a")
+    assert seen == []
+
+
 def test_url_cache_is_bounded():
     client, _ = recording_client()
     for i in range(URL_CACHE_SIZE + 10):
