@@ -89,6 +89,7 @@ class BatchListing:
         self._misses: dict[str, int] = {}
         self._empty_refreshes = 0
         self._offset = 0                            # where the next pass starts reading
+        self._first_found: int | None = None        # lowest offset of one of ours in the current pass
 
     # ------------------------------------------------------------ bookkeeping
     def track(self, batch_id: str) -> None:
@@ -116,10 +117,11 @@ class BatchListing:
         if not want or not self.enabled:
             return
         date_from = time.strftime("%Y-%m-%d", time.gmtime(min(self._tracked[b] for b in want) - DAY_S))
-        start = self._offset
-        offset, wrapped, pages, galloped = start, start == 0, 0, False
-        self._first_found: int | None = None
-        seen_any = False
+        offset = self._offset
+        wrapped = offset == 0            # reading from 0: the end of the listing ends the pass
+        stop_at = offset or None         # reading from further on: wrap to 0 and stop when back here
+        pages, galloped, seen_any = 0, False, False
+        self._first_found = None
         while want and pages < self.max_pages:
             batches = self._page(offset, date_from)
             if batches is None:          # listing unsupported: switched off, the client polls directly
@@ -133,9 +135,9 @@ class BatchListing:
                 if total is None:
                     return
                 seen_any = seen_any or self._first_found is not None
-                # ours are among the newest: read the last max(page, ours) batches
-                start = offset = max(0, total - max(self.page_size, len(self._tracked)))
-                wrapped = True
+                # ours are among the newest: read on from the last max(page, ours) batches to the end
+                offset = max(0, total - max(self.page_size, len(self._tracked)))
+                wrapped, stop_at = True, None
                 continue
             if len(batches) < self.page_size:      # the end of the listing
                 if wrapped:
@@ -143,7 +145,7 @@ class BatchListing:
                 offset, wrapped = 0, True
                 continue
             offset += len(batches)
-            if wrapped and offset >= start > 0:     # came round to where this pass began
+            if wrapped and stop_at is not None and offset >= stop_at:   # came round to where the pass began
                 break
         # next pass: from our oldest batch seen (oldest-first listings keep it there; newest-first ones have
         # ours near 0), or where this pass stopped when it saw none of ours
