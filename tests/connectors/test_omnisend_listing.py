@@ -307,3 +307,18 @@ def test_emulator_listing_filters_by_day_and_status(em, clock):
     assert listed(status="pending") == late
     assert listed(status="finished", limit=2, offset=1) == ids[1:3]
     assert listed(status="stopped") == []
+
+
+def test_tail_search_reads_every_one_of_ours_when_they_fill_several_pages(em, clock):
+    make_batches(em, clock, 200)
+    c = make_client(em, clock)
+    c.batch_listing.page_size = 10
+    target = c.find_target("segment: W")
+    subs = [c.submit_upsert(people(2, f"w{k}-"), target) for k in range(35)]   # 35 in flight, pages of 10
+    assert {o.status for o in c.collect(subs[0])} == {"accepted"}
+    listing = c.batch_listing
+    assert all(listing.state(s.job_id)["status"] == "finished" for s in subs[1:])   # one pass saw all 35
+    requests = listing.requests
+    for s in subs[1:]:
+        c.collect(s)
+    assert listing.requests == requests and ITEMS not in em.requests_by_route
