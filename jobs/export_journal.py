@@ -108,7 +108,8 @@ class Journal:
 
 
 class BatchMeta(Mapping):
-    """A batch's plan meta as columns aligned with its DISTINCT emails (issue 16): reads as the mapping
+    """A batch's plan meta as columns aligned with its DISTINCT emails (issue 16; customer ids and hashes may be
+    Arrow arrays, the rest lists): reads as the mapping
     {email: [customer_id, contact_hash, action]} it replaces, without a list and a dict entry per contact
     held while the batch is in flight; the runner's fold and encode_submission use the columns directly."""
 
@@ -129,8 +130,10 @@ class BatchMeta(Mapping):
         return self._index[email]
 
     def __getitem__(self, email) -> list:
-        i = self._position(email)
-        return [self.cids[i], self.hashes[i], self.actions[i]]
+        return self.row(self._position(email))
+
+    def row(self, i: int) -> list:
+        return [_at(self.cids, i), _at(self.hashes, i), self.actions[i]]
 
     def __iter__(self):
         return iter(self.emails)
@@ -139,7 +142,21 @@ class BatchMeta(Mapping):
         return len(self.emails)
 
     def to_dict(self) -> dict:
-        return {e: self[e] for e in self}
+        cids, hashes = _as_list(self.cids), _as_list(self.hashes)
+        out: dict = {}
+        for e, c, h, a in zip(self.emails, cids, hashes, self.actions):
+            out.setdefault(e, [c, h, a])
+        return out
+
+
+def _at(column, i: int):
+    """column[i] as a Python value: column is a list or an Arrow array (the runner keeps ids and hashes so)."""
+    value = column[i]
+    return value.as_py() if hasattr(value, "as_py") else value
+
+
+def _as_list(column) -> list:
+    return column.to_pylist() if hasattr(column, "to_pylist") else column
 
 
 COMPACT = 2   # the "v" of a compact line
@@ -173,7 +190,7 @@ def encode_submission(submission, meta: dict[str, list]) -> dict:
     else:
         out["o"] = [o.to_dict() for o in outcomes]
     if isinstance(meta, BatchMeta) and meta.emails == emails:
-        out["mc"], out["mh"] = meta.cids, meta.hashes
+        out["mc"], out["mh"] = _as_list(meta.cids), _as_list(meta.hashes)
         actions = set(meta.actions)
         out["ma"] = actions.pop() if len(actions) == 1 else meta.actions
         return out

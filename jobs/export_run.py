@@ -53,6 +53,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import pyarrow as pa
+
 from connectors import registry
 from core import sync
 from jobs import export_plan, runner
@@ -256,11 +258,11 @@ class ExportRun:
         # outcome columns (no per-contact row tuples: this loop runs for every contact of a 1M export)
         c_tkey: list[str] = []
         c_email: list[str] = []
-        c_cid: list = []
+        c_cid = _StringColumn()
         c_action: list[str] = []
         c_status: list[str] = []
         c_reason: list = []
-        c_hash: list = []
+        c_hash = _StringColumn()
         done_refs, keep_refs = [], []   # row ids (recovered) or in-flight items (their id is read when written)
         tallies: dict[tuple[str, str], int] = {}   # (tkey, count key) -> n, bumped once per flush
         default_meta = (None, None, sync.ADD)
@@ -326,6 +328,9 @@ class ExportRun:
             (keep_refs if any_pending else done_refs).append(ref)
         for (tkey, key), n in tallies.items():
             self._bump(tkey, key, n)
+        for ref in done_refs:   # folded into the columns above: the collected Outcome objects are not needed
+            if not isinstance(ref, int):   # while the write waits (the journal carries what came at submit)
+                ref[3].outcomes = ref[6]
         if not c_email and not skips and not done_refs and not keep_refs:
             self._collected, self._collected_n = [], 0
             return
@@ -344,8 +349,9 @@ class ExportRun:
                 # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
                 # planned as "no delivery row": nothing to delete first
                 repo.record_and_fold(cur, run_id, export_id, {
-                    "target_key": c_tkey, "email": c_email, "customer_id": c_cid, "action": c_action,
-                    "outcome": c_status, "reason": c_reason, "contact_hash": c_hash}, adds_are_new=not recovered)
+                    "target_key": c_tkey, "email": c_email, "customer_id": c_cid.arrow(), "action": c_action,
+                    "outcome": c_status, "reason": c_reason, "contact_hash": c_hash.arrow()},
+                    adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
             for r in marked:   # committed: their journal lines need not be carried over any more
@@ -494,9 +500,20 @@ class ExportRun:
     def _plan_rows(self, target: dict, retry_run: int | None) -> Iterator[tuple]:
         return self._stream(self._sources[target["key"]][0])
 
+    def _plan_batches(self, target: dict) -> Iterator:
+        """The target's plan as Arrow record batches (columns: action, customer_id, email, contact_hash,
+        skip_reason, the mapped fields, email_fast_ok)."""
+        source = self._sources[target["key"]][0]
+        if source[0] == "file":
+            yield from _file_batches(source[1])
+            return
+        sql, params = (f"SELECT * FROM {source[1]}", []) if source[0] == "table" else (source[1], source[2])
+        yield from self._scratch.sql(sql, params=list(params) or None).to_arrow_reader(FETCH_ROWS)
+
     def _contacts(self, target: dict, field_keys: list[str], retry_run: int | None, pending: "_PendingMeta"
                   ) -> Iterator:
-        """Stream Contacts to send; record skips; append each one's plan meta to `pending` (columns)."""
+        """Stream Contacts to send; record skips; note each one's plan meta in `pending` (columns: the
+        customer ids and contact hashes stay Arrow values of the plan's batch, never Python strings)."""
         from connectors.base import Contact
 
         tkey = target["key"]
@@ -505,30 +522,35 @@ class ExportRun:
         # dict needs no per-value work
         limited = any(k in self.limits for k in field_keys)
         email_problem = _EmailCheck().problem
-        add_email, add_cid, add_hash, add_action = (pending.emails.append, pending.cids.append,
-                                                    pending.hashes.append, pending.actions.append)
-        for row in self._plan_rows(target, retry_run):
-            action, customer_id, email, chash, skip_reason = row[:5]
-            if action == sync.SKIP:
-                self._skip(tkey, email, customer_id, skip_reason)
-                continue
-            problem = email_problem(email, row[-1])
-            if problem:
-                self._skip(tkey, email, customer_id, problem)
-                continue
-            values = row[5:-1]
-            if limited:
-                fields, problem = sync.apply_field_limits(dict(zip(field_keys, values)), self.limits, policy)
-                if problem:
-                    self._skip(tkey, email, customer_id, problem)
+        add_email, add_action = pending.emails.append, pending.actions.append
+        for batch in self._plan_batches(target):
+            cols = batch.columns
+            cid_col, hash_col = cols[1], cols[3]
+            actions, emails, fast_ok = cols[0].to_pylist(), cols[2].to_pylist(), cols[-1].to_pylist()
+            reasons = cols[4].to_pylist() if cols[4].null_count < len(batch) else None
+            values_of = list(zip(*(c.to_pylist() for c in cols[5:-1]))) if len(cols) > 6 else None
+            picked = pending.new_chunk(cid_col, hash_col)
+            for i, action in enumerate(actions):
+                email = emails[i]
+                if action == sync.SKIP:
+                    self._skip(tkey, email, cid_col[i].as_py(), reasons[i] if reasons else None)
                     continue
-            else:
-                fields = dict(zip(field_keys, values))
-            add_email(email)
-            add_cid(customer_id)
-            add_hash(chash)
-            add_action(action)
-            yield Contact(email, fields)
+                problem = email_problem(email, fast_ok[i])
+                if problem:
+                    self._skip(tkey, email, cid_col[i].as_py(), problem)
+                    continue
+                values = values_of[i] if values_of is not None else ()
+                if limited:
+                    fields, problem = sync.apply_field_limits(dict(zip(field_keys, values)), self.limits, policy)
+                    if problem:
+                        self._skip(tkey, email, cid_col[i].as_py(), problem)
+                        continue
+                else:
+                    fields = dict(zip(field_keys, values))
+                add_email(email)
+                add_action(action)
+                picked.append(i)
+                yield Contact(email, fields)
 
     def _field_keys(self) -> list[str]:
         return [m["field"] for m in self.export["mapping"] if m["field"] != sync.EMAIL_FIELD]
@@ -539,8 +561,7 @@ class ExportRun:
         contacts = self._contacts(target, self._field_keys(), retry_run, pending)
         if self.dry_run:
             for c in contacts:
-                meta = pending.take([c.email])
-                customer_id, action = meta.cids[0], meta.actions[0]
+                customer_id, _, action = pending.take([c.email]).row(0)
                 self._bump(tkey, "planned")
                 self._skips.append((self.run_id, self.export["id"], tkey, c.email, customer_id, action, "planned", None))
                 self._bump(tkey, {sync.ADD: "added", sync.UPDATE: "updated", sync.RETRY: "retried"}[action])
@@ -862,7 +883,7 @@ class _EmailCheck:
 
 
 PLAN_DIR = "export-plan"          # next to the database (its folder is private, files 0600: customer data)
-PLAN_FILE_ROW_GROUP = 50_000     # rows per Parquet row group: what the run holds decoded at a time
+PLAN_FILE_ROW_GROUP = 20_000     # rows per Parquet row group: what the run holds decoded at a time
 
 
 def _plan_dir(db) -> Path:
@@ -887,45 +908,117 @@ def _from(source: tuple) -> tuple[str, list]:
     return f"({source[1]})", list(source[2])
 
 
-def _file_rows(path: str) -> Iterator[tuple]:
-    """A plan file's rows as tuples (the shape fetchmany gives), one row group decoded at a time."""
+def _file_batches(path: str) -> Iterator:
+    """A plan file's rows as Arrow record batches of at most FETCH_ROWS, one row group decoded at a time
+    (iter_batches read ahead and held ~60 MB of Arrow for a 1 M plan; this ~2 MB)."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as pf:
-        for batch in pf.iter_batches(batch_size=FETCH_ROWS):
-            yield from zip(*(col.to_pylist() for col in batch.columns))
+        for i in range(pf.num_row_groups):
+            group = pf.read_row_group(i, use_threads=False)
+            yield from group.to_batches(max_chunksize=FETCH_ROWS)
+            group = None
+
+
+def _file_rows(path: str) -> Iterator[tuple]:
+    """A plan file's rows as tuples (the shape fetchmany gives)."""
+    for batch in _file_batches(path):
+        yield from zip(*(col.to_pylist() for col in batch.columns))
 
 
 class _PendingMeta:
-    """The plan meta of the contacts handed to the client and not yet in a batch, as columns in stream order."""
+    """The plan meta of the contacts handed to the client and not yet in a batch, in stream order: emails and
+    actions as lists, customer ids and contact hashes as (Arrow column, picked row positions) chunks."""
 
-    __slots__ = ("emails", "cids", "hashes", "actions")
+    __slots__ = ("emails", "actions", "chunks")
 
     def __init__(self) -> None:
         self.emails: list = []
-        self.cids: list = []
-        self.hashes: list = []
         self.actions: list = []
+        self.chunks: deque = deque()     # [cid column, hash column, positions picked from them]
+
+    def new_chunk(self, cid_col, hash_col) -> list:
+        picked: list[int] = []
+        self.chunks.append([cid_col, hash_col, picked])
+        return picked
+
+    def _take_columns(self, n: int) -> tuple:
+        """The first n pending customer ids and hashes as Arrow arrays, removed from the chunks. The last
+        chunk's position list is the one _contacts is still appending to: it is emptied in place, never
+        replaced or dropped."""
+        cids, hashes = [], []
+        while n > 0 and self.chunks:
+            cid_col, hash_col, picked = self.chunks[0]
+            k = min(n, len(picked))
+            if k:
+                idx = pa.array(picked[:k], type=pa.int64())
+                cids.append(cid_col.take(idx))
+                hashes.append(hash_col.take(idx))
+                del picked[:k]
+            n -= k
+            if picked or len(self.chunks) == 1:
+                break
+            self.chunks.popleft()
+        return _concat(cids), _concat(hashes)
 
     def take(self, emails: list[str]) -> BatchMeta:
-        """The meta of a batch (its emails in order) as columns, removed from what is pending. A client's
-        batches are consecutive slices of the stream (connectors.base.batched): then this is a slice; a
-        client that reorders is still served, by position lookup."""
+        """The meta of a batch (its emails in order), removed from what is pending. A client's batches are
+        consecutive slices of the stream (connectors.base.batched): then this is a slice; a client that
+        reorders is still served, by position lookup."""
         n = len(emails)
         if self.emails[:n] == emails:
-            meta = BatchMeta(self.emails[:n], self.cids[:n], self.hashes[:n], self.actions[:n])
-            for col in (self.emails, self.cids, self.hashes, self.actions):
-                del col[:n]
+            cids, hashes = self._take_columns(n)
+            meta = BatchMeta(self.emails[:n], cids, hashes, self.actions[:n])
+            del self.emails[:n]
+            del self.actions[:n]
             return meta
+        total = len(self.emails)
+        all_cids, all_hashes = (c.to_pylist() for c in self._take_columns(total))
         position = {e: i for i, e in enumerate(self.emails)}
         picked = [position[e] for e in emails]
-        meta = BatchMeta(list(emails), [self.cids[i] for i in picked], [self.hashes[i] for i in picked],
+        meta = BatchMeta(list(emails), [all_cids[i] for i in picked], [all_hashes[i] for i in picked],
                          [self.actions[i] for i in picked])
-        rest = sorted(set(range(len(self.emails))) - set(picked))
-        for name in self.__slots__:
-            col = getattr(self, name)
-            setattr(self, name, [col[i] for i in rest])
+        rest = sorted(set(range(total)) - set(picked))
+        self.emails[:] = [self.emails[i] for i in rest]       # in place: _contacts holds their append methods
+        self.actions[:] = [self.actions[i] for i in rest]
+        self.chunks.appendleft([pa.array([all_cids[i] for i in rest], type=pa.string()),
+                                pa.array([all_hashes[i] for i in rest], type=pa.string()), list(range(len(rest)))])
         return meta
+
+
+def _concat(arrays: list):
+    if not arrays:
+        return pa.array([], type=pa.string())
+    arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
+class _StringColumn:
+    """A string column gathered from Python values and Arrow arrays, as one Arrow column at the end."""
+
+    __slots__ = ("pieces", "tail")
+
+    def __init__(self) -> None:
+        self.pieces: list = []
+        self.tail: list = []
+
+    def append(self, value) -> None:
+        self.tail.append(value)
+
+    def extend(self, values) -> None:
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            if self.tail:
+                self.pieces.append(pa.array(self.tail, type=pa.string()))
+                self.tail = []
+            self.pieces.append(values)
+        else:
+            self.tail.extend(values)
+
+    def arrow(self) -> pa.ChunkedArray:
+        chunks = []
+        for p in self.pieces + ([pa.array(self.tail, type=pa.string())] if self.tail else []):
+            chunks.extend(p.chunks if isinstance(p, pa.ChunkedArray) else [p])
+        return pa.chunked_array([c.cast(pa.string()) for c in chunks], type=pa.string())
 
 
 def _plainly_accepted(outcomes, emails: list) -> bool:

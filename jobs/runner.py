@@ -384,10 +384,17 @@ def _short_gil_turns():
                 sys.setswitchinterval(_gil_idle_interval_s)
 
 
+@contextlib.contextmanager
 def _run_scope(db):
-    """The handler's scope (storage.db.run_scope); a stand-in database without one gets none."""
+    """The handler's scope (storage.db.run_scope) and DuckDB's threads for a run (storage.db.run_threads:
+    every run, whoever executes it, the app's workers, the CLI or a bench, works with the same DuckDB
+    settings; a second DuckDB thread cost ~80 MB of peak memory in a 1 M export, issue 16). A stand-in
+    database without them gets neither."""
     scope = getattr(db, "run_scope", None)
-    return scope() if scope is not None else contextlib.nullcontext()
+    threads = getattr(db, "run_threads", None)
+    with (scope() if scope is not None else contextlib.nullcontext()), \
+            (threads() if threads is not None else contextlib.nullcontext()):
+        yield
 
 
 def lower_thread_priority(nice: int | None = None) -> int | None:

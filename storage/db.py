@@ -202,6 +202,25 @@ def _libc_malloc_trim():
 
 
 _MALLOC_TRIM = _libc_malloc_trim()
+# glibc raises its mmap threshold (up to 32 MB) each time a large mmapped block is freed, so afterwards the
+# large, short-lived buffers (DuckDB's, request bodies, Arrow) come from the heap arenas, where they stay as
+# fragments; fixed, they are mapped and unmapped (issue 16: ~70 MB less peak memory in a 1 M export).
+MALLOC_MMAP_THRESHOLD_BYTES = 512 << 10
+_M_MMAP_THRESHOLD = -3   # mallopt parameter (malloc.h)
+
+
+def _fix_malloc_mmap_threshold() -> bool:
+    """Fix glibc's mmap threshold (unless MALLOC_MMAP_THRESHOLD_ is set); False where there is no mallopt."""
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
+_MALLOC_TUNED = _fix_malloc_mmap_threshold()
 _CONFLICT = ("conflict", "write-write")
 
 

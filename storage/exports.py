@@ -25,6 +25,7 @@ record_outcomes(cur, rows)                            rows: (run_id, export_id, 
 record_outcome_columns(cur, run_id, export_id, columns)   the same from column lists (no row tuples)
 apply_delivered(cur, export_id, target_key, run_id, rows)   rows (email, customer_id, hash, action, outcome)
 record_and_fold(cur, run_id, export_id, columns, adds_are_new=)  both of the above from one columnar batch, in SQL
+                                                      (a column is a list or an Arrow string array)
 save_submission(cur, run_id, export_id, target_key, kind, submission_dict, meta) -> id
 save_submissions(cur, rows) -> ids                    several at once (one statement), ids in row order
 save_collected_markers(cur, rows)                     handle-only, collected rows for folded submissions
@@ -368,6 +369,13 @@ def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, 
         cur.unregister("outcome_batch")
 
 
+def _string_column(values):
+    """A string column from a list or as it is when already Arrow (the runner hands ids and hashes so)."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    return pa.array(values, type=pa.string())
+
+
 _EFFECTIVE = ("(outcome = 'accepted' OR (outcome = 'rejected' AND action IN ('update', 'retry')))")
 
 
@@ -381,7 +389,7 @@ def record_and_fold(cur, run_id: int, export_id: int, columns: dict[str, list], 
     n = len(columns.get("email") or ())
     if not n:
         return
-    table = pa.table({**{k: pa.array(columns[k], type=pa.string()) for k in (
+    table = pa.table({**{k: _string_column(columns[k]) for k in (
         "target_key", "email", "customer_id", "action", "outcome", "reason", "contact_hash")},
         "pos": pa.array(range(n), type=pa.int64())})
     cur.register("fold_batch", table)
