@@ -11,15 +11,25 @@ from core.permissions import Action, Role, can
 from services import exports as svc
 from ui import deps, export_detail, export_editor, flash
 from ui.export_actions import more_actions
-from ui.format import Column, clickable_table
+from ui.format import Column, clickable_table, day_and_time, word
 from ui.session import current_user
 
 URL_PARAM = "export"
-LIST_COLUMNS = [Column("name", "Name"), Column("connection", "Connection"), Column("type", "Type"),
-                Column("segments", "Segments"),
+LIST_COLUMNS = [Column("name", "Name"), Column("connection", "Connection"), Column("segments", "Segments"),
                 Column("sync_mode", "Mode", "word", words={"mirror": "Mirror", "add_only": "Add only"}),
-                Column("last_status", "Last run", "word", words="status"), Column("last_counts", "Last counts"),
-                Column("last_refreshed", "Last refreshed", "datetime"), Column("schedule", "Schedule")]
+                Column("last_run", "Last run"), Column("last_counts", "Last counts"), Column("schedule", "Schedule")]
+
+
+def list_row(row: dict) -> dict:
+    """An export as its list row, narrow enough to read without scrolling sideways: the vendor only where
+    the connection's name does not say it, the last run's outcome and time in one cell."""
+    connection = row["connection"]
+    if row["type"].lower() not in connection.lower():
+        connection = f"{connection} ({row['type']})"
+    last_run = word(row["last_status"], "status")
+    if row.get("last_refreshed"):
+        last_run = f"{last_run} · {day_and_time(row['last_refreshed'])}"
+    return {**row, "connection": connection, "last_run": last_run}
 
 db = deps.get_db()
 deps.get_runner()
@@ -74,7 +84,8 @@ def show_list(open_id: int | None) -> None:
     if not rows:
         st.info("No exports yet." + (" Add one with Add export." if may_edit else ""))
         return
-    clickable_table(rows, LIST_COLUMNS, ids=[r["id"] for r in rows], open_id=open_id, key="exports_list",
+    clickable_table([list_row(r) for r in rows], LIST_COLUMNS, ids=[r["id"] for r in rows], open_id=open_id,
+                    key="exports_list",
                     on_open=open_export, caption="Click a row to open an export.")
 
 

@@ -139,6 +139,11 @@ def test_list_row_opens_export_and_says_schedule_is_off(db, admin, monkeypatch):
     at = switch_to(app_as("alice").run(), "exports.py")
     assert not at.exception
     assert "Nordics to Iterable" in at.dataframe[0].value["Name"].tolist()
+    # narrow enough to read: the vendor with the connection, no separate Type / Last refreshed columns
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Name", "Connection", "Segments", "Mode", "Last run", "Last counts", "Schedule"]
+    row = table[table["Name"] == "Nordics to Iterable"].iloc[0]
+    assert "Iterable" in row["Connection"] and row["Last run"] == "Never run"
     assert any("system refresh is off" in shown(w.value) for w in at.warning)
     at.session_state["exports_list"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
