@@ -61,13 +61,14 @@ from jobs import export_plan, runner
 from jobs.background import OrderedWriter
 from jobs.export_journal import BatchMeta, Journal, journal_path, read_entries, submission_line
 from jobs.runner import RunContext, RunResult
+from storage import db as db_memory
 from storage import exports as repo
 
 PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
 FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this often (each flush is a COMMIT,
                                # WAL and maybe a checkpoint: fewer, larger ones; issue 16)
-WRITES_WAITING = 4             # flushes handed to the writer thread and not started yet, at most (each holds
+WRITES_WAITING = 2             # flushes handed to the writer thread and not started yet, at most (each holds
                                # its contacts' columns: this bounds the memory between sender and writer)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
@@ -764,6 +765,9 @@ class ExportRun:
         if not self.dry_run:
             self.recover()
         plans = self._plans = {t["key"]: self._materialize(i, t, retry_run) for i, t in enumerate(targets)}
+        # the diff's working memory (its window and hash tables, ~150 MB at 1 M members) is freed but stays
+        # mapped: hand it back before the sending fills the process again (issue 16)
+        db_memory.trim_heap()
         members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
         # the same gate the page showed and run_export checked, now on this run's own plan
         run_gate = export_plan.gate(self.db, export, dry_run=self.dry_run, plans=plans, targets=targets,

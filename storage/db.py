@@ -221,6 +221,12 @@ def _fix_malloc_mmap_threshold() -> bool:
 
 
 _MALLOC_TUNED = _fix_malloc_mmap_threshold()
+
+
+def trim_heap() -> bool:
+    """Hand the C heap's free pages back to the OS now (glibc malloc_trim), e.g. after a large query whose
+    working memory (hash tables, sorts) was freed but stays mapped; False where there is no malloc_trim."""
+    return bool(_MALLOC_TRIM(0)) if _MALLOC_TRIM is not None else False
 _CONFLICT = ("conflict", "write-write")
 
 

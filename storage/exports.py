@@ -409,14 +409,18 @@ def _fold_target(cur, export_id: int, tkey: str, run_id: int, adds_are_new: bool
     # emails whose delivery row may exist: all but this run's own accepted adds (planned as "no row")
     gone = (f"(SELECT email FROM fold_batch WHERE target_key = ? AND {_EFFECTIVE} "
             + ("AND NOT (action = 'add' AND outcome = 'accepted')" if adds_are_new else "") + ")")
+    # nothing whose row may exist (a first full run: only its own adds): no read or delete of the state at
+    # all; each scanned the whole, growing delivery state once per flush (CPU, and its blocks in memory)
+    any_gone = cur.execute(f"SELECT count(*) FROM {gone}", [tkey]).fetchall()[0][0] > 0
     # updates keep their flag: the rows not ours, read before they are replaced (few: pre-existing members)
     not_ours = [e for (e,) in cur.execute(
         f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND NOT added_by_export "
-        f"AND email IN {gone}", [export_id, tkey, tkey]).fetchall()]
+        f"AND email IN {gone}", [export_id, tkey, tkey]).fetchall()] if any_gone else []
     has_checks = bool(cur.execute("SELECT 1 FROM export_membership_checks WHERE export_id = ? AND target_key = ? "
                                   "LIMIT 1", [export_id, tkey]).fetchall())
-    cur.execute(f"DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? AND email IN {gone}",
-                [export_id, tkey, tkey])
+    if any_gone:
+        cur.execute(f"DELETE FROM export_delivered WHERE export_id = ? AND target_key = ? AND email IN {gone}",
+                    [export_id, tkey, tkey])
     was_member = ("(b.action = 'add' AND b.email IN (SELECT email FROM export_membership_checks "
                   "WHERE export_id = ? AND target_key = ? AND was_member))") if has_checks else "FALSE"
     cur.execute(
