@@ -218,7 +218,20 @@ def _gate_and_actions(export_id: int, run_ok: bool, edit_ok: bool, on_edit: Call
             st.rerun()
     if edit_ok and row.button("Edit", key="exports_edit"):
         on_edit()
-    row.caption(f"Up to {gate.to_send:,} contacts to send · estimated duration {gate.estimate_text}")
+    text = send_summary(gate)
+    if text:
+        row.caption(text)
+
+
+def send_summary(gate) -> str | None:
+    """What Run would do, in words, next to the button: nothing (no estimate for nothing), or how many
+    contacts at most and how long. None when the run is blocked: the error above says why."""
+    if gate.blocked:
+        return None
+    if gate.to_send <= 0:
+        return "Nothing to send: every member is up to date."
+    noun = "contact" if gate.to_send == 1 else "contacts"
+    return f"Up to {gate.to_send:,} {noun} to send · estimated duration {gate.estimate_text}"
 
 
 def show_detail(db, user, export_id: int, *, may_edit: bool, may_run: bool, on_close: Callable[[], None],

@@ -116,6 +116,11 @@ def test_save_and_dry_run_then_run(db, admin, monkeypatch):
     run = runner.list_runs(live, kind="export", limit=1)[0]
     assert run["status"] == "succeeded" and run["counts"]["accepted"] == 5
     assert any(m.label == "Accepted" and m.value == "5" for m in at.metric)
+    # nothing changed since: said in words, with no estimate for nothing
+    at = _open(at, run["target_id"])
+    captions = [shown(c.value) for c in at.caption]
+    assert "Nothing to send: every member is up to date." in captions, captions
+    assert not any("Up to 0" in c or "estimated duration" in c for c in captions), captions
 
 
 def test_run_button_is_off_when_the_gate_blocks(db, admin, monkeypatch):
