@@ -241,7 +241,11 @@ def show_builder(db, user, editing: dict | None, on_saved) -> None:
     except ERRORS as exc:
         total, alone = None, {}
         st.error(error_text(exc))
-    st.metric("Members", EMPTY if total is None else number(total))
+    if any(rules.iter_conditions(rule.root)):
+        st.metric("Members", EMPTY if total is None else number(total))
+    elif total is not None:
+        # a bare "Members 2,000" before any condition reads like a result; say what it is
+        st.info(f"All {plural(total, 'profile')} — add a condition to narrow it.")
     _show_group(db, rule.root, (), alone, attributes)
     _add_condition_form(db, attributes, [path for path, _ in rules.iter_groups_with_paths(rule.root)])
     with st.expander("First 100 members"):

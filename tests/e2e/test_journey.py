@@ -148,7 +148,9 @@ def walk(journey: Journey, url: str) -> None:
     with journey.step("segment: two conditions, save"):
         journey.open_page("Segments")
         page.get_by_role("heading", name="Build a segment").wait_for()
-        everyone = int(metric_value(page, "Members").replace(",", ""))
+        # before any condition: what the count means, in words (not a bare "Members")
+        everyone = int(wait_text(page, re.compile(r"^All [\d,]+ profiles — add a condition to narrow it\.$"))
+                       .inner_text().split()[1].replace(",", ""))
         # Country: pick "Germany" among the existing values the builder suggests (no typing needed).
         journey.select(selectbox(page, "Attribute"), "Country")
         journey.select(selectbox(page, "Existing values (most frequent first)"),

@@ -37,7 +37,9 @@ def test_build_count_save_and_list(seeded):
     at = open_page("alice")
     assert not at.exception, at.exception
     assert at.title[0].value == "Segments"
-    assert at.metric[0].value == "4"   # empty rule: everyone
+    # empty rule: everyone, said as such (not a bare "Members 4" that reads like a result)
+    assert not at.metric, [m.value for m in at.metric]
+    assert any(shown(i.value) == "All 4 profiles — add a condition to narrow it." for i in at.info), at.info
 
     at.selectbox(key="seg_new_attr").set_value("profile.country").run()
     at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
