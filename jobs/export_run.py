@@ -33,9 +33,14 @@ One run of an export, per destination list ("target"):
      before it reads the delivery state again (plan after recovery, removals, end).
 
 Cost notes (issue 16, docs/BENCHMARKS.md): a plan that is certainly large (members exceed delivered
-contacts by more than MATERIALIZE_MAX_ROWS) is counted, then streamed: the diff runs twice, not three
-times; a batch all accepted with nothing reported is folded as columns without per-contact branches;
-pyarrow is imported with storage.exports, not mid-run.
+contacts by more than MATERIALIZE_MAX_ROWS) is written once by DuckDB to a Parquet file of the run (the
+diff runs once; its counts are read from the file) and read back a row group at a time, so no DuckDB
+transaction stays open while the run sends (an open one made DuckDB refuse every automatic checkpoint
+and keep all appended rows in memory); results on the run's cursor are always read to their end for the
+same reason. A batch's plan meta is held as columns (customer ids and hashes as Arrow values, never
+Python strings) and a batch all accepted with nothing reported is folded from them without per-contact
+Python; the journal starts over by carrying forward only the lines not on record (nothing is stored in
+full mid-run, nothing waits for the writer); at most WRITES_WAITING flushes wait for the writer.
 
 params: dry_run (record the plan only), confirm_removals, retry_failed, resume_of (set by runner.resume).
 Counts (RunResult.counts): planned = sent + skipped; sent = accepted + rejected + pending; plus added,

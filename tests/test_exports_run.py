@@ -714,3 +714,128 @@ def test_a_journal_starting_over_mid_run_keeps_every_submission_on_record(world,
     assert read_entries(journal_path(world.db, eid)) == []
     again = world.run(eid)
     assert again["counts"]["sent"] == 0 and again["counts"]["recovered"] == 0
+
+
+# ------------------------------------------------------------------------------ issue 16: a lean full run
+
+def test_journal_starting_over_stores_no_submission_in_full(world, monkeypatch):
+    """When the journal starts over mid-run it carries the lines of what is not on record yet instead of
+    storing those submissions in the database in full (per-contact JSON, and the sender waited for it):
+    a clean run leaves marker rows only (no emails, no meta), and the journal holds, at every moment, every
+    accepted submission that is not on record in the database."""
+    from jobs import export_run
+    from jobs.export_journal import journal_path, read_entries
+    from storage import exports as repo
+
+    monkeypatch.setattr(export_run, "JOURNAL_MAX_BYTES", 1)
+    monkeypatch.setattr(export_run, "CLIENT_OPTIONS", {**export_run.CLIENT_OPTIONS, "max_batch_items": 10})
+    vendor = "omnisend"
+    sid, eid = _setup(world, vendor, n=95)           # 10 batches; the journal starts over whenever it reaches
+                                                     # twice what it carried over last time
+    gaps: list = []
+    rotate = export_run.ExportRun._rotate_journal
+
+    def checked_rotate(run):
+        rotate(run)
+        journaled = {(e["run_id"], e["seq"]) for e in read_entries(journal_path(world.db, eid))}
+        on_record = repo.stored_journal_seqs(world.db, eid, [run.run_id])
+        gaps.append({(run.run_id, s) for s in range(1, run._seq + 1)} - journaled - on_record)
+
+    monkeypatch.setattr(export_run.ExportRun, "_rotate_journal", checked_rotate)
+    run = world.run(eid)
+    assert run["status"] == "succeeded", run["message"]
+    assert len(gaps) >= 3 and all(not g for g in gaps), gaps
+    rows = world.db.query("SELECT meta_json, collected FROM export_pending_submissions WHERE run_id = ?",
+                          [run["id"]])
+    assert len(rows) == 10 and all(meta == "[]" and collected for meta, collected in rows)
+    assert world.members(vendor, eid, sid) == expected(range(95))
+    assert read_entries(journal_path(world.db, eid)) == []
+
+
+def test_large_plan_from_a_file_leaves_no_transaction_open_while_sending(world, vendor, monkeypatch):
+    """A plan over MATERIALIZE_MAX_ROWS is written to a file and read from it: while the run sends, it holds
+    no DuckDB transaction open, so DuckDB's automatic checkpoint (when the WAL passes checkpoint_threshold)
+    runs mid-run. Before, the plan was streamed from its query: after any UPDATE meanwhile (the run's
+    progress row) every automatic checkpoint was refused until the stream ended, and all the rows the run
+    appended stayed in memory (~250 MB at 1 M contacts)."""
+    from jobs import export_run
+
+    monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", 5)
+    monkeypatch.setattr(export_run, "FETCH_ROWS", 5)      # the plan is read in several pieces
+    n, batch = 60, 10
+    sid, eid = _setup(world, vendor, n=n)
+    wal = world.db.path.with_name(world.db.path.name + ".wal")
+    with world.db.transaction() as cur:
+        cur.execute("CREATE TABLE progress_stand_in (id INTEGER, v INTEGER)")
+        cur.execute("INSERT INTO progress_stand_in VALUES (1, 0)")
+    world.db._con.execute("CHECKPOINT")
+    world.db._con.execute("SET checkpoint_threshold = '1KB'")
+    seen: list = []
+
+    class WritesWhileSending(SpyClient):
+        def upsert_batches(self, contacts):
+            from connectors.base import batched
+            return batched(contacts, batch)
+
+        def submit_upsert(self, b, target):
+            if len(self.sent) == 2 * batch:    # mid-run: the plan is being read, no outcome flushed yet
+                plan_files = list((world.db.path.parent / export_run.PLAN_DIR).glob(f"export-{eid}-run-*"))
+                for sql in ("UPDATE progress_stand_in SET v = v + 1",    # then a WAL over the threshold
+                            "INSERT INTO progress_stand_in SELECT range, 0 FROM range(1000)"):
+                    with world.db.transaction() as cur:
+                        cur.execute(sql)
+                seen.append((wal.exists() and wal.stat().st_size > 0, len(plan_files)))
+            return super().submit_upsert(b, target)
+
+    try:
+        monkeypatch.setattr(export_run, "CLIENT_FACTORY", spy_factory(lambda inner: WritesWhileSending(inner, [])))
+        run = world.run(eid)
+    finally:
+        world.db._con.execute("RESET checkpoint_threshold")
+    assert run["status"] == "succeeded", run["message"]
+    assert seen == [(False, 1)]        # checkpointed (the WAL is empty again), the plan read from its file
+    assert run["counts"]["accepted"] == n and run["counts"]["added"] == n
+    assert_counts_add_up(run)
+    assert world.members(vendor, eid, sid) == expected(range(n))
+    assert not list((world.db.path.parent / export_run.PLAN_DIR).glob("*.parquet"))   # removed at the end
+    again = world.run(eid)
+    assert again["counts"]["sent"] == 0 and again["counts"]["unchanged"] == n
+
+
+def test_batch_meta_follows_batches_across_plan_chunks_and_reordering_clients():
+    """_PendingMeta hands each batch the customer ids and hashes of exactly its contacts: batches that
+    cut across the plan's record batches, and a client that reorders contacts (served by lookup)."""
+    import pyarrow as pa
+
+    from jobs.export_journal import decode_submission, encode_submission
+    from jobs.export_run import _PendingMeta
+    from connectors.base import Submission
+
+    pending = _PendingMeta()
+    rows = [(f"e{i}@x.com", f"c{i}", f"h{i}") for i in range(25)]
+    taken = []
+    for start in (0, 10, 20):      # three plan chunks of 10, 10, 5 rows; every third row skipped
+        chunk = rows[start:start + 10]
+        picked = pending.new_chunk(pa.array([r[1] for r in chunk]), pa.array([r[2] for r in chunk]))
+        for i, (email, _, _) in enumerate(chunk):
+            if (start + i) % 3 == 2:
+                continue
+            pending.emails.append(email)
+            pending.actions.append("add")
+            picked.append(i)
+            if len(pending.emails) == 4:
+                batch = list(pending.emails)
+                if len(taken) == 2:
+                    batch.reverse()        # a client that reorders
+                taken.append(pending.take(batch))
+    taken.append(pending.take(list(pending.emails)))
+    sent = [i for i in range(25) if i % 3 != 2]
+    got = [(e, m[e][0], m[e][1]) for m in taken for e in m]
+    assert sorted(got) == sorted(rows[i] for i in sent)
+    assert all(m[e] == [e.replace("e", "c").split("@")[0], e.replace("e", "h").split("@")[0], "add"]
+               for m in taken for e in m)
+    assert not pending.emails and sum(len(c[2]) for c in pending.chunks) == 0
+    # the journal line of a batch whose ids and hashes are Arrow reads back as the plain meta mapping
+    meta = taken[0]
+    sub = Submission("iterable", "upsert", None, list(meta.emails))
+    assert decode_submission(encode_submission(sub, meta))[1] == meta.to_dict() == {e: meta[e] for e in meta}
