@@ -1,4 +1,4 @@
-"""Admin > Connections: list (click a row to manage it), add (wizard; `?add=leadspace&back=enrichment` opens it
+"""Admin > Connections: list (click a row to manage it; `?connection=<id>` in the URL opens it too), add (wizard; `?add=leadspace&back=enrichment` opens it
 pre-set to Leadspace and returns to the enrichment editor with the new connection selected), rotate key,
 consent, contact cap, remove."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ui import connection_wizard, deps
 from ui.connection_manage import manage
 from ui.connection_wizard import NEW_FOR_ENRICHMENT, RETURN_TO, STEPS, WIZ, catalog
 from ui.flash import show as show_flash
-from ui.format import Column, consent_version, plural, selected_row, show_table
+from ui.format import Column, clickable_table, consent_version, plural
 from ui.session import current_user
 from ui.text import md
 from ui.wizard import Wizard
@@ -25,6 +25,8 @@ TABLE_COLUMNS = [Column("name", "Name"), Column("type", "Type"), Column("region"
                  Column("export_user", "Export user"), Column("used_by", "Used by"), Column("consent", "Consent"),
                  Column("created_by", "Created by"), Column("created_at", "Created", "datetime")]
 
+URL_PARAM = "connection"   # ?connection=<id> opens it, so a link or browser Back lands on it
+
 db = deps.get_db()
 user = current_user()
 if not can(user, Action.MANAGE_CONNECTIONS):
@@ -34,6 +36,15 @@ connection_wizard.ctx.db, connection_wizard.ctx.user = db, user
 _master_key_problem = svc.master_key_problem()
 if _master_key_problem:   # e.g. an empty key file: keys can be neither saved nor read until it is fixed
     st.error(md(_master_key_problem))
+
+
+
+
+def open_connection(connection_id: int | None) -> None:
+    if connection_id is None:
+        st.query_params.pop(URL_PARAM, None)
+    else:
+        st.query_params[URL_PARAM] = str(connection_id)
 
 
 # ---------------------------------------------------------------- page
@@ -55,7 +66,7 @@ broken = svc.connections_needing_new_key(db)
 if broken:
     st.warning("The master key cannot decrypt the stored key of: "
                + ", ".join(f"“{md(c['name'])}”" for c in broken)
-               + ". Enter their keys again (select the connection below, tab Key). "
+               + ". Enter their keys again (click the connection in the list below, tab Key). "
                "If the master key file or INSIGHT_RELAY_SECRET_KEY was changed by mistake, restoring it fixes this.")
 
 if not st.session_state.get(f"{WIZ}.open"):
@@ -87,19 +98,15 @@ table_rows = [{
 } for r in rows]
 ids = [r["id"] for r in rows]
 by_id = {r["id"]: r for r in rows}
-if st.session_state.get("conn.selected") not in by_id:
-    st.session_state["conn.selected"] = ids[0]
-event = show_table(table_rows, TABLE_COLUMNS, key="conn.table", on_select="rerun", selection_mode="single-row",
-                   highlight=ids.index(st.session_state["conn.selected"]))
-st.caption("Click a row to manage that connection.")
-picked = selected_row(event)
-picked_id = ids[picked] if picked is not None and picked < len(ids) else None
-if picked_id != st.session_state.get("conn.last_pick"):
-    st.session_state["conn.last_pick"] = picked_id
-    if picked_id is not None:
-        st.session_state["conn.selected"] = picked_id
-
-st.subheader("Manage")
-selected = st.selectbox("Connection to manage", ids, format_func=lambda i: by_id[i]["name"], key="conn.selected")
-if selected in by_id:
-    manage(by_id[selected])
+raw = str(st.query_params.get(URL_PARAM) or "").strip()
+open_id = int(raw) if raw.isdigit() and int(raw) in by_id else None
+if raw and open_id is None:
+    st.warning("That connection does not exist (any more). Pick one from the list.")
+    open_connection(None)
+clickable_table(table_rows, TABLE_COLUMNS, ids=ids, open_id=open_id, key="conn.table", on_open=open_connection,
+                caption="Click a row to manage that connection.")
+if open_id is not None:
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.subheader("Manage")
+    head.button("Close", key="conn.close", on_click=open_connection, args=(None,))
+    manage(by_id[open_id])

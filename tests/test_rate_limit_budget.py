@@ -227,7 +227,8 @@ def test_admin_sets_the_budget_on_the_connections_page(db, admin):
     db.close()   # the app opens the file itself
     at = switch_to(app_as("alice").run(), "connections.py")
     assert not at.exception, at.exception
-    at.selectbox(key="conn.selected").set_value(cid).run()
+    at.query_params["connection"] = str(cid)   # opened as a click on its row does
+    at.run()
     field = at.number_input(key=f"conn.rl_budget.{cid}")
     assert field.value == 30                                     # the default, in minutes
     field.set_value(45)

@@ -46,6 +46,8 @@ def remove_dialog(conn: dict) -> None:
                 ("deactivated " + ", ".join(result.deactivated)) if result.deactivated else "",
                 ("deleted " + ", ".join(result.deleted)) if result.deleted else ""]))
             _flash("success", f"Connection “{conn['name']}” removed ({extra}).")
+        if result is not None:
+            st.query_params.pop("connection", None)   # the page would call the removed one's link unknown
         st.rerun()
     if c2.button("Keep it", key="conn.remove_cancel"):
         st.session_state.pop(REMOVE_ID, None)

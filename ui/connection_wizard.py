@@ -209,6 +209,8 @@ def _save(wiz: Wizard) -> None:
     _flash("success", f"Connection “{data['name']}” saved.")
     if st.session_state.pop(RETURN_TO, None) == "enrichment":   # added from the enrichment editor: go back there
         st.session_state[NEW_FOR_ENRICHMENT] = new_id
+    else:   # the new connection opens below the list, as a click on its row would
+        st.query_params["connection"] = str(new_id)
 
 
 STEPS = [

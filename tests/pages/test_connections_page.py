@@ -36,10 +36,15 @@ def fresh_emulators():
         get_emulator(v).faults.__init__()
 
 
-def open_page(username="alice"):
+def open_page(username="alice", connection: int | None = None):
+    """The page; `connection`: opened as a click on its row does, through the URL (?connection=<id>)."""
     at = app_as(username).run()
     assert not at.exception, at.exception
-    return switch_to(at, "connections.py")
+    at = switch_to(at, "connections.py")
+    if connection is not None:
+        at.query_params["connection"] = str(connection)
+        at = at.run()
+    return at
 
 
 def button(at, key):
@@ -100,6 +105,10 @@ def test_add_sendgrid_connection_happy_path(users, caplog):
     # the list shows it, with the key masked
     body = texts(at)
     assert "My SendGrid" in body and "••••WXYZ" in body and SECRET not in body
+    # the new connection is open below the list, as a click on its row would open it
+    new_id = int(at.query_params["connection"][0] if isinstance(at.query_params["connection"], list)
+                 else at.query_params["connection"])
+    assert f"conn.rename.{new_id}" in {t.key for t in at.text_input}
     # nothing of the wizard (the key included) stays in session state
     assert not [k for k in at.session_state if str(k).startswith("add_conn.")]
     assert SECRET not in repr([at.session_state[k] for k in at.session_state])
@@ -276,7 +285,7 @@ def _make(vendor="sendgrid", name="Main", key=SECRET, **kw):
 
 def test_rename_share_and_rotate_key(users):
     cid = _make()
-    at = open_page()
+    at = open_page(connection=cid)
     at.text_input(key=f"conn.rename.{cid}").input("Renamed")
     at = button(at, f"conn.rename_btn.{cid}").click().run()
     assert any("Renamed." in shown(s.value) for s in at.success)
@@ -298,7 +307,7 @@ def test_rename_share_and_rotate_key(users):
 
 def test_revoke_consent_deactivates(users):
     cid = _make()
-    at = open_page()
+    at = open_page(connection=cid)
     at = button(at, f"conn.revoke.{cid}").click().run()
     from storage import connections as repo
     row = repo.get_connection(app_db(), cid)
@@ -324,7 +333,7 @@ def _exports_table(rows):
 
 def test_remove_without_users_after_confirm(users):
     cid = _make()
-    at = open_page()
+    at = open_page(connection=cid)
     at = button(at, f"conn.remove.{cid}").click().run()
     assert button(at, "conn.remove_confirm")
     at = button(at, "conn.remove_confirm").click().run()
@@ -337,7 +346,7 @@ def test_remove_without_users_after_confirm(users):
 def test_remove_in_use_offers_deactivate_in_dialog(users):
     cid = _make()
     _exports_table([(1, "Weekly newsletter", cid)])
-    at = open_page()
+    at = open_page(connection=cid)
     assert at.dataframe[0].value.iloc[0]["Used by"] == "1 export"
     at = button(at, f"conn.remove.{cid}").click().run()
     assert any("Weekly newsletter" in shown(w.value) for w in at.warning)
@@ -355,7 +364,7 @@ def test_remove_in_use_offers_deactivate_in_dialog(users):
 def test_wrong_master_key_says_which_need_new_keys(users, monkeypatch):
     cid = _make(name="Old key")
     monkeypatch.setenv("INSIGHT_RELAY_SECRET_KEY", "a-different-master-key")
-    at = open_page()
+    at = open_page(connection=cid)
     assert not at.exception
     assert any("“Old key”" in shown(w.value) and "Enter their keys again" in shown(w.value) for w in at.warning)
     assert at.dataframe[0].value.iloc[0]["Status"] == "Needs its key re-entered"
@@ -407,8 +416,8 @@ def test_secret_not_in_database_file_after_wizard(users):
 
 
 def test_consent_shown_on_the_connection(users):
-    _make()
-    at = open_page()
+    cid = _make()
+    at = open_page(connection=cid)
     # the text's version by its date, never the raw version string "sendgrid-2026-01"
     assert any(shown(c.value).startswith("Consent: version of January 2026, agreed by alice on ") for c in at.caption)
     assert at.dataframe[0].value.iloc[0]["Consent"] == "Given by alice (version of January 2026)"
@@ -419,9 +428,7 @@ def test_remove_selected_when_others_remain_and_delete_dependants(users):
     _make(name="Keep")
     cid = _make(name="Zap")
     _exports_table([(7, "Old export", cid)])
-    at = open_page()
-    at.selectbox(key="conn.selected").set_value(cid)
-    at = at.run()
+    at = open_page(connection=cid)
     at = button(at, f"conn.remove.{cid}").click().run()
     at.radio(key="conn.remove_choice").set_value("Delete them")
     at = button(at, "conn.remove_confirm").click().run()
@@ -437,7 +444,7 @@ def test_remove_selected_when_others_remain_and_delete_dependants(users):
 def test_contact_cap_has_a_screen_on_export_connections(users):
     """Issue 14: the hard stop on contacts over every export of a connection is set on the connection."""
     cid = _make()
-    at = open_page()
+    at = open_page(connection=cid)
     at.checkbox(key=f"conn.cap_on.{cid}").check()
     at.run()
     at.number_input(key=f"conn.cap.{cid}").set_value(5000)
@@ -451,21 +458,31 @@ def test_contact_cap_has_a_screen_on_export_connections(users):
     at = button(at, f"conn.cap_btn.{cid}").click().run()
     assert svc.export_contact_cap(app_db(), cid) is None
     ls = _make("leadspace", "Firmo", "ls-token-0123456789")
-    at.run()
-    at.selectbox(key="conn.selected").set_value(ls)
+    at.query_params["connection"] = str(ls)
     at.run()
     assert not [c for c in at.checkbox if c.key == f"conn.cap_on.{ls}"]      # enrichment: no cap
 
 
-def test_row_click_selects_the_connection_to_manage(users):
-    _make(name="First")
+def test_row_click_opens_the_connection_to_manage(users):
+    """The row click and the URL are the way in, as on every other list: no 'Connection to manage' dropdown."""
+    first = _make(name="First")
     second = _make(name="Second")
     at = open_page()
+    assert not at.selectbox, [s.label for s in at.selectbox]
+    assert not [t for t in at.text_input if t.key.startswith("conn.rename.")]   # nothing open until a click
     at.session_state["conn.table"] = {"selection": {"rows": [1], "columns": []}}
     at.run()
     assert not at.exception
-    assert at.selectbox(key="conn.selected").value == second
+    assert at.query_params["connection"] == [str(second)] or at.query_params["connection"] == str(second)
     assert f"conn.rename.{second}" in {t.key for t in at.text_input}
+    assert f"conn.rename.{first}" not in {t.key for t in at.text_input}
+    at = at.button(key="conn.close").click().run()
+    assert "connection" not in at.query_params
+    assert not [t for t in at.text_input if t.key.startswith("conn.rename.")]
+    at.query_params["connection"] = "999"     # a stale link: said, and the list stays usable
+    at = at.run()
+    assert any("does not exist" in shown(w.value) for w in at.warning)
+    assert not at.exception
 
 
 def test_vendor_links_in_tiles_and_consent(users):

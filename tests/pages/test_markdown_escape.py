@@ -224,12 +224,24 @@ def _drill_downs(page: str, ids: dict):
                           ("enriched data", state(**{"enr.view": ("data", eid)})),
                           ("review queue", state(**{"enr.view": ("review", eid)})),
                           ("delete warning", state(**{"enr.view": ("home", None), "enr.confirm_delete": eid}))],
-        "connections.py": [("remove dialog", lambda at: at.button(key=f"conn.remove.{_first_connection(at)}").click())],
+        "connections.py": [("remove dialog", _open_remove_dialog)],
     }.get(page, [])
 
 
+def _open_remove_dialog(at) -> None:
+    cid = _first_connection(at)   # before at.button: the widgets of the run that opened it
+    at.button(key=f"conn.remove.{cid}").click()
+
+
 def _first_connection(at) -> int:
-    return at.selectbox(key="conn.selected").value
+    """Open the first connection as a click on its row does (?connection=<id>) and return its id."""
+    from services import connections
+    from ui import deps
+
+    cid = connections.repo.list_connections(deps.get_db())[0]["id"]
+    at.query_params["connection"] = str(cid)
+    at.run()
+    return cid
 
 
 @pytest.mark.parametrize("username", list(USERS))
