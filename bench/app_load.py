@@ -39,7 +39,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,9 +59,9 @@ def _mb(n_bytes: float) -> float:
 
 def _prepare(data: Path, profiles: int, contacts: int, vendor: str) -> int:
     """Demo data, then a segment of `contacts` profiles and an export of it to the Sandbox; the export id."""
-    env = dict(os.environ, INSIGHT_RELAY_DATA_DIR=str(data))
-    subprocess.run([sys.executable, "manage.py", "demo", "--profiles", str(profiles)], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL)
+    from tests.e2e.app_server import load_demo
+
+    load_demo(data, profiles, timeout_s=None)
     os.environ["INSIGHT_RELAY_DATA_DIR"] = str(data)
     from core import config
     from core.permissions import Role, User
@@ -204,25 +203,12 @@ def main() -> None:
     export_id = _prepare(data, args.profiles, contacts, args.vendor)
     _emit("app_load.prepare", profiles=args.profiles, contacts=contacts, seconds=round(time.perf_counter() - t_prep, 1))
 
-    from tests.e2e.conftest import _free_port
+    from tests.e2e.app_server import start_app
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
-    env.update(INSIGHT_RELAY_DATA_DIR=str(data), INSIGHT_RELAY_WORKERS="2")
-    log = open(data / "streamlit.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.address", "127.0.0.1", "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    sampler = RssSampler(server.pid)
+    server = start_app(data, timeout_s=120)
+    url = server.url
+    sampler = RssSampler(server.proc.pid)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         sampler.start()
         from playwright.sync_api import sync_playwright
 
@@ -295,12 +281,7 @@ def main() -> None:
             browser.close()
     finally:
         sampler.stop()
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()
 
 
 if __name__ == "__main__":

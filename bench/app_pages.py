@@ -8,23 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:       # run as `python bench/app_pages.py`
+    sys.path.insert(0, str(ROOT))
 PAGES = ("Profiles", "Segments", "Enrichment", "Exports", "Run history", "Home")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -33,30 +25,21 @@ def main() -> None:
     ap.add_argument("--data-dir", help="an existing demo data dir (skips generating one)")
     args = ap.parse_args()
     data = args.data_dir or tempfile.mkdtemp(prefix="bench-app-")
-    env = dict(os.environ, INSIGHT_RELAY_DATA_DIR=data)
-    if not args.data_dir:
-        subprocess.run([sys.executable, "manage.py", "demo", "--profiles", str(args.profiles)], cwd=ROOT, env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     from playwright.sync_api import sync_playwright
 
+    from tests.e2e.app_server import load_demo, start_app
+
+    if not args.data_dir:
+        load_demo(Path(data), args.profiles, timeout_s=None)
+
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_app(Path(data), workers=None)   # the app's own worker count, as a user runs it
+    url = server.url
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                try:
-                    if httpx.get(url + "/_stcore/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             page.goto(url)
             page.get_by_label("Username").wait_for()
             print(json.dumps({"bench": "app.start_to_login", "seconds": round(time.time() - started, 2)}))
@@ -76,7 +59,7 @@ def main() -> None:
                                   "load_1m": round(os.getloadavg()[0], 2)}))
             browser.close()
     finally:
-        proc.terminate()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     make screenshots                        # into docs/screenshots
 
 Starts the app on a free loopback port over a fresh temporary data dir loaded with `manage.py demo`, runs
-the demo enrichment and the Iterable export once through the app (so the run, review and Sandbox views have
+the demo enrichment and every demo export (SendGrid, Omnisend, Iterable) once through the app (so the run, review and Sandbox views have
 something to show), then signs in as each demo user and takes a full-page picture of every page of
 ui/nav.PAGES that role may use, plus the key detail views (a segment, an export with its run, a run), named
 `<role>-<page>.png`. Prints one JSON line per picture ({"role", "page", "file", "seconds"}), and one per
@@ -20,19 +20,17 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:       # run as `python bench/screenshots.py` too
     sys.path.insert(0, str(ROOT))
+
+from tests.e2e.app_server import load_demo, running_app  # noqa: E402 - after the path set-up above
 
 CHROMIUM = os.environ.get("INSIGHT_RELAY_CHROMIUM", "/usr/bin/chromium")
 DEFAULT_OUT = ROOT / "test-artifacts" / "screenshots"
@@ -41,10 +39,12 @@ DEMO_PASSWORD = "demo-password"      # services.demo.DEMO_PASSWORD (not imported
 ROLES = ("admin", "contributor", "viewer")
 VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SHOT_HEIGHT_PX = 8000            # a very long page is cut there rather than making a 50 MB picture
-START_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 60_000
 RUN_TIMEOUT_S = 180                  # the demo enrichment and export runs, on a busy machine
 SETTLE_MS = 500                      # after the last script run: charts and grids finish drawing
+# Every demo export is run, so each Sandbox vendor page shows what it received; Iterable last, so the Sandbox
+# page (which opens on the vendor of the most recent run) and the export detail picture the same run.
+EXPORT_VENDORS = ("sendgrid", "omnisend", "iterable")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ def detail_views(ids: dict) -> list[View]:
     views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
     views.append(View("sandbox-leadspace", "sandbox", editors, click=r"^Leadspace$"))
     views.append(View("sandbox-omnisend", "sandbox", editors, click=r"^Omnisend$"))
+    views.append(View("sandbox-sendgrid", "sandbox", editors, click=r"^SendGrid$"))
     views.append(View("profiles-detail", f"profiles?profile={DEMO_PROFILE}", every))
     if ids.get("enrichment"):
         views.append(View("enrichment-data", "enrichment", every, click=r"^Enriched data$"))
@@ -87,26 +88,6 @@ def detail_views(ids: dict) -> list[View]:
 
 
 # ------------------------------------------------------------------ the app
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
-    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_BCRYPT_ROUNDS": "4",
-                "INSIGHT_RELAY_WORKERS": "2"})
-    return env
-
-
-def load_demo(data: Path, profiles: int) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "demo", "--profiles", str(profiles)],
-                          cwd=ROOT, env=_env(data), capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"demo loader failed: {done.stdout}\n{done.stderr}")
-
-
 def demo_ids(data: Path) -> dict:
     """Ids of the demo items whose detail views are pictured, read before the app opens the database."""
     import duckdb
@@ -116,40 +97,14 @@ def demo_ids(data: Path) -> dict:
         def first(sql: str):
             row = con.execute(sql).fetchone()
             return row[0] if row else None
+        by_vendor = {vendor: first(f"SELECT id FROM exports WHERE vendor = '{vendor}' ORDER BY id LIMIT 1")
+                     for vendor in EXPORT_VENDORS}
         return {"segment": first("SELECT id FROM segments ORDER BY id LIMIT 1"),
-                "export": first("SELECT id FROM exports WHERE vendor = 'iterable' ORDER BY id LIMIT 1")
-                or first("SELECT id FROM exports ORDER BY id LIMIT 1"),
+                "export": by_vendor["iterable"] or first("SELECT id FROM exports ORDER BY id LIMIT 1"),
+                "exports": {v: i for v, i in by_vendor.items() if i is not None},
                 "enrichment": first("SELECT id FROM enrichments ORDER BY id LIMIT 1")}
     finally:
         con.close()
-
-
-def start_app(data: Path):
-    port = _free_port()
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=_env(data), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + START_TIMEOUT_S
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                return proc, url, log
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_app(proc, log)
-    raise RuntimeError("the app did not start: " + (data / "streamlit.log").read_text())
-
-
-def stop_app(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 # ------------------------------------------------------------------ the browser
@@ -231,7 +186,7 @@ def _wait_text(page, pattern: re.Pattern, timeout_s: float) -> None:
 
 
 def run_demo_items(page, url: str, ids: dict, say) -> None:
-    """Run the demo enrichment and dry-run then run the Iterable export through the app (its emulators live
+    """Run the demo enrichment and dry-run then run every demo export (one per Sandbox vendor) through the app (its emulators live
     in the app's process, so the Sandbox page shows what they received). Best effort: a step that fails is
     reported and the pictures go on."""
     steps = []
@@ -241,9 +196,9 @@ def run_demo_items(page, url: str, ids: dict, say) -> None:
             wait_idle(page)
             _click_button(page, "Run")
         steps.append(("run the demo enrichment", enrich))
-    if ids.get("export"):
-        def export():
-            page.goto(f"{url}/exports?export={ids['export']}")
+    for vendor, export_id in (ids.get("exports") or {}).items():
+        def export(export_id=export_id):
+            page.goto(f"{url}/exports?export={export_id}")
             wait_idle(page)
             _click_button(page, "Dry run")
             _main(page).get_by_text("Latest dry run").first.wait_for(timeout=RUN_TIMEOUT_S * 1000)
@@ -252,7 +207,7 @@ def run_demo_items(page, url: str, ids: dict, say) -> None:
             _click_button(page, "Run")
             _wait_text(page, re.compile(r"^Last run: (Succeeded|Partially succeeded|Failed|Cancelled)"),
                        RUN_TIMEOUT_S)
-        steps.append(("dry run and run the Iterable export", export))
+        steps.append((f"dry run and run the {vendor} export", export))
     for name, step in steps:
         try:
             step()
@@ -302,51 +257,48 @@ def take(out: Path, roles: list[str], pages: set[str] | None, profiles: int, run
     try:
         load_demo(data, profiles)
         ids = demo_ids(data)
-        proc, url, log = start_app(data)
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                    "--no-first-run", "--disable-component-update", "--disable-sync"])
-                if runs:
-                    context = browser.new_context(viewport=VIEWPORT)
-                    page = context.new_page()
-                    sign_in(page, url, "admin")
-                    run_demo_items(page, url, ids, say)
-                    ids["run"] = latest_run_id(page, url)
-                    context.close()
-                views = page_views() + detail_views(ids)
-                for role in roles:
-                    context = browser.new_context(viewport=VIEWPORT)
-                    page = context.new_page()
-                    page.set_default_timeout(PAGE_TIMEOUT_MS)
-                    sign_in(page, url, role)
-                    for view in views:
-                        if role not in view.roles or (pages is not None and view.name not in pages
-                                                      and view.name.split("-")[0] not in pages):
-                            continue
-                        target = out / f"{role}-{view.name}.png"
-                        started = time.monotonic()
-                        try:
-                            page.goto(f"{url}/{view.path}")
-                            if view.click:
-                                wait_idle(page)
-                                name = re.compile(view.click)
-                                main = _main(page)
-                                main.get_by_role("button", name=name).or_(main.get_by_role("radio", name=name)) \
-                                    .or_(main.get_by_role("tab", name=name)).first.click()
-                                wait_idle(page)
-                            full_page_shot(page, target)
-                        except Exception as exc:  # noqa: BLE001 - one missing picture must not stop the rest
-                            say({"role": role, "page": view.name, "error": str(exc).splitlines()[0]})
-                            continue
-                        written.append(target)
-                        say({"role": role, "page": view.name, "file": str(target),
-                             "seconds": round(time.monotonic() - started, 2), **problems(page)})
-                    context.close()
-                browser.close()
-        finally:
-            stop_app(proc, log)
+        with running_app(data) as app, sync_playwright() as pw:
+            url = app.url
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                "--no-first-run", "--disable-component-update", "--disable-sync"])
+            if runs:
+                context = browser.new_context(viewport=VIEWPORT)
+                page = context.new_page()
+                sign_in(page, url, "admin")
+                run_demo_items(page, url, ids, say)
+                ids["run"] = latest_run_id(page, url)
+                context.close()
+            views = page_views() + detail_views(ids)
+            for role in roles:
+                context = browser.new_context(viewport=VIEWPORT)
+                page = context.new_page()
+                page.set_default_timeout(PAGE_TIMEOUT_MS)
+                sign_in(page, url, role)
+                for view in views:
+                    if role not in view.roles or (pages is not None and view.name not in pages
+                                                  and view.name.split("-")[0] not in pages):
+                        continue
+                    target = out / f"{role}-{view.name}.png"
+                    started = time.monotonic()
+                    try:
+                        page.goto(f"{url}/{view.path}")
+                        if view.click:
+                            wait_idle(page)
+                            name = re.compile(view.click)
+                            main = _main(page)
+                            main.get_by_role("button", name=name).or_(main.get_by_role("radio", name=name)) \
+                                .or_(main.get_by_role("tab", name=name)).first.click()
+                            wait_idle(page)
+                        full_page_shot(page, target)
+                    except Exception as exc:  # noqa: BLE001 - one missing picture must not stop the rest
+                        say({"role": role, "page": view.name, "error": str(exc).splitlines()[0]})
+                        continue
+                    written.append(target)
+                    say({"role": role, "page": view.name, "file": str(target),
+                         "seconds": round(time.monotonic() - started, 2), **problems(page)})
+                context.close()
+            browser.close()
     finally:
         shutil.rmtree(data, ignore_errors=True)
     return written

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.e2e.app_server import load_demo, running_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("INSIGHT_RELAY_CHROMIUM", "/usr/bin/chromium")
@@ -19,57 +16,12 @@ ARTIFACTS = ROOT / "test-artifacts"
 ADMIN_USER, ADMIN_PASSWORD = "e2e-admin", "e2e-password-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_streamlit(data: Path, extra_env: dict[str, str], drop_env: tuple[str, ...] = ()):
-    """Start `streamlit run app.py` on a free loopback port over `data`; return (process, url, log file)."""
-    port = _free_port()
-    env = dict(os.environ)
-    for name in drop_env:
-        env.pop(name, None)
-    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_WORKERS": "2",
-                "INSIGHT_RELAY_BCRYPT_ROUNDS": "4", **extra_env})
-    log = open(data / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.terminate()
-        raise RuntimeError("streamlit did not start: " + (data / "streamlit.log").read_text())
-    return proc, url, log
-
-
-def _stop_streamlit(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """Start the app with a fresh data dir and an env-bootstrapped admin; yield its base URL."""
     data = tmp_path_factory.mktemp("e2e-data")
-    proc, url, log = _start_streamlit(data, {"INSIGHT_RELAY_ADMIN_USER": ADMIN_USER,
-                                             "INSIGHT_RELAY_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    yield {"url": url, "data_dir": data, "admin": (ADMIN_USER, ADMIN_PASSWORD)}
-    _stop_streamlit(proc, log)
+    with running_app(data, {"INSIGHT_RELAY_ADMIN_USER": ADMIN_USER, "INSIGHT_RELAY_ADMIN_PASSWORD": ADMIN_PASSWORD}) as app:
+        yield {"url": app.url, "data_dir": data, "admin": (ADMIN_USER, ADMIN_PASSWORD)}
 
 
 DEMO_PROFILES = 2000
@@ -81,15 +33,9 @@ def demo_server(tmp_path_factory):
     Demo data: users admin/contributor/viewer (password demo-password), Sandbox connections for every
     vendor, four segments, the "Company firmographics" enrichment and three exports (none run)."""
     data = tmp_path_factory.mktemp("e2e-demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHT_RELAY_ADMIN_")}
-    env.update({"INSIGHT_RELAY_DATA_DIR": str(data), "INSIGHT_RELAY_BCRYPT_ROUNDS": "4"})
-    loaded = subprocess.run([sys.executable, str(ROOT / "manage.py"), "demo", "--profiles", str(DEMO_PROFILES)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    if loaded.returncode != 0:
-        raise RuntimeError(f"demo loader failed: {loaded.stdout}\n{loaded.stderr}")
-    proc, url, log = _start_streamlit(data, {}, drop_env=("INSIGHT_RELAY_ADMIN_USER", "INSIGHT_RELAY_ADMIN_PASSWORD"))
-    yield {"url": url, "data_dir": data, "admin": ("admin", "demo-password"), "profiles": DEMO_PROFILES}
-    _stop_streamlit(proc, log)
+    load_demo(data, DEMO_PROFILES, timeout_s=120)
+    with running_app(data) as app:
+        yield {"url": app.url, "data_dir": data, "admin": ("admin", "demo-password"), "profiles": DEMO_PROFILES}
 
 
 @pytest.fixture(scope="module")

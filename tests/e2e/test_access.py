@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 import jwt
 import pytest
 
-from tests.e2e.conftest import (_start_streamlit, _stop_streamlit, assert_no_traceback, goto_page, login, main_area,
+from tests.e2e.app_server import running_app
+from tests.e2e.conftest import (assert_no_traceback, goto_page, login, main_area,
                                 wait_idle)
 from ui import nav
 
@@ -24,9 +25,8 @@ DEMO_PASSWORD = "demo-password"
 def empty_server(tmp_path_factory):
     """The app over an empty data folder, no admin from the environment: the first-run case."""
     data = tmp_path_factory.mktemp("e2e-empty")
-    proc, url, log = _start_streamlit(data, {}, drop_env=("INSIGHT_RELAY_ADMIN_USER", "INSIGHT_RELAY_ADMIN_PASSWORD"))
-    yield {"url": url, "data_dir": data}
-    _stop_streamlit(proc, log)
+    with running_app(data) as app:
+        yield {"url": app.url, "data_dir": data}
 
 
 @pytest.fixture

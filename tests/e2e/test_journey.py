@@ -17,7 +17,8 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import (_start_streamlit, _stop_streamlit, assert_no_traceback, choose, goto_page, main_area,
+from tests.e2e.app_server import running_app
+from tests.e2e.conftest import (assert_no_traceback, choose, goto_page, main_area,
                                 metric_value, selectbox, shot, wait_idle, wait_text)
 
 INTERACTION_BUDGET = 25            # the issue's bar for a marketer and for a demo
@@ -95,9 +96,8 @@ class Journey:
 def empty_server(tmp_path_factory):
     """The app over a fresh, empty data dir with no env-bootstrapped admin: it opens on the first-run form."""
     data = tmp_path_factory.mktemp("e2e-journey")
-    proc, url, log = _start_streamlit(data, {}, drop_env=("INSIGHT_RELAY_ADMIN_USER", "INSIGHT_RELAY_ADMIN_PASSWORD"))
-    yield {"url": url, "data_dir": data}
-    _stop_streamlit(proc, log)
+    with running_app(data) as app:
+        yield {"url": app.url, "data_dir": data}
 
 
 def grid_rows(grid) -> list[dict[str, str]]:
