@@ -11,7 +11,7 @@ from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
-from ui.format import (RUN_KIND_LABELS, clickable_table, count_rows, counts_summary, day_and_time, distinct,
+from ui.format import (RUN_KIND_LABELS, clickable_table, count_rows, counts_brief, day_and_time, distinct,
                        duration, word)
 from ui.session import current_user, show_error
 from ui.text import md, md_lines
@@ -56,10 +56,6 @@ def _chain_starts(run_ids: list[int]) -> str:
         run = run_service.get_run(db, run_id)
         starts.append(day_and_time((run["started_at"] or run["queued_at"]) if run else None))
     return " → ".join(starts)
-
-
-def _counts(counts: dict) -> str:
-    return counts_summary(counts)
 
 
 def _status(run: dict) -> str:
@@ -114,9 +110,9 @@ def history() -> None:
         [{"Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
           "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
           "Started": r["started_at"] or r["queued_at"], "Duration": duration(r["duration_s"]),
-          "Status": _status(r), "Counts": _counts(r["counts"]),
-          "Across resumes": _counts(r["chain_counts"]) if r.get("chain_counts") else "",
-          "Message": r["message"] or ""} for r in runs],
+          # a short summary that fits the page; every count, the chain's totals and the whole message are in
+          # the run's details below (a long message or count list was cut at the table's edge)
+          "Status": _status(r), "Counts": counts_brief(r["counts"])} for r in runs],
         ids=ids, open_id=open_id, key="history_table", on_open=_open_run,
         caption="Click a run to see its details (every count, the whole message) below.")
     if total > len(runs):
@@ -149,7 +145,7 @@ def details(run: dict) -> None:
         if children:
             st.markdown("**Steps**")
             st.dataframe([{"Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
-                           "Counts": _counts(c["counts"]), "Message": c["message"] or ""} for c in children],
+                           "Counts": counts_brief(c["counts"]), "Message": c["message"] or ""} for c in children],
                          hide_index=True, width="stretch")
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
             page, label = DETAIL_PAGES[run["kind"]]

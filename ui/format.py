@@ -63,7 +63,35 @@ def counts_summary(counts: dict | None) -> str:
     """A run's counts on one line: `Enriched: 1,200, Not matched: 14` (the plain counts only: the breakdowns,
     per list or per reason, are for `count_rows`)."""
     return ", ".join(f"{humanize_key(k)}: {number(v)}" for k, v in (counts or {}).items()
-                     if isinstance(v, numbers.Real) and not isinstance(v, bool))
+                     if isinstance(v, numbers.Real) and not isinstance(v, bool) and k not in HIDDEN_COUNTS)
+
+
+# A run's list row shows a few counts in words ("180 sent · 16 skipped"); every count is in its detail. In
+# this order, at most BRIEF_PARTS of them; "planned" only where nothing was sent (a dry run).
+BRIEF_COUNTS = (("sent", "sent"), ("planned", "planned"), ("rejected", "rejected"), ("pending", "pending"),
+                ("enriched", "enriched"), ("below_threshold", "to review"), ("not_matched", "not matched"),
+                ("error", "with errors"), ("skipped", "skipped"), ("members", "members"))
+BRIEF_PARTS = 3
+REFRESH_OUTCOMES = ("succeeded", "failed", "skipped")   # a refresh counts `<kind>_<outcome>` per kind
+# Bookkeeping a run keeps for itself, not a figure for people (an enrichment's pass number).
+HIDDEN_COUNTS = {"pass_id"}
+
+
+def counts_brief(counts: dict | None) -> str:
+    """A run's counts short enough for a table cell, in words: `180 sent · 16 skipped`, `196 planned`
+    (a dry run), `1,622 enriched · 40 to review`, `3 succeeded · 1 failed` (a refresh); "—" for none."""
+    counts = {k: v for k, v in (counts or {}).items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+    parts = []
+    for key, label in BRIEF_COUNTS:
+        if key == "planned" and counts.get("sent"):
+            continue
+        if counts.get(key):
+            parts.append(f"{number(counts[key])} {label}")
+    for outcome in REFRESH_OUTCOMES:
+        total = sum(v for k, v in counts.items() if k.endswith(f"_{outcome}"))
+        if total:
+            parts.append(f"{number(total)} {outcome}")
+    return " · ".join(parts[:BRIEF_PARTS]) or EMPTY
 
 
 def count_rows(counts: dict | None) -> list[tuple[str, str]]:
@@ -73,7 +101,7 @@ def count_rows(counts: dict | None) -> list[tuple[str, str]]:
     each; empty ones are left out."""
     rows: list[tuple[str, str]] = []
     for key, value in (counts or {}).items():
-        if isinstance(value, bool) or is_empty(value) or value in ([], {}):
+        if isinstance(value, bool) or is_empty(value) or value in ([], {}) or key in HIDDEN_COUNTS:
             continue
         if isinstance(value, numbers.Real):
             rows.append((humanize_key(key), number(value)))

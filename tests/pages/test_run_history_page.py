@@ -159,3 +159,36 @@ def test_a_dry_run_and_a_run_of_one_minute_read_apart(db, admin):
     labels = open_page().selectbox(key="history_detail").options
     assert labels[1].endswith(" · dry run") and "dry run" not in labels[0]   # newest first
     assert not any(label.endswith(")") for label in labels)   # told apart by what they are, not by "(2)"
+
+
+def test_list_counts_are_a_short_summary_with_the_rest_in_the_details(db, admin):
+    """Wide cells were cut at the table's edge ("Planned: 196, Sent: 18…", a long message): the list says
+    the counts in a few words; every count and the whole message are in the run's details."""
+    from storage import runs as runs_repo
+
+    message = "180 sent: 180 accepted, 0 rejected; 16 skipped; 0 unchanged. " + "A long explanation. " * 8
+    run_id = runner.submit(db, admin, "export", 5, "Newsletter", status="running")
+    with db.transaction() as cur:
+        runs_repo.finish(cur, run_id, "succeeded", {"planned": 196, "sent": 180, "accepted": 180, "rejected": 0,
+                                                    "skipped": 16, "unchanged": 0,
+                                                    "skipped_by_reason": {"invalid_email": 8, "no_consent": 8}},
+                         message)
+    db.close()
+    at = open_page()
+    df = table(at)
+    assert list(df.columns) == ["Kind", "Name", "Trigger", "Who", "Started", "Duration", "Status", "Counts"]
+    assert df["Counts"].iloc[0] == "180 sent · 16 skipped"
+    assert any(message.strip() in shown(m.value) for m in at.markdown)      # the whole message, in the details
+    counts = table(at, 1)
+    assert ("Skipped: invalid email", "8") in set(zip(counts["Count"], counts["Value"]))
+
+
+def test_counts_brief_in_words():
+    from ui.format import counts_brief
+
+    assert counts_brief({"planned": 196, "sent": 0, "skipped": 16}) == "196 planned · 16 skipped"   # a dry run
+    assert counts_brief({"enriched": 1622, "below_threshold": 40, "not_matched": 3, "error": 1, "pass_id": 4}) \
+        == "1,622 enriched · 40 to review · 3 not matched"
+    assert counts_brief({"exports_succeeded": 2, "segments_succeeded": 1, "exports_failed": 1}) \
+        == "3 succeeded · 1 failed"
+    assert counts_brief({}) == "—" and counts_brief(None) == "—"
