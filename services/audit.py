@@ -229,8 +229,28 @@ def _title(entry: dict) -> str | None:
     return None
 
 
+SUMMARY_MAX_CHARS = 45   # the list's Changes cell: longer was cut at the table's edge (1400 px pages)
+SUMMARY_FIELDS = 3       # a longer change is summed up by the fields it touched, at most this many named
+
+
 def _summary(rows: list[dict]) -> str | None:
-    """`Name: Old → New; Active: Yes → No` (the table's one-line view of the changes)."""
+    """The table's short view of the changes: the change itself when it fits the cell (`Name: Old → New`),
+    else the fields it touched (`Connection, Fields, Segments + 3 more`); the entry's detail has the values."""
+    text = _changes_line(rows)
+    if text is None or len(text) <= SUMMARY_MAX_CHARS:
+        return text
+    fields = [row["field"] for row in rows if row["before"] is not None or row["after"] is not None]
+    named = fields[:1]
+    for field in fields[1:SUMMARY_FIELDS]:   # as many as fit the cell with the "+ N more" after them
+        if len(", ".join([*named, field]) + f" + {len(fields) - len(named) - 1} more") > SUMMARY_MAX_CHARS:
+            break
+        named.append(field)
+    more = len(fields) - len(named)
+    return ", ".join(named) + (f" + {more} more" if more > 0 else "")
+
+
+def _changes_line(rows: list[dict]) -> str | None:
+    """`Name: Old → New; Active: Yes → No`: every change on one line."""
     parts = []
     for row in rows:
         if row["before"] is None and row["after"] is None:

@@ -204,3 +204,16 @@ def test_imports_schedules_alerts_and_removals_read_in_words():
     removed = audit_service.changes(None, '{"dependants": "deactivate", "deactivated": ["export “Newsletter”"]}',
                                     entity="connection")
     assert {"field": "Its enrichments and exports", "before": None, "after": "Deactivated"} in removed
+
+
+def test_a_long_change_is_summed_up_by_its_fields_in_the_list(db, admin):
+    """A change too long for the list's cell ("Connection: “Sandbox SendGrid”; Fie…" cut at the page's edge)
+    names the fields it touched; the values are in the entry's detail."""
+    _record(db, admin, "create_export", "export", 7,
+            after={"name": "Customers in Germany to Sandbox SendGrid", "connection_id": 3, "sync_mode": "mirror",
+                   "over_limit": "truncate", "segment_ids": [1, 2]})
+    row = audit_service.entries(db, admin)["rows"][0]
+    assert len(row["summary"]) <= audit_service.SUMMARY_MAX_CHARS, row["summary"]
+    fields = [c["field"] for c in row["changes"] if c["after"] is not None]
+    named = row["summary"].split(" + ")[0].split(", ")
+    assert named == fields[:len(named)] and row["summary"].endswith(f" + {len(fields) - len(named)} more")
