@@ -9,7 +9,7 @@ from core.errors import UserError
 from services import connections as svc
 from ui import vendor_links
 from ui.connection_wizard import _flash, catalog, ctx
-from ui.format import consent_version
+from ui.format import consent_version, minutes
 from ui.text import md
 
 REMOVE_ID = "conn.remove_id"
@@ -70,6 +70,16 @@ def manage(conn: dict) -> None:
                                                    f"{conn['status_label']}"))
     if conn.get("base_url"):
         st.caption(f"Base URL: {md(conn['base_url'])}")
+    if conn.get("last_verified_at"):   # the whole message here: the list's cell has only its time
+        outcome = "connected" if conn.get("last_verify_ok") else "not connected"
+        st.caption(md(f"Last check {minutes(conn['last_verified_at'])}: {outcome}"
+                      + (f" — {conn['last_verify_message']}" if conn.get("last_verify_message") else ".")))
+    else:
+        st.caption("Never checked: use Verify now (tab Key).")
+    facts = [f"Created by {conn['created_by']}" if conn.get("created_by") else "",
+             minutes(conn.get("created_at")), f"export user {conn['export_user']}" if conn.get("export_user") else ""]
+    if any(facts):
+        st.caption(md(" · ".join(filter(None, facts))))
     if conn["consent_version"]:
         st.caption(md(f"Consent: {consent_version(conn['consent_version'])}, agreed by {conn['consent_by']} on "
                       f"{conn['consent_at']:%Y-%m-%d %H:%M}."))

@@ -420,7 +420,7 @@ def test_consent_shown_on_the_connection(users):
     at = open_page(connection=cid)
     # the text's version by its date, never the raw version string "sendgrid-2026-01"
     assert any(shown(c.value).startswith("Consent: version of January 2026, agreed by alice on ") for c in at.caption)
-    assert at.dataframe[0].value.iloc[0]["Consent"] == "Given by alice (version of January 2026)"
+    assert at.dataframe[0].value.iloc[0]["Consent"] == "Given by alice"   # its version on the connection
     assert not any("sendgrid-2026" in shown(c.value) for c in at.caption)
 
 
@@ -527,3 +527,17 @@ def test_inline_leadspace_add_returns_to_the_enrichment_editor(users):
     assert row["vendor"] == "leadspace" and row["name"] == "Inline Leadspace"
     assert any(t.value == "Enrichment" for t in at.title), [t.value for t in at.title]
     assert at.selectbox(key="enr_ed.connection_id").value == row["id"]
+
+
+def test_list_fits_the_page_and_the_connection_has_the_rest(users):
+    """Thirteen columns scrolled sideways and cut the last check's message: the list keeps what tells the
+    connections apart; the whole message, key, export user and creator are on the opened connection."""
+    cid = _make(name="Checked", export_user="alice")
+    at = open_page(connection=cid)
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Name", "Type", "Status", "Last check", "Who can use it", "Used by", "Consent"]
+    row = table.iloc[0]
+    assert row["Type"] == "SendGrid · Sandbox" and re.fullmatch(r"\d{1,2} \w{3} \d\d:\d\d", row["Last check"])
+    captions = [shown(c.value) for c in at.caption]
+    assert any(c.startswith("Last check ") and ": connected" in c for c in captions), captions
+    assert any(c.startswith("Created by alice · ") and "export user alice" in c for c in captions), captions
