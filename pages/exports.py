@@ -9,9 +9,10 @@ import streamlit as st
 
 from core.permissions import Action, Role, can
 from services import exports as svc
+from services import schedule as schedule_service
 from ui import deps, export_detail, export_editor, flash
 from ui.export_actions import more_actions
-from ui.format import Column, clickable_table, day_and_time, word
+from ui.format import Column, clickable_table, counts_brief, day_and_time, word
 from ui.session import current_user
 
 URL_PARAM = "export"
@@ -29,7 +30,11 @@ def list_row(row: dict) -> dict:
     last_run = word(row["last_status"], "status")
     if row.get("last_refreshed"):
         last_run = f"{last_run} · {day_and_time(row['last_refreshed'])}"
-    return {**row, "connection": connection, "last_run": last_run}
+    # "180 sent · 16 skipped", not every count; a schedule waiting for the system refresh says "(off)": the
+    # warning above the table says what that means (the long forms were cut at the page's edge)
+    schedule = row["schedule"].replace(schedule_service.SYSTEM_OFF_NOTE, " (off)")
+    last_counts = counts_brief(row["last_run_counts"]) if row.get("last_run_counts") else ""
+    return {**row, "connection": connection, "last_run": last_run, "last_counts": last_counts, "schedule": schedule}
 
 db = deps.get_db()
 deps.get_runner()

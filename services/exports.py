@@ -645,6 +645,7 @@ def overview(db) -> list[dict]:
             "last_status": (run or {}).get("status") or "never run",
             "last_counts": (f"{counts.get('accepted', 0):,} accepted · {counts.get('rejected', 0):,} rejected · "
                             f"{counts.get('skipped', 0):,} skipped") if run and counts else "",
+            "last_run_counts": counts,
             "last_refreshed": (run or {}).get("finished_at"),
             "schedule": _schedule_text(db, e["id"]),
             "last_run_id": (run or {}).get("id"),

@@ -128,12 +128,15 @@ def delete_item_schedule(db, actor: Actor, kind: str, target_id: int) -> None:
         repo.delete_item(cur, kind, target_id)
 
 
+SYSTEM_OFF_NOTE = " (system refresh is off)"   # after an item's schedule that waits for the system refresh
+
+
 def describe_item_schedule(db, kind: str, target_id: int) -> str:
     """One short line for list columns, e.g. 'Daily at 06:30 (Europe/Berlin)' or 'With the system refresh'."""
     sched = get_item_schedule(db, kind, target_id)
     text = sched["description"]
     if sched["mode"] == "system" and get_system_schedule(db).mode == "off":
-        text += " (system refresh is off)"
+        text += SYSTEM_OFF_NOTE
     return text
 
 

@@ -121,6 +121,9 @@ def test_save_and_dry_run_then_run(db, admin, monkeypatch):
     captions = [shown(c.value) for c in at.caption]
     assert "Nothing to send: every member is up to date." in captions, captions
     assert not any("Up to 0" in c or "estimated duration" in c for c in captions), captions
+    # the list says the last run's counts in a few words (every count was cut at the table's edge)
+    at = at.button(key="exports_back").click().run()
+    assert at.dataframe[0].value.iloc[0]["Last counts"] == "5 sent"
 
 
 def test_run_button_is_off_when_the_gate_blocks(db, admin, monkeypatch):
@@ -149,6 +152,7 @@ def test_list_row_opens_export_and_says_schedule_is_off(db, admin, monkeypatch):
     assert list(table.columns) == ["Name", "Connection", "Segments", "Mode", "Last run", "Last counts", "Schedule"]
     row = table[table["Name"] == "Nordics to Iterable"].iloc[0]
     assert "Iterable" in row["Connection"] and row["Last run"] == "Never run"
+    assert row["Schedule"] == "With the system refresh (off)"   # the warning above says what "off" means
     assert any("system refresh is off" in shown(w.value) for w in at.warning)
     at.session_state["exports_list"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
@@ -341,3 +345,4 @@ def test_suppression_page_has_one_upload_button_and_no_page_box_when_short(db, a
     assert not at.exception
     assert [b.label for b in at.button].count("Upload") == 0   # the file picker's own button is the only "Upload"
     assert not any(n.label == "Page" for n in at.number_input)
+
