@@ -12,7 +12,7 @@ from services import enrichment as svc
 from ui import item_schedule
 from ui.errors import attempt
 from ui.flash import flash
-from ui.format import confidence, day_and_time, distinct, minutes, plural, show_table, word
+from ui.format import confidence, day_and_time, distinct, minutes, plural, selected_row, show_table, word
 from ui.text import md
 
 CONFIRM_DELETE = "enr.confirm_delete"
@@ -251,6 +251,22 @@ def _shown(value) -> str:
     return str(value)
 
 
+REVIEW_LABELS = {"customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
+                 "input_location": "Your location", "match_name": "Leadspace match", "match_location": "Match location"}
+REVIEW_FIELDS = (("Company name", "input_name", "match_name"), ("Website", "input_website", "match_website"),
+                 ("Location", "input_location", "match_location"), ("Industry", None, "match_industry"))
+
+
+def _review_comparison(match: dict) -> None:
+    """One match in full: what the profile says beside what Leadspace proposes."""
+    with st.container(border=True, key="enr_review_comparison"):
+        st.markdown(f"**{md(match['customer_id'])}** · {md(confidence(match.get('confidence')))} confidence")
+        show_table([{"field": label, "yours": match.get(mine) if mine else None, "match": match.get(theirs)}
+                    for label, mine, theirs in REVIEW_FIELDS],
+                   labels={"field": "Field", "yours": "Your profile", "match": "Leadspace match"},
+                   key="enr_review_compare")
+
+
 def review(eid: int) -> None:
     row = svc.get_enrichment(ctx.db, eid)
     if row is None:
@@ -264,12 +280,16 @@ def review(eid: int) -> None:
     if not queue:
         st.info("Nothing to review.")
         return
-    shown_queue = [{**q, "confidence": confidence(q.get("confidence"))} for q in queue]
-    show_table(shown_queue, labels={   # show_table: an empty cell reads "—", not "None"
-        "customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
-        "input_website": "Your website", "input_location": "Your location", "match_name": "Leadspace match",
-        "match_website": "Match website", "match_location": "Match location", "match_industry": "Match industry"},
-        key="enr_review_table")
+    # The names and places side by side fit a 1400 px page; websites and industry (long, cut at the table's
+    # edge when they had columns of their own) are in the comparison of the row clicked.
+    event = show_table([{k: (confidence(q.get(k)) if k == "confidence" else q.get(k)) for k in REVIEW_LABELS}
+                        for q in queue], labels=REVIEW_LABELS, key="enr_review_table", on_select="rerun",
+                       selection_mode="single-row")
+    picked = selected_row(event)
+    if picked is not None and picked < len(queue):
+        _review_comparison(queue[picked])
+    else:
+        st.caption("Click a row to compare it field by field (websites, industry).")
     if not _may(Action.REVIEW_MATCHES):
         return
     ids = [q["customer_id"] for q in queue]

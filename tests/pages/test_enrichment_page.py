@@ -1,7 +1,7 @@
 """AppTest of Data > Enrichment: discover tile, the one-page editor, list, review."""
 from __future__ import annotations
 
-from tests.pages.helpers import app_as, switch_to
+from tests.pages.helpers import app_as, shown, switch_to
 from tests.test_enrichment_support import insert_profiles, make_connection, make_profiles
 
 
@@ -137,8 +137,19 @@ def test_list_run_and_review_queue(db, admin):
     assert any(b.key == f"enr_run_{eid}" for b in at.button)
     _button(at, f"enr_review_{eid}").click().run()
     assert not at.exception, at.exception
-    queue = next(d.value for d in at.dataframe if "Your website" in d.value.columns)
-    assert set(queue["Your website"]) == {"—"}   # no website given: a dash, never "None"
+    queue = next(d.value for d in at.dataframe if "Leadspace match" in d.value.columns)
+    # narrow enough for the page: names and places side by side; websites and industry in the comparison
+    assert list(queue.columns) == ["Customer ID", "Confidence", "Your company name", "Your location",
+                                   "Leadspace match", "Match location"]
+    assert set(queue["Your location"]) == {"—"}   # not given: a dash, never "None"
+    at.session_state["enr_review_table"] = {"selection": {"rows": [1], "columns": []}}
+    at.run()
+    compare = next(d.value for d in at.dataframe if "Your profile" in d.value.columns)
+    assert dict(zip(compare["Field"], compare["Leadspace match"]))["Industry"] == "Software"
+    assert dict(zip(compare["Field"], compare["Your profile"]))["Website"] == "—"
+    assert any("c000001" in shown(m.value) and "Low confidence" in shown(m.value) for m in at.markdown)
+    at.session_state["enr_review_table"] = {"selection": {"rows": [], "columns": []}}
+    at.run()
     at.multiselect(key="enr_review_pick").set_value(["c000000"]).run()
     _button(at, "enr_review_accept").click().run()
     assert not at.exception, at.exception
