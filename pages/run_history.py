@@ -109,7 +109,9 @@ def history() -> None:
     clickable_table(
         [{"Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
           "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
-          "Started": r["started_at"] or r["queued_at"], "Duration": duration(r["duration_s"]),
+          # the day and time as headings say it and no Duration (the details have it): the Counts column
+          # fits a 1400 px page beside a long export name
+          "Started": day_and_time(r["started_at"] or r["queued_at"]),
           # a short summary that fits the page; every count, the chain's totals and the whole message are in
           # the run's details below (a long message or count list was cut at the table's edge)
           "Status": _status(r), "Counts": counts_brief(r["counts"])} for r in runs],

@@ -71,7 +71,7 @@ def counts_summary(counts: dict | None) -> str:
 BRIEF_COUNTS = (("sent", "sent"), ("planned", "planned"), ("rejected", "rejected"), ("pending", "pending"),
                 ("enriched", "enriched"), ("below_threshold", "to review"), ("not_matched", "not matched"),
                 ("error", "with errors"), ("skipped", "skipped"), ("members", "members"))
-BRIEF_PARTS = 3
+BRIEF_PARTS = 2
 REFRESH_OUTCOMES = ("succeeded", "failed", "skipped")   # a refresh counts `<kind>_<outcome>` per kind
 # Bookkeeping a run keeps for itself, not a figure for people (an enrichment's pass number).
 HIDDEN_COUNTS = {"pass_id"}
