@@ -75,6 +75,8 @@ def detail_views(ids: dict) -> list[View]:
     if ids.get("run"):
         views.append(View("run_history-detail", f"run_history?run={ids['run']}", every))
     editors = ("admin", "contributor")
+    if ids.get("connection"):
+        views.append(View("connections-detail", f"connections?connection={ids['connection']}", ("admin",)))
     views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
     views.append(View("sandbox-leadspace", "sandbox", editors, click=r"^Leadspace$"))
     views.append(View("sandbox-omnisend", "sandbox", editors, click=r"^Omnisend$"))
@@ -102,7 +104,8 @@ def demo_ids(data: Path) -> dict:
         return {"segment": first("SELECT id FROM segments ORDER BY id LIMIT 1"),
                 "export": by_vendor["iterable"] or first("SELECT id FROM exports ORDER BY id LIMIT 1"),
                 "exports": {v: i for v, i in by_vendor.items() if i is not None},
-                "enrichment": first("SELECT id FROM enrichments ORDER BY id LIMIT 1")}
+                "enrichment": first("SELECT id FROM enrichments ORDER BY id LIMIT 1"),
+                "connection": first("SELECT id FROM connections WHERE vendor = 'iterable' ORDER BY id LIMIT 1")}
     finally:
         con.close()
 

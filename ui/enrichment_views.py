@@ -251,7 +251,7 @@ def _shown(value) -> str:
     return str(value)
 
 
-REVIEW_LABELS = {"customer_id": "Customer ID", "confidence": "Confidence", "input_name": "Your company name",
+REVIEW_LABELS = {"confidence": "Confidence", "input_name": "Your company name",
                  "input_location": "Your location", "match_name": "Leadspace match", "match_location": "Match location"}
 REVIEW_FIELDS = (("Company name", "input_name", "match_name"), ("Website", "input_website", "match_website"),
                  ("Location", "input_location", "match_location"), ("Industry", None, "match_industry"))
@@ -280,8 +280,8 @@ def review(eid: int) -> None:
     if not queue:
         st.info("Nothing to review.")
         return
-    # The names and places side by side fit a 1400 px page; websites and industry (long, cut at the table's
-    # edge when they had columns of their own) are in the comparison of the row clicked.
+    # The names and places side by side fit a 1400 px page; the customer ID, websites and industry (cut at
+    # the table's edge when they had columns of their own) are in the comparison of the row clicked.
     event = show_table([{k: (confidence(q.get(k)) if k == "confidence" else q.get(k)) for k in REVIEW_LABELS}
                         for q in queue], labels=REVIEW_LABELS, key="enr_review_table", on_select="rerun",
                        selection_mode="single-row")

@@ -139,8 +139,8 @@ def test_list_run_and_review_queue(db, admin):
     assert not at.exception, at.exception
     queue = next(d.value for d in at.dataframe if "Leadspace match" in d.value.columns)
     # narrow enough for the page: names and places side by side; websites and industry in the comparison
-    assert list(queue.columns) == ["Customer ID", "Confidence", "Your company name", "Your location",
-                                   "Leadspace match", "Match location"]
+    assert list(queue.columns) == ["Confidence", "Your company name", "Your location", "Leadspace match",
+                                   "Match location"]
     assert set(queue["Your location"]) == {"—"}   # not given: a dash, never "None"
     at.session_state["enr_review_table"] = {"selection": {"rows": [1], "columns": []}}
     at.run()
