@@ -169,12 +169,16 @@ def _suggestions(db, attr_key: str, shape: str) -> None:
 
 def _add_condition_form(db, attributes: dict, group_paths: list) -> None:
     st.subheader("Add a condition")
-    cols = st.columns(3)
-    target = cols[0].selectbox("Add to", group_paths, format_func=group_label, key="seg_new_group")
-    attr_key = cols[1].selectbox("Attribute", list(attributes), key="seg_new_attr",
+    # "Add to: Top level" only says something once there is a group to choose
+    many = len(group_paths) > 1
+    cols = st.columns(3 if many else 2)
+    target = cols[0].selectbox("Add to", group_paths, format_func=group_label, key="seg_new_group") if many \
+        else group_paths[0]
+    attr_col, operator_col = cols[-2], cols[-1]
+    attr_key = attr_col.selectbox("Attribute", list(attributes), key="seg_new_attr",
                                  format_func=lambda k: attributes[k].display_label)
     attr = attributes[attr_key]
-    operator = cols[2].selectbox("Operator", rules.OPERATORS_BY_TYPE[attr.type], key="seg_new_op",
+    operator = operator_col.selectbox("Operator", rules.OPERATORS_BY_TYPE[attr.type], key="seg_new_op",
                                  format_func=lambda o: rules.OPERATOR_LABELS[o])
     shape = rules.value_shape(operator)
     reset_value_inputs()
@@ -246,7 +250,8 @@ def show_builder(db, user, editing: dict | None, on_saved) -> None:
     elif total is not None:
         # a bare "Members 2,000" before any condition reads like a result; say what it is
         st.info(f"All {plural(total, 'profile')} — add a condition to narrow it.")
-    _show_group(db, rule.root, (), alone, attributes)
+    if rule.root.items:   # an empty top level ("Empty group: ignored…") said nothing the line above does not
+        _show_group(db, rule.root, (), alone, attributes)
     _add_condition_form(db, attributes, [path for path, _ in rules.iter_groups_with_paths(rule.root)])
     with st.expander("First 100 members"):
         try:

@@ -40,6 +40,9 @@ def test_build_count_save_and_list(seeded):
     # empty rule: everyone, said as such (not a bare "Members 4" that reads like a result)
     assert not at.metric, [m.value for m in at.metric]
     assert any(shown(i.value) == "All 4 profiles — add a condition to narrow it." for i in at.info), at.info
+    # nothing internal before there is a rule: no empty top-level group, no "Add to: Top level" with one choice
+    assert not [r for r in at.radio if str(r.key).startswith("seg_join_")]
+    assert not [s for s in at.selectbox if s.key == "seg_new_group"]
 
     at.selectbox(key="seg_new_attr").set_value("profile.country").run()
     at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
