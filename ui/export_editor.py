@@ -189,14 +189,18 @@ def _section_schedule(db, user, export_id: int | None, may_admin: bool, note: st
             st.page_link("pages/schedule.py", label="Turn the system schedule on", icon=":material/schedule:")
 
 
-def _summary(checks: dict, vendor: str) -> None:
+def _summary(checks: dict, vendor: str, segment_ids: list) -> None:
     st.subheader("Before you save")
-    cols = st.columns(3)
-    cols[0].metric("Contacts in the segments", f"{checks['contacts']:,}")
-    if checks.get("account_contacts") is not None:
-        cols[1].metric("Contacts on this connection (all exports)", f"{checks['account_contacts']:,}")
-    cols[2].metric("Estimated duration of a first run", checks["estimate_text"],
-                   help="From the contacts to send and the vendor's documented throughput.")
+    if not checks["contacts"]:   # no "0 contacts · under a minute": there is nothing to estimate yet
+        st.caption("Choose segments above to see how many contacts this export sends and how long a first run "
+                   "takes." if not segment_ids else "The chosen segments have no members yet: nothing to send.")
+    else:
+        cols = st.columns(3)
+        cols[0].metric("Contacts in the segments", f"{checks['contacts']:,}")
+        if checks.get("account_contacts") is not None:
+            cols[1].metric("Contacts on this connection (all exports)", f"{checks['account_contacts']:,}")
+        cols[2].metric("Estimated duration of a first run", checks["estimate_text"],
+                       help="From the contacts to send and the vendor's documented throughput.")
     if checks.get("cap_problem"):
         st.error(md(checks["cap_problem"]))
     if checks["limit_warning"]:
@@ -230,7 +234,7 @@ def show(db, user, *, may_run: bool, may_admin: bool, on_saved: Callable[[int, s
     ok, checks = attempt(svc.form_checks, db, _form(), export_id)
     _section_schedule(db, user, export_id, may_admin, checks.get("schedule_note") if ok else None)
     if ok:
-        _summary(checks, conn["vendor"])
+        _summary(checks, conn["vendor"], segment_ids)
     st.caption("Saving never runs the export on its own: use Save and dry run or Save and run for that.")
 
     def save(then: str | None) -> None:

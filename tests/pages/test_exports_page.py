@@ -45,6 +45,9 @@ def test_one_page_editor_saves_export_per_vendor(db, admin, monkeypatch, vendor)
     at.button(key="exports_add").click().run()   # before any segment is chosen: said in plain words
     assert any(shown(c.value).startswith("5 profiles in all (no segment chosen yet): ")
                for c in [*at.caption, *at.warning]), [shown(c.value) for c in [*at.caption, *at.warning]]
+    # no "Contacts 0 · under a minute" before there is anything to send
+    assert not [m for m in at.metric if m.label in ("Contacts in the segments", "Estimated duration of a first run")]
+    assert any(shown(c.value).startswith("Choose segments above to see how many contacts") for c in at.caption)
     at.selectbox(key="exp_ed.connection_id").set_value(conn_id).run()
     at.multiselect(key="exp_ed.segment_ids").select(sid)
     at = at.run()
