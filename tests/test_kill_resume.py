@@ -142,6 +142,27 @@ def _set_members(db, segment_id: int, ids) -> None:
                     [segment_id, [f"c{i}" for i in ids]])
 
 
+def _emulator_connection(db, admin, vendor: str, base_url: str, api_key: str) -> int:
+    """A connection to an emulator process (consent given, usable by contributors, not verified first)."""
+    from core import consent
+    from services import connections
+
+    extra = {} if vendor == "leadspace" else {"export_user": admin.username}
+    return connections.create_connection(
+        db, admin, vendor=vendor, name=f"{vendor.capitalize()} (emulator process)", region="production",
+        api_key=api_key, base_url=base_url, shared_with_contributors=True,
+        consent_version=consent.current_version(vendor), allow_unverified=True, **extra)
+
+
+def _static_segment(db, name: str, ids) -> int:
+    """A static segment of the people `ids` (customer ids c<i>); its id."""
+    with db.transaction() as cur:
+        sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES (?, 'static', '{}') RETURNING id",
+                          [name]).fetchone()[0]
+    _set_members(db, sid, ids)
+    return sid
+
+
 def _omnisend_pages(client, path: str, key: str, params: dict) -> list[dict]:
     """Every item of a cursor-paged Omnisend list, through the client's HTTP layer (auth, version, retry)."""
     out, after = [], None
@@ -180,7 +201,6 @@ def test_export_killed_mid_run_then_resumed(data_dir, tmp_path):
     marks it interrupted and the resumed run finishes it: the tag holds exactly the eligible members with
     their current fields, counts add up, and what was sent twice is exactly the killed run's batches that
     were not on record yet: fewer than one pipeline window."""
-    from core import consent
     from connectors.sandbox.server import spawn
     from jobs import export_run, runner
     from services import connections, exports
@@ -199,17 +219,10 @@ def test_export_killed_mid_run_then_resumed(data_dir, tmp_path):
         db = _open_db(db_path)
         try:
             admin = _make_admin(db)
-            connection_id = connections.create_connection(
-                db, admin, vendor="omnisend", name="Omnisend (emulator process)", region="production",
-                api_key="sandbox-key-kill-resume", base_url=sandbox.url, shared_with_contributors=True,
-                consent_version=consent.current_version("omnisend"), export_user=admin.username,
-                allow_unverified=True)
+            connection_id = _emulator_connection(db, admin, "omnisend", sandbox.url, "sandbox-key-kill-resume")
             vendor = connections.make_client_for(db, connection_id)     # to read the vendor's state back
             _insert_people(db, _people(list(first) + list(later)))
-            with db.transaction() as cur:
-                sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES ('Kill test', 'static', '{}') "
-                                  "RETURNING id").fetchone()[0]
-            _set_members(db, sid, first)
+            sid = _static_segment(db, "Kill test", first)
             eid = exports.save_export(db, admin, {
                 "name": "Kill test export", "connection_id": connection_id, "segment_ids": [sid],
                 "mapping": [{"field": "first_name", "attribute": "profile.first_name"},
@@ -320,19 +333,12 @@ def test_export_killed_mid_run_then_resumed(data_dir, tmp_path):
 
 def _export_world(db, vendor: str, base_url: str, n: int, *, targets=None):
     """An admin, a connection to the emulator process, n people in one segment and a mirror export of it."""
-    from core import consent
-    from services import connections, exports
+    from services import exports
 
     admin = _make_admin(db)
-    connection_id = connections.create_connection(
-        db, admin, vendor=vendor, name=f"{vendor} (emulator process)", region="production",
-        api_key=f"sandbox-key-kill-{vendor}", base_url=base_url, shared_with_contributors=True,
-        consent_version=consent.current_version(vendor), export_user=admin.username, allow_unverified=True)
+    connection_id = _emulator_connection(db, admin, vendor, base_url, f"sandbox-key-kill-{vendor}")
     _insert_people(db, _people(range(n)))
-    with db.transaction() as cur:
-        sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES ('Kill test', 'static', '{}') "
-                          "RETURNING id").fetchone()[0]
-    _set_members(db, sid, range(n))
+    sid = _static_segment(db, "Kill test", range(n))
     eid = exports.save_export(db, admin, {
         "name": f"Kill test {vendor}", "connection_id": connection_id, "segment_ids": [sid],
         "mapping": [{"field": "first_name", "attribute": "profile.first_name"}],
@@ -483,7 +489,6 @@ def test_enrichment_killed_mid_run_then_resumed(data_dir, tmp_path, kill_while):
     bulk is sent again (the crash window between the vendor's 202 and the bulk id being stored)."""
     from connectors.leadspace import LeadspaceClient
     from connectors.sandbox.server import spawn
-    from core import consent
     from core import enrichment as core
     from core.enrichment import EnrichmentConfig
     from jobs import runner
@@ -503,10 +508,7 @@ def test_enrichment_killed_mid_run_then_resumed(data_dir, tmp_path, kill_while):
         db = _open_db(db_path)
         try:
             admin = _make_admin(db)
-            connection_id = connections.create_connection(
-                db, admin, vendor="leadspace", name="Leadspace (emulator process)", region="production",
-                api_key="sandbox-key-kill-resume", base_url=sandbox.url, shared_with_contributors=True,
-                consent_version=consent.current_version("leadspace"), allow_unverified=True)
+            connection_id = _emulator_connection(db, admin, "leadspace", sandbox.url, "sandbox-key-kill-resume")
             insert_profiles(db, rows)
             eid = service.save_enrichment(db, admin, "Firmographics", EnrichmentConfig(
                 connection_id=connection_id, fields=["company_name", "company_website", "company_location"]))
