@@ -19,7 +19,7 @@ summary = home_service.summary(db)
 counts = summary["counts"]
 
 RUN_COLUMNS = [Column("kind", "Kind", "word", words="run_kind"), Column("name", "Name"),
-               Column("trigger", "Started by", "word", words="trigger"),
+               Column("trigger", "Trigger", "word", words="trigger"),   # as Run history says it
                Column("status", "Outcome", "word", words="status"), Column("finished", "Finished", "datetime")]
 PROBLEM_STATUSES = ("failed", "partially_succeeded", "interrupted")   # a run whose message the card spells out
 SEGMENT_COLUMNS = [Column("name", "Segment"), Column("members", "Members", "number"),

@@ -69,7 +69,7 @@ def test_page_shows_cards_runs_in_words_and_no_internals(db, admin, contributor,
     assert metrics["Profiles"] == "4,087"
     assert metrics["Enriched"] == "0%"
     runs = next(df.value for df in at.dataframe if "Outcome" in df.value.columns)
-    assert list(runs["Started by"]) == ["Dry run"] and list(runs["Outcome"]) == ["Partly succeeded"]
+    assert list(runs["Trigger"]) == ["Dry run"] and list(runs["Outcome"]) == ["Partly succeeded"]
     assert list(runs["Kind"]) == ["Export"]
     assert "Run" not in runs.columns and "Id" not in runs.columns   # the id opens the run, it is not shown
     text = runs.to_csv()
