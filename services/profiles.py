@@ -14,7 +14,8 @@ from typing import BinaryIO
 
 import duckdb
 
-from core import data_version, importing
+from core import data_version, importing, words
+from core import enrichment as core_enrichment
 from core.importing import (FilePreview, ImportPlan, ImportResult, ProfileImportError, ColumnInfo,
                             TARGET_EXTRA)
 from core.permissions import Action, User, require
@@ -513,9 +514,13 @@ def _segments_for(db, customer_id: str) -> list:
 
 def _enrichment_for(db, customer_id: str) -> list[dict]:
     try:
-        return repo.enrichment_values(db, customer_id)
+        rows = repo.enrichment_values(db, customer_id)
     except duckdb.Error:
         return []
+    # the vendor's confidence constant ("HIGH") in words, as every other screen shows it
+    label = next(f.label for f in core_enrichment.ENRICHED_FIELDS if f.column == "confidence")
+    return [{**r, "value": words.confidence(r["value"]) or r["value"]} if str(r["attribute"]).endswith(label)
+            else r for r in rows]
 
 
 MAX_CUSTOMER_ID_CHARS = 200

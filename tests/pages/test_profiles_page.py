@@ -149,3 +149,14 @@ def test_profile_url_is_validated_and_tables_read_as_words(db, viewer):
     values = dict(zip(*(at.dataframe[1].value[c] for c in ("Attribute", "Value"))))
     assert values["Email opt-out"] in ("Yes", "No", "—"), values["Email opt-out"]
     assert len(values["Updated at"]) == len("2026-01-11 19:34"), values["Updated at"]
+
+
+def test_enriched_match_confidence_reads_in_words(monkeypatch):
+    """The profile's enriched attributes showed the vendor's constant ("HIGH") for the match confidence."""
+    from services import profiles
+
+    monkeypatch.setattr(profiles.repo, "enrichment_values", lambda db, cid: [
+        {"enrichment": 1, "attribute": "Company firmographics: Match confidence", "value": "HIGH"},
+        {"enrichment": 1, "attribute": "Company firmographics: Industry", "value": "HIGH"}])
+    rows = profiles._enrichment_for(None, "c1")
+    assert [r["value"] for r in rows] == ["High", "HIGH"]   # only the confidence is a vendor constant
