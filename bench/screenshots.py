@@ -77,6 +77,7 @@ def detail_views(ids: dict) -> list[View]:
     editors = ("admin", "contributor")
     if ids.get("connection"):
         views.append(View("connections-detail", f"connections?connection={ids['connection']}", ("admin",)))
+    views.append(View("users-detail", "users?user=contributor", ("admin",)))
     views.append(View("exports-editor", "exports", editors, click=r"^Add export$"))
     views.append(View("sandbox-leadspace", "sandbox", editors, click=r"^Leadspace$"))
     views.append(View("sandbox-omnisend", "sandbox", editors, click=r"^Omnisend$"))

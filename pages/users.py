@@ -20,16 +20,28 @@ st.title("Users")
 rows = user_service.list_users(db, actor)
 
 
-def _pick_user(username: str) -> None:
-    st.session_state["edit_user"] = username
+URL_PARAM = "user"   # ?user=<username> opens that user, like every other list (a link or Back lands on it)
 
 
+def open_user(username: str | None) -> None:
+    if username is None:
+        st.query_params.pop(URL_PARAM, None)
+    else:
+        st.query_params[URL_PARAM] = username
+
+
+by_name = {r["username"]: r for r in rows}
+requested = st.query_params.get(URL_PARAM)
+chosen = requested if requested in by_name else None
+if requested is not None and chosen is None:
+    st.warning("That user does not exist (any more). Pick one from the list.")
+    open_user(None)
 clickable_table(
     [{"Username": r["username"], "Name": r["display_name"] or "", "Role": word(r["role"], "role"),
       "Active": r["active"], "Locked": r["locked"],
       "Demo": r["is_demo"], "Created": r["created_at"]} for r in rows],
-    ids=[r["username"] for r in rows], open_id=st.session_state.get("edit_user"), key="users_list",
-    on_open=_pick_user, caption="Click a user to change them below.")
+    ids=[r["username"] for r in rows], open_id=chosen, key="users_list",
+    on_open=open_user, caption="Click a user to change them below.")
 
 roles = [r.value for r in Role]
 with st.expander("Add a user", expanded=False):
@@ -46,10 +58,10 @@ with st.expander("Add a user", expanded=False):
             except UserError as exc:
                 st.error(error_text(exc))
 
-st.subheader("Change a user")
-by_name = {r["username"]: r for r in rows}
-chosen = st.selectbox("User", list(by_name), key="edit_user")
 if chosen:
+    head = st.container(horizontal=True, vertical_alignment="center")
+    head.subheader(f"Change “{md(chosen)}”")
+    head.button("Close", key="users_close", on_click=open_user, args=(None,))
     target = by_name[chosen]
     c1, c2 = st.columns(2)
     with c1:

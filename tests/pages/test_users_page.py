@@ -65,7 +65,8 @@ def test_admin_sees_and_ends_a_users_sessions_on_the_page(db, admin, viewer):
     db.close()
     at = app_as("alice").run()
     at = switch_to(at, "users.py")
-    at.selectbox(key="edit_user").select("victor").run()
+    at.query_params["user"] = "victor"   # opened as a click on its row does
+    at.run()
     assert not at.exception
     assert any(s.value == "Sessions of victor" for s in at.subheader)
     at.button(key="end_all_sessions").click().run()
@@ -89,8 +90,28 @@ def test_users_and_sessions_read_without_internals(db, admin, viewer):
     db.close()
     at = switch_to(app_as("alice").run(), "users.py")
     assert set(at.dataframe[0].value["Role"]) == {"Admin", "Viewer"}
-    at.selectbox(key="edit_user").select("victor").run()
+    at.query_params["user"] = "victor"   # opened as a click on its row does
+    at.run()
     sessions_table = at.dataframe[1].value
     assert "Session" not in sessions_table.columns
     assert list(sessions_table["Status"]) == ["Open"] and list(sessions_table["Ended"]) == ["—"]
     assert any("· Admin" in c.value for c in at.sidebar.caption)
+
+
+def test_a_row_click_opens_the_user_without_a_second_picker(db, admin, viewer):
+    """Like every other list: the row click (and ?user=) opens a user; no 'User' dropdown beside the table."""
+    db.close()
+    at = switch_to(app_as("alice").run(), "users.py")
+    assert not [b for b in at.selectbox if b.label == "User"]
+    assert not [h for h in at.subheader if h.value.startswith("Change")]       # nothing open until a click
+    names = list(at.dataframe[0].value["Username"])
+    at.session_state["users_list"] = {"selection": {"rows": [names.index("victor")], "columns": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.query_params["user"] in ("victor", ["victor"])
+    assert any(h.value == "Change “victor”" for h in at.subheader), [h.value for h in at.subheader]
+    at = at.button(key="users_close").click().run()
+    assert "user" not in at.query_params
+    at.query_params["user"] = "nobody"
+    at = at.run()
+    assert not at.exception and any("does not exist" in w.value for w in at.warning)
