@@ -71,9 +71,8 @@ def manage(conn: dict) -> None:
     if conn.get("base_url"):
         st.caption(f"Base URL: {md(conn['base_url'])}")
     if conn.get("last_verified_at"):   # the whole message here: the list's cell has only its time
-        outcome = "connected" if conn.get("last_verify_ok") else "not connected"
-        st.caption(md(f"Last check {minutes(conn['last_verified_at'])}: {outcome}"
-                      + (f" — {conn['last_verify_message']}" if conn.get("last_verify_message") else ".")))
+        outcome = conn.get("last_verify_message") or ("Connected." if conn.get("last_verify_ok") else "Not connected.")
+        st.caption(md(f"Last check {minutes(conn['last_verified_at'])}: {outcome}"))
     else:
         st.caption("Never checked: use Verify now (tab Key).")
     facts = [f"Created by {conn['created_by']}" if conn.get("created_by") else "",

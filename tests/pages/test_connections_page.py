@@ -539,5 +539,5 @@ def test_list_fits_the_page_and_the_connection_has_the_rest(users):
     row = table.iloc[0]
     assert row["Type"] == "SendGrid · Sandbox" and re.fullmatch(r"\d{1,2} \w{3} \d\d:\d\d", row["Last check"])
     captions = [shown(c.value) for c in at.caption]
-    assert any(c.startswith("Last check ") and ": connected" in c for c in captions), captions
+    assert any(c.startswith("Last check ") and ": Connected to SendGrid." in c for c in captions), captions
     assert any(c.startswith("Created by alice · ") and "export user alice" in c for c in captions), captions
