@@ -534,7 +534,11 @@ class ExportRun:
             cid_col, hash_col = cols[1], cols[3]
             actions, emails, fast_ok = cols[0].to_pylist(), cols[2].to_pylist(), cols[-1].to_pylist()
             reasons = cols[4].to_pylist() if cols[4].null_count < len(batch) else None
-            values_of = list(zip(*(c.to_pylist() for c in cols[5:-1]))) if len(cols) > 6 else None
+            value_cols = [c.to_pylist() for c in cols[5:-1]]
+            values_of = list(zip(*value_cols)) if value_cols else None
+            # a field limit to enforce in this batch at all? (one pass per column, not a dict per contact)
+            over_limit = limited and any(max(map(len, filter(None, col)), default=0) > self.limits[k]
+                                         for k, col in zip(field_keys, value_cols) if k in self.limits)
             picked = pending.new_chunk(cid_col, hash_col)
             for i, action in enumerate(actions):
                 email = emails[i]
@@ -546,7 +550,7 @@ class ExportRun:
                     self._skip(tkey, email, cid_col[i].as_py(), problem)
                     continue
                 values = values_of[i] if values_of is not None else ()
-                if limited:
+                if over_limit:
                     fields, problem = sync.apply_field_limits(dict(zip(field_keys, values)), self.limits, policy)
                     if problem:
                         self._skip(tkey, email, cid_col[i].as_py(), problem)
