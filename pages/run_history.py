@@ -11,8 +11,7 @@ from services import runs as run_service
 from services import schedule as schedule_service
 from ui import deps, nav
 from ui.alerts import page_link_or_text
-from ui.format import (RUN_KIND_LABELS, clickable_table, count_rows, counts_brief, day_and_time, distinct,
-                       duration, word)
+from ui.format import (RUN_KIND_LABELS, clickable_table, count_rows, counts_brief, day_and_time, duration, word)
 from ui.session import current_user, show_error
 from ui.text import md, md_lines
 
@@ -37,16 +36,14 @@ def _title(run: dict) -> str:
     return f"{word(run['kind'], 'run_kind')}{name} · {day_and_time(run['started_at'] or run['queued_at'])}{nature}"
 
 
-def _titles(runs: list[dict]) -> dict[int, str]:
-    """Each listed run's title, distinct (two runs of one item in the same minute: "… (2)"), without its
-    status, which changes while the page is open: a picker's label must not go stale."""
-    oldest_first = list(reversed(runs))
-    return dict(zip([r["id"] for r in oldest_first], distinct([_title(r) for r in oldest_first])))
+URL_PARAM = "run"   # ?run=<id> opens that run, like every other list (a link or browser Back lands on it)
 
 
-def _open_run(run_id: int) -> None:
-    st.query_params["run"] = str(run_id)
-    st.session_state["history_detail"] = run_id
+def open_run(run_id: int | None) -> None:
+    if run_id is None:
+        st.query_params.pop(URL_PARAM, None)
+    else:
+        st.query_params[URL_PARAM] = str(run_id)
 
 
 def _chain_starts(run_ids: list[int]) -> str:
@@ -88,7 +85,6 @@ triggers = f3.multiselect("Trigger", list(run_service.TRIGGER_LABELS), format_fu
 # Short label, no help icon: the column is narrow and a longer label was cut off ("Include ste…").
 show_children = f4.toggle("Show refresh steps", key="history_children")
 filters = dict(kind=kinds or None, status=statuses or None, trigger=triggers or None, top_level_only=not show_children)
-requested = st.query_params.get("run")
 any_active = run_service.any_active(db)
 
 
@@ -102,10 +98,13 @@ def history() -> None:
         st.info("No runs match. Runs of enrichments, exports and refreshes appear here.")
         return
     ids = [r["id"] for r in runs]
-    # The URL's run (a number the user may have typed) opens that run when it is in the list.
-    requested_id = int(requested) if requested and requested.isdigit() and int(requested) in ids else None
-    open_id = st.session_state.get("history_detail", requested_id)
-    titles = _titles(runs)
+    # The URL's run (a number the user may have typed, or a link from another page) is open; it may be one
+    # the filters or the page size leave out of the list, and is shown all the same.
+    raw = str(st.query_params.get(URL_PARAM) or "").strip()
+    opened = run_service.get_run(db, int(raw)) if raw.isdigit() else None
+    if raw and opened is None:
+        st.warning("That run does not exist (any more). Click one in the list.")
+        open_run(None)
     clickable_table(
         [{"Kind": word(r["kind"], "run_kind"), "Name": r["target_name"] or "",
           "Trigger": run_service.TRIGGER_LABELS.get(r["trigger"], r["trigger"]), "Who": r["requested_by"] or "",
@@ -115,23 +114,22 @@ def history() -> None:
           # a short summary that fits the page; every count, the chain's totals and the whole message are in
           # the run's details below (a long message or count list was cut at the table's edge)
           "Status": _status(r), "Counts": counts_brief(r["counts"])} for r in runs],
-        ids=ids, open_id=open_id, key="history_table", on_open=_open_run,
+        ids=ids, open_id=opened["id"] if opened else None, key="history_table", on_open=open_run,
         caption="Click a run to see its details (every count, the whole message) below.")
     if total > len(runs):
         st.caption(f"Showing the newest {len(runs):,} of {total:,} runs; narrow the filters to see older ones.")
-    preselect = requested_id if requested_id is not None else ids[0]
-    if st.session_state.get("history_detail") not in ids:
-        st.session_state["history_detail"] = preselect   # none yet, or filtered out: the URL's run or the newest
-    chosen = st.selectbox("Details of", ids, key="history_detail", format_func=lambda i: titles.get(i, "—"))
-    details(run_service.get_run(db, chosen))
+    if opened is not None:
+        details(opened)
 
 
 def details(run: dict) -> None:
     with st.container(border=True, key="history_details"):
-        st.markdown(f"**{md(_title(run))}** · "
+        head = st.container(horizontal=True, vertical_alignment="center")
+        head.markdown(f"**{md(_title(run))}** · "
                     + md(f"{run_service.TRIGGER_LABELS.get(run['trigger'], run['trigger'])} by {run['requested_by'] or 'system'}")
                     + (f" · {md(duration(run['duration_s']))}" if run.get('duration_s') is not None else "")
                     + f" · **{md(_status(run))}**")
+        head.button("Close", key="history_close", on_click=open_run, args=(None,))
         if run["message"]:
             st.write(md_lines(run["message"]))
         if run["status"] == "running" and run["progress_message"]:
@@ -146,9 +144,15 @@ def details(run: dict) -> None:
         children = run_service.child_runs(db, run["id"])
         if children:
             st.markdown("**Steps**")
+            # No Message column: a step's message (a skip's reason) was cut at the cell's edge; each one is
+            # said in full under the table, named as the table names the step.
             st.dataframe([{"Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
-                           "Counts": counts_brief(c["counts"]), "Message": c["message"] or ""} for c in children],
-                         hide_index=True, width="stretch")
+                           "Counts": counts_brief(c["counts"])} for c in children],
+                         hide_index=True, width="stretch", key="history_steps")
+            said = [f"- **{md(word(c['kind'], 'run_kind'))} “{md(c['target_name'] or '')}”** ({md(_status(c))}): "
+                    + md(c["message"]) for c in children if c["message"]]
+            if said:
+                st.markdown("\n".join(said))
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
             page, label = DETAIL_PAGES[run["kind"]]
             page_link_or_text(f"pages/{page}", label, label.replace("Open in ", "Data › "),

@@ -276,7 +276,8 @@ def test_run_history_page_shows_own_counts_and_chain_total(db, admin):
     assert "6 sent" in rows[killed]["Counts"] and "6 pending" in rows[killed]["Counts"]
     assert "10 sent" in rows[resumed]["Counts"] and "16" not in rows[resumed]["Counts"]
     assert "Across resumes" not in df.columns
-    at.selectbox(key="history_detail").set_value(resumed).run()
+    at.query_params["run"] = str(resumed)   # opened as a click on its row does
+    at.run()
     assert not at.exception, at.exception
     assert any(m.value.startswith("**Across the resumed runs** (started ") and " → " in m.value and "#" not in m.value
                for m in at.markdown)

@@ -69,27 +69,28 @@ def test_filters(seeded):
 
 
 def test_details_show_steps_with_reasons(seeded):
-    at = open_page()
-    at.selectbox(key="history_detail").set_value(seeded["refresh"]).run()
-    assert not at.exception, at.exception
+    at = open_page(run_param=seeded["refresh"])
     steps = table(at, 1)
     assert list(steps["Status"]) == ["Succeeded", "Skipped"]
-    assert "Firmographics' failed" in steps["Message"].iloc[1]
+    # the skip's reason is said whole under the table, not in a cell cut at the table's edge
+    assert "Message" not in steps.columns
+    assert any("(Skipped): Skipped: enrichment 'Firmographics' failed in this refresh." in shown(m.value)
+               for m in at.markdown), [m.value for m in at.markdown]
 
 
 def test_query_param_preselects_a_run(seeded):
     at = open_page(run_param=seeded["failed"])
-    assert at.selectbox(key="history_detail").value == seeded["failed"]
+    assert not at.selectbox   # no "Details of" picker beside the list: the row click or the URL opens a run
     assert any("The API key was rejected." in shown(m.value) for m in at.markdown)
 
 
 def test_cancel_and_resume(seeded):
-    at = open_page()
-    at.selectbox(key="history_detail").set_value(seeded["queued"]).run()
+    at = open_page(run_param=seeded["queued"])
     at.button(key=f"history_cancel_{seeded['queued']}").click().run()
     assert any(s.value == "Cancelled." for s in at.success)
     assert runner.get_run(app_db(), seeded["queued"])["status"] == "cancelled"
-    at.selectbox(key="history_detail").set_value(seeded["crashed"]).run()
+    at.query_params["run"] = str(seeded["crashed"])   # as a click on its row does
+    at.run()
     at.button(key=f"history_resume_{seeded['crashed']}").click().run()
     assert not at.exception, at.exception
     resumed = runner.list_runs(app_db(), trigger="resume")
@@ -126,39 +127,44 @@ def test_dry_run_trigger_reads_as_words():
     assert run_service.TRIGGER_LABELS["manual"] == "Manual"
 
 
-def test_details_labels_are_distinct_and_carry_no_stale_status(db, seeded):
-    """The picker's labels name the run (kind, name, start, "resumed") without its status, which changed
-    under an open page ("Running (0/4)" stayed after the run ended); two runs alike read "… (2)"."""
-    from storage.db import Database
-
-    db = Database(db.path)   # the fixture closed its handle for the app
-    resumed = runner.resume(db, SYSTEM, seeded["crashed"])
-    twin = runner.submit(db, SYSTEM, "export", 5, "Newsletter", status="failed")
-    with db.transaction() as cur:   # the twin started in the same minute as the first Newsletter run
-        cur.execute("UPDATE runs SET started_at = (SELECT started_at FROM runs WHERE id = ?), "
-                    "queued_at = (SELECT queued_at FROM runs WHERE id = ?) WHERE id = ?",
-                    [seeded["failed"], seeded["failed"], twin])
-    db.close()
+def test_a_row_click_opens_a_run_without_a_second_picker(seeded):
+    """Like Connections and Users: no "Details of" dropdown beside the clickable list; nothing is open until
+    a row is clicked (or ?run= says which), Close closes it, and a stale link is said."""
     at = open_page()
-    picker = at.selectbox(key="history_detail")
-    labels = picker.options
-    assert len(labels) == len(set(labels)), labels
-    assert not any(word in label for label in labels for word in ("Queued", "Running", "Failed", "Interrupted"))
-    assert sum(label.endswith("· resumed") for label in labels) == 1
-    newsletter = [label for label in labels if "Newsletter" in label]
-    assert len(newsletter) == 2 and newsletter[0] == newsletter[1] + " (2)"   # newest first: the twin is "(2)"
-    picker.set_value(resumed).run()
+    assert not [b for b in at.selectbox if b.label == "Details of"]
+    assert not any("The API key was rejected." in shown(m.value) for m in at.markdown)   # nothing open yet
+    names = list(table(at)["Name"])
+    at.session_state["history_table"] = {"selection": {"rows": [names.index("Newsletter")], "columns": []}}
+    at.run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="history_detail").value == resumed
+    assert at.query_params["run"] in (str(seeded["failed"]), [str(seeded["failed"])])
+    assert any("The API key was rejected." in shown(m.value) for m in at.markdown)
+    at = at.button(key="history_close").click().run()
+    assert "run" not in at.query_params
+    assert not any("The API key was rejected." in shown(m.value) for m in at.markdown)
+    at.query_params["run"] = "99999"
+    at = at.run()
+    assert not at.exception and any("does not exist" in shown(w.value) for w in at.warning)
+    assert "run" not in at.query_params
+
+
+def test_a_linked_run_opens_even_when_the_filters_leave_it_out(seeded):
+    """A link from Exports or Enrichment (?run=) opens its run although the list's filters hide it."""
+    at = open_page(run_param=seeded["failed"])
+    at.multiselect(key="history_kind").set_value(["enrichment"]).run()
+    assert "Newsletter" not in set(table(at)["Name"])
+    assert any("The API key was rejected." in shown(m.value) for m in at.markdown)
 
 
 def test_a_dry_run_and_a_run_of_one_minute_read_apart(db, admin):
-    runner.submit(db, admin, "export", 5, "Newsletter", "dry_run", status="succeeded")
-    runner.submit(db, admin, "export", 5, "Newsletter", status="succeeded")
+    dry = runner.submit(db, admin, "export", 5, "Newsletter", "dry_run", status="succeeded")
+    real = runner.submit(db, admin, "export", 5, "Newsletter", status="succeeded")
     db.close()
-    labels = open_page().selectbox(key="history_detail").options
-    assert labels[1].endswith(" · dry run") and "dry run" not in labels[0]   # newest first
-    assert not any(label.endswith(")") for label in labels)   # told apart by what they are, not by "(2)"
+
+    def heading(run_id):
+        return next(m.value for m in open_page(run_param=run_id).markdown if "Newsletter" in m.value)
+
+    assert "· dry run**" in heading(dry) and "dry run**" not in heading(real)
 
 
 def test_list_counts_are_a_short_summary_with_the_rest_in_the_details(db, admin):
@@ -174,7 +180,7 @@ def test_list_counts_are_a_short_summary_with_the_rest_in_the_details(db, admin)
                                                     "skipped_by_reason": {"invalid_email": 8, "no_consent": 8}},
                          message)
     db.close()
-    at = open_page()
+    at = open_page(run_param=run_id)
     df = table(at)
     assert list(df.columns) == ["Kind", "Name", "Trigger", "Who", "Started", "Status", "Counts"]
     assert df["Counts"].iloc[0] == "180 sent · 16 skipped"
