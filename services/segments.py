@@ -412,9 +412,24 @@ SUGGESTED_VALUES = 20          # how many of a text attribute's most frequent va
 MAX_SUGGESTED_VALUE_CHARS = 200
 
 
+# The builder's attribute picker opens on what a marketer segments by (place, industry, size), not on the
+# catalogue's order, which began with "Customer ID"; ids mean nothing to a segment and come last.
+SEGMENTED_BY_FIRST = ("country", "city", "state", "industry", "sub_industry", "employees_range", "employees_exact",
+                      "revenue_range", "revenue_exact", "hq_country", "hq_city", "hq_state", "company_name",
+                      "email_opt_out")
+IDS_LAST = ("customer_id", "ls_company_id")
+
+
+def _picker_rank(attr) -> tuple[int, int]:
+    if attr.column_name in SEGMENTED_BY_FIRST:
+        return 0, SEGMENTED_BY_FIRST.index(attr.column_name)
+    return (2 if attr.column_name in IDS_LAST else 1), 0
+
+
 def attributes(db) -> list:
-    """Attributes the builder offers (profile attributes and those of active enrichments), as catalogue rows."""
-    return repo.pickable_attributes(db)
+    """Attributes the builder offers (profile attributes and those of active enrichments), as catalogue rows:
+    the ones marketers segment by first, ids last (otherwise in the catalogue's order)."""
+    return sorted(repo.pickable_attributes(db), key=_picker_rank)
 
 
 def attribute_labels(db) -> dict[str, str]:

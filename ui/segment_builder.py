@@ -240,12 +240,14 @@ def show_builder(db, user, editing: dict | None, on_saved) -> None:
         st.rerun()
     attributes = {a.key: a for a in svc.attributes(db)}
     rule = draft()
-    try:
-        total, alone = svc.draft_counts(db, rule, refresh=st.button("Count again", key="seg_count"))
+    narrowed = any(rules.iter_conditions(rule.root))
+    try:   # "Count again" only once there is something to count: before a condition it is every profile
+        refresh = st.button("Count again", key="seg_count") if narrowed else False
+        total, alone = svc.draft_counts(db, rule, refresh=refresh)
     except ERRORS as exc:
         total, alone = None, {}
         st.error(error_text(exc))
-    if any(rules.iter_conditions(rule.root)):
+    if narrowed:
         st.metric("Members", EMPTY if total is None else number(total))
     elif total is not None:
         # a bare "Members 2,000" before any condition reads like a result; say what it is

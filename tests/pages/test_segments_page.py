@@ -229,3 +229,18 @@ def test_the_list_counts_the_exports_using_a_segment(seeded, monkeypatch):
     table = at.dataframe[0].value
     used = dict(zip(table["Name"], table["Used by"]))
     assert sorted(used.values()) == sorted(["2 exports"] + ["—"] * (len(ids) - 1)), used
+
+
+def test_builder_opens_on_what_marketers_segment_by_and_counts_again_only_with_a_condition(seeded):
+    """Before any condition there is nothing to count again (every profile); the attribute picker opens on
+    Country (place, industry, size first), not on the internal "Customer ID", which comes last."""
+    at = open_page("alice")
+    assert not [b for b in at.button if b.label == "Count again"]
+    picker = at.selectbox(key="seg_new_attr")
+    assert picker.value == "profile.country", picker.options[:3]
+    assert picker.options[-1] == "Customer ID", picker.options
+    at.selectbox(key="seg_new_op").set_value(Operator.EQUALS).run()
+    at.text_input(key="seg_value_text").input("France")
+    button(at, "Add condition").click().run()
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.label == "Count again"]
