@@ -71,10 +71,13 @@ def do_delete(eid: int) -> None:
         ctx.go("home")
 
 
-def actions(item: dict, prefix: str) -> None:
+def actions(item: dict, prefix: str, *, on_its_page: bool = False) -> None:
+    """The enrichment's buttons; `on_its_page`: shown on its own details, where "View" would open the page
+    already on screen."""
     eid = item["id"]
     row = st.container(horizontal=True)   # packed left, not spread over seven equal columns
-    row.button("View", key=f"enr_{prefix}view_{eid}", on_click=ctx.go, args=("details", eid))
+    if not on_its_page:
+        row.button("View", key=f"enr_{prefix}view_{eid}", on_click=ctx.go, args=("details", eid))
     row.button("Enriched data", key=f"enr_{prefix}data_{eid}", on_click=lambda: ctx.go("data", eid))
     row.button(f"Review ({item['review_pending']:,})", key=f"enr_{prefix}review_{eid}",
                on_click=lambda: ctx.go("review", eid))
@@ -156,7 +159,7 @@ def details(eid: int) -> None:
     c[2].metric("Match rate", _pct(item["match_rate"]))
     c[3].metric("To review", f"{item['review_pending']:,}")
     st.caption(f"Last refresh: {minutes(item['last_refreshed_at'], 'never')}")
-    actions(item, "d_")
+    actions(item, "d_", on_its_page=True)
     with st.expander("Schedule"):
         item_schedule.show(ctx.db, ctx.user, "enrichment", eid, may_edit=_may(Action.EDIT_ENRICHMENTS))
     history = svc.run_history(ctx.db, eid)

@@ -109,6 +109,9 @@ def test_row_click_opens_an_enrichment(db, admin):
     assert not at.exception, at.exception
     assert at.query_params["enrichment"] in (str(eid), [str(eid)])
     assert any(h.value == "Firmo" for h in at.subheader)
+    # on its own page no "View" (it would open the page on screen); its other actions are there
+    labels = [b.label for b in at.button]
+    assert "View" not in labels and "Enriched data" in labels, labels
 
 
 def _admin(db):
