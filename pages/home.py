@@ -9,7 +9,7 @@ import streamlit as st
 from services import home as home_service
 from ui import deps
 from ui.alerts import page_link_or_text
-from ui.format import Column, number, percent, selected_row, show_table, word
+from ui.format import Column, day_and_time, number, percent, selected_row, show_table, word
 from ui.session import current_user
 from ui.text import md
 
@@ -66,8 +66,15 @@ with left.container(border=True):
         st.line_chart({"When": [h["when"] for h in history], "Profiles": [h["profiles"] for h in history]},
                       x="When", y="Profiles", height=220)
     else:
-        st.caption("A chart appears after the second import." if history else
-                   "No import recorded yet: the chart starts with the next import.")
+        demo = summary["demo_loaded"]
+        if history:
+            st.caption("A chart appears after the second import.")
+        elif demo:   # demo data is an import too: saying "no import recorded" beside its profiles read wrong
+            loaded = f" ({number(demo['profiles'])} profiles)" if demo["profiles"] is not None else ""
+            st.caption(f"Demo data loaded {day_and_time(demo['when'])}{loaded}: the chart starts with the "
+                       "next import.")
+        else:
+            st.caption("No import recorded yet: the chart starts with the next import.")
 with right.container(border=True):
     st.subheader("Enriched profiles over time")
     enriched = summary["enriched_history"]

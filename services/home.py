@@ -5,6 +5,7 @@ to decide which suggestions fit their role, so a viewer is never told to change 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from core.permissions import Action, can
@@ -45,6 +46,20 @@ def _profile_history(db) -> list[dict]:
         total = max(0, total + int(inserted or 0) - int(removed or 0))
         history.append({"when": finished_at, "profiles": total})
     return history
+
+
+def _demo_loaded(db) -> dict | None:
+    """When demo data was last loaded and with how many profiles (demo data is an import of its own, recorded
+    in the audit log rather than as a profile import), or None when it never was."""
+    row = db.query_one("SELECT occurred_at, after_json FROM audit_log WHERE action = 'load_demo' "
+                       "ORDER BY occurred_at DESC, id DESC LIMIT 1")
+    if row is None:
+        return None
+    try:
+        profiles = json.loads(row[1] or "{}").get("profiles")
+    except (ValueError, AttributeError):
+        profiles = None
+    return {"when": row[0], "profiles": profiles if isinstance(profiles, int) else None}
 
 
 def _enriched_history(db, tables: list[tuple[dict, str]]) -> list[dict]:
@@ -105,6 +120,7 @@ def summary(db) -> dict:
         "enriched": enriched,
         "enriched_share": (enriched / profiles) if profiles else None,
         "profile_history": _profile_history(db),
+        "demo_loaded": _demo_loaded(db),
         "enriched_history": _enriched_history(db, tables),
         "segments": _segment_sizes(db),
         "coverage": _enrichment_coverage(db, tables, profiles),

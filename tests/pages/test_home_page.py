@@ -157,3 +157,19 @@ def test_recent_runs_spell_out_the_latest_problem_instead_of_cutting_messages(db
     runs = next(f.value for f in at.dataframe if "Outcome" in f.value.columns)
     assert "Message" not in runs.columns
     assert any(shown(c.value) == f"Failed: Export “Newsletter” — {long_message}" for c in at.caption)
+
+
+def test_demo_data_is_said_as_loaded_not_as_no_import(db, admin):
+    """Demo data is an import of its own: Home said "No import recorded yet" beside its profiles."""
+    _add_profiles(db, 12)
+    with db.transaction() as cur:
+        cur.execute("INSERT INTO audit_log (occurred_at, actor, action, entity, after_json) VALUES "
+                    "(TIMESTAMP '2026-12-07 06:33:00', 'alice', 'load_demo', 'profiles', '{\"profiles\": 12, \"seed\": 42}')")
+    summary = home_service.summary(db)
+    assert summary["demo_loaded"]["profiles"] == 12
+    db.close()
+    at = app_as("alice").run()
+    assert not at.exception, at.exception
+    captions = [shown(c.value) for c in at.caption]
+    assert "Demo data loaded 7 Dec 06:33 (12 profiles): the chart starts with the next import." in captions, captions
+    assert not any("No import recorded" in c for c in captions)
