@@ -35,8 +35,17 @@ def field_key(name: str) -> str:
     return re.sub(r"[\s\-.]+", "_", spaced).lower().strip("_")
 
 
+# Vendor field names whose words do not read as the vendor's own label: SendGrid's reserved field
+# `state_province_region` is "State / province" in its contact screens, not "State province region".
+VENDOR_FIELD_LABELS = {"state_province_region": "State / province", "address_line_1": "Address line 1",
+                       "address_line_2": "Address line 2"}
+
+
 def field_label(key: str) -> str:
-    """`first_name` -> `First name` (the headings of the records table)."""
+    """`first_name` -> `First name` (the headings of the records table); a vendor's field with a label of its
+    own reads as that label."""
+    if field_key(key) in VENDOR_FIELD_LABELS:
+        return VENDOR_FIELD_LABELS[field_key(key)]
     text = field_key(key).replace("_", " ")
     return text[:1].upper() + text[1:]
 

@@ -148,6 +148,22 @@ def test_field_labels_read_as_words():
         ["First name", "First name", "First name", "Company name"]
 
 
+def test_sendgrids_state_reads_as_its_own_label(users):
+    """SendGrid's `state_province_region` is headed "State / province", not "State province region"."""
+    from connectors.base import Contact
+    from services import connections as svc
+    svc.demo_setup(app_db(), users["admin"])
+    client = _client("sendgrid")
+    client.submit_upsert([Contact("ann@example.com", {"first_name": "Ann", "state": "Bavaria"})],
+                         client.create_target("VIP customers"))
+    client.close()
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    at = at.segmented_control[0].set_value("sendgrid").run()
+    assert not at.exception, at.exception
+    columns = list(_frames(at)[0].columns)
+    assert "State / province" in columns and "State province region" not in columns, columns
+
+
 def test_received_is_capped_and_says_how_many_lists_hold(users):
     from connectors.base import Contact
     from services import connections as svc
