@@ -229,15 +229,23 @@ def run_demo_items(page, url: str, ids: dict, say) -> None:
 
 
 def latest_run_id(page, url: str) -> int | None:
-    """The run the run-history detail view shows: the newest one its page links to, if any."""
+    """The run the run-history detail view shows: the newest one, opened by a click on the list's first row
+    (the page opens a run by the row click and names it in its URL, ?run=<id>), if any run is listed."""
+    from tests.e2e.grid import click_table_row
+
     page.goto(f"{url}/run_history")
     wait_idle(page)
     try:
-        _main(page).get_by_text(re.compile(r"^Run #\d+")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        click_table_row(_main(page).locator('[data-testid="stDataFrame"]').first, 0)
     except Exception:  # noqa: BLE001 - no run to show: the detail view is left out
         return None
-    found = re.findall(r"Run #(\d+)", _main(page).inner_text())
-    return max(map(int, found)) if found else None
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:   # the URL names the run once the click's rerun set it
+        found = re.search(r"[?&]run=(\d+)", page.url)
+        if found:
+            return int(found.group(1))
+        page.wait_for_timeout(200)
+    return None
 
 
 def problems(page) -> dict:

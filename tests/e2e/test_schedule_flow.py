@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import (assert_no_traceback, choose, click_key, goto_page, key, login, main_area, shot,
                                 wait_idle, wait_text)
+from tests.e2e.grid import click_table_row
 
 RUN_TIMEOUT_MS = 150_000
 FINAL = ("Succeeded", "Partially succeeded", "Failed", "Cancelled", "Skipped", "Interrupted")
@@ -54,7 +55,11 @@ def test_admin_schedules_runs_all_and_reads_the_history(demo_server, page):
     # (st.dataframe keys, like history_table, do not reach the DOM as st-key-* classes)
     main.locator('[data-testid="stDataFrame"]').first.wait_for()
     shot(page, "schedule_04_history_running")
-    # The details box follows the newest run; wait until it reaches a final status.
+    # The row click opens a run (no picker beside the list): the newest one, the refresh just queued, is
+    # first; its details follow it until it reaches a final status.
+    click_table_row(main.locator('[data-testid="stDataFrame"]').first, 0)
+    expect(page).to_have_url(re.compile(r"[?&]run=\d+"), timeout=30_000)   # the opened run has a URL of its own
+    wait_idle(page)
     details = key(page, "history_details")
     # its heading names what ran in words ("Refresh “System refresh” · 7 Dec 07:30"), no run number
     expect(details.locator("strong").filter(has_text=re.compile(r"^Refresh\b"))).to_be_visible()
