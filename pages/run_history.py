@@ -149,8 +149,8 @@ def details(run: dict) -> None:
             st.dataframe([{"Kind": word(c["kind"], "run_kind"), "Name": c["target_name"] or "", "Status": _status(c),
                            "Counts": counts_brief(c["counts"])} for c in children],
                          hide_index=True, width="stretch", key="history_steps")
-            said = [f"- **{md(word(c['kind'], 'run_kind'))} “{md(c['target_name'] or '')}”** ({md(_status(c))}): "
-                    + md(c["message"]) for c in children if c["message"]]
+            said = [f"- **{md(word(c['kind'], 'run_kind'))} “{md(c['target_name'] or '')}”**: " + md(c["message"])
+                    for c in children if c["message"]]   # (the status is in the table: "Skipped: Skipped: …")
             if said:
                 st.markdown("\n".join(said))
         if run["kind"] in DETAIL_PAGES and (nav.PAGES_DIR / DETAIL_PAGES[run["kind"]][0]).exists():
