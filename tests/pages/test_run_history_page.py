@@ -74,7 +74,7 @@ def test_details_show_steps_with_reasons(seeded):
     assert list(steps["Status"]) == ["Succeeded", "Skipped"]
     # the skip's reason is said whole under the table, not in a cell cut at the table's edge
     assert "Message" not in steps.columns
-    assert any("Export “Newsletter”: Skipped: enrichment 'Firmographics' failed in this refresh." in shown(m.value)
+    assert any("Export “Newsletter”**: Skipped: enrichment 'Firmographics' failed in this refresh." in shown(m.value)
                for m in at.markdown), [m.value for m in at.markdown]
 
 
