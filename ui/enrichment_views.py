@@ -158,7 +158,8 @@ def details(eid: int) -> None:
     c[1].metric("Profiles enriched", f"{item['profiles_enriched']:,}")
     c[2].metric("Match rate", _pct(item["match_rate"]))
     c[3].metric("To review", f"{item['review_pending']:,}")
-    st.caption(f"Last refresh: {minutes(item['last_refreshed_at'], 'never')}")
+    # in sentences a time reads as Run history's headings say it ("7 Dec 06:55"), not "2026-12-07 06:55"
+    st.caption(f"Last refresh: {day_and_time(item['last_refreshed_at']) if item['last_refreshed_at'] else 'never'}")
     actions(item, "d_", on_its_page=True)
     with st.expander("Schedule"):
         item_schedule.show(ctx.db, ctx.user, "enrichment", eid, may_edit=_may(Action.EDIT_ENRICHMENTS))
@@ -170,7 +171,7 @@ def details(eid: int) -> None:
             _runs_chart(history)
         elif history:  # one point makes no line: show that run's figures instead
             only = history[0]
-            st.caption(f"The run of {minutes(only['finished_at'])} · a chart appears after the next run.")
+            st.caption(f"The run of {day_and_time(only['finished_at'])} · a chart appears after the next run.")
             m = st.columns(3)
             for col, (label, k) in zip(m, RUN_OUTCOMES.items()):
                 col.metric(label, f"{only[k]:,}")
