@@ -6,12 +6,19 @@ API
 CONFIDENCE_WORDS = {"VERY LOW": "Very low", "LOW": "Low", "MEDIUM": "Medium", "HIGH": "High"}
 confidence(level) -> "Medium"               (unknown text in sentence case; "" for empty)
 consent_version(version) -> "version of January 2026"   (a version without a date: "version “x”")
+plural(count, singular, plural_form=None) -> "1 profile" / "2,000 profiles"   (ui.format re-exports it)
 """
 from __future__ import annotations
 
 import re
 
 from core.enrichment import CONFIDENCE_LEVELS
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """`1 profile`, `2,000 profiles` (thousands separators; irregular plurals via `plural_form`)."""
+    noun = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {noun}"
+
 
 CONFIDENCE_WORDS = {level: level.capitalize() for level in CONFIDENCE_LEVELS}   # "VERY LOW" -> "Very low"
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

@@ -27,6 +27,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from core.words import plural
 from core.permissions import SYSTEM
 from jobs import runner
 from jobs.runner import RunContext, RunResult
@@ -131,8 +132,7 @@ class _Refresh:
         if earlier is not None:
             runner.submit(self.db, SYSTEM, kind, target_id, name, "system_refresh", {},
                           parent_run_id=self.ctx.run_id, status="skipped", on_behalf_of=self.ctx.actor_username,
-                          message=f"Already done by the refresh this one resumes (run #{earlier} succeeded); "
-                                  "not run again.")
+                          message="Already done by the refresh this one resumes; not run again.")
             self.counts[f"{kind}s_succeeded"] += 1
             return "succeeded"
         child = runner.run_child(self.ctx, kind, target_id, name, busy_wait_s=self.busy_wait_s)
@@ -145,7 +145,7 @@ class _Refresh:
             self.counts[f"{kind}s_succeeded"] += 1
         if outcome in BAD_OUTCOMES or outcome == "partially_succeeded":
             label = outcome.replace("_", " ")
-            self.problems.append(f"{kind} '{name}' {label} (run #{child.get('busy_run_id') or child['id']})")
+            self.problems.append(f"{kind} '{name}' {label}")
             self.partial += outcome == "partially_succeeded"
         if outcome == "cancelled" and self.ctx.cancelled():
             self.cancelled = True
@@ -224,12 +224,12 @@ class _Refresh:
             return RunResult("succeeded", c, "Nothing to refresh: no active enrichments or exports"
                              + (" follow the system refresh." if self.scope == "system" else "."))
         if failed == 0 and dependency_skips == 0 and self.partial == 0:
-            return RunResult("succeeded", c, f"Refreshed {succeeded} item(s).")
+            return RunResult("succeeded", c, f"Refreshed {plural(succeeded, 'item')}.")
         summary = "; ".join(self.problems) or "some steps were skipped"
         if succeeded == 0:
             return RunResult("failed", c, f"Nothing was refreshed: {summary}.")
         return RunResult("partially_succeeded", c,
-                         f"{succeeded} step(s) succeeded, {failed} failed, {dependency_skips} skipped: {summary}.")
+                         f"{plural(succeeded, 'step')} succeeded, {failed:,} failed, {dependency_skips:,} skipped: {summary}.")
 
 
 def handle_refresh(ctx: RunContext) -> RunResult:

@@ -77,7 +77,9 @@ RUN_SWITCH_INTERVAL_S = 0.001
 
 class AlreadyRunning(Busy):
     def __init__(self, run_id: int, status: str):
-        super().__init__(f"A run of this item is already {status} (run #{run_id}). You can queue another one after it.")
+        # no run number in words a user reads: Run history shows runs by what and when, not by id
+        super().__init__(f"A run of this item is already {STATUS_LABELS.get(status, status).lower()}. "
+                         "You can queue another one after it.")
         self.run_id = run_id
         self.status = status
 
@@ -495,12 +497,13 @@ def run_child(ctx: "RunContext", kind: str, target_id: int | None, target_name: 
         other = wait_for(db, other_id, timeout_s=busy_wait_s, should_stop=ctx.cancelled)
         if other and other["status"] not in ACTIVE_STATUSES:
             outcome = other["status"]
-            message = (f"Already running as run #{other_id} when the refresh reached it; the refresh waited "
-                       f"and used that run's result ({STATUS_LABELS.get(outcome, outcome).lower()}).")
+            message = ("Already running when the refresh reached it; the refresh waited and used that run's "
+                       f"result ({STATUS_LABELS.get(outcome, outcome).lower()}).")
         else:
-            message = f"Skipped: already running as run #{other_id}; the refresh did not start a second one."
+            message = "Skipped: already running; the refresh did not start a second one."
     else:
-        message = f"Skipped: already {other_status} as run #{other_id}; the refresh did not start a second one."
+        message = (f"Skipped: already {STATUS_LABELS.get(other_status, other_status).lower()}; the refresh did not "
+                   "start a second one.")
     skipped_id = submit(db, SYSTEM, kind, target_id, target_name, trigger, params or {},
                         parent_run_id=ctx.run_id, status="skipped", message=message,
                         on_behalf_of=ctx.actor_username)

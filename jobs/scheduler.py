@@ -68,8 +68,8 @@ class Scheduler:
             run_id = runner.submit(
                 self.db, SYSTEM_ACTOR, schedules.REFRESH_KIND, None, schedules.REFRESH_NAME,
                 "system_refresh", params, status="skipped",
-                message=f"Skipped: the refresh scheduled for {local} ({schedule.timezone}) found run "
-                        f"#{busy.run_id} still {busy.status}.")
+                message=f"Skipped: the refresh scheduled for {local} ({schedule.timezone}) found the previous "
+                        f"refresh still {runner.STATUS_LABELS.get(busy.status, busy.status).lower()}.")
         schedules.record_system_fired(self.db, slot, run_id, now)
         if len(slots) > 1:
             log.info("system refresh: %d scheduled times passed while not running; queued once", len(slots))

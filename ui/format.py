@@ -12,10 +12,7 @@ from core import words as core_words
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
 
-def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """`1 profile`, `2,000 profiles` (thousands separators; irregular plurals via `plural_form`)."""
-    noun = singular if count == 1 else (plural_form or singular + "s")
-    return f"{count:,} {noun}"
+plural = core_words.plural   # "1 profile", "2,000 profiles": one definition for pages and jobs
 
 
 def minutes(value, empty: str = "") -> str:
