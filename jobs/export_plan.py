@@ -143,13 +143,15 @@ def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None) ->
     removal = ("coalesce(d.added_by_export, FALSE) AND (c.dup_rank IS NULL OR (c.dup_rank = 1 AND "
                "c.skip_reason IS NOT NULL))") if mirror else "FALSE"
     sql = (
-        cte + ", d AS (SELECT email, contact_hash, last_status, added_by_export, customer_id FROM export_delivered "
+        cte + ", d AS (SELECT email, contact_hash, contact_hash64, last_status, added_by_export, customer_id "
+        "FROM export_delivered "
         "WHERE export_id = ? AND target_key = ?) "
         "SELECT CASE WHEN c.dup_rank IS NULL THEN NULL " + excluded +
         f"WHEN c.skip_reason IS NOT NULL THEN '{sync.SKIP}' WHEN d.email IS NULL THEN '{sync.ADD}' "
         f"WHEN d.last_status <> 'accepted' THEN '{sync.RETRY}' "
-        f"WHEN d.contact_hash IS DISTINCT FROM c.contact_hash THEN '{sync.UPDATE}' ELSE '{sync.UNCHANGED}' END "
-        f"AS action, c.customer_id, c.email, c.contact_hash, c.skip_reason{fields}, {removal} AS removal, "
+        f"WHEN {repo._changed_sql(keys)} THEN '{sync.UPDATE}' ELSE '{sync.UNCHANGED}' END "   # noqa: SLF001
+        f"AS action, c.customer_id, c.email, {repo._carried_hash_sql(keys)} AS contact_hash, "   # noqa: SLF001
+        f"c.skip_reason{fields}, {removal} AS removal, "
         "c.dup_rank IS NOT NULL AS member, d.email AS d_email, d.customer_id AS d_customer_id "
         f"FROM classified c {'FULL OUTER' if mirror else 'LEFT'} JOIN d ON d.email = c.email")
     # the pattern only where an address is read (a contact to send): a CASE is evaluated lazily, and the
