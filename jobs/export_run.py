@@ -68,6 +68,7 @@ from jobs.export_journal import BatchMeta, Journal, journal_path, read_entries, 
 from jobs.runner import RunContext, RunResult
 from storage import db as db_memory
 from storage import exports as repo
+from storage.arrow_columns import int64_array, string_array
 
 PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
@@ -76,6 +77,7 @@ FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this o
 WRITES_WAITING = 2             # flushes handed to the writer thread and not started yet, at most (each holds
                                # its contacts' columns: this bounds the memory between sender and writer)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
+PLAN_MEMORY_LIMIT_BYTES = 128 << 20   # DuckDB's limit while a target's plan is computed (spills beyond it)
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
 CANCEL_CHECK_S = 0.5           # ctx.cancelled() is a query: ask at most this often (and after the first batch)
@@ -354,12 +356,19 @@ class ExportRun:
                 repo.record_outcomes(cur, skips)
                 # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
                 # planned as "no delivery row": nothing to delete first
+                # every column handed over as Arrow built from its buffers (storage.arrow_columns): pa.array on
+                # a list would import pandas into a process that has none (~50 MB at the run's peak)
                 repo.record_and_fold(cur, run_id, export_id, {
-                    "target_key": c_tkey, "email": c_email, "customer_id": c_cid.arrow(), "action": c_action,
-                    "outcome": c_status, "reason": c_reason, "contact_hash": c_hash.arrow()},
+                    "target_key": string_array(c_tkey), "email": string_array(c_email),
+                    "customer_id": c_cid.arrow(), "action": string_array(c_action),
+                    "outcome": string_array(c_status), "reason": string_array(c_reason),
+                    "contact_hash": c_hash.arrow()},
                     adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
+            # the blocks just written stay in DuckDB's cache (40-80 MB by the end of a 1 M run) though nothing
+            # in the run reads them again: let them go at each flush
+            db.evict_cache()
             for r in marked:   # committed: their journal lines need not be carried over any more
                 r[7] = True
 
@@ -396,6 +405,13 @@ class ExportRun:
         self._journal.truncate()
 
     def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
+        """_plan_target with DuckDB's memory capped at PLAN_MEMORY_LIMIT_BYTES: the diff's working memory over
+        1 M members (duplicate ranking, joins: +190-240 MB, handed back before sending) was the run's peak; it
+        spills to the temp directory instead (issue 16)."""
+        with self.db.memory_capped(PLAN_MEMORY_LIMIT_BYTES):
+            return self._plan_target(idx, target, retry_run)
+
+    def _plan_target(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
         """Plan the target: counts by action (as export_plan.count_plan), and where its rows will be read from.
 
         The diff is the costly part of a re-run, so a SMALL plan (at most MATERIALIZE_MAX_ROWS to send,
@@ -964,7 +980,7 @@ class _PendingMeta:
             cid_col, hash_col, picked = self.chunks[0]
             k = min(n, len(picked))
             if k:
-                idx = pa.array(picked[:k], type=pa.int64())
+                idx = int64_array(picked[:k])
                 cids.append(cid_col.take(idx))
                 hashes.append(hash_col.take(idx))
                 del picked[:k]
@@ -994,14 +1010,14 @@ class _PendingMeta:
         rest = sorted(set(range(total)) - set(picked))
         self.emails[:] = [self.emails[i] for i in rest]       # in place: _contacts holds their append methods
         self.actions[:] = [self.actions[i] for i in rest]
-        self.chunks.appendleft([pa.array([all_cids[i] for i in rest], type=pa.string()),
-                                pa.array([all_hashes[i] for i in rest], type=pa.string()), list(range(len(rest)))])
+        self.chunks.appendleft([string_array([all_cids[i] for i in rest]),
+                                string_array([all_hashes[i] for i in rest]), list(range(len(rest)))])
         return meta
 
 
 def _concat(arrays: list):
     if not arrays:
-        return pa.array([], type=pa.string())
+        return string_array([])
     arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
     return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
 
@@ -1021,7 +1037,7 @@ class _StringColumn:
     def extend(self, values) -> None:
         if isinstance(values, (pa.Array, pa.ChunkedArray)):
             if self.tail:
-                self.pieces.append(pa.array(self.tail, type=pa.string()))
+                self.pieces.append(string_array(self.tail))
                 self.tail = []
             self.pieces.append(values)
         else:
@@ -1029,7 +1045,7 @@ class _StringColumn:
 
     def arrow(self) -> pa.ChunkedArray:
         chunks = []
-        for p in self.pieces + ([pa.array(self.tail, type=pa.string())] if self.tail else []):
+        for p in self.pieces + ([string_array(self.tail)] if self.tail else []):
             chunks.extend(p.chunks if isinstance(p, pa.ChunkedArray) else [p])
         return pa.chunked_array([c.cast(pa.string()) for c in chunks], type=pa.string())
 

@@ -55,6 +55,16 @@ log = logging.getLogger(__name__)
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.IGNORECASE)
 
 
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "KIB": 2**10, "MB": 10**6, "MIB": 2**20, "GB": 10**9, "GIB": 2**30,
+               "TB": 10**12, "TIB": 2**40}
+
+
+def _limit_bytes(text: str) -> int:
+    """Bytes of a validated memory limit such as '800MB' or '1024MiB' (DuckDB's units: KB = 1000 B)."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$", text)
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
+
+
 class DatabaseError(Unavailable):
     """A problem with the database file that the user must act on (message is plain language)."""
 
@@ -425,6 +435,48 @@ class Database:
         finally:
             app.release()
 
+    def _evict_locked(self) -> bool:
+        """DuckDB's cached (unpinned) buffers evicted: the limit lowered for a moment, then restored. Caller holds
+        _memory_lock. False when they could not be (pinned by a running query): the cache is kept."""
+        try:
+            self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")
+            return True
+        except duckdb.Error:
+            return False
+        finally:
+            try:
+                self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            except duckdb.Error:
+                log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+
+    def evict_cache(self) -> bool:
+        """Mid-run: DuckDB's cached table blocks evicted (a run's writes leave every block it wrote cached, 40-80
+        MB at 1 M contacts, which nothing reads again during the run; issue 16). Skipped, never waited for,
+        while another thread changes the memory limit (a capped plan, release_memory). Best effort."""
+        if not self._memory_lock.acquire(blocking=False):
+            return False
+        try:
+            return self._evict_locked()
+        finally:
+            self._memory_lock.release()
+
+    @contextlib.contextmanager
+    def memory_capped(self, limit_bytes: int) -> Iterator[None]:
+        """DuckDB's memory limit lowered to limit_bytes (never raised) for the block: a large query's working
+        memory (a plan's duplicate ranking and joins over 1 M rows: +190-240 MB) spills to the temp directory
+        instead of raising the process's peak. The limit is the database's, so queries of other threads
+        meanwhile spill sooner too; restored at the end. Blocks while another cap or release_memory holds it."""
+        with self._memory_lock:
+            if limit_bytes < _limit_bytes(self.memory_limit):
+                self._con.execute(f"SET memory_limit = '{max(1, limit_bytes >> 20)}MiB'")
+            try:
+                yield
+            finally:
+                try:
+                    self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                except duckdb.Error:
+                    log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+
     def release_memory(self) -> dict:
         """After a run: give back what the run made the process hold. Python garbage first; the run's
         appended rows written to the file (a CHECKPOINT, when no writer is busy); DuckDB's cached buffers
@@ -434,16 +486,7 @@ class Database:
         done = {"gc_objects": gc.collect(), "checkpoint": False, "duckdb_evicted": False, "malloc_trim": False}
         done["checkpoint"] = self._checkpoint_if_idle()
         with self._memory_lock:
-            try:
-                self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")
-                done["duckdb_evicted"] = True
-            except duckdb.Error:   # could not evict down to it (pinned by a running query): keep the cache
-                pass
-            finally:
-                try:
-                    self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
-                except duckdb.Error:
-                    log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+            done["duckdb_evicted"] = self._evict_locked()
         if _MALLOC_TRIM is not None:
             done["malloc_trim"] = bool(_MALLOC_TRIM(0))
         return done

@@ -51,6 +51,7 @@ import orjson
 import pyarrow as pa   # at import, not mid-run on the export's writer thread (37 MB, ~0.3 s)
 
 from core import sync
+from storage.arrow_columns import int64_array
 from storage.db import quote_ident
 
 EXPORT_COLUMNS = ("id", "name", "connection_id", "vendor", "sync_mode", "over_limit", "mapping_json", "active",
@@ -446,7 +447,7 @@ def record_and_fold(cur, run_id: int, export_id: int, columns: dict[str, list], 
         return
     table = pa.table({**{k: _string_column(columns[k]) for k in (
         "target_key", "email", "customer_id", "action", "outcome", "reason", "contact_hash")},
-        "pos": pa.array(range(n), type=pa.int64())})
+        "pos": int64_array(range(n))})
     cur.register("fold_batch", table)
     try:
         cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "

@@ -1,0 +1,145 @@
+"""A 1 M export's peak memory (issue 16): the plan is computed under a DuckDB memory cap, the blocks a run
+writes do not stay cached, and a fresh process's run never imports pandas through pyarrow."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from storage import db as storage_db
+from storage.arrow_columns import int64_array, string_array
+from storage.db import Database
+from tests.test_exports_support import assert_counts_add_up, expected
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _limit(db) -> int:
+    number, unit = db.query_one("SELECT current_setting('memory_limit')")[0].split()
+    return int(float(number) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit])
+
+
+@pytest.mark.parametrize("values", [[], ["a"], ["x", None, "é", "", "日本"], [None, None], ["q"] * 1000])
+def test_string_arrays_from_buffers_equal_pa_array(values):
+    built = string_array(values)
+    assert built.equals(pa.array(values, type=pa.string()))
+    assert built.null_count == values.count(None)
+
+
+def test_int64_arrays_from_buffers_equal_pa_array():
+    assert int64_array([]).equals(pa.array([], type=pa.int64()))
+    assert int64_array(range(5)).equals(pa.array([0, 1, 2, 3, 4], type=pa.int64()))
+    assert pa.array(["a", "b", "c"]).take(int64_array([2, 0])).to_pylist() == ["c", "a"]
+
+
+def test_a_run_in_a_fresh_process_never_imports_pandas(tmp_path):
+    """pa.array(list) asks pyarrow's pandas shim whether the list is array-like, and that imports pandas
+    (~50 MB at a 1 M run's peak) into a CLI or bench process that never uses it. Failed before: the batch
+    meta's row positions (_PendingMeta) and the flush's columns were built with pa.array."""
+    from bench import _peer_world
+    from connectors.sandbox.server import spawn
+
+    world_ = _peer_world.build(tmp_path / "w", 40, ("sendgrid",))
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import atexit, json, runpy, sys\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'mods.json')!r}, 'w').write("
+        "json.dumps({'pandas': 'pandas' in sys.modules})))\n"
+        f"sys.argv = sys.argv[1:]; sys.path[0] = {str(ROOT / 'bench')!r}\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    with spawn("sendgrid", "--no-rate-limits", "--job-delay-s", "0") as em:
+        done = subprocess.run(
+            [sys.executable, str(probe), str(ROOT / "bench" / "_peer_ours.py"), "--db", str(world_.app_db),
+             "--vendor", "sendgrid", "--url", em.url, "--export-id", str(world_.export_ids["sendgrid"]),
+             "--admin-id", str(world_.admin_id)],
+            cwd=str(ROOT), capture_output=True, text=True, timeout=120,
+            env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.splitlines()[0])
+    assert report["status"] == "succeeded" and report["accepted"] == 40
+    assert json.loads((tmp_path / "mods.json").read_text()) == {"pandas": False}
+
+
+def test_memory_capped_lowers_the_limit_for_the_block_only(tmp_path, monkeypatch):
+    monkeypatch.setenv(storage_db.MEMORY_LIMIT_ENV, "400MB")
+    db = Database(tmp_path / "cap.duckdb")
+    try:
+        with db.memory_capped(64 << 20):
+            assert _limit(db) == 64 << 20
+            # a query larger than the cap still runs (it spills to the temp directory)
+            assert db.query_one("SELECT count(DISTINCT i % 300000) FROM range(2000000) t(i)")[0] == 300000
+        assert _limit(db) == pytest.approx(400e6, rel=0.01)
+        with db.memory_capped(2 << 30):      # never raised above the configured limit
+            assert _limit(db) == pytest.approx(400e6, rel=0.01)
+        assert _limit(db) == pytest.approx(400e6, rel=0.01)
+    finally:
+        db.close()
+
+
+def test_evict_cache_keeps_the_limit_and_never_waits(tmp_path, monkeypatch):
+    monkeypatch.setenv(storage_db.MEMORY_LIMIT_ENV, "400MB")
+    db = Database(tmp_path / "evict.duckdb")
+    try:
+        with db.transaction() as cur:
+            cur.execute("CREATE TABLE t AS SELECT range AS i, 'x' || range AS s FROM range(300000)")
+        assert db.evict_cache() is True
+        assert _limit(db) == pytest.approx(400e6, rel=0.01)
+        held, release = threading.Event(), threading.Event()
+
+        def cap():
+            with db.memory_capped(64 << 20):
+                held.set()
+                release.wait(10)
+        t = threading.Thread(target=cap)
+        t.start()
+        held.wait(10)
+        try:
+            assert db.evict_cache() is False      # another thread holds the limit: skipped, not waited for
+            assert _limit(db) == 64 << 20          # and the cap it set is not undone
+        finally:
+            release.set()
+            t.join(10)
+        assert _limit(db) == pytest.approx(400e6, rel=0.01)
+        assert db.query_one("SELECT count(*) FROM t")[0] == 300000
+    finally:
+        db.close()
+
+
+def test_the_plan_is_computed_under_the_cap_and_the_run_evicts_what_it_wrote(world, monkeypatch):
+    """The diff over every member (duplicate ranking, joins) runs with DuckDB's limit at
+    PLAN_MEMORY_LIMIT_BYTES; the limit is back for sending; each flush evicts the blocks it wrote."""
+    from jobs import export_run
+    from tests.test_exports_run import _setup
+
+    vendor = "iterable"
+    monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", 5)    # the large-plan path (a plan file)
+    sid, eid = _setup(world, vendor, n=30)
+    configured = _limit(world.db)
+    seen = {"plan": [], "evicted": 0}
+    plan_target = export_run.ExportRun._plan_target
+
+    def spy_plan(self, *a, **k):
+        seen["plan"].append(_limit(self.db))
+        return plan_target(self, *a, **k)
+
+    evict = Database.evict_cache
+
+    def spy_evict(self):
+        seen["evicted"] += 1
+        return evict(self)
+
+    monkeypatch.setattr(export_run.ExportRun, "_plan_target", spy_plan)
+    monkeypatch.setattr(Database, "evict_cache", spy_evict)
+    run = world.run(eid)
+    assert run["status"] == "succeeded", run["message"]
+    assert seen["plan"] == [min(export_run.PLAN_MEMORY_LIMIT_BYTES, configured)]
+    assert seen["evicted"] >= 1
+    assert _limit(world.db) == configured
+    assert run["counts"]["added"] == 30 and world.members(vendor, eid, sid) == expected(range(30))
+    assert_counts_add_up(run)
