@@ -26,16 +26,21 @@ def string_array(values) -> pa.Array:
     if not n:
         return pa.Array.from_buffers(pa.string(), 0, [None, _EMPTY_OFFSETS, pa.py_buffer(b"")])
     validity = None
-    null_count = 0
-    if None in values:
-        bits = 0
-        for i, v in enumerate(values):
-            if v is not None:
-                bits |= 1 << i
+    null_count = values.count(None)
+    if null_count == n:    # e.g. the reasons of a batch all accepted
+        return pa.Array.from_buffers(pa.string(), n, [pa.py_buffer(bytes((n + 7) // 8)),
+                                                      pa.py_buffer(bytes(4 * (n + 1))), pa.py_buffer(b"")],
+                                     null_count=n)
+    strings = values
+    if null_count:
+        # bit i set = value i present (Arrow's LSB-first bitmap): one binary literal, parsed in linear time
+        bits = int("".join("0" if v is None else "1" for v in reversed(values)), 2)
         validity = pa.py_buffer(bits.to_bytes((n + 7) // 8, "little"))
-        null_count = n - bits.bit_count()
-        values = ["" if v is None else v for v in values]
-    encoded = [v.encode("utf-8") for v in values]
+        strings = ["" if v is None else v for v in values]
+    try:
+        encoded = [v.encode("utf-8") for v in strings]
+    except AttributeError:     # not all str: pyarrow's own conversion (and its errors) decide
+        return pa.array(values, type=pa.string())
     offsets = array("i", [0])     # int32 offsets: array("i") raises OverflowError past 2 GiB of text
     offsets.extend(accumulate(map(len, encoded)))
     return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],

@@ -51,7 +51,7 @@ import orjson
 import pyarrow as pa   # at import, not mid-run on the export's writer thread (37 MB, ~0.3 s)
 
 from core import sync
-from storage.arrow_columns import int64_array
+from storage.arrow_columns import int64_array, string_array
 from storage.db import quote_ident
 
 EXPORT_COLUMNS = ("id", "name", "connection_id", "vendor", "sync_mode", "over_limit", "mapping_json", "active",
@@ -386,7 +386,7 @@ def delivered_emails(db, export_id: int, tkey: str) -> set[str]:
 # ------------------------------------------------------------------------------ outcomes and state
 
 def _arrow(columns: dict[str, list]):
-    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+    return pa.table({k: string_array(v) for k, v in columns.items()})
 
 
 def record_outcomes(cur, rows: list[tuple]) -> None:
@@ -429,7 +429,7 @@ def _string_column(values):
     """A string column from a list or as it is when already Arrow (the runner hands ids and hashes so)."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
-    return pa.array(values, type=pa.string())
+    return string_array(values)
 
 
 _EFFECTIVE = ("(outcome = 'accepted' OR (outcome = 'rejected' AND action IN ('update', 'retry')))")

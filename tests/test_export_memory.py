@@ -25,11 +25,17 @@ def _limit(db) -> int:
     return int(float(number) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit])
 
 
-@pytest.mark.parametrize("values", [[], ["a"], ["x", None, "é", "", "日本"], [None, None], ["q"] * 1000])
+@pytest.mark.parametrize("values", [[], ["a"], ["x", None, "é", "", "日本"], [None, None], ["q"] * 1000,
+                                    [None] * 50_001, ["a", None, "ø"] * 20_001])
 def test_string_arrays_from_buffers_equal_pa_array(values):
     built = string_array(values)
     assert built.equals(pa.array(values, type=pa.string()))
     assert built.null_count == values.count(None)
+
+
+def test_a_value_that_is_not_text_is_refused_as_pyarrow_refuses_it():
+    with pytest.raises(pa.ArrowTypeError):
+        string_array(["a", 1])
 
 
 def test_int64_arrays_from_buffers_equal_pa_array():
