@@ -90,6 +90,8 @@ def change_one_percent(path: Path, table: str) -> int:
 
     con = duckdb.connect(str(path))
     try:
+        # our copy too is changed by this plain UPDATE (a writer outside the app, logging nothing): the export
+        # finds the rows by their later updated_at, as drt does
         n = con.execute(f"UPDATE {table} SET first_name = first_name || ' changed', "
                         f"updated_at = {CHANGED_UPDATED_AT} WHERE {CHANGED_PREDICATE}").fetchone()[0]
         con.execute("CHECKPOINT")

@@ -116,6 +116,7 @@ def one_vendor(vendor: str, contacts: int) -> list[dict]:
     from connectors.registry import make_client
     from connectors.sandbox.server import spawn
     from jobs import export_run
+    from storage import changes
 
     out = []
     sandbox = spawn(vendor, "--no-rate-limits", "--job-delay-s", "0")
@@ -137,7 +138,9 @@ def one_vendor(vendor: str, contacts: int) -> list[dict]:
                         "accepted": c.get("accepted"), "requests": requests1 - requests0,
                         "setup_seconds": round(setup_s, 2), "pipeline": _window(vendor),
                         "emulator": "separate process", "load_1m": _load()})
-            with db.transaction() as cur:
+            with db.transaction() as cur:   # as an upsert import writes: the change logged (storage.changes)
+                changes.log_customers(cur, "bench_change", "SELECT customer_id FROM profiles "
+                                      "WHERE hash(customer_id) % 100 = 0")
                 cur.execute("UPDATE profiles SET first_name = first_name || ' changed' "
                             "WHERE hash(customer_id) % 100 = 0")
             rerun, rerun_s = _run(db, admin, export_id)

@@ -14,7 +14,7 @@ import time
 from connectors.sandbox import companies as sandbox_companies
 from core import config
 from core.permissions import Action, Role, User, require
-from storage import audit, catalogue, settings
+from storage import audit, catalogue, changes, settings
 from storage import users as users_repo
 from storage.db import Database, DatabaseError, quote_ident
 
@@ -340,6 +340,7 @@ def generate_profiles(db, actor: User, n: int, seed: int = 42) -> int:
     params = _parameters(n, seed)
     with db.transaction() as cur:
         _ensure_extra_columns(cur)
+        changes.log_wide(cur, "demo_data")   # every profile replaced: the next export plans diff everything
         cur.execute("DELETE FROM profiles")
         # Insertion order is kept on purpose (preserve_insertion_order=false saves ~15 % CPU here): rows
         # stored in customer_id order let keyset paging skip row groups by their min/max (5-8x faster).

@@ -313,24 +313,53 @@ class Database:
 
     @contextlib.contextmanager
     def _begun(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """BEGIN .. COMMIT (ROLLBACK on an error) on a fresh cursor; the caller holds its lane's lock."""
+        """BEGIN .. COMMIT (ROLLBACK on an error) on a fresh cursor; the caller holds its lane's lock.
+        Callbacks registered with after_transaction(cur, fn) run once it has ended, either way."""
         with self._tracked() as cur:
             cur.execute("BEGIN TRANSACTION")
+            stack = getattr(_thread, "transactions", None)
+            if stack is None:
+                stack = _thread.transactions = []
+            frame = (self, cur, [])
+            stack.append(frame)
             try:
-                yield cur
-            except BaseException as exc:
                 try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass   # DuckDB already aborted it (a conflict); the original error is what matters
-                _raise_conflict(exc)
-                raise
-            else:
-                try:
-                    cur.execute("COMMIT")
-                except duckdb.TransactionException as exc:
+                    yield cur
+                except BaseException as exc:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass   # DuckDB already aborted it (a conflict); the original error is what matters
                     _raise_conflict(exc)
                     raise
+                else:
+                    try:
+                        cur.execute("COMMIT")
+                    except duckdb.TransactionException as exc:
+                        _raise_conflict(exc)
+                        raise
+            finally:
+                stack.remove(frame)
+                for fn in frame[2]:
+                    fn()
+
+    @staticmethod
+    def transaction_of(cur) -> "Database | None":
+        """The Database whose transaction() (in this thread) `cur` is, or None (autocommit, another thread)."""
+        for db, c, _ in reversed(getattr(_thread, "transactions", None) or ()):
+            if c is cur:
+                return db
+        return None
+
+    @staticmethod
+    def after_transaction(cur, fn) -> bool:
+        """Call fn() once the transaction() `cur` belongs to has committed or rolled back; False (fn not
+        registered) when `cur` is not such a transaction in this thread."""
+        for _, c, callbacks in reversed(getattr(_thread, "transactions", None) or ()):
+            if c is cur:
+                callbacks.append(fn)
+                return True
+        return False
 
     @contextlib.contextmanager
     def _write_turn(self, *, wait: bool) -> Iterator[bool]:

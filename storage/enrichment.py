@@ -41,7 +41,7 @@ from typing import Any
 from core import data_version
 from core import enrichment as core
 from core.enrichment import ENRICHED_FIELDS, EnrichmentConfig
-from storage import catalogue
+from storage import catalogue, changes
 from storage.db import quote_ident
 
 SOURCE = "enrichment"
@@ -129,6 +129,7 @@ def sync_catalogue(cur, enrichment: dict) -> None:
 
 def delete(cur, enrichment_id: int) -> None:
     eid = int(enrichment_id)
+    changes.log_wide(cur, "enrichment_deleted")   # its attributes are gone from every profile
     catalogue.remove_source(cur, SOURCE, eid)
     cur.execute("DELETE FROM enrichment_review WHERE enrichment_id = ?", [eid])
     pass_ids = [r[0] for r in cur.execute("SELECT id FROM enrichment_passes WHERE enrichment_id = ?", [eid]).fetchall()]
@@ -642,6 +643,9 @@ def apply_results(db, enrichment: dict, pass_id: int, run_id: int) -> int:
             "FROM enrichment_work_results r JOIN enrichment_pass_members m "
             "ON m.pass_id = r.pass_id AND m.input_key = r.input_key "
             f"WHERE {scope} AND r.outcome = 'enriched'")
+        changes.log_customers(cur, "enrichment_results", "SELECT DISTINCT m.customer_id FROM enrichment_work_results r "
+                              "JOIN enrichment_pass_members m ON m.pass_id = r.pass_id AND m.input_key = r.input_key "
+                              f"WHERE {scope} AND r.outcome = 'enriched'", [pass_id, todo])
         cur.execute(_upsert_results_sql(eid, config.write_mode, source), [run_id, pass_id, todo])
         # Below-threshold matches wait for an analyst; a newer one replaces an older pending one.
         below = (f"FROM enrichment_work_results r JOIN enrichment_pass_members m "
@@ -767,6 +771,9 @@ def decide_review(cur, enrichment: dict, customer_ids: list[str], accept: bool, 
         source = (f"SELECT v.customer_id, {_result_select('v')}, v.confidence, now(), v.pass_id, NULL, ? "
                   "FROM enrichment_review v WHERE v.enrichment_id = ? AND v.status = 'pending' "
                   "AND list_contains(?, v.customer_id)")
+        changes.log_customers(cur, "enrichment_review", "SELECT DISTINCT v.customer_id FROM enrichment_review v "
+                              "WHERE v.enrichment_id = ? AND v.status = 'pending' AND list_contains(?, v.customer_id)",
+                              [eid, ids])
         cur.execute(_upsert_results_sql(eid, enrichment["config"].write_mode, source), [actor_name, eid, ids])
     cur.execute(
         "UPDATE enrichment_review SET status = ?, decided_by = ?, decided_at = now() "

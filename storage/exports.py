@@ -51,6 +51,7 @@ import orjson
 import pyarrow as pa   # at import, not mid-run on the export's writer thread (37 MB, ~0.3 s)
 
 from core import sync
+from storage import changes
 from storage.arrow_columns import int64_array, string_array
 from storage.db import quote_ident
 
@@ -108,7 +109,8 @@ def update_export(cur, export_id: int, row: dict, segment_ids: list[int], target
 
 def delete_export(cur, export_id: int) -> None:
     for table in ("export_segments", "export_targets", "export_delivered", "export_run_contacts",
-                  "export_pending_submissions", "export_target_state", "export_membership_checks"):
+                  "export_pending_submissions", "export_target_state", "export_membership_checks",
+                  "export_plan_marks", "export_plan_residue"):
         cur.execute(f"DELETE FROM {table} WHERE export_id = ?", [export_id])  # table names allow-listed
     cur.execute("DELETE FROM exports WHERE id = ?", [export_id])
 
@@ -297,7 +299,12 @@ def split_carried_hash(value: str | None) -> tuple[str | None, int | None]:
         return md5, None
 
 
-def _eligible_cte(db, export: dict, segment_ids: list[int]) -> tuple[str, list, list[str]]:
+def _eligible_cte(db, export: dict, segment_ids: list[int], restrict: str | None = None
+                  ) -> tuple[str, list, list[str]]:
+    """restrict: the prefix of the temp tables of an incremental plan (jobs/export_plan.candidates): only the
+    profile rows in <restrict>_rows (customer_id), i.e. every row whose normalized email is a candidate (so
+    duplicate ranks are the whole diff's) and the candidates without an email; their segment membership is
+    evaluated for them alone. Only for the profile's own email."""
     members, params = _members_sql(db, segment_ids)
     # data matching: the attribute holding the email is a mapping item for field "email" (none: the
     # profile's email); it is the contact's key, not a field sent alongside
@@ -309,11 +316,17 @@ def _eligible_cte(db, export: dict, segment_ids: list[int]) -> tuple[str, list, 
         email_expr, _ = exprs.pop(), keys.pop()
     fcols = "".join(f", {e} AS f{i}" for i, e in enumerate(exprs))
     fnames = "".join(f", f{i}" for i in range(len(exprs)))
+    only = ""
+    if restrict is not None:
+        if email_item:
+            raise ValueError("an incremental plan reads the profile's own email only")
+        only = f" AND p.customer_id IN (SELECT customer_id FROM {restrict}_rows)"
+        members = f"SELECT customer_id FROM ({members}) WHERE customer_id IN (SELECT customer_id FROM {restrict}_rows)"
     cte = (
         f"WITH members AS ({members}), "
         f"src AS (SELECT p.customer_id, nullif(lower(trim({email_expr})), '') AS email, "
         f"  coalesce(p.email_opt_out, FALSE) AS opted_out{fcols} "
-        f"  FROM profiles p {' '.join(joins)} WHERE p.customer_id IN (SELECT customer_id FROM members)), "
+        f"  FROM profiles p {' '.join(joins)} WHERE p.customer_id IN (SELECT customer_id FROM members){only}), "
         "blocked AS (SELECT email FROM suppression_list UNION "
         "  SELECT DISTINCT lower(trim(email)) FROM profiles WHERE email_opt_out AND email IS NOT NULL), "
         f"ranked AS (SELECT customer_id, email, opted_out{fnames}, {_hash64_sql(keys)} AS hash64, "
@@ -370,6 +383,59 @@ def removal_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_ema
                 "AND outcome = 'rejected' AND action = 'remove')")
         params += [only_emails_from_run, tkey]
     return sql, params
+
+
+# ------------------------------------------------------------------------------ incremental plans (issue 16)
+
+def plan_mark(db, export_id: int, tkey: str) -> tuple[int, str, Any] | None:
+    """(change number, state key, updated_at cursor) of the last plan a run of this export settled for the
+    target, or None; None too when the target's delivery state is not what that run left (written since by
+    anything else than a run that settles its plan)."""
+    def read(cur):
+        row = cur.execute("SELECT change_no, state_key, cursor_at, delivered_state FROM export_plan_marks "
+                          "WHERE export_id = ? AND target_key = ?", [export_id, tkey]).fetchone()
+        if row is None or row[3] != _delivered_state(cur, export_id, tkey):
+            return None
+        return int(row[0]), str(row[1]), row[2]
+    return _read(db, read)
+
+
+def _delivered_state(cur, export_id: int, tkey: str) -> str:
+    n, last = cur.execute("SELECT count(*), max(updated_at) FROM export_delivered WHERE export_id = ? AND "
+                          "target_key = ?", [export_id, tkey]).fetchone()
+    return f"{n}|{last}"
+
+
+def has_uncollected(db, export_id: int) -> bool:
+    """Submissions of this export still to be collected (a later run folds them: a plan must see all)."""
+    return bool(_read(db, lambda cur: cur.execute(
+        "SELECT count(*) FROM export_pending_submissions WHERE export_id = ? AND NOT collected",
+        [export_id]).fetchone()[0]))
+
+
+def unsettled_sql(rows_sql: str, params: list, run_id: int, tkey: str) -> tuple[str, list]:
+    """(sql, params): the distinct (customer_id, email) of a plan's rows (rows_sql) that its run left
+    unsettled: all but the emails whose every outcome in the run was an accepted add, update or retry (their
+    delivery state now says exactly what the plan computed: the next diff finds them unchanged). A removal
+    stays: its member rows, if any, are skips now (e.g. no consent), which the next plan counts."""
+    return (f"SELECT DISTINCT r.customer_id, r.email FROM ({rows_sql}) r WHERE r.email IS NULL OR r.email NOT IN "
+            "(SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? AND email IS NOT NULL "
+            " GROUP BY email HAVING bool_and(outcome = 'accepted' AND action <> 'remove'))", [*params, run_id, tkey])
+
+
+def save_plan_mark(cur, export_id: int, tkey: str, change_no: int, state_key: str, cursor_at, run_id: int,
+                   rows_sql: str, params: list) -> int:
+    """The plan a run made (at change_no, of state_key) is settled: remember it with the contacts it left
+    unsettled (rows_sql: customer_id, email; see unsettled_sql). Returns the residue's size."""
+    cur.execute("DELETE FROM export_plan_residue WHERE export_id = ? AND target_key = ?", [export_id, tkey])
+    cur.execute("INSERT INTO export_plan_residue (export_id, target_key, customer_id, email) "
+                f"SELECT ?, ?, customer_id, email FROM ({rows_sql})", [export_id, tkey, *params])
+    n = cur.execute("SELECT count(*) FROM export_plan_residue WHERE export_id = ? AND target_key = ?",
+                    [export_id, tkey]).fetchone()[0]
+    cur.execute("INSERT OR REPLACE INTO export_plan_marks (export_id, target_key, change_no, state_key, cursor_at, "
+                "delivered_state, run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [export_id, tkey, int(change_no), state_key, cursor_at, _delivered_state(cur, export_id, tkey), run_id])
+    return int(n)
 
 
 def delivered_count(db, export_id: int, tkey: str) -> int:
@@ -765,6 +831,7 @@ def list_suppressed(db, *, limit: int = 100, offset: int = 0, search: str | None
 def add_suppressed(cur, emails: list[str], reason: str | None, added_by: str) -> int:
     if not emails:
         return 0
+    changes.log_emails(cur, "suppression_added", emails)
     before = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
     cur.execute("INSERT INTO suppression_list (email, reason, added_by) "
                 "SELECT DISTINCT unnest(?::VARCHAR[]), ?, ? ON CONFLICT DO NOTHING", [emails, reason, added_by])
@@ -772,6 +839,7 @@ def add_suppressed(cur, emails: list[str], reason: str | None, added_by: str) ->
 
 
 def remove_suppressed(cur, emails: list[str]) -> int:
+    changes.log_emails(cur, "suppression_removed", emails)
     before = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
     cur.execute("DELETE FROM suppression_list WHERE email IN (SELECT unnest(?::VARCHAR[]))", [emails])
     return before - cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
@@ -779,6 +847,7 @@ def remove_suppressed(cur, emails: list[str]) -> int:
 
 def clear_suppressed(cur) -> int:
     n = cur.execute("SELECT count(*) FROM suppression_list").fetchone()[0]
+    changes.log_wide(cur, "suppression_cleared")
     cur.execute("DELETE FROM suppression_list")
     return n
 

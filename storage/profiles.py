@@ -19,7 +19,7 @@ import duckdb
 
 from core import importing
 from core.importing import ProfileImportError
-from storage import text_encoding
+from storage import changes, text_encoding
 from storage.db import quote_ident
 
 TABLE = "profiles"
@@ -429,9 +429,12 @@ def load(cur, staging: str, key: str, exprs: dict[str, str], params: dict[str, l
     select_exprs = ", ".join([f"s.{k}", *(exprs[c] for c in columns), "now()"])
     select_params = [p for c in columns for p in params.get(c, [])]
     if mode == "replace":
+        changes.log_wide(cur, "import_replace")
         cur.execute(f"DELETE FROM {TABLE}")
         cur.execute(f"INSERT INTO {TABLE} ({insert_cols}) SELECT {select_exprs} FROM {s} AS s", select_params)
         return
+    # before the write: each id with its email as it was (storage.changes)
+    changes.log_customers(cur, "import_upsert", f"SELECT DISTINCT s.{k} AS customer_id FROM {s} AS s")
     if columns:
         sets = ", ".join(f"{quote_ident(c)} = {exprs[c]}" for c in columns)
         cur.execute(f"UPDATE {TABLE} SET {sets}, updated_at = now() FROM {s} AS s "

@@ -31,8 +31,12 @@ class World:
 
     # -- data ------------------------------------------------------------------------------
     def add_profiles(self, rows: list[dict]) -> None:
+        from storage import changes
+
         cols = ("customer_id", "email", "first_name", "last_name", "city", "country")
-        with self.db.transaction() as cur:
+        with self.db.transaction() as cur:   # logged as the app's writers of profiles log (storage.changes)
+            changes.log_customers(cur, "test_insert", "SELECT unnest(?::VARCHAR[]) AS customer_id",
+                                  [[r["customer_id"] for r in rows]])
             cur.execute(
                 "INSERT INTO profiles (customer_id, email, first_name, last_name, city, country, email_opt_out) "
                 "SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
@@ -41,7 +45,10 @@ class World:
         data_version.bump()   # as the app's writers of profile data do (imports, demo data)
 
     def update_profile(self, customer_id: str, **values) -> None:
+        from storage import changes
+
         with self.db.transaction() as cur:
+            changes.log_customers(cur, "test_update", "SELECT ? AS customer_id", [customer_id])
             for col, val in values.items():
                 assert col in ("email", "first_name", "last_name", "city", "country", "email_opt_out")
                 cur.execute(f"UPDATE profiles SET {col} = ? WHERE customer_id = ?", [val, customer_id])
