@@ -66,6 +66,7 @@ from jobs import export_plan, runner
 from jobs.background import OrderedWriter
 from jobs.export_journal import BatchMeta, Journal, journal_path, read_entries, submission_line
 from jobs.runner import RunContext, RunResult
+from storage import changes
 from storage import db as db_memory
 from storage import exports as repo
 from storage.arrow_columns import int64_array, string_array
@@ -871,6 +872,9 @@ class ExportRun:
                                         [])
                 finally:
                     cur.unregister("plan_rows")
+            oldest = cur.execute("SELECT min(change_no) FROM export_plan_marks").fetchone()[0]
+            if oldest is not None:   # changes every settled plan has seen: no plan derives across them again
+                changes.prune(cur, int(oldest))
 
     def _membership_note(self) -> str:
         """What the run found about list membership, in words, for the run's message (and so its page)."""
