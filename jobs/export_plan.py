@@ -262,8 +262,7 @@ def _member_rows(cur, db, export: dict, target: dict) -> int:
     _, joins, _ = repo.mapping_columns(db, list(export["mapping"]))
     if len(target["segment_ids"]) == 1 and not joins and " JOIN " not in members.upper():
         # one segment's member query, joining nothing, is a filter over profiles (one row per profile row, as
-        # below): count it
-        # as it is, without joining its result to profiles once more (a second semi join over every member)
+        # below): count it as it is, without joining its result to profiles once more (a second semi join)
         return cur.execute(f"SELECT count(*) FROM ({members})", params).fetchall()[0][0]
     return cur.execute(f"SELECT count(*) FROM profiles p {' '.join(joins)} WHERE p.customer_id IN ({members})",
                        params).fetchall()[0][0]
@@ -318,7 +317,8 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
 # ------------------------------------------------------------------------------ incremental plans (issue 16)
 # A re-run's diff over every member (2-3 s at 1 M) found the 1 % that changed. Instead a run's plan is derived
 # from the last one a run settled (storage.exports.save_plan_mark): its watermark W (storage.changes) and the
-# contacts it left unsettled (its rows minus those whose every outcome was "accepted"). A contact outside those
+# contacts it left unsettled (its rows minus the emails whose every outcome was an accepted add, update or
+# retry: storage.exports.unsettled_sql). A contact outside those
 # and unchanged since W has the same source rows, segment membership, consent and delivery state as when that
 # plan found it unchanged (only a run changes the delivery state, and only for its plan's rows), so it is
 # unchanged now too. The candidates are: the residue, every customer id changed since W (with its email then
@@ -390,11 +390,14 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
             (f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND customer_id IN "
              f"(SELECT customer_id FROM {prefix}_i)", [eid, tkey])):
         cur.execute(f"INSERT INTO {emails} SELECT * FROM ({sql}) t(email) WHERE email IS NOT NULL", params)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT DISTINCT email FROM {emails}")
+    # normalized as the pass normalizes (a suppression entry is logged as typed too)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT DISTINCT nullif(lower(trim(email)), '') AS email "
+                f"FROM {emails} WHERE nullif(lower(trim(email)), '') IS NOT NULL")
     cur.execute(f"DROP TABLE {emails}")
     # lower(email) is the normalized email unless the address starts or ends with something trim() may
     # remove (a space, a Unicode space) or no printable ASCII at all: only those rows (and rows without an
-    # email) pay for trim(), a third of the scan otherwise
+    # email, or an empty one: ord() of it is -1) pay for trim(), a third of the scan otherwise. A row whose
+    # lower(email) is a candidate has no such character at either end, so that IS its normalized email.
     norm = "nullif(lower(trim(p.email)), '')"
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS "
