@@ -141,7 +141,6 @@ class ExportRun:
         self._plans: dict[str, dict[str, int]] = {}          # target key -> planned contacts by action
         self._plan_files: list = []          # large plans written to files by this run (removed at its end)
         self._bases: dict[str, export_plan.Basis] = {}   # target key -> what its plan was derived from
-        self._residue: dict[str, tuple[str, list] | None] = {}   # target key -> its plan's rows (customer_id, email)
 
     # ------------------------------------------------------------------ helpers
     def _tcounts(self, tkey: str) -> dict:
@@ -431,8 +430,6 @@ class ExportRun:
             if small is not None:
                 counts, plan_src, removal_src = small
                 self._sources[target["key"]] = (plan_src, removal_src)
-                self._residue[target["key"]] = (
-                    f"SELECT customer_id, coalesce(email, d_email) AS email FROM run_pass_{int(idx)}", [])
                 return counts
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
                                        only_emails_from_run=retry_run)
@@ -468,10 +465,6 @@ class ExportRun:
                 removals = cur.execute(f"SELECT count(*) FROM ({rsql})", rparams).fetchall()[0][0]
         counts[sync.REMOVE] = removals
         self._sources[target["key"]] = (plan_src, removal_src)
-        parts = [_from(s) for s in (plan_src, removal_src) if s is not None and s[0] != "query"]
-        if retry_run is None and len(parts) == sum(1 for s in (plan_src, removal_src) if s is not None):
-            self._residue[target["key"]] = (" UNION ALL ".join(f"SELECT customer_id, email FROM {src}"
-                                                               for src, _ in parts), [p for _, ps in parts for p in ps])
         return counts
 
     def _recovered_unchanged(self, target: dict, retry_run: int | None) -> int:
@@ -842,7 +835,7 @@ class ExportRun:
         except Exception as exc:  # collecting failed too; submissions stay stored for the next run
             error = error or exc
         else:
-            if not self.dry_run and retry_run is None:
+            if not self.dry_run and retry_run is None and error is None and not self.stopped_by_cancel:
                 self._settle_plans(targets)
         self._tick(force=True)
         result = self._result(error)
@@ -852,26 +845,20 @@ class ExportRun:
         return result
 
     def _settle_plans(self, targets: list[dict]) -> None:
-        """Every outcome is written (_drain): remember each target's plan with what it left unsettled, so the
-        next run derives its plan from this one (export_plan.Basis). A crash before this keeps the previous
-        mark, which stays true: this run changed the delivery state only for rows of its plan, all of which
-        the previous mark's next plan re-examines. A plan read from a query (too large to keep) is not
-        remembered: the next run diffs everything."""
+        """The run went through its whole plan and every outcome is written (_drain): remember each target's
+        plan with what it left unsettled, so the next run derives its plan from this one (export_plan.Basis).
+        Every planned row has an outcome now (sent and collected, or skipped), so the unsettled ones are read
+        from this run's outcomes alone. A run that stopped early (an error, a cancel) or a crash keeps the
+        previous mark, which stays true: this run changed the delivery state only for rows of its plan, and
+        the previous mark's next plan re-examines all of those."""
         with self.db.transaction() as cur:
             for t in targets:
-                basis, residue = self._bases.get(t["key"]), self._residue.get(t["key"])
-                if basis is None or residue is None:
+                basis = self._bases.get(t["key"])
+                if basis is None:
                     continue
-                # the temp tables live on the run's own cursor: the (few) unsettled rows go through Arrow
-                sql, params = repo.unsettled_sql(residue[0], residue[1], int(self.run_id), t["key"])
-                rows = self._scratch.sql(sql, params=params).to_arrow_table()
-                cur.register("plan_rows", rows)
-                try:
-                    repo.save_plan_mark(cur, int(self.export["id"]), t["key"], basis.change_no, basis.state_key,
-                                        basis.cursor_at, int(self.run_id), "SELECT customer_id, email FROM plan_rows",
-                                        [])
-                finally:
-                    cur.unregister("plan_rows")
+                sql, params = repo.unsettled_sql(int(self.run_id), t["key"])
+                repo.save_plan_mark(cur, int(self.export["id"]), t["key"], basis.change_no, basis.state_key,
+                                    basis.cursor_at, int(self.run_id), sql, params)
             oldest = cur.execute("SELECT min(change_no) FROM export_plan_marks").fetchone()[0]
             if oldest is not None:   # changes every settled plan has seen: no plan derives across them again
                 changes.prune(cur, int(oldest))

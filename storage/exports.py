@@ -413,14 +413,14 @@ def has_uncollected(db, export_id: int) -> bool:
         [export_id]).fetchone()[0]))
 
 
-def unsettled_sql(rows_sql: str, params: list, run_id: int, tkey: str) -> tuple[str, list]:
-    """(sql, params): the distinct (customer_id, email) of a plan's rows (rows_sql) that its run left
-    unsettled: all but the emails whose every outcome in the run was an accepted add, update or retry (their
-    delivery state now says exactly what the plan computed: the next diff finds them unchanged). A removal
-    stays: its member rows, if any, are skips now (e.g. no consent), which the next plan counts."""
-    return (f"SELECT DISTINCT r.customer_id, r.email FROM ({rows_sql}) r WHERE r.email IS NULL OR r.email NOT IN "
-            "(SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? AND email IS NOT NULL "
-            " GROUP BY email HAVING bool_and(outcome = 'accepted' AND action <> 'remove'))", [*params, run_id, tkey])
+def unsettled_sql(run_id: int, tkey: str) -> tuple[str, list]:
+    """(sql, params): the distinct (customer_id, email) a run that went through its whole plan left unsettled:
+    every outcome but an accepted add, update or retry (whose delivery state now says exactly what the plan
+    computed: the next diff finds it unchanged). A removal stays: the email's member rows, if any, are skips
+    now (e.g. no consent), which the next plan counts. An email with one such outcome brings all its rows
+    into the next plan (candidates are widened by email)."""
+    return ("SELECT DISTINCT customer_id, email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
+            "AND NOT (outcome = 'accepted' AND action <> 'remove')", [int(run_id), tkey])
 
 
 def save_plan_mark(cur, export_id: int, tkey: str, change_no: int, state_key: str, cursor_at, run_id: int,

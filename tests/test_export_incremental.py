@@ -185,3 +185,31 @@ def test_every_writer_logs_its_change(world):
         changes.log_customers(cur, "rolled back", "SELECT 'c2' AS customer_id")
         raise RuntimeError
     assert changes.watermark(world.db) == before + 1
+
+
+def test_a_failed_run_keeps_the_last_mark_and_rejections_stay_to_be_retried(world, monkeypatch):
+    world.add_profiles(base_people(40))
+    sid = world.segment("All", [f"c{i}" for i in range(40)])
+    eid = world.export("iterable", [sid])
+    em = world.emulators["iterable"]
+    assert world.run(eid)["counts"]["accepted"] == 40
+    mark = world.db.query("SELECT run_id, change_no FROM export_plan_marks")
+    for i in range(5):
+        world.update_profile(f"c{i}", first_name="Again")
+    em.faults.server_error_burst = 1000          # every request fails: the run stops midway
+    failed = world.run(eid)
+    assert failed["status"] == "failed", failed["message"]
+    assert world.db.query("SELECT run_id, change_no FROM export_plan_marks") == mark   # not settled
+    em.faults.server_error_burst = 0
+    assert _compare(world.db, eid, monkeypatch)  # derived from the older mark, and exact
+    em.conflict.update({"person1@example.com"})  # the vendor refuses one contact
+    world.update_profile("c6", last_name="Six")
+    run = world.run(eid)
+    assert run["status"] == "partially_succeeded" and run["counts"]["rejected"] == 1, run["message"]
+    assert world.db.query("SELECT email FROM export_plan_residue") == [("person1@example.com",)]
+    assert _compare(world.db, eid, monkeypatch)
+    em.conflict.clear()
+    again = world.run(eid)
+    assert (again["counts"]["retried"], again["counts"]["accepted"]) == (1, 1), again["counts"]
+    assert world.members("iterable", eid, sid) == {f"person{i}@example.com" for i in range(40)}
+    assert world.run(eid)["counts"]["sent"] == 0
