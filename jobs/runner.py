@@ -364,55 +364,44 @@ def _rss_mb() -> int | None:
         return None
 
 
-_gil_lock = threading.Lock()
-_gil_runs = 0
-_gil_idle_interval_s = sys.getswitchinterval()
+class _WhileRunsGo:
+    """A process-wide setting changed while any run is going (in any thread) and put back once none is:
+    `current()` reads it, `during(saved)` gives the run's value from the process's own, `apply(value)` sets it."""
+
+    def __init__(self, current, during, apply) -> None:
+        self._current, self._during, self._apply = current, during, apply
+        self._lock = threading.Lock()
+        self._runs = 0
+        self._saved = None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        with self._lock:
+            self._runs += 1
+            if self._runs == 1:
+                self._saved = self._current()
+                self._apply(self._during(self._saved))
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._runs -= 1
+                if self._runs == 0:
+                    self._apply(self._saved)
 
 
-@contextlib.contextmanager
-def _short_gil_turns():
-    """RUN_SWITCH_INTERVAL_S while any worker has a run going; the process's own interval once none has."""
-    global _gil_runs, _gil_idle_interval_s
-    with _gil_lock:
-        _gil_runs += 1
-        if _gil_runs == 1:
-            _gil_idle_interval_s = sys.getswitchinterval()
-            sys.setswitchinterval(min(RUN_SWITCH_INTERVAL_S, _gil_idle_interval_s))
-    try:
-        yield
-    finally:
-        with _gil_lock:
-            _gil_runs -= 1
-            if _gil_runs == 0:
-                sys.setswitchinterval(_gil_idle_interval_s)
-
+# RUN_SWITCH_INTERVAL_S while any worker has a run going; the process's own interval once none has.
+_short_gil_turns = _WhileRunsGo(sys.getswitchinterval, lambda idle: min(RUN_SWITCH_INTERVAL_S, idle),
+                                sys.setswitchinterval)
 
 # While a run is going the collector's young generation is collected every RUN_GC_THRESHOLDS[0] allocations,
 # not every 700: a run keeps ~100 k contacts' objects alive in its pipeline and makes millions of short-lived
 # ones, and Python's default thresholds traversed the survivors again and again (issue 16: a 1 M export's
 # CPU 10.3 -> 7.8 s). Garbage cycles are still collected, in fewer, larger passes.
 RUN_GC_THRESHOLDS = (50_000, 20, 100)
-_gc_lock = threading.Lock()
-_gc_runs = 0
-_gc_idle_thresholds: tuple[int, ...] = ()
-
-
-@contextlib.contextmanager
-def _fewer_gc_passes():
-    """RUN_GC_THRESHOLDS while any run is going (in any thread); the process's own thresholds once none is."""
-    global _gc_runs, _gc_idle_thresholds
-    with _gc_lock:
-        _gc_runs += 1
-        if _gc_runs == 1:
-            _gc_idle_thresholds = gc.get_threshold()
-            gc.set_threshold(*(max(a, b) for a, b in zip(RUN_GC_THRESHOLDS, _gc_idle_thresholds)))
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_runs -= 1
-            if _gc_runs == 0:
-                gc.set_threshold(*_gc_idle_thresholds)
+_fewer_gc_passes = _WhileRunsGo(gc.get_threshold,
+                                lambda idle: tuple(max(a, b) for a, b in zip(RUN_GC_THRESHOLDS, idle)),
+                                lambda thresholds: gc.set_threshold(*thresholds))
 
 
 @contextlib.contextmanager
