@@ -233,7 +233,7 @@ def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) ->
             f"count(*) FILTER (WHERE CASE WHEN {_TO_SEND} THEN {over} ELSE FALSE END), "
             f"array_slice(list(email) FILTER (WHERE {unsure}), 1, {UNSURE_EMAILS_CHECKED}), "
             f"count(*) FILTER (WHERE member) FROM ({sql}) GROUP BY action", params).fetchall()
-        members = _member_rows(cur, db, export, target) if restrict else None
+        members = member_count(cur, db, export, target, basis) if restrict else None
     seen_members = 0
     for action, n, n_removal, n_over, emails, n_member in rows:
         if action is not None:
@@ -268,6 +268,16 @@ def _member_rows(cur, db, export: dict, target: dict) -> int:
                        params).fetchall()[0][0]
 
 
+def member_count(cur, db, export: dict, target: dict, basis: "Basis | None") -> int:
+    """_member_rows, or the settled plan's count when it stands (Basis.static); kept on the basis for its mark."""
+    if basis is not None and basis.since is not None and basis.static_members is not None:
+        return basis.static_members
+    n = _member_rows(cur, db, export, target)
+    if basis is not None and basis.static:
+        basis.static_members = n
+    return n
+
+
 def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, basis: "Basis | None" = None
                ) -> tuple[dict[str, int], tuple, tuple | None] | None:
     """The runner's plan of one target when it is small (the usual re-run), from ONE evaluation of the pass;
@@ -280,7 +290,7 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
     and ("table", run_removals_<idx>) with (email, customer_id). The unchanged count is the members' rows (a
     plain count, no diff) minus the rows of every other action."""
     tkey = target["key"]
-    members = _member_rows(cur, db, export, target)
+    members = member_count(cur, db, export, target, basis)
     restrict = None
     if basis is not None and basis.since is not None:   # derived from the last settled plan (see Basis)
         restrict = f"run_cand_{int(idx)}"
@@ -338,6 +348,8 @@ class Basis:
     cursor_at: object = None   # max(profiles.updated_at) read with the watermark
     since: int | None = None   # derive from the settled plan at this change number; None: the whole diff
     since_cursor: object = None   # ... and look at the profiles stamped after that plan's cursor_at too
+    static: bool = False       # only static segments, no joined attributes: the member rows are those of the mark
+    static_members: int | None = None   # the member rows: the mark's (since) or counted by this plan (to keep)
 
 
 def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) -> Basis:
@@ -356,6 +368,11 @@ def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) 
                         _segments_state(db, target["segment_ids"]), [n_profiles, ids_hash], list(suppression)],
                        default=str)
     basis = Basis(change_no, hashlib.sha256(state.encode()).hexdigest(), cursor_at)
+    # the member rows of static segments over profiles alone change only with the member lists or the profile
+    # ids, both in the state key: a derived plan takes the mark's count instead of counting every member again
+    kinds = {r[0] for r in db.query("SELECT kind FROM segments WHERE id IN (SELECT unnest(?::BIGINT[]))",
+                                    [[int(s) for s in target["segment_ids"]]])}
+    basis.static = kinds == {"static"} and not repo.mapping_columns(db, list(export["mapping"]))[1]
     if (retry_run is not None or os.environ.get(INCREMENTAL_ENV, "1").strip() == "0"
             or repo.email_mapping(export.get("mapping") or [])):
         return basis
@@ -365,6 +382,8 @@ def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) 
     if changes.wide_since(db, mark[0]) or repo.has_uncollected(db, int(export["id"])):
         return basis
     basis.since, basis.since_cursor = mark[0], mark[2]
+    if basis.static:
+        basis.static_members = mark[3]
     return basis
 
 

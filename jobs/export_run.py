@@ -431,6 +431,8 @@ class ExportRun:
                 counts, plan_src, removal_src = small
                 self._sources[target["key"]] = (plan_src, removal_src)
                 return counts
+            if basis.static:   # kept with the plan's mark: the next run need not count the members again
+                export_plan.member_count(self._scratch, self.db, self.export, target, basis)
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],
                                        only_emails_from_run=retry_run)
         # last column: DuckDB's (RE2, linear-time) verdict of core.sync's fast email pattern, a hint
@@ -858,7 +860,7 @@ class ExportRun:
                     continue
                 sql, params = repo.unsettled_sql(int(self.run_id), t["key"])
                 repo.save_plan_mark(cur, int(self.export["id"]), t["key"], basis.change_no, basis.state_key,
-                                    basis.cursor_at, int(self.run_id), sql, params)
+                                    basis.cursor_at, int(self.run_id), sql, params, members=basis.static_members)
             oldest = cur.execute("SELECT min(change_no) FROM export_plan_marks").fetchone()[0]
             if oldest is not None:   # changes every settled plan has seen: no plan derives across them again
                 changes.prune(cur, int(oldest))

@@ -387,16 +387,16 @@ def removal_sql(db, export: dict, segment_ids: list[int], tkey: str, *, only_ema
 
 # ------------------------------------------------------------------------------ incremental plans (issue 16)
 
-def plan_mark(db, export_id: int, tkey: str) -> tuple[int, str, Any] | None:
-    """(change number, state key, updated_at cursor) of the last plan a run of this export settled for the
-    target, or None; None too when the target's delivery state is not what that run left (written since by
-    anything else than a run that settles its plan)."""
+def plan_mark(db, export_id: int, tkey: str) -> tuple[int, str, Any, int | None] | None:
+    """(change number, state key, updated_at cursor, member rows or None) of the last plan a run of this
+    export settled for the target, or None; None too when the target's delivery state is not what that run
+    left (written since by anything else than a run that settles its plan)."""
     def read(cur):
-        row = cur.execute("SELECT change_no, state_key, cursor_at, delivered_state FROM export_plan_marks "
+        row = cur.execute("SELECT change_no, state_key, cursor_at, delivered_state, members FROM export_plan_marks "
                           "WHERE export_id = ? AND target_key = ?", [export_id, tkey]).fetchone()
         if row is None or row[3] != _delivered_state(cur, export_id, tkey):
             return None
-        return int(row[0]), str(row[1]), row[2]
+        return int(row[0]), str(row[1]), row[2], (None if row[4] is None else int(row[4]))
     return _read(db, read)
 
 
@@ -424,7 +424,7 @@ def unsettled_sql(run_id: int, tkey: str) -> tuple[str, list]:
 
 
 def save_plan_mark(cur, export_id: int, tkey: str, change_no: int, state_key: str, cursor_at, run_id: int,
-                   rows_sql: str, params: list) -> int:
+                   rows_sql: str, params: list, members: int | None = None) -> int:
     """The plan a run made (at change_no, of state_key) is settled: remember it with the contacts it left
     unsettled (rows_sql: customer_id, email; see unsettled_sql). Returns the residue's size."""
     cur.execute("DELETE FROM export_plan_residue WHERE export_id = ? AND target_key = ?", [export_id, tkey])
@@ -433,8 +433,9 @@ def save_plan_mark(cur, export_id: int, tkey: str, change_no: int, state_key: st
     n = cur.execute("SELECT count(*) FROM export_plan_residue WHERE export_id = ? AND target_key = ?",
                     [export_id, tkey]).fetchone()[0]
     cur.execute("INSERT OR REPLACE INTO export_plan_marks (export_id, target_key, change_no, state_key, cursor_at, "
-                "delivered_state, run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [export_id, tkey, int(change_no), state_key, cursor_at, _delivered_state(cur, export_id, tkey), run_id])
+                "delivered_state, members, run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [export_id, tkey, int(change_no), state_key, cursor_at, _delivered_state(cur, export_id, tkey), members,
+                 run_id])
     return int(n)
 
 

@@ -28,6 +28,7 @@ CREATE TABLE export_plan_marks (
     state_key  VARCHAR NOT NULL,
     cursor_at  TIMESTAMP,                    -- max(profiles.updated_at) then: rows stamped later are looked at too
     delivered_state VARCHAR,                 -- the target's delivery state when the mark was saved (count, last write)
+    members    BIGINT,                       -- member rows then, when only static segments (the count stays) or NULL
     run_id     BIGINT,
     saved_at   TIMESTAMP NOT NULL DEFAULT now(),
     PRIMARY KEY (export_id, target_key)
