@@ -213,3 +213,21 @@ def test_a_failed_run_keeps_the_last_mark_and_rejections_stay_to_be_retried(worl
     assert (again["counts"]["retried"], again["counts"]["accepted"]) == (1, 1), again["counts"]
     assert world.members("iterable", eid, sid) == {f"person{i}@example.com" for i in range(40)}
     assert world.run(eid)["counts"]["sent"] == 0
+
+
+def test_a_change_nobody_logged_or_stamped_is_caught_by_the_probe(world, monkeypatch):
+    """A script's UPDATE without updated_at: the probe of the profiles outside the candidates sees rows that
+    are not unchanged any more, and the plan diffs everything."""
+    from jobs import export_plan
+
+    world.add_profiles(base_people(30))
+    sid = world.segment("All", [f"c{i}" for i in range(30)])
+    eid = world.export("iterable", [sid])
+    assert world.run(eid)["counts"]["accepted"] == 30
+    monkeypatch.setattr(export_plan, "PROBE_PERCENT", 100)   # the whole (one-vector) table: a sure catch here
+    with world.db.transaction() as cur:
+        cur.execute("UPDATE profiles SET first_name = first_name || ' silently' WHERE customer_id IN ('c3', 'c4')")
+    assert not _compare(world.db, eid, monkeypatch)   # no incremental plan: the whole diff, which sees both
+    run = world.run(eid)
+    assert sorted(world.submitted_emails(eid, run["id"])) == ["person3@example.com", "person4@example.com"]
+    assert _compare(world.db, eid, monkeypatch)       # settled again: the next plan is derived once more
