@@ -223,21 +223,25 @@ def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) ->
         if basis.since is not None:   # derived from the last settled plan: only what may have changed since
             restrict = "gate_cand"
             candidates(cur, export, target, basis.since, restrict, basis.since_cursor)
-            if unlogged_change(cur, db, export, target, restrict):
-                restrict, basis.since = None, None
-        sql, params, keys = pass_sql(db, export, target, retry_run=retry_run, restrict=restrict)
-        over, sure = _over_limit_sql(export, keys), _sure_valid_sql()
-        unsure = f"CASE WHEN {_TO_SEND} THEN NOT {over} AND NOT {sure} ELSE FALSE END"
-        # CASE, not AND: the address checks run for the contacts to send only (CASE is evaluated lazily); the
-        # addresses SQL cannot vouch for come back in the same pass (at most UNSURE_EMAILS_CHECKED per action)
-        rows = cur.execute(
-            f"SELECT action, count(*) FILTER (WHERE action IS NOT NULL), count(*) FILTER (WHERE removal), "
-            f"count(*) FILTER (WHERE CASE WHEN {_TO_SEND} THEN {over} ELSE FALSE END), "
-            f"array_slice(list(email) FILTER (WHERE {unsure}), 1, {UNSURE_EMAILS_CHECKED}), "
-            f"count(*) FILTER (WHERE member) FROM ({sql}) GROUP BY action", params).fetchall()
+            add_probe(cur, restrict)
+        for _ in range(2):
+            sql, params, keys = pass_sql(db, export, target, retry_run=retry_run, restrict=restrict)
+            over, sure = _over_limit_sql(export, keys), _sure_valid_sql()
+            unsure = f"CASE WHEN {_TO_SEND} THEN NOT {over} AND NOT {sure} ELSE FALSE END"
+            probed = f"count(*) FILTER (WHERE {probe_violation_sql(restrict)})" if restrict else "0"
+            # CASE, not AND: the address checks run for the contacts to send only (CASE is evaluated lazily); the
+            # addresses SQL cannot vouch for come back in the same pass (at most UNSURE_EMAILS_CHECKED per action)
+            rows = cur.execute(
+                f"SELECT action, count(*) FILTER (WHERE action IS NOT NULL), count(*) FILTER (WHERE removal), "
+                f"count(*) FILTER (WHERE CASE WHEN {_TO_SEND} THEN {over} ELSE FALSE END), "
+                f"array_slice(list(email) FILTER (WHERE {unsure}), 1, {UNSURE_EMAILS_CHECKED}), "
+                f"count(*) FILTER (WHERE member), {probed} FROM ({sql}) GROUP BY action", params).fetchall()
+            if not any(r[6] for r in rows):
+                break
+            restrict, basis.since = None, None   # the probe found a change nobody logged: diff everything
         members = member_count(cur, db, export, target, basis) if restrict else None
     seen_members = 0
-    for action, n, n_removal, n_over, emails, n_member in rows:
+    for action, n, n_removal, n_over, emails, n_member, _ in rows:
         if action is not None:
             counts[action] = int(n)
         removals += int(n_removal)
@@ -297,15 +301,18 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
     if basis is not None and basis.since is not None:   # derived from the last settled plan (see Basis)
         restrict = f"run_cand_{int(idx)}"
         candidates(cur, export, target, basis.since, restrict, basis.since_cursor)
-        if unlogged_change(cur, db, export, target, restrict):   # a writer that logged nothing: diff everything
-            restrict, basis.since = None, None
-    if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
-        return None
-    sql, params, keys = pass_sql(db, export, target, restrict=restrict)
+        add_probe(cur, restrict)
     table = f"run_pass_{int(idx)}"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) "
-                f"WHERE action IS DISTINCT FROM '{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}",
-                params)
+    for _ in range(2):
+        if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
+            return None
+        sql, params, keys = pass_sql(db, export, target, restrict=restrict)
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) WHERE action IS DISTINCT FROM "
+                    f"'{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}", params)
+        if restrict is None or not cur.execute(
+                f"SELECT count(*) FROM {table} WHERE {probe_violation_sql(restrict)}").fetchall()[0][0]:
+            break
+        restrict, basis.since = None, None   # the probe found a change nobody logged: diff everything
     if cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > max_rows:
         cur.execute(f"DROP TABLE {table}")
         return None
@@ -433,24 +440,34 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
 # A writer outside the app that neither logs nor stamps updated_at changes profiles the plan does not look at.
 # A probe of a sample of the profiles the plan does NOT look at catches it: each such member row must be
 # unchanged (any member row that is not is a skip, a retry, ... and so in the residue, a candidate), so one
-# that is not means an unlogged change, and the plan diffs everything. A change of 1 % of the profiles shows in
+# that is not means an unlogged change, and the plan diffs everything. The probe's rows go through the same
+# pass as the candidates (add_probe): a violation is a planned row of no candidate (probe_violation_sql). A change of 1 % of the profiles shows in
 # a sample of PROBE_PERCENT % with near certainty; a single profile changed so is found only by a later whole
 # diff (the next change of the export's definition or segments, or an import that replaces profiles).
 PROBE_PERCENT = 1   # of the profiles, whole storage vectors of 2,048 rows (SYSTEM sampling: few vectors read)
 
 
-def unlogged_change(cur, db, export: dict, target: dict, prefix: str) -> bool:
-    """True when a sample of the member rows outside candidates(prefix) is not all unchanged (see above)."""
-    probe = f"{prefix}_probe"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {probe}_rows AS SELECT customer_id FROM (SELECT customer_id FROM "
+def add_probe(cur, prefix: str) -> None:
+    """Widen candidates(prefix) by a probe: a sample of the profiles (and their emails) outside them. The pass
+    over both then shows an unlogged change as a row that is not unchanged and belongs to no candidate
+    (probe_violation_sql). The candidates alone stay in <prefix>_crows / <prefix>_ce."""
+    cur.execute(f"ALTER TABLE {prefix}_rows RENAME TO {prefix}_crows")
+    cur.execute(f"ALTER TABLE {prefix}_e RENAME TO {prefix}_ce")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_probe AS SELECT customer_id FROM (SELECT customer_id FROM "
                 f"profiles USING SAMPLE {PROBE_PERCENT}% (system)) WHERE customer_id NOT IN "
-                f"(SELECT customer_id FROM {prefix}_rows)")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {probe}_e AS SELECT DISTINCT nullif(lower(trim(email)), '') AS email "
-                f"FROM (SELECT p.email FROM profiles p SEMI JOIN {probe}_rows r ON r.customer_id = p.customer_id) "
-                "WHERE nullif(lower(trim(email)), '') IS NOT NULL")
-    sql, params, _ = pass_sql(db, export, target, restrict=probe)
-    return bool(cur.execute(f"SELECT count(*) FROM ({sql}) WHERE member AND action IS DISTINCT FROM "
-                            f"'{sync.UNCHANGED}'", params).fetchall()[0][0])
+                f"(SELECT customer_id FROM {prefix}_crows)")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS SELECT customer_id FROM {prefix}_crows UNION ALL "
+                f"SELECT customer_id FROM {prefix}_probe")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT email FROM {prefix}_ce UNION "
+                f"SELECT nullif(lower(trim(email)), '') FROM (SELECT p.email FROM profiles p SEMI JOIN {prefix}_probe r "
+                "ON r.customer_id = p.customer_id) WHERE nullif(lower(trim(email)), '') IS NOT NULL")
+
+
+def probe_violation_sql(prefix: str) -> str:
+    """SQL over a pass row: a planned change (or removal) that belongs to no candidate, i.e. found by the probe."""
+    return (f"(action IS DISTINCT FROM '{sync.UNCHANGED}' AND (member OR removal) AND coalesce(email, d_email, '') "
+            f"NOT IN (SELECT email FROM {prefix}_ce) AND coalesce(customer_id, '') NOT IN "
+            f"(SELECT customer_id FROM {prefix}_crows))")
 
 
 def check_removal_guard(db, export: dict, targets: list[dict], plans: dict[str, dict]) -> list[dict]:
