@@ -174,9 +174,6 @@ def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None, re
     return sql, params, keys
 
 
-_pass_text = pass_sql   # the text alone (plan_basis keys on it), not an evaluation
-
-
 _TO_SEND = f"action IN ('{sync.ADD}', '{sync.UPDATE}', '{sync.RETRY}')"
 
 
@@ -371,19 +368,20 @@ def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) 
     n_profiles, ids_hash, cursor_at = db.query_one(
         "SELECT count(*), sum(hash(customer_id)), max(updated_at) FROM profiles")
     suppression = db.query_one("SELECT count(*), sum(hash(email)) FROM suppression_list")
-    sql, params, _ = _pass_text(db, export, target)
+    # what the pass reads besides the rows (its own text follows from these and the definition): the segments
+    # (definitions, member lists, members' SQL: _segments_state) and the mapped columns' SQL
+    segments = _segments_state(db, target["segment_ids"])
+    exprs, joins, _ = repo.mapping_columns(db, list(export["mapping"]))
     # the definition as far as the plan reads it (not "targets": a run resolves the list's id into it)
     definition = {k: export.get(k) for k in ("vendor", "connection_id", "sync_mode", "over_limit", "mapping",
                                              "segment_ids")}
-    state = json.dumps([definition, target["key"], sql, [str(p) for p in params],
-                        _segments_state(db, target["segment_ids"]), [n_profiles, ids_hash], list(suppression)],
-                       default=str)
+    state = json.dumps([definition, target["key"], exprs, joins, segments, [n_profiles, ids_hash],
+                        list(suppression)], default=str)
     basis = Basis(change_no, hashlib.sha256(state.encode()).hexdigest(), cursor_at)
     # the member rows of static segments over profiles alone change only with the member lists or the profile
     # ids, both in the state key: a derived plan takes the mark's count instead of counting every member again
-    kinds = {r[0] for r in db.query("SELECT kind FROM segments WHERE id IN (SELECT unnest(?::BIGINT[]))",
-                                    [[int(s) for s in target["segment_ids"]]])}
-    basis.static = kinds == {"static"} and not repo.mapping_columns(db, list(export["mapping"]))[1]
+    kinds = {row[1] for row in segments[:-2]}   # (id, kind, ...) per segment, then the members' SQL and params
+    basis.static = kinds == {"static"} and not joins
     if (retry_run is not None or os.environ.get(INCREMENTAL_ENV, "1").strip() == "0"
             or repo.email_mapping(export.get("mapping") or [])):
         return basis

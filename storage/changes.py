@@ -16,8 +16,10 @@ below the oldest one in flight (a change committed after a plan read the waterma
 
 jobs/export_plan.py derives a plan from the previous one (its watermark, the contacts it left unsettled)
 plus what changed since; anything it cannot account for (a wide change, another definition) means the
-whole diff, as before. A writer that forgets to log is the one way to break that: every writer of those
-tables is listed in docs/ARCHITECTURE.md, and tests/test_export_incremental.py checks each one.
+whole diff, as before. A writer that forgets to log (and stamps no updated_at) is the one way to break that;
+the probe of jobs/export_plan.add_probe catches it when it touches many profiles. Every writer of those
+tables is listed in docs/ARCHITECTURE.md; tests/test_export_incremental.py checks the log, the import's and
+the suppression list's writers.
 """
 from __future__ import annotations
 
@@ -35,7 +37,6 @@ class _State:
         self.inflight: set[int] = set()
 
 
-_states: dict[int, _State] = {}
 _states_lock = threading.Lock()
 
 

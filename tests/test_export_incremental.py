@@ -231,3 +231,21 @@ def test_a_change_nobody_logged_or_stamped_is_caught_by_the_probe(world, monkeyp
     run = world.run(eid)
     assert sorted(world.submitted_emails(eid, run["id"])) == ["person3@example.com", "person4@example.com"]
     assert _compare(world.db, eid, monkeypatch)       # settled again: the next plan is derived once more
+
+
+def test_profile_imports_log_their_changes(world):
+    """storage.profiles.load: an upsert logs each id with the email it had; a replace is a wide change."""
+    from storage import profiles
+
+    world.add_profiles(base_people(3))
+    with world.db.transaction() as cur:
+        cur.execute("CREATE TABLE import_stage AS SELECT * FROM (VALUES ('c1', 'new1@example.com'), "
+                    "('c9', 'nine@example.com')) t(cid, mail)")
+        profiles.load(cur, "import_stage", "cid", {"email": "s.mail"}, {}, "upsert")
+    assert sorted(world.db.query("SELECT customer_id, email FROM data_changes WHERE change_no = "
+                                 "(SELECT max(change_no) FROM data_change_marks)")) == [
+        ("c1", "person1@example.com"), ("c9", None)]   # c1's old email; c9 is new
+    with world.db.transaction() as cur:
+        profiles.load(cur, "import_stage", "cid", {"email": "s.mail"}, {}, "replace")
+    assert world.db.query("SELECT kind, wide FROM data_change_marks ORDER BY change_no DESC LIMIT 1") == [
+        ("import_replace", True)]
