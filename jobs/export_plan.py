@@ -8,9 +8,11 @@ API
 ---
 RunGate                         blocked + reason, needs_confirmation (removal guard entries), warnings,
                                 contacts, account_contacts, to_send, estimate_s / estimate_text
-gate(db, export, *, dry_run, plans=None, targets=None, contacts=None, need_plan=True) -> RunGate
-    plans/contacts None: counted here, cached (cached_plans, cached_contacts, cached_account_contacts;
-    clear_cache()); need_plan=False: only what may block a run whose removals are confirmed (no diff)
+gate(db, export, *, dry_run, plans=None, targets=None, contacts=None, need_plan=True, account_contacts=None)
+    plans/contacts/account_contacts None: counted here, cached (cached_plans, cached_contacts,
+    cached_account_contacts; clear_cache()); need_plan=False: only what may block a run whose removals are
+    confirmed (no diff)
+account_from_members(db, export, targets, members) -> int | None   the account's contacts from a run's plan
 max_removal_share(db) -> float; limits_hard(db) -> bool
 account_cap(db, connection_id) -> int | None      an admin's hard cap on contacts per connection (account)
 account_cap_setting(connection_id) -> settings key
@@ -33,6 +35,7 @@ estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -292,10 +295,19 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
     it), read through temp views ("table", run_plan_<idx>) with plan_sql's columns plus email_fast_ok (last),
     and ("table", run_removals_<idx>) with (email, customer_id). The unchanged count is the members' rows (a
     plain count, no diff) minus the rows of every other action."""
-    tkey = target["key"]
     members = member_count(cur, db, export, target, basis)
-    restrict = None
     if basis is not None and basis.since is not None:   # derived from the last settled plan (see Basis)
+        # scans of every profile's email for a few thousand rows: all of DuckDB's threads outside the app
+        scans = getattr(db, "scan_threads", None)
+        with scans() if scans is not None else contextlib.nullcontext():
+            return _small_plan(cur, db, export, target, idx, max_rows, basis, members)
+    return _small_plan(cur, db, export, target, idx, max_rows, basis, members)
+
+
+def _small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, basis: "Basis | None", members: int):
+    tkey = target["key"]
+    restrict = None
+    if basis is not None and basis.since is not None:
         restrict = f"run_cand_{int(idx)}"
         candidates(cur, export, target, basis.since, restrict, basis.since_cursor)
         add_probe(cur, restrict)
@@ -417,7 +429,9 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
              "ON c.customer_id = p.customer_id)", []),
             (f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND customer_id IN "
              f"(SELECT customer_id FROM {prefix}_i)", [eid, tkey])):
-        cur.execute(f"INSERT INTO {emails} SELECT * FROM ({sql}) t(email) WHERE email IS NOT NULL", params)
+        # no "WHERE email IS NOT NULL" here: DuckDB pushed it below the join, trimming every profile's email
+        # (0.3 s at 1 M); the NULLs go with the DISTINCT below
+        cur.execute(f"INSERT INTO {emails} {sql}", params)
     # normalized as the pass normalizes (a suppression entry is logged as typed too)
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT DISTINCT nullif(lower(trim(email)), '') AS email "
                 f"FROM {emails} WHERE nullif(lower(trim(email)), '') IS NOT NULL")
@@ -456,9 +470,13 @@ def add_probe(cur, prefix: str) -> None:
                 f"(SELECT customer_id FROM {prefix}_crows)")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS SELECT customer_id FROM {prefix}_crows UNION ALL "
                 f"SELECT customer_id FROM {prefix}_probe")
+    # the probe's emails first, filtered after: a filter on the normalized email in the same statement was pushed
+    # below the join by DuckDB, trimming every profile's email
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_pe AS SELECT nullif(lower(trim(p.email)), '') AS email "
+                f"FROM profiles p SEMI JOIN {prefix}_probe r ON r.customer_id = p.customer_id")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT email FROM {prefix}_ce UNION "
-                f"SELECT nullif(lower(trim(email)), '') FROM (SELECT p.email FROM profiles p SEMI JOIN {prefix}_probe r "
-                "ON r.customer_id = p.customer_id) WHERE nullif(lower(trim(email)), '') IS NOT NULL")
+                f"SELECT email FROM {prefix}_pe WHERE email IS NOT NULL")
+    cur.execute(f"DROP TABLE {prefix}_pe")
 
 
 def probe_violation_sql(prefix: str) -> str:
@@ -601,8 +619,22 @@ def _block(g: RunGate, reason: str) -> RunGate:
     return g
 
 
+def account_from_members(db, export: dict, targets: list[dict], members: int) -> int | None:
+    """The account's contacts without counting them again, when a run's plan already has them: ONE target
+    (so its member rows are distinct contacts) and no other active export on the connection reaching a
+    segment outside this one's. None otherwise (the gate counts)."""
+    if len(targets) != 1:
+        return None
+    mine = {int(s) for s in export["segment_ids"]}
+    for e in repo.list_exports(db, connection_id=export["connection_id"]):
+        if e["active"] and e["id"] != export.get("id") and not {int(s) for s in e["segment_ids"]} <= mine:
+            return None
+    return int(members)
+
+
 def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = None,
-         targets: list[dict] | None = None, contacts: int | None = None, need_plan: bool = True) -> RunGate:
+         targets: list[dict] | None = None, contacts: int | None = None, need_plan: bool = True,
+         account_contacts: int | None = None) -> RunGate:
     """The gate for `export` (a stored export dict). The runner passes the plans it made; others get
     them counted here, cached per state (cached_plans). A dry run is never blocked by limits or an
     inactive export (it changes nothing). need_plan=False: only what may block a run whose removals are
@@ -621,7 +653,8 @@ def gate(db, export: dict, *, dry_run: bool, plans: dict[str, dict] | None = Non
     g.contacts = cached_contacts(db, export["segment_ids"], memo=memo) if contacts is None else int(contacts)
     warning = limit_warning(vendor, g.contacts)
     if vendor in ACCOUNT_WIDE_LIMIT or cap is not None:
-        g.account_contacts = cached_account_contacts(db, export, memo=memo)
+        g.account_contacts = (cached_account_contacts(db, export, memo=memo) if account_contacts is None
+                              else int(account_contacts))
         if vendor in ACCOUNT_WIDE_LIMIT:
             warning = account_warning(vendor, g.account_contacts, g.contacts)
         problem = cap_problem(cap, g.account_contacts)

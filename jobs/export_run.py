@@ -424,7 +424,8 @@ class ExportRun:
         candidates are delivered contacts that are no longer members."""
         if retry_run is None:   # a small plan (a re-run): plan, counts and removals from ONE pass of the diff
             # read before the pass: the plan is derived from the last settled one when it can be (Basis)
-            basis = self._bases[target["key"]] = export_plan.plan_basis(self.db, self.export, target)
+            with self.db.scan_threads():   # fingerprints of every profile: scans, little memory
+                basis = self._bases[target["key"]] = export_plan.plan_basis(self.db, self.export, target)
             small = export_plan.small_plan(self._scratch, self.db, self.export, target, idx, MATERIALIZE_MAX_ROWS,
                                            basis=basis)
             if small is not None:
@@ -803,7 +804,9 @@ class ExportRun:
         members = sum(sum(n for a, n in p.items() if a != sync.REMOVE) for p in plans.values())
         # the same gate the page showed and run_export checked, now on this run's own plan
         run_gate = export_plan.gate(self.db, export, dry_run=self.dry_run, plans=plans, targets=targets,
-                                    contacts=members)
+                                    contacts=members,
+                                    account_contacts=export_plan.account_from_members(self.db, export, targets,
+                                                                                      members))
         self.counts["warnings"].extend(run_gate.warnings)
         if run_gate.needs_confirmation:
             self.counts["removal_guard"] = run_gate.needs_confirmation

@@ -255,6 +255,10 @@ class Database:
         self.memory_limit = ""
         self.threads = 0                  # DuckDB's threads when no run is going
         self._runs_going = 0
+        self._run_threads_n = DEFAULT_RUN_THREADS
+        self._scans_going = 0
+        # the app's database (ui/deps.py): its runs leave the cores to the pages (run_threads, scan_threads)
+        self.serves_pages = False
         self._threads_lock = threading.Lock()
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
@@ -423,7 +427,8 @@ class Database:
         if managed:
             with self._threads_lock:
                 self._runs_going += 1
-                if self._runs_going == 1:
+                self._run_threads_n = run_threads
+                if self._runs_going == 1 and not self._scans_going:
                     self._set_threads(run_threads)
         try:
             yield
@@ -433,6 +438,27 @@ class Database:
                     self._runs_going -= 1
                     if self._runs_going == 0:
                         self._set_threads(self.threads)
+
+    @contextlib.contextmanager
+    def scan_threads(self) -> Iterator[None]:
+        """A run's short, scan-bound step (an incremental plan's passes over every profile's email: small
+        working memory, unlike a full diff, whose second thread cost ~80 MB) gets DuckDB's idle thread count
+        back for the block, unless this process serves pages (serves_pages: the app's runs keep to their
+        threads, the pages come first). A CLI or bench process has no pages to protect."""
+        if self.serves_pages or os.environ.get(THREADS_ENV, "").strip():
+            yield
+            return
+        with self._threads_lock:
+            self._scans_going += 1
+            if self._scans_going == 1 and self._runs_going:
+                self._set_threads(self.threads)
+        try:
+            yield
+        finally:
+            with self._threads_lock:
+                self._scans_going -= 1
+                if self._scans_going == 0 and self._runs_going:
+                    self._set_threads(self._run_threads_n)
 
     def _set_threads(self, n: int) -> None:
         try:

@@ -233,6 +233,34 @@ def test_sendgrid_limit_is_per_account(world, monkeypatch):
         connections.set_export_contact_cap(world.db, world.admin, conn, -5)
 
 
+def test_a_runs_account_count_comes_from_its_plan_only_when_that_is_the_account(world):
+    """A run passes its plan's member rows as the account's contacts (no second count over every member) only
+    when they are: one target, and no other active export on the connection reaching another segment."""
+    from jobs import export_plan
+    from services import exports
+    from storage import exports as repo
+
+    world.add_profiles(base_people(8))
+    a = world.segment("A", [f"c{i}" for i in range(5)])
+    b = world.segment("B", [f"c{i}" for i in range(3, 8)])
+    first = repo.get_export(world.db, exports.save_export(world.db, world.admin, _draft(world, a, name="First")))
+    targets = export_plan.plan_targets(world.db, first)
+    assert export_plan.account_from_members(world.db, first, targets, 5) == 5
+    # another export on the same segment: still the same contacts
+    exports.save_export(world.db, world.admin, _draft(world, a, name="Same"))
+    assert export_plan.account_from_members(world.db, first, targets, 5) == 5
+    # one on another segment: the account is more than this plan, so the gate counts (8, distinct)
+    second = exports.save_export(world.db, world.admin, _draft(world, b, name="Second"))
+    assert export_plan.account_from_members(world.db, first, targets, 5) is None
+    assert export_plan.gate(world.db, first, dry_run=True, plans={t["key"]: {} for t in targets}, targets=targets,
+                            contacts=5).account_contacts == 8
+    # ... unless that export is inactive
+    exports.set_active(world.db, world.admin, second, False)
+    assert export_plan.account_from_members(world.db, first, targets, 5) == 5
+    # two targets: member rows of both lists are not distinct contacts
+    assert export_plan.account_from_members(world.db, first, targets * 2, 10) is None
+
+
 def test_email_field_stats_and_choice(world):
     """Data matching: any text attribute may hold the email; the editor shows its missing and invalid
     counts, and the run sends that attribute's value as the contact's email."""

@@ -238,6 +238,26 @@ def test_duckdb_threads_and_gil_turns_suit_the_pages_while_a_run_is_going(db, ha
     assert sys.getswitchinterval() == idle_interval
 
 
+def test_a_runs_scans_get_every_thread_only_where_no_pages_are_served(db, monkeypatch):
+    """scan_threads: an incremental plan's scans get DuckDB's idle thread count back in a CLI or bench process,
+    and keep to the run's threads in the app (serves_pages); the run's setting returns after the block."""
+    monkeypatch.delenv(storage_db.THREADS_ENV, raising=False)
+    monkeypatch.delenv(storage_db.RUN_THREADS_ENV, raising=False)
+    if db.threads <= 1:
+        pytest.skip("one core: DuckDB already works in the caller's thread")
+    for serves_pages, during_scan in ((False, db.threads), (True, storage_db.DEFAULT_RUN_THREADS)):
+        db.serves_pages = serves_pages
+        with db.run_threads():
+            assert db.current_threads() == storage_db.DEFAULT_RUN_THREADS
+            with db.scan_threads():
+                assert db.current_threads() == during_scan
+            assert db.current_threads() == storage_db.DEFAULT_RUN_THREADS
+        assert db.current_threads() == db.threads
+    db.serves_pages = False
+    with db.scan_threads():   # no run going: nothing to change
+        assert db.current_threads() == db.threads
+
+
 def test_a_run_write_waits_for_a_page_write_that_began_first(db):
     """The other way round the lanes do not overlap: a run's write starting during a page's waits for it."""
     holding, release, run_wrote = threading.Event(), threading.Event(), threading.Event()

@@ -12,7 +12,9 @@ from storage.db import Database
 
 @st.cache_resource(show_spinner=False)
 def _open_db(path: str) -> Database:
-    return Database(path)
+    db = Database(path)
+    db.serves_pages = True   # runs in this process share it with the pages: they keep to one DuckDB thread
+    return db
 
 
 def get_db() -> Database:
