@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Iterable, Iterator, Literal, Mapping, Protocol, Union
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import TYPE_CHECKING, Annotated, Any, Iterable, Iterator, Literal, Mapping, Protocol, Union
 
 from core.errors import InputError
+
+if TYPE_CHECKING:   # for annotations and linters: at run time built on first use (_models, below)
+    from pydantic import ValidationError
+
+    from core.segments import Condition, RuleGroup, SegmentRule
 
 MAX_DEPTH = 4                 # root group = depth 1; "groups inside groups" is depth 2+
 MAX_CONDITIONS = 100
@@ -171,93 +175,126 @@ def _days(value: Any) -> int:
     return int(number)
 
 
-class Condition(BaseModel):
-    """One test on one attribute, e.g. ``profile.country equals "Germany"``."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["condition"] = "condition"
-    attribute: str = Field(min_length=1, max_length=300)
-    operator: Operator
-    value: Any = None
-    value2: Any = None
-
-    @model_validator(mode="after")
-    def _normalise_values(self) -> "Condition":
-        shape = value_shape(self.operator)
-        v, v2 = self.value, self.value2
-        if shape == "none":
-            v = v2 = None
-        elif shape == "text":
-            v, v2 = _text(v), None
-        elif shape == "text_list":
-            if isinstance(v, str):
-                v = [part.strip() for part in v.split(",") if part.strip()]
-            if not isinstance(v, (list, tuple)) or not v:
-                raise ValueError("Enter at least one value for the list.")
-            if len(v) > MAX_LIST_VALUES:
-                raise ValueError(f"Lists are limited to {MAX_LIST_VALUES} values.")
-            v, v2 = [_text(item) for item in v], None
-        elif shape == "number":
-            v, v2 = _number(v), None
-        elif shape == "number_range":
-            low, high = _number(v), _number(v2)
-            v, v2 = min(low, high), max(low, high)
-        elif shape == "date":
-            v, v2 = _date(v), None
-        elif shape == "date_range":
-            first, last = _date(v), _date(v2)
-            v, v2 = min(first, last), max(first, last)
-        else:
-            v, v2 = _days(v), None
-        self.value, self.value2 = v, v2
-        return self
+# The rule models are pydantic models. pydantic costs ~0.1 s to import (and each model's schema more), which a
+# process that only compiles a static segment's members (a CLI export run: storage.segments.member_query)
+# never needs: the models are built on first use (PEP 562: `from core.segments import SegmentRule` or
+# `rules.SegmentRule` builds them; the functions below that may take a dict or JSON call _models() first),
+# once per process, under a lock (two builds would give two classes and break isinstance).
+_MODEL_NAMES = ("Condition", "RuleGroup", "SegmentRule", "ValidationError")
+_models_lock = threading.Lock()
 
 
-class RuleGroup(BaseModel):
-    """Conditions and sub-groups joined by AND or OR. An empty group is ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["group"] = "group"
-    join: Literal["and", "or"] = "and"
-    items: list[Annotated[Union[Condition, "RuleGroup"], Field(discriminator="kind")]] = Field(default_factory=list)
-
-
-RuleGroup.model_rebuild()
+def _models() -> None:
+    if "SegmentRule" in globals():
+        return
+    with _models_lock:
+        if "SegmentRule" not in globals():
+            _build_models()
 
 
-class SegmentRule(BaseModel):
-    """The stored rule of a segment (``segments.rule_json``)."""
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        _models()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    model_config = ConfigDict(extra="forbid")
-    version: Literal[1] = 1
-    root: RuleGroup = Field(default_factory=RuleGroup)
 
-    @model_validator(mode="after")
-    def _limits(self) -> "SegmentRule":
-        if depth(self.root) > MAX_DEPTH:
-            raise ValueError(f"Groups can be nested at most {MAX_DEPTH} levels deep.")
-        if sum(1 for _ in iter_conditions(self.root)) > MAX_CONDITIONS:
-            raise ValueError(f"A segment can have at most {MAX_CONDITIONS} conditions.")
-        return self
+def _build_models() -> None:
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-    def to_json(self) -> str:
-        return self.model_dump_json()
+    class Condition(BaseModel):
+        """One test on one attribute, e.g. ``profile.country equals "Germany"``."""
 
-    @classmethod
-    def parse(cls, data: "SegmentRule | Mapping | str") -> "SegmentRule":
-        """Accept a rule, a dict or JSON text; invalid input raises SegmentRuleError in plain words."""
-        if isinstance(data, SegmentRule):
-            return data
-        try:
-            if isinstance(data, str):
-                return cls.model_validate_json(data)
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise SegmentRuleError(_plain_validation_message(exc)) from None
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["condition"] = "condition"
+        attribute: str = Field(min_length=1, max_length=300)
+        operator: Operator
+        value: Any = None
+        value2: Any = None
+
+        @model_validator(mode="after")
+        def _normalise_values(self) -> "Condition":
+            shape = value_shape(self.operator)
+            v, v2 = self.value, self.value2
+            if shape == "none":
+                v = v2 = None
+            elif shape == "text":
+                v, v2 = _text(v), None
+            elif shape == "text_list":
+                if isinstance(v, str):
+                    v = [part.strip() for part in v.split(",") if part.strip()]
+                if not isinstance(v, (list, tuple)) or not v:
+                    raise ValueError("Enter at least one value for the list.")
+                if len(v) > MAX_LIST_VALUES:
+                    raise ValueError(f"Lists are limited to {MAX_LIST_VALUES} values.")
+                v, v2 = [_text(item) for item in v], None
+            elif shape == "number":
+                v, v2 = _number(v), None
+            elif shape == "number_range":
+                low, high = _number(v), _number(v2)
+                v, v2 = min(low, high), max(low, high)
+            elif shape == "date":
+                v, v2 = _date(v), None
+            elif shape == "date_range":
+                first, last = _date(v), _date(v2)
+                v, v2 = min(first, last), max(first, last)
+            else:
+                v, v2 = _days(v), None
+            self.value, self.value2 = v, v2
+            return self
+
+
+    class RuleGroup(BaseModel):
+        """Conditions and sub-groups joined by AND or OR. An empty group is ignored."""
+
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["group"] = "group"
+        join: Literal["and", "or"] = "and"
+        items: list[Annotated[Union[Condition, "RuleGroup"], Field(discriminator="kind")]] = Field(default_factory=list)
+
+
+    RuleGroup.model_rebuild()
+
+
+    class SegmentRule(BaseModel):
+        """The stored rule of a segment (``segments.rule_json``)."""
+
+        model_config = ConfigDict(extra="forbid")
+        version: Literal[1] = 1
+        root: RuleGroup = Field(default_factory=RuleGroup)
+
+        @model_validator(mode="after")
+        def _limits(self) -> "SegmentRule":
+            if depth(self.root) > MAX_DEPTH:
+                raise ValueError(f"Groups can be nested at most {MAX_DEPTH} levels deep.")
+            if sum(1 for _ in iter_conditions(self.root)) > MAX_CONDITIONS:
+                raise ValueError(f"A segment can have at most {MAX_CONDITIONS} conditions.")
+            return self
+
+        def to_json(self) -> str:
+            return self.model_dump_json()
+
+        @classmethod
+        def parse(cls, data: "SegmentRule | Mapping | str") -> "SegmentRule":
+            """Accept a rule, a dict or JSON text; invalid input raises SegmentRuleError in plain words."""
+            if isinstance(data, SegmentRule):
+                return data
+            try:
+                if isinstance(data, str):
+                    return cls.model_validate_json(data)
+                return cls.model_validate(data)
+            except ValidationError as exc:
+                raise SegmentRuleError(_plain_validation_message(exc)) from None
+
+    for model in (Condition, RuleGroup, SegmentRule):
+        model.__qualname__ = model.__name__
+    globals().update(Condition=Condition, RuleGroup=RuleGroup, SegmentRule=SegmentRule,
+                     ValidationError=ValidationError)
 
 
 def new_condition(attribute: str, operator: Operator | str, value: Any = None, value2: Any = None) -> Condition:
     """Build a condition; invalid values raise SegmentRuleError with a plain sentence."""
+    _models()
     try:
         return Condition(attribute=attribute, operator=operator, value=value, value2=value2)
     except ValidationError as exc:
@@ -540,6 +577,7 @@ def date_bounds(cond: Condition, today: date) -> tuple[datetime | None, datetime
 def compile_rule(rule: SegmentRule | Mapping | str, attributes: Mapping[str, AttributeLike], *,
                  today: date) -> SegmentQuery:
     """Compile a rule to ONE parameterised query over profiles (+ LEFT JOINed enrichment tables)."""
+    _models()
     rule = SegmentRule.parse(rule)
     builder = SqlBuilder(attributes, today)
     where = builder.predicate(rule.root)
@@ -562,6 +600,7 @@ def compile_counts(rule: SegmentRule | Mapping | str, attributes: Mapping[str, A
     Each condition is evaluated once per profile as a boolean column; the whole rule is then the
     AND/OR of those columns (NULL counts as false, which is what WHERE does with AND/OR alone).
     """
+    _models()
     rule = SegmentRule.parse(rule)
     builder = SqlBuilder(attributes, today)
     conditions = list(iter_conditions_with_paths(rule.root))

@@ -10,12 +10,15 @@ members, for ``WHERE customer_id IN (<sql>)``) and ``segments_for_customer``.
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from core import segments as rules
-from core.segments import PROFILE_ALIAS, KEY_COLUMN, SegmentQuery, SegmentRule, SqlBuilder
+from core.segments import PROFILE_ALIAS, KEY_COLUMN, SegmentQuery, SqlBuilder   # the rule models: rules.*, on use
 from storage import catalogue
 from storage.catalogue import Attribute
+
+if TYPE_CHECKING:   # built on first use (core.segments), not at import
+    from core.segments import SegmentRule
 
 SEGMENT_COLUMNS = ("id, name, description, kind, rule_json, created_by, created_at, updated_at, "
                    "last_evaluated_at, last_size, previous_size, members_taken_at")
@@ -157,7 +160,7 @@ def _static_predicate(builder: SqlBuilder, segment_id: int) -> str:
 def _predicate_for(segment: dict, builder: SqlBuilder) -> str:
     if segment["kind"] == "static":
         return _static_predicate(builder, segment["id"])
-    return builder.predicate(SegmentRule.parse(segment["rule_json"]).root)
+    return builder.predicate(rules.SegmentRule.parse(segment["rule_json"]).root)
 
 
 def _require(db, segment_id: int) -> dict:
@@ -282,7 +285,7 @@ def _select_members(db, where_fn: Callable[[SqlBuilder], str], column_keys, *, o
 
 
 def _where_for_rule(rule) -> Callable[[SqlBuilder], str]:
-    parsed = SegmentRule.parse(rule)
+    parsed = rules.SegmentRule.parse(rule)
     return lambda builder: builder.predicate(parsed.root)
 
 
@@ -340,4 +343,4 @@ def segments_for_customer(db, customer_id: str) -> list[dict]:
 
 
 def rule_of(segment: dict) -> SegmentRule:
-    return SegmentRule.parse(segment["rule_json"])
+    return rules.SegmentRule.parse(segment["rule_json"])
