@@ -58,7 +58,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import pyarrow as pa
+from storage.arrow_columns import pa   # pyarrow, with the process's memory pool chosen first
 
 from connectors import registry
 from core import sync
