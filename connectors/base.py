@@ -29,6 +29,7 @@ complete_outcomes(emails, outcomes, default_status="accepted", default_reason=No
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -159,6 +160,21 @@ class ExportClient(Protocol):
     def collect(self, submission: Submission) -> list[Outcome]: ...
     def existing_members(self, target: Target, candidates: Iterable[str]) -> Iterator[str]: ...
     def close(self) -> None: ...
+
+
+_JSON_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def json_text_bytes(text: str) -> int:
+    """The bytes `text` takes inside a JSON string (without its quotes), as orjson and json write it: UTF-8,
+    a backslash before each quote and backslash, and six bytes (\\u00XX or a two-byte escape, counted as six)
+    for each control character. An upper bound, never less (the batch byte budgets rely on it)."""
+    n = len(text) if text.isascii() else len(text.encode("utf-8"))
+    if '"' in text or "\\" in text:
+        n += text.count('"') + text.count("\\")
+    if not text.isprintable():   # cheap test first: most contacts have no control character at all
+        n += 5 * len(_JSON_CONTROL.findall(text))
+    return n
 
 
 def batched(

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 import httpx
 
 from connectors.base import (Contact, MembershipLookup, Outcome, Submission, Target, VerifyResult, batched,
-                             complete_outcomes)
+                             complete_outcomes, json_text_bytes)
 from connectors.errors import ConnectorError, PermissionMissingError, TransientError, VendorError
 from connectors.http import RetryPolicy, VendorClient, get_logger, poll_until
 from connectors.spec import EXPORT, LOCATION_FIELDS, NAME_FIELDS, SANDBOX, VendorSpec
@@ -210,11 +210,7 @@ class SendGridClient(VendorClient):
                 overhead += 18  # custom_fields wrapper, counted generously
             overhead += len(key) + 6  # "key":"",
             vals.append(v)
-        joined = "".join(vals)
-        n = len(joined) if joined.isascii() else len(joined.encode("utf-8"))
-        if '"' in joined or "\\" in joined:
-            n += joined.count('"') + joined.count("\\")
-        return overhead + n
+        return overhead + json_text_bytes("".join(vals))
 
     def upsert_batches(self, contacts: Iterable[Contact]) -> Iterator[list[Contact]]:
         budget = int(self.max_batch_bytes * 0.98) - _ENVELOPE_OVERHEAD

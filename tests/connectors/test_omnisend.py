@@ -527,3 +527,31 @@ def test_sandbox_process_mode_worker_processes_batches_over_loopback():
         client.close()
     assert len(outcomes) == 250 and {o.status for o in outcomes} == {"accepted"}
     assert len(em.contacts_with_tag("segment: Loop")) == 250
+
+
+@pytest.mark.parametrize("max_batch_bytes", [1_000_000, 20_000, 1_000])
+def test_item_size_estimate_is_an_upper_bound_and_batches_keep_to_the_budget(max_batch_bytes):
+    """_size_of never under-counts an item's JSON (quotes, backslashes, control characters, non-ASCII, long
+    values), on its fast path (6 bytes per character) or the exact one, so no batch exceeds its budget."""
+    import random
+
+    import orjson
+
+    rng = random.Random(16)
+    alphabet = 'abcXYZ019 "\\\x01\x1f\u00e9\u65e5\U0001f600@.'
+    client = OmnisendClient(KEY, base_url="http://127.0.0.1:9", max_batch_bytes=max_batch_bytes)
+    contacts = []
+    for i in range(600):
+        size = rng.choice((3, 20, 200, 2_000, 5_000))
+        fields = {k: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, size)))
+                  for k in ("first_name", "last_name", "city", "country")}
+        fields["phone"] = None
+        contacts.append(Contact(f"p{i}@example.com", fields))
+    for c in contacts:
+        assert client._size_of(c) >= len(orjson.dumps(client.contact_body(c, "segment: S")))
+    budget = int(max_batch_bytes * 0.98)
+    for batch in client.upsert_batches(contacts):
+        assert len(batch) <= client.max_batch_items
+        body = orjson.dumps({"method": "POST", "endpoint": "contacts",
+                             "items": [client.contact_body(c, "segment: S") for c in batch]})
+        assert len(batch) == 1 or len(body) <= budget

@@ -142,3 +142,25 @@ def test_registry_regions_and_sandbox():
     assert c.verify().ok
     with pytest.raises(ValueError):
         make_client("sendgrid", "k", "mars")
+
+
+def test_contact_size_estimate_is_an_upper_bound_of_what_is_sent():
+    """_size_of never under-counts a contact's JSON (quotes, backslashes, control characters written as
+    \\u00XX, non-ASCII, custom fields), so a PUT never exceeds the byte budget it was batched for."""
+    import random
+
+    import orjson
+
+    from connectors.base import json_text_bytes
+
+    rng = random.Random(16)
+    alphabet = 'abcXYZ019 "\\\x01\x1f\u00e9\u65e5\U0001f600@.'
+    client = SendGridClient("SG.test", base_url="http://127.0.0.1:9")
+    client.custom_field_ids = {"plan": "e1_T"}
+    for i in range(400):
+        fields = {k: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, rng.choice((3, 40, 400)))))
+                  for k in ("first_name", "last_name", "city", "plan")}
+        c = Contact(f"p{i}@example.com", fields)
+        assert client._size_of(c) >= len(orjson.dumps(client._to_sendgrid(c)))
+    for text in ("", "plain", 'q"b\\', "\x00\x1f", "日本😀", "\x7f"):
+        assert json_text_bytes(text) >= len(orjson.dumps(text)) - 2
