@@ -3,6 +3,7 @@ does it starve the pages? JSON lines.
 
     .venv/bin/python bench/app_load.py [--profiles 200000] [--contacts 200000] [--renders 20]
                                        [--vendor sendgrid] [--data-dir DIR] [--timeout-s 900] [--sessions 2]
+                                       [--vendor-process]
 
 1. `manage.py demo --profiles P` into a fresh data dir; then (before the app starts, so the database is
    free) a static segment of the first C profiles with an email and a mirror export of it to the
@@ -21,6 +22,10 @@ does it starve the pages? JSON lines.
 process (their own Chromium), signed in as the same admin, opening pages from the sidebar without pause from
 before the click until the run ends (the issue's "8 browser sessions working at once" is `--sessions 8`).
 Their renders during the run count in the busy figures (`sessions` says how many took part).
+
+`--vendor-process`: the export goes to the vendor's emulator in its own process (a connection with that base URL),
+as to a real vendor, instead of the Sandbox emulator inside the server (which keeps every contact it received, for
+the Sandbox page, so the server's memory after a Sandbox run includes them).
 
 Figures: app_load.rss, app_load.queued, app_load.render (idle and busy p50/p95/max), app_load.run.
 Every figure carries load_1m (os.getloadavg): the machine is shared, read it with the load.
@@ -57,8 +62,9 @@ def _mb(n_bytes: float) -> float:
     return round(n_bytes / 2**20, 1)
 
 
-def _prepare(data: Path, profiles: int, contacts: int, vendor: str) -> int:
-    """Demo data, then a segment of `contacts` profiles and an export of it to the Sandbox; the export id."""
+def _prepare(data: Path, profiles: int, contacts: int, vendor: str, base_url: str | None = None) -> int:
+    """Demo data, then a segment of `contacts` profiles and an export of it to the Sandbox (or, with base_url,
+    to a connection whose vendor is the emulator at that URL, in its own process); the export id."""
     from tests.e2e.app_server import load_demo
 
     load_demo(data, profiles, timeout_s=None)
@@ -78,7 +84,16 @@ def _prepare(data: Path, profiles: int, contacts: int, vendor: str) -> int:
                               [f"Bench load {contacts}"]).fetchone()[0]
             cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles WHERE email IS NOT NULL "
                         "ORDER BY customer_id LIMIT ?", [sid, contacts])
-        conn = next(c for c in conn_svc.usable_connections(db, admin, "export") if c["vendor"] == vendor)
+        if base_url:   # a vendor outside the server's process, as a real one is
+            from core import consent
+
+            conn = {"id": conn_svc.create_connection(
+                db, admin, vendor=vendor, name=f"Bench {vendor} (own process)", region="production",
+                api_key=f"bench-{vendor}-key-0123456789", shared_with_contributors=True,
+                consent_version=consent.current_version(vendor), export_user=ADMIN, allow_unverified=True,
+                base_url=base_url)}
+        else:
+            conn = next(c for c in conn_svc.usable_connections(db, admin, "export") if c["vendor"] == vendor)
         mapping = [{"field": f.key, "attribute": f.default_attribute} for f in exports.vendor_field_specs(vendor)
                    if f.default_attribute]
         return exports.save_export(db, admin, {
@@ -189,6 +204,10 @@ def main() -> None:
                          "and the RSS it leaves without page traffic); the renders are then taken after it")
     ap.add_argument("--sessions", type=int, default=2,
                     help="browser sessions at once: the one that runs the export and N - 1 that open pages")
+    ap.add_argument("--vendor-process", action="store_true",
+                    help="export to the vendor's emulator in its own process (as a real vendor: what the server "
+                         "keeps is then the run's alone), not to the Sandbox emulator inside the server, which "
+                         "keeps every contact it received for the Sandbox page")
     ap.add_argument("--browse", nargs=3, metavar=("URL", "STOP_FILE", "OUT_FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.browse:
@@ -200,9 +219,24 @@ def main() -> None:
     data = Path(args.data_dir or tempfile.mkdtemp(prefix="bench-app-load-"))
     data.mkdir(parents=True, exist_ok=True)
     t_prep = time.perf_counter()
-    export_id = _prepare(data, args.profiles, contacts, args.vendor)
-    _emit("app_load.prepare", profiles=args.profiles, contacts=contacts, seconds=round(time.perf_counter() - t_prep, 1))
+    vendor_proc = None
+    if args.vendor_process:
+        from connectors.sandbox.server import spawn
 
+        vendor_proc = spawn(args.vendor, "--no-rate-limits", "--job-delay-s", "0")
+    try:
+        export_id = _prepare(data, args.profiles, contacts, args.vendor,
+                             base_url=vendor_proc.url if vendor_proc else None)
+        _emit("app_load.prepare", profiles=args.profiles, contacts=contacts,
+              vendor="own process" if vendor_proc else "Sandbox (in the server)",
+              seconds=round(time.perf_counter() - t_prep, 1))
+        _measure(args, data, contacts, export_id)
+    finally:
+        if vendor_proc is not None:
+            vendor_proc.close()
+
+
+def _measure(args, data: Path, contacts: int, export_id: int) -> None:
     from tests.e2e.app_server import start_app
 
     server = start_app(data, timeout_s=120)
