@@ -210,12 +210,13 @@ def _gate_and_actions(export_id: int, run_ok: bool, edit_ok: bool, on_edit: Call
     if gate.needs_confirmation:
         confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
     row = st.container(horizontal=True, vertical_alignment="center")
+    # no st.rerun() after queueing: everything a queued run changes (the dry-run panel, the live panel with
+    # "Run queued.") is drawn below, in this same page run; a second run of the whole page doubled the wait
+    # for "Run queued." while other sessions kept the server busy (issue 16)
     if row.button("Run", key="exports_run_now", type="primary", disabled=gate.blocked):
-        if queue_run(svc.run_export, ctx.db, ctx.user, export_id, confirm_removals=confirm, ok="Run queued."):
-            st.rerun()
+        queue_run(svc.run_export, ctx.db, ctx.user, export_id, confirm_removals=confirm, ok="Run queued.")
     if row.button("Dry run", key="exports_dry_run_now"):
-        if queue_run(svc.dry_run, ctx.db, ctx.user, export_id, ok="Dry run queued."):
-            st.rerun()
+        queue_run(svc.dry_run, ctx.db, ctx.user, export_id, ok="Dry run queued.")
     if edit_ok and row.button("Edit", key="exports_edit"):
         on_edit()
     text = send_summary(gate)
