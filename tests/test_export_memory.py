@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -44,32 +45,45 @@ def test_int64_arrays_from_buffers_equal_pa_array():
     assert pa.array(["a", "b", "c"]).take(int64_array([2, 0])).to_pylist() == ["c", "a"]
 
 
-def test_a_run_in_a_fresh_process_never_imports_pandas(tmp_path):
-    """pa.array(list) asks pyarrow's pandas shim whether the list is array-like, and that imports pandas
-    (~50 MB at a 1 M run's peak) into a CLI or bench process that never uses it. Failed before: the batch
-    meta's row positions (_PendingMeta) and the flush's columns were built with pa.array."""
+def test_a_run_in_a_fresh_process_imports_only_what_it_needs(tmp_path):
+    """A CLI or bench run (a fresh process) never imports what it does not use:
+    - pandas: pa.array(list) asks pyarrow's pandas shim whether the list is array-like, which imports pandas
+      (~50 MB at a 1 M run's peak). Failed before the batch meta's row positions and the flush's columns
+      were built from buffers;
+    - pydantic: a static segment's members need no rule model (~0.1 s; core.segments builds them on use);
+    - pyarrow.compute on a re-run: its batches are slices, its columns already strings (~45 ms)."""
     from bench import _peer_world
     from connectors.sandbox.server import spawn
 
     world_ = _peer_world.build(tmp_path / "w", 40, ("sendgrid",))
+    mods = tmp_path / "mods.json"
     probe = tmp_path / "probe.py"
     probe.write_text(
         "import atexit, json, runpy, sys\n"
-        f"atexit.register(lambda: open({str(tmp_path / 'mods.json')!r}, 'w').write("
-        "json.dumps({'pandas': 'pandas' in sys.modules})))\n"
+        f"atexit.register(lambda: open({str(mods)!r}, 'w').write(json.dumps("
+        "{m: m in sys.modules for m in ('pandas', 'pydantic', 'pyarrow.compute')})))\n"
         f"sys.argv = sys.argv[1:]; sys.path[0] = {str(ROOT / 'bench')!r}\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     with spawn("sendgrid", "--no-rate-limits", "--job-delay-s", "0") as em:
-        done = subprocess.run(
-            [sys.executable, str(probe), str(ROOT / "bench" / "_peer_ours.py"), "--db", str(world_.app_db),
-             "--vendor", "sendgrid", "--url", em.url, "--export-id", str(world_.export_ids["sendgrid"]),
-             "--admin-id", str(world_.admin_id)],
-            cwd=str(ROOT), capture_output=True, text=True, timeout=120,
-            env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout.splitlines()[0])
-    assert report["status"] == "succeeded" and report["accepted"] == 40
-    assert json.loads((tmp_path / "mods.json").read_text()) == {"pandas": False}
+        for run, expected in (("full", {"pandas": False, "pydantic": False}),
+                              ("rerun", {"pandas": False, "pydantic": False, "pyarrow.compute": False})):
+            if run == "rerun":   # one profile changed by a writer outside the app (a later updated_at)
+                con = duckdb.connect(str(world_.app_db))
+                con.execute("UPDATE profiles SET first_name = 'Changed', updated_at = TIMESTAMP '2026-06-01' "
+                            "WHERE customer_id = 'c7'")
+                con.close()
+            done = subprocess.run(
+                [sys.executable, str(probe), str(ROOT / "bench" / "_peer_ours.py"), "--db", str(world_.app_db),
+                 "--vendor", "sendgrid", "--url", em.url, "--export-id", str(world_.export_ids["sendgrid"]),
+                 "--admin-id", str(world_.admin_id)],
+                cwd=str(ROOT), capture_output=True, text=True, timeout=120,
+                env={**os.environ, "INSIGHT_RELAY_WORKERS": "0"})
+            assert done.returncode == 0, done.stderr[-2000:]
+            report = json.loads(done.stdout.splitlines()[0])
+            assert report["status"] == "succeeded"
+            assert report["accepted"] == (40 if run == "full" else 1), report
+            loaded = json.loads(mods.read_text())
+            assert {m: loaded[m] for m in expected} == expected, (run, loaded)
 
 
 def test_memory_capped_lowers_the_limit_for_the_block_only(tmp_path, monkeypatch):
