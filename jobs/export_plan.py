@@ -21,8 +21,10 @@ action_counts(cur, source, params); count_plan(db, export, target, retry_run) ->
 pass_sql(db, export, target, *, retry_run=None) -> (sql, params, field keys)   the diff as ONE pass: plan
                                                 rows, counts and mirror removals from one evaluation
 plan_counts(db, export, target, retry_run=None) -> {action: n, "remove": n, UNSENDABLE: n}   (the gate)
-small_plan(cur, db, export, target, idx, max_rows) -> (counts, plan source, removals source) | None
+small_plan(cur, db, export, target, idx, max_rows, basis=None) -> (counts, plan source, removals source) | None
                                                 the runner's plan of a re-run, from one pass
+plan_basis(db, export, target) -> Basis; restricted(cur, export, target, basis, prefix) -> prefix | None
+                                                a plan derived from the last settled one (candidates + probe)
 check_removal_guard(db, export, targets, plans) -> [{target, removals, list_size, share, max_share}]
 field_limits(vendor) -> {field: max chars}   documented limits (core.sync) + the connector's own
 count_contacts(db, segment_ids) -> int          distinct members over the segments
@@ -35,7 +37,6 @@ estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> 
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -219,11 +220,7 @@ def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) ->
     removals = unsendable = 0
     unsure_emails: list[str] = []
     with db.cursor() as cur:
-        restrict = None
-        if basis.since is not None:   # derived from the last settled plan: only what may have changed since
-            restrict = "gate_cand"
-            candidates(cur, export, target, basis.since, restrict, basis.since_cursor)
-            add_probe(cur, restrict)
+        restrict = restricted(cur, export, target, basis, "gate_cand")
         for _ in range(2):
             sql, params, keys = pass_sql(db, export, target, retry_run=retry_run, restrict=restrict)
             over, sure = _over_limit_sql(export, keys), _sure_valid_sql()
@@ -295,22 +292,9 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
     it), read through temp views ("table", run_plan_<idx>) with plan_sql's columns plus email_fast_ok (last),
     and ("table", run_removals_<idx>) with (email, customer_id). The unchanged count is the members' rows (a
     plain count, no diff) minus the rows of every other action."""
-    members = member_count(cur, db, export, target, basis)
-    if basis is not None and basis.since is not None:   # derived from the last settled plan (see Basis)
-        # scans of every profile's email for a few thousand rows: all of DuckDB's threads outside the app
-        scans = getattr(db, "scan_threads", None)
-        with scans() if scans is not None else contextlib.nullcontext():
-            return _small_plan(cur, db, export, target, idx, max_rows, basis, members)
-    return _small_plan(cur, db, export, target, idx, max_rows, basis, members)
-
-
-def _small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, basis: "Basis | None", members: int):
     tkey = target["key"]
-    restrict = None
-    if basis is not None and basis.since is not None:
-        restrict = f"run_cand_{int(idx)}"
-        candidates(cur, export, target, basis.since, restrict, basis.since_cursor)
-        add_probe(cur, restrict)
+    members = member_count(cur, db, export, target, basis)
+    restrict = restricted(cur, export, target, basis, f"run_cand_{int(idx)}")
     table = f"run_pass_{int(idx)}"
     for _ in range(2):
         if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
@@ -406,6 +390,16 @@ def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) 
     if basis.static:
         basis.static_members = mark[3]
     return basis
+
+
+def restricted(cur, export: dict, target: dict, basis: "Basis | None", prefix: str) -> str | None:
+    """The temp tables' prefix of a plan derived from the last settled one (candidates and a probe, on `cur`),
+    or None when the whole diff runs (no basis to derive from)."""
+    if basis is None or basis.since is None:
+        return None
+    candidates(cur, export, target, basis.since, prefix, basis.since_cursor)
+    add_probe(cur, prefix)
+    return prefix
 
 
 def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_cursor=None) -> None:

@@ -52,6 +52,7 @@ CLIENT_FACTORY(db, export) -> client (overrides jobs.clients.make_client_for).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import deque
@@ -424,10 +425,13 @@ class ExportRun:
         candidates are delivered contacts that are no longer members."""
         if retry_run is None:   # a small plan (a re-run): plan, counts and removals from ONE pass of the diff
             # read before the pass: the plan is derived from the last settled one when it can be (Basis)
-            with self.db.scan_threads():   # fingerprints of every profile: scans, little memory
+            # the fingerprints, and a derived plan's scans of every profile's email for a few thousand rows:
+            # little memory, so every DuckDB thread outside the app (a full diff keeps the run's one)
+            with self.db.scan_threads():
                 basis = self._bases[target["key"]] = export_plan.plan_basis(self.db, self.export, target)
-            small = export_plan.small_plan(self._scratch, self.db, self.export, target, idx, MATERIALIZE_MAX_ROWS,
-                                           basis=basis)
+            with self.db.scan_threads() if basis.since is not None else contextlib.nullcontext():
+                small = export_plan.small_plan(self._scratch, self.db, self.export, target, idx,
+                                               MATERIALIZE_MAX_ROWS, basis=basis)
             if small is not None:
                 counts, plan_src, removal_src = small
                 self._sources[target["key"]] = (plan_src, removal_src)
