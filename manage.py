@@ -13,6 +13,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    one_shot = argv is None   # the command line: this process runs one command and exits
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from jobs.cli import main as jobs_main
 
         def cli_main(args):
-            return jobs_main([command, *args])
+            return jobs_main([command, *args], one_shot=one_shot)
     else:
         print(f"Unknown command {command!r}.\n{__doc__}", file=sys.stderr)
         return 2

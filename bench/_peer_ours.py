@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     from connectors.registry import make_client
     from core.permissions import Role, User
-    from jobs import export_run, runner
+    from jobs import cli, export_run, runner
     from services import exports
     from storage.db import Database
 
@@ -126,6 +126,7 @@ def main(argv: list[str]) -> int:
         args.vendor, "bench-key", "sandbox", base_url=args.url, rate_limits=False))
     db = Database(args.db)
     admin = User(args.admin_id, "bench", Role.ADMIN)
+    cli.settle()   # as `manage.py run export NAME` does once its imports are done
     imported_s = time.perf_counter() - t0
     run_id = exports.run_export(db, admin, args.export_id, confirm_removals=True)
     t1, cpu1 = time.perf_counter(), _cpu_s()

@@ -10,6 +10,7 @@ Runs execute synchronously in this process. Exit codes: 0 succeeded, 1 failed/ca
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 
@@ -41,6 +42,14 @@ def _open_db():
     from storage.db import Database
 
     return Database(config.db_path())
+
+
+def settle() -> None:
+    """Once this one-shot process has imported what its run needs: everything allocated so far (modules,
+    classes, the database's objects) lives until the process exits, so it is moved out of the garbage
+    collector's reach (gc.freeze): the run's full collections and the interpreter's at exit no longer walk
+    it (~20 ms of a short run's exit). Not for the app's server: what it freezes is never collected."""
+    gc.freeze()
 
 
 def _fmt_counts(counts: dict) -> str:
@@ -85,7 +94,9 @@ def _find_item(db, kind: str, name: str) -> tuple[int, str] | None:
     return schedules.find_item_by_name(db, kind, name)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], *, one_shot: bool = False) -> int:
+    """one_shot: this process does this one command and exits (manage.py from the command line), so what it
+    imported is frozen out of the garbage collector's way (settle()); never in a process that goes on."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:   # argparse prints its own message
@@ -103,6 +114,9 @@ def main(argv: list[str]) -> int:
     try:
         importlib.import_module("jobs.handlers")   # registers the run kinds
         from jobs import runner
+
+        if one_shot:
+            settle()
 
         if args.command == "runs":
             for run in runner.list_runs(db, limit=args.limit):

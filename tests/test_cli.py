@@ -81,3 +81,21 @@ def test_manage_py_refresh_in_a_subprocess(db, data_dir):
     proc = _manage("refresh", data_dir=data_dir)
     assert proc.returncode == 0, proc.stderr
     assert "succeeded" in proc.stdout and "Nothing to refresh" in proc.stdout
+
+
+def test_a_one_shot_cli_freezes_its_imports_before_the_run_and_a_call_in_process_does_not(export_db, monkeypatch):
+    """manage.py from the command line (one_shot): what the process imported is frozen out of the garbage
+    collector's way before the run starts (cli.settle); called in a process that goes on, nothing is."""
+    frozen: list[str] = []
+    monkeypatch.setattr(cli.gc, "freeze", lambda: frozen.append("freeze"))
+
+    def handler(ctx):
+        frozen.append("run")
+        return RunResult("succeeded", {})
+
+    monkeypatch.setitem(runner.HANDLERS, "export", handler)
+    assert cli.main(["run", "export", "Newsletter"]) == 0
+    assert frozen == ["run"]
+    frozen.clear()
+    assert cli.main(["run", "export", "Newsletter"], one_shot=True) == 0
+    assert frozen == ["freeze", "run"]

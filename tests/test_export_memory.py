@@ -51,7 +51,8 @@ def test_a_run_in_a_fresh_process_imports_only_what_it_needs(tmp_path):
       (~50 MB at a 1 M run's peak). Failed before the batch meta's row positions and the flush's columns
       were built from buffers;
     - pydantic: a static segment's members need no rule model (~0.1 s; core.segments builds them on use);
-    - pyarrow.compute on a re-run: its batches are slices, its columns already strings (~45 ms)."""
+    - pyarrow.compute on a re-run: its batches are slices, its columns already strings (~45 ms);
+    - email_validator: only an address core.sync's fast path does not accept needs it (~13 ms)."""
     from bench import _peer_world
     from connectors.sandbox.server import spawn
 
@@ -61,12 +62,13 @@ def test_a_run_in_a_fresh_process_imports_only_what_it_needs(tmp_path):
     probe.write_text(
         "import atexit, json, runpy, sys\n"
         f"atexit.register(lambda: open({str(mods)!r}, 'w').write(json.dumps("
-        "{m: m in sys.modules for m in ('pandas', 'pydantic', 'pyarrow.compute')})))\n"
+        "{m: m in sys.modules for m in ('pandas', 'pydantic', 'pyarrow.compute', 'email_validator')})))\n"
         f"sys.argv = sys.argv[1:]; sys.path[0] = {str(ROOT / 'bench')!r}\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     with spawn("sendgrid", "--no-rate-limits", "--job-delay-s", "0") as em:
-        for run, expected in (("full", {"pandas": False, "pydantic": False}),
-                              ("rerun", {"pandas": False, "pydantic": False, "pyarrow.compute": False})):
+        for run, expected in (("full", {"pandas": False, "pydantic": False, "email_validator": False}),
+                              ("rerun", {"pandas": False, "pydantic": False, "pyarrow.compute": False,
+                                         "email_validator": False})):
             if run == "rerun":   # one profile changed by a writer outside the app (a later updated_at)
                 con = duckdb.connect(str(world_.app_db))
                 con.execute("UPDATE profiles SET first_name = 'Changed', updated_at = TIMESTAMP '2026-06-01' "
