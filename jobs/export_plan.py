@@ -37,6 +37,7 @@ estimate_seconds(vendor, contacts) -> float | None;  human_duration(seconds) -> 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -44,6 +45,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connectors import registry
@@ -153,7 +155,11 @@ def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None, re
     sql = (
         cte + ", d AS (SELECT email, contact_hash, contact_hash64, last_status, added_by_export, customer_id "
         "FROM export_delivered "
-        "WHERE export_id = ? AND target_key = ?" + (f" AND email IN (SELECT email FROM {restrict}_e)" if restrict else "")
+        "WHERE export_id = ? AND target_key = ?" + (
+            # the candidates' rows found by their emails alone, then read by row id (in this one statement:
+            # the same snapshot): the other columns of only those rows are read, not of every delivered row
+            " AND rowid IN (SELECT rowid FROM export_delivered WHERE export_id = ? AND target_key = ? "
+            f"AND email IN (SELECT email FROM {restrict}_e))" if restrict else "")
         + ") "
         "SELECT CASE WHEN c.dup_rank IS NULL THEN NULL " + excluded +
         f"WHEN c.skip_reason IS NOT NULL THEN '{sync.SKIP}' WHEN d.email IS NULL THEN '{sync.ADD}' "
@@ -167,7 +173,7 @@ def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None, re
     # regular expression over every member was a third of the pass
     sql = (f"SELECT *, CASE WHEN {_TO_SEND} THEN coalesce(regexp_full_match(email, ?), FALSE) ELSE FALSE END "
            f"AS email_fast_ok FROM ({sql})")
-    params = [sync.FAST_EMAIL_SQL] + params + [export["id"], target["key"]]
+    params = [sync.FAST_EMAIL_SQL] + params + [export["id"], target["key"]] * (2 if restrict else 1)
     if retry_run is not None:
         rejected = ("SELECT email FROM export_run_contacts WHERE run_id = ? AND target_key = ? "
                     "AND outcome = 'rejected' AND action {} 'remove'")
@@ -219,7 +225,7 @@ def plan_counts(db, export: dict, target: dict, retry_run: int | None = None) ->
     counts: dict[str, int] = {}
     removals = unsendable = 0
     unsure_emails: list[str] = []
-    with db.cursor() as cur:
+    with db.cursor() as cur, snapshot(cur):
         restrict = restricted(cur, export, target, basis, "gate_cand")
         for _ in range(2):
             sql, params, keys = pass_sql(db, export, target, retry_run=retry_run, restrict=restrict)
@@ -294,18 +300,19 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
     plain count, no diff) minus the rows of every other action."""
     tkey = target["key"]
     members = member_count(cur, db, export, target, basis)
-    restrict = restricted(cur, export, target, basis, f"run_cand_{int(idx)}")
     table = f"run_pass_{int(idx)}"
-    for _ in range(2):
-        if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
-            return None
-        sql, params, keys = pass_sql(db, export, target, restrict=restrict)
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) WHERE action IS DISTINCT FROM "
-                    f"'{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}", params)
-        if restrict is None or not cur.execute(
-                f"SELECT count(*) FROM {table} WHERE {probe_violation_sql(restrict)}").fetchall()[0][0]:
-            break
-        restrict, basis.since = None, None   # the probe found a change nobody logged: diff everything
+    with snapshot(cur):
+        restrict = restricted(cur, export, target, basis, f"run_cand_{int(idx)}")
+        for _ in range(2):
+            if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
+                return None
+            sql, params, keys = pass_sql(db, export, target, restrict=restrict)
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) WHERE action IS DISTINCT "
+                        f"FROM '{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}", params)
+            if restrict is None or not cur.execute(
+                    f"SELECT count(*) FROM {table} WHERE {probe_violation_sql(restrict)}").fetchall()[0][0]:
+                break
+            restrict, basis.since = None, None   # the probe found a change nobody logged: diff everything
     if cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] > max_rows:
         cur.execute(f"DROP TABLE {table}")
         return None
@@ -392,9 +399,25 @@ def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) 
     return basis
 
 
+@contextlib.contextmanager
+def snapshot(cur) -> Iterator[None]:
+    """One transaction on `cur` (the plan's own cursor) for a derived plan's statements: they read one snapshot,
+    so the row ids candidates() keeps (<prefix>_rows.rid) still name the same rows when the pass reads them by
+    id (a row id can change only when a checkpoint rewrites the table, and none can while this is open). Only
+    temp tables are written: nothing to conflict with. Short: the candidates and one pass."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
 def restricted(cur, export: dict, target: dict, basis: "Basis | None", prefix: str) -> str | None:
     """The temp tables' prefix of a plan derived from the last settled one (candidates and a probe, on `cur`),
-    or None when the whole diff runs (no basis to derive from)."""
+    or None when the whole diff runs (no basis to derive from). Call it, and run the pass that reads it, inside
+    snapshot(cur)."""
     if basis is None or basis.since is None:
         return None
     candidates(cur, export, target, basis.since, prefix, basis.since_cursor)
@@ -404,9 +427,10 @@ def restricted(cur, export: dict, target: dict, basis: "Basis | None", prefix: s
 
 def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_cursor=None) -> None:
     """Temp tables on `cur` for an incremental plan from the settled plan at change `since` (see above):
-    <prefix>_i and <prefix>_e, the candidate customer ids and emails; <prefix>_rows, the customer ids of the
-    profile rows to look at (every row with a candidate email, normalized as the pass does, and the
-    candidates without one). One statement per source: as one UNION, DuckDB took ten times as long."""
+    <prefix>_i and <prefix>_e, the candidate customer ids and emails; <prefix>_rows (rid, customer_id), the row
+    ids and customer ids of the profile rows to look at (every row with a candidate email, normalized as the
+    pass does, and the candidates without one): the pass reads those rows by id, so call this inside
+    snapshot(cur). One statement per source: as one UNION, DuckDB took ten times as long."""
     eid, tkey = int(export["id"]), target["key"]
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_i AS SELECT DISTINCT customer_id FROM ("
                 "SELECT customer_id FROM data_changes WHERE change_no > ? UNION ALL "
@@ -418,9 +442,11 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
                 "AND email IS NOT NULL", [since])
     for sql, params in (
             ("SELECT email FROM export_plan_residue WHERE export_id = ? AND target_key = ?", [eid, tkey]),
-            # the rows first, then trim(): with IN (...) DuckDB trimmed every profile's email before filtering
-            (f"SELECT nullif(lower(trim(email)), '') FROM (SELECT p.email FROM profiles p SEMI JOIN {prefix}_i c "
-             "ON c.customer_id = p.customer_id)", []),
+            # the rows found by their ids alone, then their emails read by row id (only those rows' emails are
+            # read: a join on the ids read every profile's email), then trim(): with IN (...) DuckDB trimmed every
+            # profile's email before filtering
+            (f"SELECT nullif(lower(trim(email)), '') FROM (SELECT p.email FROM profiles p WHERE p.rowid IN "
+             f"(SELECT rowid FROM profiles WHERE customer_id IN (SELECT customer_id FROM {prefix}_i)))", []),
             (f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND customer_id IN "
              f"(SELECT customer_id FROM {prefix}_i)", [eid, tkey])):
         # no "WHERE email IS NOT NULL" here: DuckDB pushed it below the join, trimming every profile's email
@@ -437,8 +463,9 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
     norm = "nullif(lower(trim(p.email)), '')"
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS "
-        f"SELECT customer_id FROM profiles p WHERE lower(p.email) IN (SELECT email FROM {prefix}_e) UNION "
-        "SELECT customer_id FROM profiles p WHERE (p.email IS NULL OR NOT (ord(p.email[1]) BETWEEN 33 AND 126 "
+        f"SELECT p.rowid AS rid, customer_id FROM profiles p WHERE lower(p.email) IN (SELECT email FROM {prefix}_e) "
+        "UNION SELECT p.rowid AS rid, customer_id FROM profiles p WHERE (p.email IS NULL OR NOT "
+        "(ord(p.email[1]) BETWEEN 33 AND 126 "
         f"AND ord(p.email[-1]) BETWEEN 33 AND 126)) AND ({norm} IN (SELECT email FROM {prefix}_e) OR "
         f"({norm} IS NULL AND p.customer_id IN (SELECT customer_id FROM {prefix}_i)))")
 
@@ -459,18 +486,15 @@ def add_probe(cur, prefix: str) -> None:
     (probe_violation_sql). The candidates alone stay in <prefix>_crows / <prefix>_ce."""
     cur.execute(f"ALTER TABLE {prefix}_rows RENAME TO {prefix}_crows")
     cur.execute(f"ALTER TABLE {prefix}_e RENAME TO {prefix}_ce")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_probe AS SELECT customer_id FROM (SELECT customer_id FROM "
-                f"profiles USING SAMPLE {PROBE_PERCENT}% (system)) WHERE customer_id NOT IN "
-                f"(SELECT customer_id FROM {prefix}_crows)")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS SELECT customer_id FROM {prefix}_crows UNION ALL "
-                f"SELECT customer_id FROM {prefix}_probe")
-    # the probe's emails first, filtered after: a filter on the normalized email in the same statement was pushed
-    # below the join by DuckDB, trimming every profile's email
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_pe AS SELECT nullif(lower(trim(p.email)), '') AS email "
-                f"FROM profiles p SEMI JOIN {prefix}_probe r ON r.customer_id = p.customer_id")
+    # the sampled rows with their row ids and emails at once (a sample reads few vectors); the emails filtered
+    # after: a filter on the normalized email in the same statement was pushed below the sample by DuckDB
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_probe AS SELECT * FROM (SELECT rowid AS rid, customer_id, "
+                f"nullif(lower(trim(email)), '') AS email FROM profiles USING SAMPLE {PROBE_PERCENT}% (system)) "
+                f"WHERE customer_id NOT IN (SELECT customer_id FROM {prefix}_crows)")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_rows AS SELECT rid, customer_id FROM {prefix}_crows "
+                f"UNION ALL SELECT rid, customer_id FROM {prefix}_probe")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_e AS SELECT email FROM {prefix}_ce UNION "
-                f"SELECT email FROM {prefix}_pe WHERE email IS NOT NULL")
-    cur.execute(f"DROP TABLE {prefix}_pe")
+                f"SELECT email FROM {prefix}_probe WHERE email IS NOT NULL")
 
 
 def probe_violation_sql(prefix: str) -> str:

@@ -302,7 +302,7 @@ def split_carried_hash(value: str | None) -> tuple[str | None, int | None]:
 def _eligible_cte(db, export: dict, segment_ids: list[int], restrict: str | None = None
                   ) -> tuple[str, list, list[str]]:
     """restrict: the prefix of the temp tables of an incremental plan (jobs/export_plan.candidates): only the
-    profile rows in <restrict>_rows (customer_id), i.e. every row whose normalized email is a candidate (so
+    profile rows in <restrict>_rows (rid: their row ids, valid in the plan's snapshot; customer_id), i.e. every row whose normalized email is a candidate (so
     duplicate ranks are the whole diff's) and the candidates without an email; their segment membership is
     evaluated for them alone. Only for the profile's own email."""
     members, params = _members_sql(db, segment_ids)
@@ -320,7 +320,8 @@ def _eligible_cte(db, export: dict, segment_ids: list[int], restrict: str | None
     if restrict is not None:
         if email_item:
             raise ValueError("an incremental plan reads the profile's own email only")
-        only = f" AND p.customer_id IN (SELECT customer_id FROM {restrict}_rows)"
+        # by row id (jobs/export_plan.candidates keeps them, in the pass's snapshot): only those rows are read
+        only = f" AND p.rowid IN (SELECT rid FROM {restrict}_rows)"
         members = f"SELECT customer_id FROM ({members}) WHERE customer_id IN (SELECT customer_id FROM {restrict}_rows)"
     cte = (
         f"WITH members AS ({members}), "
