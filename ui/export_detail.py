@@ -45,7 +45,9 @@ def queue_run(fn, *args, ok: str, **kw) -> int | None:
 
 
 def _show_queued_message() -> None:
-    """Inside the live fragment: the "queued" message once, then only while its run is still active."""
+    """Below the actions, in the page run that queued it (so it shows as soon as the run is queued, before the
+    rest of the page is drawn), then in every page run while its run is still active; the live panel reruns
+    the page when that run has ended (queued_run_ended), which drops it."""
     queued = st.session_state.get(QUEUED)
     if not queued:
         return
@@ -55,6 +57,15 @@ def _show_queued_message() -> None:
         return
     queued["shown"] = True
     st.success(md(queued["text"]))
+
+
+def queued_run_ended() -> bool:
+    """The run whose "queued" message is on the page has ended (the live panel then reruns the page)."""
+    queued = st.session_state.get(QUEUED)
+    if not queued or not queued["shown"]:
+        return False
+    run = svc.run_status(ctx.db, queued["run_id"])
+    return run is None or run["status"] not in ACTIVE
 
 
 OUTCOMES = ("accepted", "rejected", "pending", "skipped")
@@ -210,9 +221,9 @@ def _gate_and_actions(export_id: int, run_ok: bool, edit_ok: bool, on_edit: Call
     if gate.needs_confirmation:
         confirm = st.checkbox("I confirm these removals", key="exports_confirm_removals")
     row = st.container(horizontal=True, vertical_alignment="center")
-    # no st.rerun() after queueing: everything a queued run changes (the dry-run panel, the live panel with
-    # "Run queued.") is drawn below, in this same page run; a second run of the whole page doubled the wait
-    # for "Run queued." while other sessions kept the server busy (issue 16)
+    # no st.rerun() after queueing: everything a queued run changes ("Run queued." right below, the live and
+    # dry-run panels) is drawn in this same page run; a second run of the whole page doubled the wait for
+    # "Run queued." while other sessions kept the server busy (issue 16)
     if row.button("Run", key="exports_run_now", type="primary", disabled=gate.blocked):
         queue_run(svc.run_export, ctx.db, ctx.user, export_id, confirm_removals=confirm, ok="Run queued.")
     if row.button("Dry run", key="exports_dry_run_now"):
@@ -253,19 +264,19 @@ def show_detail(db, user, export_id: int, *, may_edit: bool, may_run: bool, on_c
         st.warning(md(note))
     if run_ok:
         _gate_and_actions(export_id, run_ok, edit_ok, on_edit)
+    _show_queued_message()
     with st.expander("Schedule"):
         item_schedule.show(db, user, "export", export_id, may_edit=edit_ok)
 
     @st.fragment(run_every=2)
     def live():
-        _show_queued_message()
         _run_panel(export_id, run_ok)
         _dry_run_panel(export_id)
         # the gate above (contacts to send, estimate, confirmations) is drawn once per page run: when a run
         # of this export finishes, draw the whole page again so it reflects what is left to send
         latest = svc.last_run(db, export_id, dry_run=None)
         active = latest["id"] if latest and latest["status"] in ACTIVE else None
-        if st.session_state.get(WATCHED) is not None and active is None:
+        if (st.session_state.get(WATCHED) is not None and active is None) or queued_run_ended():
             st.session_state.pop(WATCHED, None)
             st.rerun(scope="app")
         if active is not None:

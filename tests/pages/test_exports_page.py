@@ -115,9 +115,14 @@ def test_save_and_dry_run_then_run(db, admin, monkeypatch):
     assert any("5 contacts to send · estimated duration under a minute" in shown(c.value) for c in at.caption)
     at.button(key="exports_run_now").click()
     at.run()
+    # said at once, right below the buttons: before the rest of the page (the schedule, the live panel) is drawn
+    body = [e for e in at.main if type(e).__name__ in ("Success", "Expander")]
+    labels = [shown(e.value) if type(e).__name__ == "Success" else e.label for e in body]
+    assert "Run queued." in labels and labels.index("Run queued.") < labels.index("Schedule"), labels
     runner.run_pending(live)
     at.run()
     assert not at.exception
+    assert "Run queued." not in [shown(s.value) for s in at.success]   # the run has ended: the message went with it
     run = runner.list_runs(live, kind="export", limit=1)[0]
     assert run["status"] == "succeeded" and run["counts"]["accepted"] == 5
     assert any(m.label == "Accepted" and m.value == "5" for m in at.metric)
