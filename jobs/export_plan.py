@@ -409,7 +409,8 @@ def snapshot(cur) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        cur.execute("ROLLBACK")
+        with contextlib.suppress(Exception):   # the error that got here is the one to report, not the rollback's
+            cur.execute("ROLLBACK")
         raise
     cur.execute("COMMIT")
 

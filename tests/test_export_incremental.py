@@ -249,3 +249,20 @@ def test_profile_imports_log_their_changes(world):
         profiles.load(cur, "import_stage", "cid", {"email": "s.mail"}, {}, "replace")
     assert world.db.query("SELECT kind, wide FROM data_change_marks ORDER BY change_no DESC LIMIT 1") == [
         ("import_replace", True)]
+
+
+def test_a_snapshot_commits_its_temp_tables_and_rolls_back_on_an_error(db):
+    """export_plan.snapshot: the candidates and the pass in one transaction (the row ids they share stay valid);
+    an error inside rolls it back (its temp tables go with it) and the cursor works on."""
+    from jobs import export_plan
+
+    with db.cursor() as cur:
+        with export_plan.snapshot(cur):
+            cur.execute("CREATE TEMP TABLE kept AS SELECT 1 AS x")
+        with pytest.raises(RuntimeError), export_plan.snapshot(cur):
+            cur.execute("CREATE TEMP TABLE dropped AS SELECT 1 AS x")
+            raise RuntimeError("the pass failed")
+        names = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        assert names == {"kept"}
+        with export_plan.snapshot(cur):   # no transaction left open: a new one starts
+            assert cur.execute("SELECT count(*) FROM kept").fetchone()[0] == 1
