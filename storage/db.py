@@ -13,7 +13,9 @@ Runs share the app's process (issue 16), so:
 * ``run_scope()`` closes, when the run ends, every cursor it opened that is still open: the run's temp
   tables go with them. ``release_memory()`` (after a run) hands DuckDB's cached buffers and freed heap
   back to the OS, so the server does not keep a run's peak.
-* DuckDB's memory limit defaults to a share of RAM, capped (``INSIGHT_RELAY_DB_MEMORY_LIMIT``).
+* DuckDB's memory limit defaults to a share of RAM, capped (``INSIGHT_RELAY_DB_MEMORY_LIMIT``). It is the
+  whole database's: it is lowered (an eviction, a plan's cap) only while no one else's cursor is open, and a
+  cursor opened meanwhile waits (``_lowered_limit``); a query under a lowered limit could fail for memory.
 """
 from __future__ import annotations
 
@@ -252,6 +254,14 @@ class Database:
         self._write_locks = {APP_LANE: threading.RLock(), RUN_LANE: threading.RLock()}
         self._write_lock = self._write_locks[APP_LANE]   # migrations and anything that must stop the app's writes
         self._memory_lock = threading.Lock()
+        # DuckDB's memory limit is the whole database's: lowered (evict_cache, release_memory), a query of another
+        # thread that needs memory meanwhile fails (Out of Memory; seen with 8 sessions during a 1 M run). So the
+        # limit is lowered only while no cursor of anyone else (a page, another run) is open, and a cursor opened
+        # meanwhile waits for the few milliseconds it takes (_open_cursors: open cursors per run scope, None for
+        # the rest; _limit_window: the limit is down)
+        self._cursor_gate = threading.Condition()
+        self._open_cursors: dict[int | None, int] = {}
+        self._limit_window = False
         self.memory_limit = ""
         self.threads = 0                  # DuckDB's threads when no run is going
         self._runs_going = 0
@@ -298,17 +308,51 @@ class Database:
     # -- access -------------------------------------------------------------------------
     @contextlib.contextmanager
     def _tracked(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A fresh cursor, known to this thread's run scope until it is closed."""
+        """A fresh cursor, known to this thread's run scope until it is closed (and counted: the memory limit
+        is never lowered under it, see _lowered_limit)."""
         scope = current_scope()
-        cur = self._con.cursor()
-        if scope is not None:
-            scope.opened(cur)
+        key = id(scope) if scope is not None else None
+        with self._cursor_gate:
+            while self._limit_window:
+                self._cursor_gate.wait()
+            self._open_cursors[key] = self._open_cursors.get(key, 0) + 1
         try:
-            yield cur
-        finally:
-            cur.close()
+            cur = self._con.cursor()
             if scope is not None:
-                scope.closed(cur)
+                scope.opened(cur)
+            try:
+                yield cur
+            finally:
+                cur.close()
+                if scope is not None:
+                    scope.closed(cur)
+        finally:
+            with self._cursor_gate:
+                left = self._open_cursors[key] - 1
+                if left:
+                    self._open_cursors[key] = left
+                else:
+                    del self._open_cursors[key]
+
+    @contextlib.contextmanager
+    def _lowered_limit(self) -> Iterator[bool]:
+        """Yields True when the memory limit may be lowered now: no cursor is open but the calling run's own
+        (none at all outside a run), and none opens until the block ends. False: someone else may be querying;
+        lowering the limit under its feet could fail its query, so the caller leaves it."""
+        scope = current_scope()
+        own = id(scope) if scope is not None else object()   # outside a run nothing is exempt
+        with self._cursor_gate:
+            if self._limit_window or any(key != own for key in self._open_cursors):
+                free = False
+            else:
+                free = self._limit_window = True
+        try:
+            yield free
+        finally:
+            if free:
+                with self._cursor_gate:
+                    self._limit_window = False
+                    self._cursor_gate.notify_all()
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -492,17 +536,21 @@ class Database:
 
     def _evict_locked(self) -> bool:
         """DuckDB's cached (unpinned) buffers evicted: the limit lowered for a moment, then restored. Caller holds
-        _memory_lock. False when they could not be (pinned by a running query): the cache is kept."""
-        try:
-            self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")
-            return True
-        except duckdb.Error:
-            return False
-        finally:
+        _memory_lock. False when they could not be: someone else's cursor is open (a page, another run: its query
+        could fail for memory meanwhile), or the buffers are pinned by a running query. The cache is then kept."""
+        with self._lowered_limit() as free:
+            if not free:
+                return False
             try:
-                self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                self._con.execute(f"SET memory_limit = '{RELEASE_MEMORY_LIMIT_BYTES >> 20}MiB'")
+                return True
             except duckdb.Error:
-                log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+                return False
+            finally:
+                try:
+                    self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                except duckdb.Error:
+                    log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
 
     def evict_cache(self) -> bool:
         """Mid-run: DuckDB's cached table blocks evicted (a run's writes leave every block it wrote cached, 40-80
@@ -519,18 +567,29 @@ class Database:
     def memory_capped(self, limit_bytes: int) -> Iterator[None]:
         """DuckDB's memory limit lowered to limit_bytes (never raised) for the block: a large query's working
         memory (a plan's duplicate ranking and joins over 1 M rows: +190-240 MB) spills to the temp directory
-        instead of raising the process's peak. The limit is the database's, so queries of other threads
-        meanwhile spill sooner too; restored at the end. Blocks while another cap or release_memory holds it."""
+        instead of raising the process's peak. Restored at the end. Blocks while another cap or release_memory
+        holds it. The limit is the database's: a query of another thread meanwhile would have only what the block
+        leaves of it, and could fail for memory. So never in a process that serves pages (their queries come at
+        any time; the app's run keeps the app's limit), and only when no one else's cursor is open at the start
+        (in a CLI process: the run is alone)."""
         with self._memory_lock:
-            if limit_bytes < _limit_bytes(self.memory_limit):
-                self._con.execute(f"SET memory_limit = '{max(1, limit_bytes >> 20)}MiB'")
+            lowered = False
+            if limit_bytes < _limit_bytes(self.memory_limit) and not self.serves_pages:
+                with self._cursor_gate:
+                    scope = current_scope()
+                    own = id(scope) if scope is not None else object()
+                    alone = not self._limit_window and all(key == own for key in self._open_cursors)
+                if alone:
+                    self._con.execute(f"SET memory_limit = '{max(1, limit_bytes >> 20)}MiB'")
+                    lowered = True
             try:
                 yield
             finally:
-                try:
-                    self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
-                except duckdb.Error:
-                    log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
+                if lowered:
+                    try:
+                        self._con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                    except duckdb.Error:
+                        log.error("could not restore DuckDB's memory limit to %s", self.memory_limit)
 
     def release_memory(self) -> dict:
         """After a run: give back what the run made the process hold. Python garbage first; the run's

@@ -181,3 +181,46 @@ def test_the_export_modules_give_arrow_the_system_allocator_unless_one_is_chosen
                              cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == expected_pool, (first, out.stdout)
+
+
+def test_the_limit_is_never_lowered_under_someone_elses_query(tmp_path, monkeypatch):
+    """DuckDB's memory limit is the database's: lowered while a page (or another run) queries, that query could
+    fail for memory (seen with 8 sessions during a 1 M run). Eviction waits for no one and skips while another
+    cursor is open; a cursor opened while the limit is down waits for it to be back; a process that serves pages
+    never caps a plan."""
+    monkeypatch.setenv(storage_db.MEMORY_LIMIT_ENV, "400MB")
+    db = Database(tmp_path / "gate.duckdb")
+    try:
+        opened, release = threading.Event(), threading.Event()
+
+        def page():   # a page's query: a cursor outside any run
+            with db.cursor() as cur:
+                opened.set()
+                release.wait(10)
+                assert cur.execute("SELECT count(*) FROM range(100000)").fetchone()[0] == 100000
+        t = threading.Thread(target=page)
+        t.start()
+        opened.wait(10)
+        try:
+            assert db.evict_cache() is False                     # skipped, not waited for
+            assert db.release_memory()["duckdb_evicted"] is False
+            with db.memory_capped(64 << 20):
+                assert _limit(db) == pytest.approx(400e6, rel=0.01)   # not lowered under the page's query
+        finally:
+            release.set()
+            t.join(10)
+        assert db.evict_cache() is True                           # alone again
+        seen = []
+        with db._lowered_limit() as free:   # noqa: SLF001 - the window itself: a new cursor waits it out
+            assert free
+            waiter = threading.Thread(target=lambda: seen.append(db.query_one("SELECT 42")[0]))
+            waiter.start()
+            waiter.join(0.3)
+            assert seen == []                                     # still waiting while the limit is down
+        waiter.join(10)
+        assert seen == [42]
+        db.serves_pages = True
+        with db.memory_capped(64 << 20):
+            assert _limit(db) == pytest.approx(400e6, rel=0.01)   # the app's plans keep the app's limit
+    finally:
+        db.close()
