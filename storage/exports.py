@@ -302,9 +302,9 @@ def split_carried_hash(value: str | None) -> tuple[str | None, int | None]:
 def _eligible_cte(db, export: dict, segment_ids: list[int], restrict: str | None = None
                   ) -> tuple[str, list, list[str]]:
     """restrict: the prefix of the temp tables of an incremental plan (jobs/export_plan.candidates): only the
-    profile rows in <restrict>_rows (rid: their row ids, valid in the plan's snapshot; customer_id), i.e. every row whose normalized email is a candidate (so
-    duplicate ranks are the whole diff's) and the candidates without an email; their segment membership is
-    evaluated for them alone. Only for the profile's own email."""
+    profile rows in <restrict>_rows (rid: their row ids, valid in the plan's snapshot; customer_id), i.e. every
+    row whose normalized email is a candidate (so duplicate ranks are the whole diff's) and the candidates
+    without an email; their segment membership is evaluated for them alone. Only for the profile's own email."""
     members, params = _members_sql(db, segment_ids)
     # data matching: the attribute holding the email is a mapping item for field "email" (none: the
     # profile's email); it is the contact's key, not a field sent alongside
