@@ -44,10 +44,12 @@ def queue_run(fn, *args, ok: str, **kw) -> int | None:
     return run_id
 
 
-def _show_queued_message() -> None:
+def _show_queued_message(slot) -> None:
     """Below the actions, in the page run that queued it (so it shows as soon as the run is queued, before the
     rest of the page is drawn), then in every page run while its run is still active; the live panel reruns
-    the page when that run has ended (queued_run_ended), which drops it."""
+    the page when that run has ended (queued_run_ended), which drops it. Drawn in `slot`, an st.empty() that
+    every page run has, message or not: the elements below keep their places from one page run to the next
+    (a fragment's place that moves between page runs was drawn twice)."""
     queued = st.session_state.get(QUEUED)
     if not queued:
         return
@@ -56,7 +58,7 @@ def _show_queued_message() -> None:
         st.session_state.pop(QUEUED, None)
         return
     queued["shown"] = True
-    st.success(md(queued["text"]))
+    slot.success(md(queued["text"]))
 
 
 def queued_run_ended() -> bool:
@@ -264,7 +266,7 @@ def show_detail(db, user, export_id: int, *, may_edit: bool, may_run: bool, on_c
         st.warning(md(note))
     if run_ok:
         _gate_and_actions(export_id, run_ok, edit_ok, on_edit)
-    _show_queued_message()
+    _show_queued_message(st.empty())
     with st.expander("Schedule"):
         item_schedule.show(db, user, "export", export_id, may_edit=edit_ok)
 
