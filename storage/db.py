@@ -334,18 +334,20 @@ class Database:
                 else:
                     del self._open_cursors[key]
 
+    def _alone_locked(self) -> bool:
+        """No cursor open but the calling run's own (none at all outside a run), and the limit not down for someone
+        else. Caller holds _cursor_gate."""
+        scope = current_scope()
+        own = id(scope) if scope is not None else object()   # outside a run nothing is exempt
+        return not self._limit_window and all(key == own for key in self._open_cursors)
+
     @contextlib.contextmanager
     def _lowered_limit(self) -> Iterator[bool]:
         """Yields True when the memory limit may be lowered now: no cursor is open but the calling run's own
         (none at all outside a run), and none opens until the block ends. False: someone else may be querying;
         lowering the limit under its feet could fail its query, so the caller leaves it."""
-        scope = current_scope()
-        own = id(scope) if scope is not None else object()   # outside a run nothing is exempt
         with self._cursor_gate:
-            if self._limit_window or any(key != own for key in self._open_cursors):
-                free = False
-            else:
-                free = self._limit_window = True
+            free = self._limit_window = self._alone_locked()
         try:
             yield free
         finally:
@@ -576,9 +578,7 @@ class Database:
             lowered = False
             if limit_bytes < _limit_bytes(self.memory_limit) and not self.serves_pages:
                 with self._cursor_gate:
-                    scope = current_scope()
-                    own = id(scope) if scope is not None else object()
-                    alone = not self._limit_window and all(key == own for key in self._open_cursors)
+                    alone = self._alone_locked()
                 if alone:
                     self._con.execute(f"SET memory_limit = '{max(1, limit_bytes >> 20)}MiB'")
                     lowered = True
