@@ -6,6 +6,7 @@ the files in pages/ by themselves. Each page also calls ui.guard.require_page fi
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
@@ -19,6 +20,9 @@ from ui.text import md
 
 # A local file: an icon name (":material/hub:") makes the browser fetch the favicon from a Google host.
 FAVICON = Path(__file__).resolve().parent / "ui" / "assets" / "favicon.png"
+# The server's vendor Sandboxes run in child processes (connectors/sandbox/remote.py): a run's emulator memory
+# and CPU stay out of the server. Unless set already: pytest/AppTest set "inline" (tests/conftest.py).
+os.environ.setdefault("INSIGHT_RELAY_SANDBOX", "process")
 
 nav.leave_page_folder_mode()
 st.set_page_config(page_title="Insight Relay", page_icon=str(FAVICON), layout="wide")

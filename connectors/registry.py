@@ -13,8 +13,10 @@ REGIONS: dict[vendor, dict[region, base URL]]    regions "production", "eu" (whe
 client_class(vendor) -> type   the connector client named by the spec
 make_client(vendor, api_key, region="production", *, base_url=None, transport=None, rate_limits=True,
             sleep=None, clock=None, **opts) -> client
-    region "sandbox" uses connectors.sandbox.get_emulator(vendor).transport() unless a transport is
-    given; base_url overrides the region's URL. Unknown vendor/region -> ValueError.
+    region "sandbox" (no transport or base_url given) talks to connectors.sandbox.get_emulator(vendor):
+    in "inline" mode through its transport(), in "process" mode over loopback HTTP to its child process
+    (base_url = the child's URL; the child starts on first use). base_url overrides the region's URL.
+    Unknown vendor/region -> ValueError.
 """
 from __future__ import annotations
 
@@ -81,7 +83,11 @@ def make_client(
     if region == SANDBOX and transport is None and base_url is None:
         from connectors.sandbox import get_emulator
 
-        transport = get_emulator(vendor).transport()
+        emulator = get_emulator(vendor)
+        if getattr(emulator, "remote", False):
+            base_url = emulator.base_url()   # the vendor's Sandbox in its own process, over loopback
+        else:
+            transport = emulator.transport()
     cls = client_class(vendor)
     return cls(api_key, base_url=base_url or regions[region], transport=transport, rate_limits=rate_limits,
                sleep=sleep, clock=clock, **opts)

@@ -740,15 +740,20 @@ def sandbox_vendors(db) -> list[str]:
 
 
 def sandbox_snapshot(actor: User, vendor: str, *, max_members: int = 100) -> dict:
-    """What the vendor's emulator received (lists and members, tags, jobs, batches, requests, credits)."""
+    """What the vendor's emulator received (lists and members, tags, jobs, batches, requests, credits). In the
+    app the emulator runs in its own process (connectors/sandbox/remote.py): when it cannot be started or
+    does not answer, raises a ConnectorError (core.errors.Unavailable) with a message for people."""
     require(actor, Action.USE_SANDBOX)
     from connectors.sandbox import get_emulator
 
+    if vendor not in vendor_catalog():
+        raise ConnectionInputError(f"Unknown vendor {vendor!r}.")
     return get_emulator(vendor).snapshot(max_members=max_members)
 
 
 def reset_sandbox(db, actor: User, vendor: str) -> None:
-    """Empty one vendor's emulator (for demos). Audited."""
+    """Empty one vendor's emulator (for demos). Audited. A Sandbox process that had died is started again
+    (empty); one that cannot be started raises a ConnectorError (core.errors.Unavailable)."""
     require(actor, Action.USE_SANDBOX)
     from connectors.sandbox import get_emulator
 

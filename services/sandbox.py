@@ -1,7 +1,10 @@
 """Sandbox page reads: which vendor emulators to show, which one the latest run used, and what each one
 received as plain records (one row per contact and list, with the fields the emulator holds), so a demo
 shows that First and Last name arrived. Reads the emulators only through their public accessors
-(snapshot, contact/user); the reset stays in services.connections (audited)."""
+(snapshot, records: the stored contact/user of each email, in one call), the same in-process and when the
+Sandbox runs in its own process (the app: connectors/sandbox/remote.py; one that cannot be started or does
+not answer raises a ConnectorError, a core.errors.Unavailable with a message for people); the reset stays
+in services.connections (audited)."""
 from __future__ import annotations
 
 import re
@@ -68,8 +71,7 @@ def _flat(fields: dict, prefix: str = "", vendor_names: dict[str, str] | None = 
     return out
 
 
-def _contact_fields(emulator, vendor: str, email: str, vendor_names: dict[str, str]) -> dict[str, Any]:
-    stored = emulator.user(email) if vendor == "iterable" else emulator.contact(email)
+def _contact_fields(stored: dict | None, vendor: str, email: str, vendor_names: dict[str, str]) -> dict[str, Any]:
     hidden = HIDDEN_FIELDS.get(vendor, set())
     return _flat({k: v for k, v in (stored or {"email": email}).items() if k not in hidden}, vendor_names=vendor_names)
 
@@ -106,13 +108,20 @@ def received(actor: User, vendor: str, *, max_records: int = MAX_RECORDS) -> dic
     snapshot = emulator.snapshot(max_members=max_records)
     if vendor == "leadspace":
         return _leadspace(snapshot)
-    lists, records, vendor_names = _lists(vendor, snapshot), [], {}
+    lists, shown_by_list = _lists(vendor, snapshot), []
+    left = max_records
     for lst in lists:
-        shown = lst["members"][: max(0, max_records - len(records))]
-        records.extend({"list": lst["name"], **_contact_fields(emulator, vendor, email, vendor_names)}
-                       for email in shown)
+        shown = lst["members"][: max(0, left)]
+        left -= len(shown)
+        shown_by_list.append(shown)
         lst["shown"] = len(shown)
         del lst["members"]
+    wanted = list(dict.fromkeys(email for shown in shown_by_list for email in shown))
+    stored = dict(zip(wanted, emulator.records(wanted))) if wanted else {}   # one call, not one per row
+    records, vendor_names = [], {}
+    for lst, shown in zip(lists, shown_by_list):
+        records.extend({"list": lst["name"], **_contact_fields(stored.get(email), vendor, email, vendor_names)}
+                       for email in shown)
     total = snapshot.get("contacts", snapshot.get("users", snapshot.get("contacts_total", 0)))
     return {"kind": "contacts", "lists": lists, "records": _ordered(records), "contacts": int(total or 0),
             "field_names": vendor_names}

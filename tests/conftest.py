@@ -10,6 +10,8 @@ import pytest
 # Tests never start background workers unless they ask for them.
 os.environ.setdefault("INSIGHT_RELAY_WORKERS", "0")
 os.environ.setdefault("INSIGHT_RELAY_BCRYPT_ROUNDS", "4")
+# Sandboxes in this process (tests configure and inspect emulator internals); app.py would pick "process".
+os.environ["INSIGHT_RELAY_SANDBOX"] = "inline"
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

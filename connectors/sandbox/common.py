@@ -29,9 +29,18 @@ Faults (dataclass, all counters decrement as they fire):
     path_pattern: str|None            faults apply only to requests whose path matches (re.search)
 json_response(status, body, headers=None) -> httpx.Response ; text_response(status, text, ctype)
 FakeClock(start=1_700_000_000.0): .time() / __call__ and .sleep(s) advancing time (for tests)
-register_emulator(vendor, "module:Class"); get_emulator(vendor) -> process-wide singleton;
-reset_emulators() resets every created singleton. Known: sendgrid, iterable, omnisend
+register_emulator(vendor, "module:Class"); get_emulator(vendor) -> the vendor's Sandbox in this process's
+mode (below); reset_emulators() resets every created one. Known: sendgrid, iterable, omnisend
 (connectors.sandbox.omnisend:OmnisendEmulator), leadspace (connectors.sandbox.leadspace:LeadspaceEmulator).
+.record(email) / .records(emails): the stored contact (Iterable: user) of each email, None when unknown.
+
+Mode (sandbox_mode(), env INSIGHT_RELAY_SANDBOX):
+    "inline"   get_emulator() returns the in-process singleton Emulator; make_client plugs its
+               transport() in. The default when the variable is unset: pytest and AppTest (tests/conftest.py
+               sets it), the manage.py CLI (one short process: its Sandbox ends with it anyway), benches.
+    "process"  get_emulator() returns a RemoteEmulator (connectors/sandbox/remote.py): the Sandbox runs in a
+               child process, started on first use, and make_client gets its loopback URL as base_url. What
+               the Streamlit server uses: app.py sets the variable to "process" unless it is already set.
 
 Sandbox auth policy (all vendors): any non-empty key is valid EXCEPT keys starting with "invalid",
 which get 401 in the vendor's format. SendGrid only: a key containing "nomarketing" gets 403 on
@@ -156,6 +165,16 @@ class Emulator:
 
     def state_snapshot(self, max_members: int | None) -> dict:  # subclass
         return {}
+
+    def record(self, email: str) -> dict | None:
+        """The stored contact (SendGrid, Omnisend: contact(); Iterable: user()) of `email`, None if unknown."""
+        getter = getattr(self, "contact", None)
+        if not callable(getter):
+            getter = getattr(self, "user", None)
+        return getter(email) if callable(getter) else None
+
+    def records(self, emails: list[str]) -> list[dict | None]:
+        return [self.record(email) for email in emails]
 
     # ------------------------------------------------------------ vendor hooks
     def api_key(self, request: httpx.Request) -> str | None:
@@ -299,6 +318,18 @@ _EMULATOR_CLASSES: dict[str, str] = {
 }
 _INSTANCES: dict[str, Emulator] = {}
 _INSTANCES_LOCK = threading.Lock()
+MODE_ENV = "INSIGHT_RELAY_SANDBOX"
+MODES = ("inline", "process")
+
+
+def sandbox_mode() -> str:
+    """"inline" (the default) or "process", from INSIGHT_RELAY_SANDBOX (anything else: ValueError)."""
+    import os
+
+    mode = (os.environ.get(MODE_ENV) or "inline").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"{MODE_ENV}={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
 
 
 def register_emulator(vendor: str, target: str) -> None:
@@ -315,8 +346,14 @@ def emulator_class(vendor: str) -> type[Emulator]:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
-def get_emulator(vendor: str) -> Emulator:
-    """Process-wide singleton emulator for vendor (created on first use)."""
+def get_emulator(vendor: str) -> Any:
+    """The vendor's Sandbox: in "inline" mode the process-wide singleton Emulator (created on first use), in
+    "process" mode the RemoteEmulator proxy of its child process (started on first use)."""
+    if sandbox_mode() == "process":
+        from connectors.sandbox.remote import get_remote
+
+        emulator_class(vendor)   # KeyError for an unknown vendor, as inline
+        return get_remote(vendor)
     with _INSTANCES_LOCK:
         inst = _INSTANCES.get(vendor)
         if inst is None:
@@ -326,8 +363,14 @@ def get_emulator(vendor: str) -> Emulator:
 
 
 def reset_emulators() -> None:
+    """Reset every Sandbox created so far (inline singletons; children of "process" mode that were started)."""
     with _INSTANCES_LOCK:
-        instances = list(_INSTANCES.values())
+        instances: list[Any] = list(_INSTANCES.values())
+    import sys
+
+    remote = sys.modules.get("connectors.sandbox.remote")
+    if remote is not None:
+        instances += [r for r in remote.started_remotes() if r.pid is not None]
     for inst in instances:
         inst.reset()
 

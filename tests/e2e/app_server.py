@@ -3,7 +3,8 @@
 No pytest import: the bench scripts import it too.
 
     load_demo(data, profiles)                       `manage.py demo` into a data dir (raises with its output)
-    app = start_app(data, env={...}); app.url; app.proc.pid; app.stop()
+    app = start_app(data, env={...}); app.url; app.proc.pid; app.stop()   (Sandboxes in child processes,
+        as `make run`; env={"INSIGHT_RELAY_SANDBOX": "inline"} keeps them in the server)
     with running_app(data) as app: ...
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ STOP_TIMEOUT_S = 15
 # An admin from the caller's environment would be bootstrapped into every data dir: never inherited, only
 # passed on purpose (the e2e `app_server` fixture does).
 ADMIN_ENV_PREFIX = "INSIGHT_RELAY_ADMIN_"
+SANDBOX_MODE_ENV = "INSIGHT_RELAY_SANDBOX"   # connectors/sandbox/common.py: "process" for a real server
 
 
 def free_port() -> int:
@@ -81,6 +83,9 @@ def start_app(data: Path, env: dict[str, str] | None = None, *, workers: int | N
     port = free_port()
     log_path = Path(data) / "streamlit.log"
     log = open(log_path, "w")
+    # As the real server runs (app.py's default): each vendor's Sandbox in a child process. Said here, since
+    # pytest's own environment says "inline" (tests/conftest.py) and the server would inherit it.
+    env = {SANDBOX_MODE_ENV: "process", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
