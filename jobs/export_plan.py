@@ -278,12 +278,17 @@ def _member_rows(cur, db, export: dict, target: dict) -> int:
 
 
 def member_count(cur, db, export: dict, target: dict, basis: "Basis | None") -> int:
-    """_member_rows, or the settled plan's count when it stands (Basis.static); kept on the basis for its mark."""
+    """_member_rows, or the settled plan's count when it stands (Basis.static); kept on the basis for its mark,
+    and counted once per plan (the runner asks again when a plan turns out large)."""
     if basis is not None and basis.since is not None and basis.static_members is not None:
         return basis.static_members
+    if basis is not None and basis.counted_members is not None:
+        return basis.counted_members
     n = _member_rows(cur, db, export, target)
-    if basis is not None and basis.static:
-        basis.static_members = n
+    if basis is not None:
+        basis.counted_members = n
+        if basis.static:
+            basis.static_members = n
     return n
 
 
@@ -361,6 +366,7 @@ class Basis:
     since_cursor: object = None   # ... and look at the profiles stamped after that plan's cursor_at too
     static: bool = False       # only static segments, no joined attributes: the member rows are those of the mark
     static_members: int | None = None   # the member rows: the mark's (since) or counted by this plan (to keep)
+    counted_members: int | None = None  # the member rows as this plan counted them (counted once per plan)
 
 
 def plan_basis(db, export: dict, target: dict, *, retry_run: int | None = None) -> Basis:

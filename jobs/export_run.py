@@ -449,9 +449,14 @@ class ExportRun:
         # every result on this cursor is read to its end (fetchall, never fetchone): an unfinished result keeps
         # the cursor's transaction open for the run, and then (after any UPDATE meanwhile) DuckDB refuses every
         # automatic checkpoint and keeps all the rows the run appends in memory (issue 16)
-        # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
-        total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
-        if total - repo.delivered_count(self.db, self.export["id"], target["key"]) > MATERIALIZE_MAX_ROWS:
+        delivered = repo.delivered_count(self.db, self.export["id"], target["key"])
+        if retry_run is None and not delivered:
+            # nothing delivered yet (a first run): every member row is a plan row (none is excluded as a removal),
+            # and small_plan counted them already: no pass over the diff just to count it
+            total = export_plan.member_count(cur, self.db, self.export, target, basis)
+        else:   # the plan's size without its costly columns (DuckDB prunes the hash and the duplicate ranking)
+            total = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0]
+        if total - delivered > MATERIALIZE_MAX_ROWS:
             # more members than delivered contacts by over the limit: that many adds at least, so the plan goes
             # to a file; trying the temp table first would evaluate the whole diff once more for nothing
             plan_src = self._plan_file(idx, send_sql, send_params)
