@@ -203,6 +203,10 @@ def test_unavailable_sandbox_raises_a_message_for_people(world, monkeypatch):
     # a connection check says it in words too (never a traceback)
     result = connections.verify(None, world.admin, "sendgrid", "sandbox", "sandbox-key-123456")
     assert not result.ok and "could not be started" in result.message
+    # and so does a run
+    world.add_profiles(_people(2))
+    run = world.run(world.export("sendgrid", [world.segment("S", ["c0", "c1"])]))
+    assert run["status"] == "failed" and "The SendGrid Sandbox could not be started" in run["message"], run
 
 
 def test_wire_round_trip_keeps_sets_tuples_and_keys():
