@@ -3,11 +3,12 @@ does it starve the pages? JSON lines.
 
     .venv/bin/python bench/app_load.py [--profiles 200000] [--contacts 200000] [--renders 20]
                                        [--vendor sendgrid] [--data-dir DIR] [--timeout-s 900] [--sessions 2]
-                                       [--vendor-process]
+                                       [--vendor-process | --sandbox-inline]
 
 1. `manage.py demo --profiles P` into a fresh data dir; then (before the app starts, so the database is
    free) a static segment of the first C profiles with an email and a mirror export of it to the
-   vendor's Sandbox connection (the in-process emulator, as a user's Sandbox run uses).
+   vendor's Sandbox connection, as a user's Sandbox run uses (the server runs each vendor's Sandbox in a
+   child process of its own, as `make run` does: connectors/sandbox/remote.py).
 2. `streamlit run app.py` on a free loopback port (2 workers), two signed-in headless Chromium contexts:
    one that runs the export, one that keeps opening pages.
 3. Idle: the page context opens pages from the sidebar `--renders` times (render = click to the page's
@@ -16,16 +17,19 @@ does it starve the pages? JSON lines.
    "Run queued." on the page. While the run is active the page context keeps opening pages (at least
    `--renders` of them, more if the run lasts longer). The run ends when "Last run: <final status>" shows.
 5. Server RSS (psutil on the server pid, sampled every 0.1 s): before the click, peak during the run,
-   at its end, and `--settle-s` later (after), plus the kernel's high-water mark (VmHWM).
+   at its end, and `--settle-s` later (after), plus the kernel's high-water mark (VmHWM). The Sandbox's
+   child processes are sampled alike (sandbox_*_mb: what the emulator holds, e.g. every contact it received),
+   so server + Sandbox is the whole machine's share.
 
 `--sessions N` (default 2): the export session plus N - 1 page sessions; the extra N - 2 each run in their own
 process (their own Chromium), signed in as the same admin, opening pages from the sidebar without pause from
 before the click until the run ends (the issue's "8 browser sessions working at once" is `--sessions 8`).
 Their renders during the run count in the busy figures (`sessions` says how many took part).
 
-`--vendor-process`: the export goes to the vendor's emulator in its own process (a connection with that base URL),
-as to a real vendor, instead of the Sandbox emulator inside the server (which keeps every contact it received, for
-the Sandbox page, so the server's memory after a Sandbox run includes them).
+`--vendor-process`: the export goes to the vendor's emulator in its own process started by the bench (a connection
+with that base URL), as to a real vendor, instead of the server's Sandbox.
+`--sandbox-inline`: the server keeps its Sandboxes in its own process (INSIGHT_RELAY_SANDBOX=inline, as before
+2026-12-07): every contact a Sandbox received then stays in the server's memory, for comparison.
 
 Figures: app_load.rss, app_load.queued, app_load.render (idle and busy p50/p95/max), app_load.run.
 Every figure carries load_1m (os.getloadavg): the machine is shared, read it with the load.
@@ -105,18 +109,21 @@ def _prepare(data: Path, profiles: int, contacts: int, vendor: str, base_url: st
 
 
 class RssSampler(threading.Thread):
-    """Server RSS every RSS_SAMPLE_S; peak() between marks."""
+    """Server RSS every RSS_SAMPLE_S, and its Sandbox children's together; peak() between marks."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
         self.samples: list[tuple[float, int]] = []
+        self.sandbox_samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic(), self.proc.memory_info().rss))
+                now = time.monotonic()
+                self.samples.append((now, self.proc.memory_info().rss))
+                self.sandbox_samples.append((now, self.sandbox_now()))
             except psutil.Error:
                 return
             self._stop.wait(RSS_SAMPLE_S)
@@ -124,8 +131,22 @@ class RssSampler(threading.Thread):
     def now(self) -> int:
         return self.proc.memory_info().rss
 
+    def sandbox_now(self) -> int:
+        """RSS of the server's Sandbox child processes (`manage.py sandbox`), summed."""
+        total = 0
+        for child in self.proc.children(recursive=True):
+            try:
+                if "sandbox" in " ".join(child.cmdline()):
+                    total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
     def peak(self, since: float, until: float) -> int:
         return max((rss for t, rss in self.samples if since <= t <= until), default=0)
+
+    def sandbox_peak(self, since: float, until: float) -> int:
+        return max((rss for t, rss in self.sandbox_samples if since <= t <= until), default=0)
 
     def hwm(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -208,6 +229,8 @@ def main() -> None:
                     help="export to the vendor's emulator in its own process (as a real vendor: what the server "
                          "keeps is then the run's alone), not to the Sandbox emulator inside the server, which "
                          "keeps every contact it received for the Sandbox page")
+    ap.add_argument("--sandbox-inline", action="store_true",
+                    help="the server keeps its Sandboxes in its own process (as before): for comparison")
     ap.add_argument("--browse", nargs=3, metavar=("URL", "STOP_FILE", "OUT_FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.browse:
@@ -228,7 +251,8 @@ def main() -> None:
         export_id = _prepare(data, args.profiles, contacts, args.vendor,
                              base_url=vendor_proc.url if vendor_proc else None)
         _emit("app_load.prepare", profiles=args.profiles, contacts=contacts,
-              vendor="own process" if vendor_proc else "Sandbox (in the server)",
+              vendor="own process" if vendor_proc else
+              "Sandbox (in the server)" if args.sandbox_inline else "Sandbox (the server's child process)",
               seconds=round(time.perf_counter() - t_prep, 1))
         _measure(args, data, contacts, export_id)
     finally:
@@ -239,7 +263,8 @@ def main() -> None:
 def _measure(args, data: Path, contacts: int, export_id: int) -> None:
     from tests.e2e.app_server import start_app
 
-    server = start_app(data, timeout_s=120)
+    server = start_app(data, timeout_s=120,
+                       env={"INSIGHT_RELAY_SANDBOX": "inline"} if args.sandbox_inline else None)
     url = server.url
     sampler = RssSampler(server.proc.pid)
     try:
@@ -267,7 +292,7 @@ def _measure(args, data: Path, contacts: int, export_id: int) -> None:
             run_button = actor.locator('[data-testid="stMain"]').get_by_role("button", name="Run", exact=True)
             run_button.wait_for(timeout=120_000)
             _wait_idle(actor)
-            rss_before = sampler.now()
+            rss_before, sandbox_before = sampler.now(), sampler.sandbox_now()
             t_click = time.monotonic()
             run_button.click()
             actor.locator('[data-testid="stMain"]').get_by_text("Run queued.").first.wait_for(timeout=300_000)
@@ -297,9 +322,9 @@ def _measure(args, data: Path, contacts: int, export_id: int) -> None:
                     busy += [seconds for ended, seconds in json.loads(out.read_text()) if t_click <= ended <= t_end]
             status = final.first.inner_text()
             busy_during_run = len(busy)
-            rss_end = sampler.now()
+            rss_end, sandbox_end = sampler.now(), sampler.sandbox_now()
             time.sleep(args.settle_s)
-            rss_after = sampler.now()
+            rss_after, sandbox_after = sampler.now(), sampler.sandbox_now()
             while len(busy) < args.renders:   # a run shorter than the renders: say so (busy_during_run)
                 busy.append(_render(viewer, PAGES[i % len(PAGES)]))
                 i += 1
@@ -311,7 +336,9 @@ def _measure(args, data: Path, contacts: int, export_id: int) -> None:
                   status=status.split("·")[0].strip())
             _emit("app_load.rss", profiles=args.profiles, contacts=contacts, before_mb=_mb(rss_before),
                   peak_mb=_mb(sampler.peak(t_click, t_end)), end_mb=_mb(rss_end), after_mb=_mb(rss_after),
-                  settle_s=args.settle_s, hwm_mb=_mb(sampler.hwm()))
+                  settle_s=args.settle_s, hwm_mb=_mb(sampler.hwm()), sandbox_before_mb=_mb(sandbox_before),
+                  sandbox_peak_mb=_mb(sampler.sandbox_peak(t_click, t_end)), sandbox_end_mb=_mb(sandbox_end),
+                  sandbox_after_mb=_mb(sandbox_after))
             browser.close()
     finally:
         sampler.stop()
