@@ -42,10 +42,13 @@ from typing import Any, Callable
 import httpx
 
 from connectors.errors import VendorUnreachableError
+from connectors.http import get_logger
 from connectors.sandbox.server import SandboxProcess, from_wire, spawn
 
+log = get_logger("connectors.sandbox.remote")
 CALL_TIMEOUT_S = 60.0       # a snapshot of a big Sandbox takes a moment; never wait forever
 START_TIMEOUT_S = 60.0
+DEATH_WAIT_S = 1.0          # after a failed call: how long to give a dying child to be gone before retrying
 
 
 class SandboxUnavailableError(VendorUnreachableError):
@@ -119,9 +122,10 @@ class RemoteEmulator:
         try:
             proc = _SPAWNER.run(start)
         except (OSError, RuntimeError) as exc:
+            log.warning("sandbox %s could not be started: %s", self.vendor, exc)
             raise SandboxUnavailableError(
-                f"The {_label(self.vendor)} Sandbox could not be started ({exc}). Try again; if it keeps "
-                "failing, restart the app.", vendor=self.vendor) from None
+                f"The {_label(self.vendor)} Sandbox could not be started. Try again; if it keeps failing, "
+                "restart the app.", vendor=self.vendor, detail=str(exc)) from None
         self._port = int(proc.url.rsplit(":", 1)[1])
         return proc
 
@@ -149,15 +153,18 @@ class RemoteEmulator:
             try:
                 response = self._http.request(method, proc.url + path, **kw)
             except httpx.TransportError as exc:
-                if attempt == 1 and not proc.alive():   # it died under us: once more on a fresh one
+                # Once more (these calls are reads, and a reset twice is one reset): on a fresh child if it
+                # died under us, on a new connection if a kept-alive one was to a child since restarted.
+                if attempt == 1:
+                    proc.settle(DEATH_WAIT_S)   # a child being killed is reaped only once all its threads ended
                     continue
                 raise SandboxUnavailableError(
-                    f"The {_label(self.vendor)} Sandbox did not answer ({type(exc).__name__}). "
-                    "Try again in a moment.", vendor=self.vendor) from None
+                    f"The {_label(self.vendor)} Sandbox did not answer. Try again in a moment.",
+                    vendor=self.vendor, detail=f"{type(exc).__name__}: {exc}") from None
             if response.status_code != 200:
                 raise SandboxUnavailableError(
-                    f"The {_label(self.vendor)} Sandbox could not answer ({response.status_code}: "
-                    f"{_message(response)}).", vendor=self.vendor, status=response.status_code)
+                    f"The {_label(self.vendor)} Sandbox could not answer this request. Try again in a moment.",
+                    vendor=self.vendor, status=response.status_code, detail=_message(response))
             return from_wire(response.json())
         raise AssertionError("unreachable")
 

@@ -408,6 +408,15 @@ class SandboxProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def settle(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for the child to exit (one being killed is reaped only once all its threads
+        ended); True when it has exited."""
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def stats(self) -> dict:
         return self._http.get(self.url + STATS_PATH).json()
 
