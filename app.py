@@ -22,7 +22,8 @@ from ui.text import md
 FAVICON = Path(__file__).resolve().parent / "ui" / "assets" / "favicon.png"
 # The server's vendor Sandboxes run in child processes (connectors/sandbox/remote.py): a run's emulator memory
 # and CPU stay out of the server. Unless set already: pytest/AppTest set "inline" (tests/conftest.py).
-os.environ.setdefault("INSIGHT_RELAY_SANDBOX", "process")
+if not os.environ.get("INSIGHT_RELAY_SANDBOX"):
+    os.environ["INSIGHT_RELAY_SANDBOX"] = "process"
 
 nav.leave_page_folder_mode()
 st.set_page_config(page_title="Insight Relay", page_icon=str(FAVICON), layout="wide")

@@ -253,6 +253,35 @@ def test_snapshot_and_records_match_the_inline_emulator(process_mode):
     assert isinstance(httpx.get(child.base_url() + server.STATS_PATH).json()["requests"], int)
 
 
+def test_sigterm_stops_a_child_at_once():
+    """SIGTERM (what close(), atexit and PR_SET_PDEATHSIG send) ends the child promptly, whichever of its
+    threads the kernel hands the signal to (a lock wait without a timeout in the main thread missed it)."""
+    import threading
+
+    for _ in range(4):
+        child = server.spawn("leadspace", die_with_parent=True)
+        busy = threading.Event()
+
+        def poll() -> None:   # keeps the child's server thread busy while the signal arrives
+            while not busy.is_set():
+                try:
+                    child.stats()
+                except Exception:  # noqa: BLE001 - it is going away
+                    return
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            time.sleep(0.2)
+            child.proc.send_signal(signal.SIGTERM)
+            assert child.settle(3.0), "the sandbox child ignored SIGTERM"
+            assert child.proc.returncode == 0
+        finally:
+            busy.set()
+            poller.join(5)
+            child.close()
+
+
 PARENT = textwrap.dedent("""
     import os, sys, threading, time
     sys.path.insert(0, {root!r})
@@ -264,6 +293,9 @@ PARENT = textwrap.dedent("""
         em.base_url()
         pid["child"] = em.pid
     t = threading.Thread(target=first_use); t.start(); t.join()
+    # a server has many threads: each one's exit sends the child its parent-death signal again
+    for _ in range(30):
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
     time.sleep(0.5)    # the child must survive the end of the thread that asked for it
     em = get_emulator("sendgrid")
     assert em.pid == pid["child"], "the child was restarted"

@@ -24,7 +24,7 @@ main(argv=None) -> int   `python manage.py sandbox --vendor iterable [--port 0] 
     stdout line and serves a fresh emulator until Ctrl-C / SIGTERM. --job-delay-s sets the vendor's
     async delay (SendGrid job_delay_s, Omnisend batch_delay_s, Leadspace bulk_delay_s); --credits sets
     Leadspace credits. --parent-pid: the process dies with that parent (prctl PR_SET_PDEATHSIG SIGTERM,
-    and it exits at once when the parent is already gone).
+    it exits at once when the parent is already gone, and within SIGNAL_CHECK_S once it is orphaned).
 spawn(vendor, *flags, python=sys.executable) -> SandboxProcess   runs main() in a SEPARATE process
     (a vendor is a remote server: benches measure the client process alone). SandboxProcess: .url,
     .pid, .stats() -> dict (GET /_sandbox/stats), .peak_rss_mb() (the server's VmHWM), .alive(), .close();
@@ -280,6 +280,7 @@ def configure(emulator: Any, *, rate_limits: bool | None = None, job_delay_s: fl
 
 
 PR_SET_PDEATHSIG = 1
+SIGNAL_CHECK_S = 0.5   # how often the serving process looks at SIGTERM and at whether its parent is gone
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -328,14 +329,25 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(emulator, "process_in_background"):
         emulator.process_in_background = True   # async jobs run beside the requests, as at the vendor
     server = serve(emulator, args.host, args.port)
-    stop = threading.Event()
+    stop = threading.Event()   # set by a caller running main() in a thread; SIGTERM sets `terminated`
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # Nothing that takes a lock: the signal can come again while this runs (PR_SET_PDEATHSIG fires once
+        # per thread of the dying parent), and Event.set() re-entered on its own lock deadlocks.
+        terminated.append(signum)
+
     try:
-        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (tests call main() in a thread)
         pass
     print(server.url, flush=True)
     try:
-        stop.wait()
+        # Timed waits: a signal the kernel hands to the server's thread rather than this one would never wake
+        # a wait without a timeout (only this thread runs Python's signal handlers).
+        while not terminated and not stop.wait(SIGNAL_CHECK_S):
+            if args.parent_pid and os.getppid() != args.parent_pid:   # orphaned, whatever the signals did
+                break
     except KeyboardInterrupt:
         pass
     finally:
