@@ -8,7 +8,7 @@ require_page(__file__)  # first: nothing below runs without a signed-in user of 
 
 import streamlit as st
 
-from core.permissions import PermissionDenied
+from core.errors import UserError
 from services import connections as connection_service
 from services import sandbox as svc
 from ui import deps, flash
@@ -42,7 +42,7 @@ if vendor == latest:
 
 try:
     data = svc.received(user, vendor)
-except PermissionDenied as exc:
+except UserError as exc:   # not allowed; or the Sandbox's process could not be started / did not answer
     st.error(error_text(exc))
     st.stop()
 
@@ -88,7 +88,7 @@ if st.button(f"Reset {label} sandbox", key=f"sandbox.reset.{vendor}",
              help="Forget everything this emulator received (for a fresh demo)."):
     try:
         connection_service.reset_sandbox(db, user, vendor)
-    except (PermissionDenied, connection_service.ConnectionInputError) as exc:
+    except UserError as exc:   # not allowed, unknown vendor, or the Sandbox's process could not be started
         st.error(error_text(exc))
     else:
         flash.flash("success", f"{label} sandbox reset.")

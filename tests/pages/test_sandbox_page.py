@@ -188,3 +188,29 @@ def test_an_empty_vendor_says_how_to_fill_it_in_plain_english(users):
     assert not at.exception, at.exception
     assert any("Run an export to Omnisend on a Sandbox connection" in shown(i.value) for i in at.info)
     assert not any("a Omnisend" in shown(i.value) for i in at.info)
+
+
+def test_a_sandbox_that_cannot_start_is_a_plain_message(users, monkeypatch):
+    """The app's Sandboxes run in child processes: one that cannot be started (or does not answer) shows its
+    plain sentence on the page, for the records and for a reset alike, never a traceback."""
+    import connectors.sandbox as sandbox
+    from connectors.sandbox.remote import SandboxUnavailableError
+    from services import connections as svc
+
+    svc.demo_setup(app_db(), users["admin"])
+
+    class Down:
+        remote = True
+
+        def __getattr__(self, name):
+            def fail(*a, **k):
+                raise SandboxUnavailableError("The SendGrid Sandbox could not be started. Try again.",
+                                              vendor="sendgrid", detail="OSError: no fork for you")
+            return fail
+
+    monkeypatch.setattr(sandbox, "get_emulator", lambda vendor: Down())
+    at = switch_to(app_as("alice").run(), "sandbox.py")
+    assert not at.exception, at.exception
+    errors = [shown(e.value) for e in at.error]
+    assert any("The SendGrid Sandbox could not be started. Try again." in e for e in errors), errors
+    assert not any("OSError" in e or "Traceback" in e for e in errors)
