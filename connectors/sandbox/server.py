@@ -328,7 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         emulator.seed_list(name, [e for e in emails.split(",") if e.strip()])
     if hasattr(emulator, "process_in_background"):
         emulator.process_in_background = True   # async jobs run beside the requests, as at the vendor
-    server = serve(emulator, args.host, args.port)
+    try:
+        server = serve(emulator, args.host, args.port)
+    except OSError as exc:   # e.g. the port is taken (a restart asks for its old one first): one line, no traceback
+        print(f"sandbox {args.vendor}: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr, flush=True)
+        return 1
     stop = threading.Event()   # set by a caller running main() in a thread; SIGTERM sets `terminated`
     terminated: list[int] = []
 
