@@ -106,7 +106,12 @@ def test_removal_guard_needs_confirmation(world, vendor):
     assert ("confirm_export_removals",) in audit
 
 
-def test_skips_invalid_duplicate_and_missing(world, vendor):
+@pytest.mark.parametrize("materialize_max", [100_000, 1], ids=["plan-in-temp-table", "plan-file"])
+def test_skips_invalid_duplicate_and_missing(world, vendor, materialize_max, monkeypatch):
+    from jobs import export_run
+
+    # a first run's plan as a file too: its size is then its member rows (none delivered), skipped rows included
+    monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", materialize_max)
     people = base_people(3) + [
         {"customer_id": "d1", "email": "PERSON0@example.com"},           # duplicate of c0 after normalising
         {"customer_id": "x1", "email": "not-an-email"},
@@ -120,6 +125,7 @@ def test_skips_invalid_duplicate_and_missing(world, vendor):
     c = run["counts"]
     assert c["sent"] == 3 and c["skipped"] == 4
     assert c["skipped_by_reason"] == {"duplicate": 1, "invalid email": 2, "no email": 1}
+    assert c["planned"] == 7 and not c.get("unchanged"), c
     assert world.members(vendor, eid, sid) == expected(range(3))
     assert_counts_add_up(run)
     from services import exports
