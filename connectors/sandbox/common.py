@@ -49,7 +49,9 @@ which get 401 in the vendor's format. SendGrid only: a key containing "nomarketi
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -324,8 +326,6 @@ MODES = ("inline", "process")
 
 def sandbox_mode() -> str:
     """"inline" (the default) or "process", from INSIGHT_RELAY_SANDBOX (anything else: ValueError)."""
-    import os
-
     mode = (os.environ.get(MODE_ENV) or "inline").strip().lower()
     if mode not in MODES:
         raise ValueError(f"{MODE_ENV}={mode!r}: expected one of {', '.join(MODES)}")
@@ -366,8 +366,6 @@ def reset_emulators() -> None:
     """Reset every Sandbox created so far (inline singletons; children of "process" mode that were started)."""
     with _INSTANCES_LOCK:
         instances: list[Any] = list(_INSTANCES.values())
-    import sys
-
     remote = sys.modules.get("connectors.sandbox.remote")
     if remote is not None:
         instances += [r for r in remote.started_remotes() if r.pid is not None]

@@ -109,14 +109,6 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _stored_record(emulator: Any, email: str) -> Any:
-    """The stored contact (SendGrid, Omnisend) or user (Iterable) for `email`; None when unknown."""
-    getter = getattr(emulator, "contact", None)
-    if not callable(getter):
-        getter = getattr(emulator, "user", None)
-    return getter(email) if callable(getter) else None
-
-
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
@@ -165,14 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raw = params.get("max_members")
                 result = em.snapshot(max_members=None if raw in (None, "", "none") else int(raw))
             elif path == "/_sandbox/contact":
-                result = _stored_record(em, params["email"])
+                result = em.record(params["email"])
             elif path == "/_sandbox/user":
                 if not callable(getattr(em, "user", None)):
                     raise AttributeError("this sandbox has no users")
                 result = em.user(params["email"])
             elif path == "/_sandbox/records":
                 emails = json.loads(body or b"{}").get("emails") or []
-                result = [_stored_record(em, str(e)) for e in emails]
+                result = em.records([str(e) for e in emails])
             elif path == "/_sandbox/reset":
                 em.reset()
                 result = {"ok": True}
