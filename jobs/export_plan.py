@@ -156,10 +156,9 @@ def pass_sql(db, export: dict, target: dict, *, retry_run: int | None = None, re
         cte + ", d AS (SELECT email, contact_hash, contact_hash64, last_status, added_by_export, customer_id "
         "FROM export_delivered "
         "WHERE export_id = ? AND target_key = ?" + (
-            # the candidates' rows found by their emails alone, then read by row id (in this one statement:
-            # the same snapshot): the other columns of only those rows are read, not of every delivered row
-            " AND rowid IN (SELECT rowid FROM export_delivered WHERE export_id = ? AND target_key = ? "
-            f"AND email IN (SELECT email FROM {restrict}_e))" if restrict else "")
+            # the candidates' rows found by their emails alone (by key, then exactly), then read by row id (in
+            # this one statement: the same snapshot): the other columns of only those rows are read
+            f" AND rowid IN {repo.delivered_rows_sql(f'{restrict}_e')}" if restrict else "")
         + ") "
         "SELECT CASE WHEN c.dup_rank IS NULL THEN NULL " + excluded +
         f"WHEN c.skip_reason IS NOT NULL THEN '{sync.SKIP}' WHEN d.email IS NULL THEN '{sync.ADD}' "
@@ -454,8 +453,11 @@ def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_c
             # profile's email before filtering
             (f"SELECT nullif(lower(trim(email)), '') FROM (SELECT p.email FROM profiles p WHERE p.rowid IN "
              f"(SELECT rowid FROM profiles WHERE customer_id IN (SELECT customer_id FROM {prefix}_i)))", []),
-            (f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND customer_id IN "
-             f"(SELECT customer_id FROM {prefix}_i)", [eid, tkey])):
+            # by the customer id's key (migration 0076) rather than the strings; a key shared by chance only adds
+            # candidates, which is always safe; rows without a key are compared by their customer id
+            (f"SELECT email FROM export_delivered WHERE export_id = ? AND target_key = ? AND (customer_h IN "
+             f"(SELECT hash(customer_id) FROM {prefix}_i) OR (customer_h IS NULL AND customer_id IN "
+             f"(SELECT customer_id FROM {prefix}_i)))", [eid, tkey])):
         # no "WHERE email IS NOT NULL" here: DuckDB pushed it below the join, trimming every profile's email
         # (0.3 s at 1 M); the NULLs go with the DISTINCT below
         cur.execute(f"INSERT INTO {emails} {sql}", params)

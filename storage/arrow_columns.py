@@ -21,6 +21,12 @@ ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 _POOL_CHOSEN = bool(os.environ.get(ARROW_POOL_ENV))
 os.environ.setdefault(ARROW_POOL_ENV, "system")
 
+# pyarrow imports numpy, whose OpenBLAS starts one thread per core at import, and they spin a while: ~0.1 s of CPU in
+# a short run (a 1 M re-run took 0.87-0.97 s of CPU with one BLAS thread, 0.98-1.18 s without). Nothing here does
+# linear algebra. An explicit OPENBLAS_NUM_THREADS is left alone; where numpy came first (Streamlit), it is too late
+# and harmless.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import pyarrow as pa  # noqa: E402  (after the pool's choice above)
 
 if not _POOL_CHOSEN and pa.default_memory_pool().backend_name != "system":

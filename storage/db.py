@@ -282,6 +282,7 @@ class Database:
         self._configure()
         if migrate and not read_only:
             self.migrate()
+            self._check_delivered_keys()
 
     def _configure(self) -> None:
         """Bound DuckDB's memory so big imports and demo generation spill to disk instead of growing RSS.
@@ -637,6 +638,27 @@ class Database:
         if self.schema_version() == 0:
             return set()
         return {r[0] for r in self.query("SELECT version FROM schema_version")}
+
+    def _check_delivered_keys(self) -> bool:
+        """export_delivered's email_h / customer_h are DuckDB's hash() of the email / customer id (migration 0076): a
+        DuckDB that hashes differently (an upgrade) would make every key stale, and a lookup by key would miss the
+        rows. A sample of rows is compared with hash() now (a few rows, every open); when they disagree, every key is
+        recomputed, once. True when keys were recomputed."""
+        with self.cursor() as cur:
+            try:
+                stale = cur.execute(
+                    "SELECT count(*) FROM (SELECT email, customer_id, email_h, customer_h FROM export_delivered "
+                    "LIMIT 64) WHERE email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM "
+                    "hash(customer_id)").fetchone()[0]
+            except duckdb.CatalogException:   # a schema without them (a test's own migrations)
+                return False
+        if not stale:
+            return False
+        log.warning("recomputing the delivery state's keys (DuckDB's hash() differs from the one that wrote them)")
+        with self.transaction() as cur:
+            cur.execute("UPDATE export_delivered SET email_h = hash(email), customer_h = hash(customer_id) "
+                        "WHERE email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM hash(customer_id)")
+        return True
 
     def migrate(self) -> list[int]:
         """Apply pending migrations in order; refuse a database newer than this code."""
