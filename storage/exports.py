@@ -192,6 +192,13 @@ def member_query(db, segment_id: int) -> tuple[str, list]:
     return segments.member_query(db, segment_id)
 
 
+def static_member_list(db, segment_ids: list[int]) -> tuple[str, list] | None:
+    """The segments area's stored member lists when every segment is static (see storage.segments)."""
+    from storage import segments  # lazy: another area's module
+
+    return segments.static_member_list(db, segment_ids)
+
+
 def _members_sql(db, segment_ids: list[int]) -> tuple[str, list]:
     parts, params = [], []
     for seg_id in segment_ids:
@@ -322,7 +329,11 @@ def _eligible_cte(db, export: dict, segment_ids: list[int], restrict: str | None
             raise ValueError("an incremental plan reads the profile's own email only")
         # by row id (jobs/export_plan.candidates keeps them, in the pass's snapshot): only those rows are read
         only = f" AND p.rowid IN (SELECT rid FROM {restrict}_rows)"
-        members = f"SELECT customer_id FROM ({members}) WHERE customer_id IN (SELECT customer_id FROM {restrict}_rows)"
+        static = static_member_list(db, segment_ids)
+        if static is not None:   # only static segments: the candidates' rows on the member lists (no profile scan)
+            members, params = f"SELECT customer_id FROM {restrict}_rows WHERE customer_id IN ({static[0]})", static[1]
+        else:
+            members = f"SELECT customer_id FROM ({members}) WHERE customer_id IN (SELECT customer_id FROM {restrict}_rows)"
     cte = (
         f"WITH members AS ({members}), "
         f"src AS (SELECT p.customer_id, nullif(lower(trim({email_expr})), '') AS email, "

@@ -186,6 +186,18 @@ def member_query_for(db, segment: dict) -> tuple[str, list]:
             builder.params)
 
 
+def static_member_list(db, segment_ids: list[int]) -> tuple[str, list] | None:
+    """(sql, params) selecting the customer_id on the stored member lists of these segments when every one is
+    static, else None. Unlike member_query it does not limit them to profiles that exist: for a caller that
+    intersects them with profile rows it has already (an incremental export plan: the profiles are not scanned
+    again to learn which of its rows are members)."""
+    ids = [int(s) for s in segment_ids]
+    if not ids or any((get_segment(db, s) or {}).get("kind") != "static" for s in ids):
+        return None
+    marks = ", ".join("?" for _ in ids)
+    return f"SELECT sm.customer_id FROM segment_members AS sm WHERE sm.segment_id IN ({marks})", ids
+
+
 def count_sql(db, sql: str, params: list | tuple) -> int:
     return int(db.query_one(f"SELECT count(*) FROM ({sql}) AS members", list(params))[0])
 

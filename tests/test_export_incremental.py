@@ -49,8 +49,21 @@ def _raw_update(db, customer_id, **values):
             cur.execute(f"UPDATE profiles SET {col} = ?, updated_at = now() WHERE customer_id = ?", [val, customer_id])
 
 
-@pytest.mark.parametrize("mode", [sync.MODE_MIRROR, sync.MODE_ADD_ONLY])
-def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world, monkeypatch, mode):
+def _dynamic_segment(world) -> int:
+    """A rule segment whose membership the test's writes change: first names starting with F (or the other
+    people's initials) are in; an outside writer's "R..." first names take a profile out."""
+    from core.segments import Condition, Operator, RuleGroup, SegmentRule
+    from services import segments
+
+    items = [Condition(attribute="profile.first_name", operator=Operator.STARTS_WITH, value=v)
+             for v in ("F", "A", "B", "N", "I", "O")]
+    return segments.save_segment(world.db, world.admin, "Inc rule", "", SegmentRule(root=RuleGroup(join="or", items=items)),
+                                 "dynamic")
+
+
+@pytest.mark.parametrize("mode,kind", [(sync.MODE_MIRROR, "static"), (sync.MODE_ADD_ONLY, "static"),
+                                       (sync.MODE_MIRROR, "dynamic")])
+def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world, monkeypatch, mode, kind):
     from services import suppression
 
     rng = random.Random(16)
@@ -65,13 +78,13 @@ def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world,
     ]
     world.add_profiles(people)
     ids = [p["customer_id"] for p in people if p["customer_id"] != "z1"]
-    sid = world.segment("Inc", ids)
+    sid = world.segment("Inc", ids) if kind == "static" else _dynamic_segment(world)
     eid = world.export("iterable", [sid], mode=mode)
     first = world.run(eid, confirm_removals=True)
     assert first["status"] in ("succeeded", "partially_succeeded"), first["message"]
     emails = ["shared@example.com", "SHARED@example.com ", "out@example.com", "outsider@example.com",
               "person3@example.com", " Person4@Example.COM", "fresh@example.com", None, "", "also-not-an-email",
-              "\u3000unicode@example.com"]
+              "\u3000unicode@example.com", "Ñandu@example.com", "tab@example.com\t", " \u00a0"]
     incremental = 0
     for step in range(60):
         who = rng.choice(ids + ["z1"])
