@@ -291,8 +291,8 @@ def member_count(cur, db, export: dict, target: dict, basis: "Basis | None") -> 
     return n
 
 
-def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, basis: "Basis | None" = None
-               ) -> tuple[dict[str, int], tuple, tuple | None] | None:
+def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, basis: "Basis | None" = None,
+               whole_diff=lambda: None) -> tuple[dict[str, int], tuple, tuple | None] | None:
     """The runner's plan of one target when it is small (the usual re-run), from ONE evaluation of the pass;
     None when it is not (a first full run: members exceed delivered contacts by more than max_rows, or more
     than max_rows rows would be kept), and the runner plans it its own way.
@@ -310,6 +310,8 @@ def small_plan(cur, db, export: dict, target: dict, idx: int, max_rows: int, bas
         for _ in range(2):
             if restrict is None and members - repo.delivered_count(db, export["id"], tkey) > max_rows:
                 return None
+            if restrict is None:
+                whole_diff()   # the caller's hook before a pass over every member (the runner caps memory)
             sql, params, keys = pass_sql(db, export, target, restrict=restrict)
             cur.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM ({sql}) WHERE action IS DISTINCT "
                         f"FROM '{sync.UNCHANGED}' AND (member OR removal) LIMIT {int(max_rows) + 1}", params)

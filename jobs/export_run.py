@@ -79,6 +79,9 @@ FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this o
 WRITES_WAITING = 2             # flushes handed to the writer thread and not started yet, at most (each holds
                                # its contacts' columns: this bounds the memory between sender and writer)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
+EVICT_AFTER_ROWS = 100_000     # DuckDB's cache is let go (db.evict_cache) once a run has folded this many rows
+                               # since it last was: a small run's few blocks are not worth it (lowering the limit
+                               # makes DuckDB write the run's temp tables out: ~30 ms of a 1 M re-run)
 PLAN_MEMORY_LIMIT_BYTES = 128 << 20   # DuckDB's limit while a target's plan is computed (spills beyond it)
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
@@ -132,6 +135,7 @@ class ExportRun:
         self._next_cancel_check = float("-inf")
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
+        self._folded_since_evict = 0         # rows folded since the cache was last let go (the writer's)
         self._skips: list[tuple] = []
         self.done = 0
         self.total = 0
@@ -370,8 +374,11 @@ class ExportRun:
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
             # the blocks just written stay in DuckDB's cache (40-80 MB by the end of a 1 M run) though nothing
-            # in the run reads them again: let them go at each flush
-            db.evict_cache()
+            # in the run reads them again: let them go every EVICT_AFTER_ROWS (a run's end lets go of the rest:
+            # runner.release_memory)
+            self._folded_since_evict += len(c_email) + len(skips)
+            if self._folded_since_evict >= EVICT_AFTER_ROWS and db.evict_cache():
+                self._folded_since_evict = 0
             for r in marked:   # committed: their journal lines need not be carried over any more
                 r[7] = True
 
@@ -408,13 +415,29 @@ class ExportRun:
         self._journal.truncate()
 
     def _materialize(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
-        """_plan_target with DuckDB's memory capped at PLAN_MEMORY_LIMIT_BYTES: the diff's working memory over
-        1 M members (duplicate ranking, joins: +190-240 MB, handed back before sending) was the run's peak; it
-        spills to the temp directory instead (issue 16)."""
-        with self.db.memory_capped(PLAN_MEMORY_LIMIT_BYTES):
-            return self._plan_target(idx, target, retry_run)
+        """_plan_target with DuckDB's memory capped at PLAN_MEMORY_LIMIT_BYTES when it diffs every member: that
+        diff's working memory over 1 M members (duplicate ranking, joins: +190-240 MB, handed back before
+        sending) was the run's peak; it spills to the temp directory instead (issue 16). A plan derived from the
+        last settled one needs little memory: capped, DuckDB wrote its temp tables out for nothing (~30 ms of a
+        1 M re-run); should its probe find a change nobody logged, it diffs every member under the cap too."""
+        basis = None
+        if retry_run is None:   # read before the pass: the plan is derived from the last settled one when it can be
+            with self.db.scan_threads():   # the fingerprints: little memory, every DuckDB thread outside the app
+                basis = self._bases[target["key"]] = export_plan.plan_basis(self.db, self.export, target)
+        with contextlib.ExitStack() as stack:
+            capped = []
 
-    def _plan_target(self, idx: int, target: dict, retry_run: int | None) -> dict[str, int]:
+            def cap() -> None:   # from here on, capped (once; before any pass over every member)
+                if not capped:
+                    stack.enter_context(self.db.memory_capped(PLAN_MEMORY_LIMIT_BYTES))
+                    capped.append(True)
+
+            if basis is None or basis.since is None:
+                cap()
+            return self._plan_target(idx, target, retry_run, basis, cap)
+
+    def _plan_target(self, idx: int, target: dict, retry_run: int | None, basis: "export_plan.Basis | None",
+                     cap) -> dict[str, int]:
         """Plan the target: counts by action (as export_plan.count_plan), and where its rows will be read from.
 
         The diff is the costly part of a re-run, so a SMALL plan (at most MATERIALIZE_MAX_ROWS to send,
@@ -424,18 +447,16 @@ class ExportRun:
         the run). Removals alike. They can be fixed now: upserts only touch members, and removal
         candidates are delivered contacts that are no longer members."""
         if retry_run is None:   # a small plan (a re-run): plan, counts and removals from ONE pass of the diff
-            # read before the pass: the plan is derived from the last settled one when it can be (Basis)
-            # the fingerprints, and a derived plan's scans of every profile's email for a few thousand rows:
-            # little memory, so every DuckDB thread outside the app (a full diff keeps the run's one)
-            with self.db.scan_threads():
-                basis = self._bases[target["key"]] = export_plan.plan_basis(self.db, self.export, target)
+            # a derived plan's scans of every profile's email for a few thousand rows: little memory, so every
+            # DuckDB thread outside the app (a full diff keeps the run's one)
             with self.db.scan_threads() if basis.since is not None else contextlib.nullcontext():
                 small = export_plan.small_plan(self._scratch, self.db, self.export, target, idx,
-                                               MATERIALIZE_MAX_ROWS, basis=basis)
+                                               MATERIALIZE_MAX_ROWS, basis=basis, whole_diff=cap)
             if small is not None:
                 counts, plan_src, removal_src = small
                 self._sources[target["key"]] = (plan_src, removal_src)
                 return counts
+            cap()
             if basis.static:   # kept with the plan's mark: the next run need not count the members again
                 export_plan.member_count(self._scratch, self.db, self.export, target, basis)
         sql, params, _ = repo.plan_sql(self.db, self.export, target["segment_ids"], target["key"],

@@ -141,6 +141,7 @@ def test_the_plan_is_computed_under_the_cap_and_the_run_evicts_what_it_wrote(wor
 
     vendor = "iterable"
     monkeypatch.setattr(export_run, "MATERIALIZE_MAX_ROWS", 5)    # the large-plan path (a plan file)
+    monkeypatch.setattr(export_run, "EVICT_AFTER_ROWS", 20)       # a large run's many rows, in small
     sid, eid = _setup(world, vendor, n=30)
     configured = _limit(world.db)
     seen = {"plan": [], "evicted": 0}
@@ -165,6 +166,48 @@ def test_the_plan_is_computed_under_the_cap_and_the_run_evicts_what_it_wrote(wor
     assert _limit(world.db) == configured
     assert run["counts"]["added"] == 30 and world.members(vendor, eid, sid) == expected(range(30))
     assert_counts_add_up(run)
+
+
+def test_a_derived_plan_is_not_capped_but_its_fallback_to_the_whole_diff_is(world, monkeypatch):
+    """A re-run's plan derived from the last settled one needs little memory: no cap (capped, DuckDB wrote its temp
+    tables out), and its few folded rows are not evicted mid-run. When its probe finds a change nobody logged, the
+    pass over every member that follows runs under the cap."""
+    from jobs import export_plan, export_run
+    from tests.test_exports_run import _setup
+
+    sid, eid = _setup(world, "iterable", n=30)
+    assert world.run(eid)["status"] == "succeeded"
+    configured = _limit(world.db)
+    seen = {"passes": [], "evicted": 0}
+    execute_pass = export_plan.pass_sql
+
+    def spy_pass(db, export, target, **kw):
+        seen["passes"].append((kw.get("restrict") is not None, _limit(db)))
+        return execute_pass(db, export, target, **kw)
+
+    evict = Database.evict_cache
+
+    def spy_evict(self):
+        seen["evicted"] += 1
+        return evict(self)
+
+    monkeypatch.setattr(export_plan, "pass_sql", spy_pass)
+    monkeypatch.setattr(Database, "evict_cache", spy_evict)
+    world.update_profile("c3", first_name="Three")
+    run = world.run(eid)
+    assert run["counts"]["updated"] == 1 and run["counts"]["unchanged"] == 29
+    # (the run's gate derives its counts too: a pass of its own, before the run's)
+    assert seen["passes"] and all(p == (True, configured) for p in seen["passes"]) and seen["evicted"] == 0
+    monkeypatch.setattr(export_plan, "PROBE_PERCENT", 100)   # the whole (one-vector) table: a sure catch here
+    seen["passes"].clear()
+    world.update_profile("c5", first_name="Five")
+    with world.db.transaction() as cur:   # a script's UPDATE that neither logs nor stamps updated_at
+        cur.execute("UPDATE profiles SET first_name = first_name || ' silently' WHERE customer_id = 'c6'")
+    run = world.run(eid)
+    assert run["counts"]["updated"] == 2, run["counts"]
+    capped = min(export_run.PLAN_MEMORY_LIMIT_BYTES, configured)
+    assert seen["passes"][-2:] == [(True, configured), (False, capped)]   # the run's: derived, then the whole diff
+    assert _limit(world.db) == configured
 
 
 @pytest.mark.parametrize("env, expected_pool", [(None, "system"), ("mimalloc", "mimalloc")])
