@@ -79,9 +79,10 @@ FLUSH_CONTACTS = 50_000        # fold outcomes into the database at least this o
 WRITES_WAITING = 2             # flushes handed to the writer thread and not started yet, at most (each holds
                                # its contacts' columns: this bounds the memory between sender and writer)
 FETCH_ROWS = 10_000            # cursor.fetchmany size
-EVICT_AFTER_ROWS = 100_000     # DuckDB's cache is let go (db.evict_cache) once a run has folded this many rows
-                               # since it last was: a small run's few blocks are not worth it (lowering the limit
-                               # makes DuckDB write the run's temp tables out: ~30 ms of a 1 M re-run)
+EVICT_AFTER_ROWS = FLUSH_CONTACTS   # DuckDB's cache is let go (db.evict_cache) once a run has folded this many
+                               # rows since it last was: after every full flush of a large run, never in the middle
+                               # of a small one, whose few blocks are not worth it (lowering the limit makes DuckDB
+                               # write the run's temp tables out: ~30 ms of a 1 M re-run)
 PLAN_MEMORY_LIMIT_BYTES = 128 << 20   # DuckDB's limit while a target's plan is computed (spills beyond it)
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
