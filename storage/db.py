@@ -644,20 +644,19 @@ class Database:
         DuckDB that hashes differently (an upgrade) would make every key stale, and a lookup by key would miss the
         rows. A sample of rows is compared with hash() now (a few rows, every open); when they disagree, every key is
         recomputed, once. True when keys were recomputed."""
+        stale_sql = "email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM hash(customer_id)"
         with self.cursor() as cur:
             try:
-                stale = cur.execute(
-                    "SELECT count(*) FROM (SELECT email, customer_id, email_h, customer_h FROM export_delivered "
-                    "LIMIT 64) WHERE email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM "
-                    "hash(customer_id)").fetchone()[0]
+                stale = cur.execute("SELECT count(*) FROM (SELECT email, customer_id, email_h, customer_h "
+                                    f"FROM export_delivered LIMIT 64) WHERE {stale_sql}").fetchone()[0]
             except duckdb.CatalogException:   # a schema without them (a test's own migrations)
                 return False
         if not stale:
             return False
         log.warning("recomputing the delivery state's keys (DuckDB's hash() differs from the one that wrote them)")
         with self.transaction() as cur:
-            cur.execute("UPDATE export_delivered SET email_h = hash(email), customer_h = hash(customer_id) "
-                        "WHERE email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM hash(customer_id)")
+            cur.execute(f"UPDATE export_delivered SET email_h = hash(email), customer_h = hash(customer_id) "
+                        f"WHERE {stale_sql}")
         return True
 
     def migrate(self) -> list[int]:
