@@ -83,6 +83,9 @@ EVICT_AFTER_ROWS = FLUSH_CONTACTS   # DuckDB's cache is let go (db.evict_cache) 
                                # rows since it last was: after every full flush of a large run, never in the middle
                                # of a small one, whose few blocks are not worth it (lowering the limit makes DuckDB
                                # write the run's temp tables out: ~30 ms of a 1 M re-run)
+# the run checkpoints once the ledger rows it committed since its last checkpoint exceed this, and before a flush
+# that would take them past one row group (storage.db.ROW_GROUP_ROWS): its row groups then never merge
+CHECKPOINT_AFTER_ROWS = db_memory.ROW_GROUP_ROWS * 3 // 4
 PLAN_MEMORY_LIMIT_BYTES = 128 << 20   # DuckDB's limit while a target's plan is computed (spills beyond it)
 MATERIALIZE_MAX_ROWS = 100_000  # a plan (or removal list) up to this size is computed once into a temp table
 JOURNAL_MAX_BYTES = 16 * 1024 * 1024   # the journal starts over (once all of it is stored) at this size
@@ -137,6 +140,7 @@ class ExportRun:
         self._collected: list[tuple] = []     # (stored row id, or the in-flight item whose [0] is it; tkey, meta, outcomes)
         self._collected_n = 0
         self._folded_since_evict = 0         # rows folded since the cache was last let go (the writer's)
+        self._since_checkpoint = 0           # ledger rows committed since the run's last checkpoint (the writer's)
         self._skips: list[tuple] = []
         self.done = 0
         self.total = 0
@@ -360,6 +364,9 @@ class ExportRun:
             # run's journal reconciliation knows it is done
             marked = [r for r in done_refs if not isinstance(r, int) and r[0] is None]
             markers = [(run_id, export_id, r[1], r[4], _handle(r[3]), r[5]) for r in marked]
+            rows = len(c_email) + len(skips)
+            if self._since_checkpoint and self._since_checkpoint + rows > db_memory.ROW_GROUP_ROWS:
+                self._checkpoint()
             with db.transaction() as cur:
                 repo.record_outcomes(cur, skips)
                 # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
@@ -374,6 +381,9 @@ class ExportRun:
                     adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
+            self._since_checkpoint += rows
+            if self._since_checkpoint > CHECKPOINT_AFTER_ROWS:
+                self._checkpoint()
             # the blocks just written stay in DuckDB's cache (40-80 MB by the end of a 1 M run) though nothing
             # in the run reads them again: let them go every EVICT_AFTER_ROWS (a run's end lets go of the rest:
             # runner.release_memory)
@@ -386,6 +396,12 @@ class ExportRun:
         self._collected, self._collected_n, self._skips = [], 0, []
         self._writer.submit(write)
         self._tick()
+
+    def _checkpoint(self) -> None:
+        """On the writer thread: the ledger and delivery rows committed so far written to the file as row groups
+        of their own (storage.db.ROW_GROUP_ROWS). When a writer is busy it is tried again after the next flush."""
+        if self.db.checkpoint_if_idle():
+            self._since_checkpoint = 0
 
     # ------------------------------------------------------------------ phases
     def recover(self) -> None:
@@ -795,6 +811,10 @@ class ExportRun:
             self._scratch.execute(f"INSERT INTO {table} SELECT unnest(?::VARCHAR[])", [emails])
 
     def execute(self) -> RunResult:
+        with self.db.run_checkpoints():   # the run checkpoints at its own steps (_checkpoint), to its end
+            return self._execute_and_settle()
+
+    def _execute_and_settle(self) -> RunResult:
         try:
             _remove_stale_plan_files(self.db, self.export["id"])   # a killed run's (one run per export at a time)
             with self.db.cursor() as self._scratch:   # the run's temp tables live (and die) with it

@@ -53,6 +53,15 @@ DEFAULT_MEMORY_FLOOR_BYTES = 256 << 20      # below this DuckDB spills even smal
 # kept a 1 M export's table blocks (~85 MB) cached in the server after the run; they are re-read from the file
 # (the OS page cache) when a page needs them (issue 16)
 RELEASE_MEMORY_LIMIT_BYTES = 16 << 20
+# A table's rows are stored in row groups of (at most) DuckDB's ROW_GROUP_ROWS. A checkpoint writes the rows committed
+# since the last one as new row groups, and a FULL checkpoint merges adjacent row groups whenever fewer would hold
+# them (DuckDB's vacuum: 2 into 1, 3 into 2, 4 into 3); a merge re-reads and rewrites every row in it (+90 MB and
+# 0.6 s for two ~100 k-row merges of a run's ledger and delivery state, issue 16). Row groups of more than 3/4 of
+# the size never merge with each other. So while a run appends (run_checkpoints), DuckDB's automatic checkpoint
+# waits for RUN_CHECKPOINT_THRESHOLD of WAL (a backstop) and the run checkpoints itself (checkpoint_if_idle) at
+# row-group-sized steps (jobs/export_run.py). tests/test_db_checkpoints.py checks the size and the merging.
+ROW_GROUP_ROWS = 122_880
+RUN_CHECKPOINT_THRESHOLD = "64MiB"
 log = logging.getLogger(__name__)
 _MEMORY_LIMIT = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)\s*$", re.IGNORECASE)
 
@@ -270,6 +279,8 @@ class Database:
         # the app's database (ui/deps.py): its runs leave the cores to the pages (run_threads, scan_threads)
         self.serves_pages = False
         self._threads_lock = threading.Lock()
+        self._checkpoint_runs = 0          # runs in run_checkpoints()
+        self._idle_checkpoint_threshold = ""
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
@@ -516,15 +527,17 @@ class Database:
     def current_threads(self) -> int:
         return int(self.query_one("SELECT current_setting('threads')")[0])
 
-    def _checkpoint_if_idle(self) -> bool:
+    def _checkpoint_if_idle(self, run_wait_s: float = 0.0) -> bool:
         """CHECKPOINT when no writer of either lane is busy (else skip: the next run's end does it). Rows a
         run appended live in memory until a checkpoint writes them to the file (~80 MB per 300 k contacts
-        exported, measured); the page writes that arrive meanwhile wait for it (~0.5 s per 300 k)."""
+        exported, measured); the page writes that arrive meanwhile wait for it (~0.5 s per 300 k). A run's
+        own lane may be waited for up to run_wait_s (a progress write takes milliseconds)."""
         app, run = self._write_locks[APP_LANE], self._write_locks[RUN_LANE]
         if not app.acquire(blocking=False):
             return False
         try:
-            if not run.acquire(blocking=False):
+            got = run.acquire(timeout=run_wait_s) if run_wait_s > 0 else run.acquire(blocking=False)
+            if not got:
                 return False
             try:
                 with self._memory_lock:   # on the connection itself: a cursor's CHECKPOINT can see the
@@ -536,6 +549,40 @@ class Database:
                 run.release()
         finally:
             app.release()
+
+    def checkpoint_if_idle(self, run_wait_s: float = 1.0) -> bool:
+        """A run's own checkpoint (see ROW_GROUP_ROWS): True when the rows committed so far are in the file
+        now; False when a writer was busy (a page's write, or the run lane for longer than run_wait_s), in
+        which case the caller tries again later. Never raises for DuckDB."""
+        return self._checkpoint_if_idle(run_wait_s)
+
+    @contextlib.contextmanager
+    def run_checkpoints(self) -> Iterator[None]:
+        """While any run is in this block, DuckDB's automatic checkpoint waits for RUN_CHECKPOINT_THRESHOLD of
+        WAL instead of its own 16 MiB (the run checkpoints at its own steps, see ROW_GROUP_ROWS); the setting
+        in force before returns when the last such run ends. A larger threshold already set is kept."""
+        with self._threads_lock:
+            self._checkpoint_runs += 1
+            if self._checkpoint_runs == 1:
+                self._idle_checkpoint_threshold = ""
+                try:
+                    current = self._con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+                    if _limit_bytes(str(current).replace(" ", "")) < _limit_bytes(RUN_CHECKPOINT_THRESHOLD):
+                        self._con.execute(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
+                        self._idle_checkpoint_threshold = str(current).replace(" ", "")
+                except (duckdb.Error, AttributeError, KeyError):   # a setting, not the run: DuckDB's own then
+                    log.error("could not raise DuckDB's checkpoint threshold for a run")
+        try:
+            yield
+        finally:
+            with self._threads_lock:
+                self._checkpoint_runs -= 1
+                if self._checkpoint_runs == 0 and self._idle_checkpoint_threshold:
+                    try:
+                        self._con.execute(f"SET checkpoint_threshold = '{self._idle_checkpoint_threshold}'")
+                    except duckdb.Error:
+                        log.error("could not restore DuckDB's checkpoint threshold to %s",
+                                  self._idle_checkpoint_threshold)
 
     def _evict_locked(self) -> bool:
         """DuckDB's cached (unpinned) buffers evicted: the limit lowered for a moment, then restored. Caller holds
