@@ -59,8 +59,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from storage.arrow_columns import pa   # pyarrow, with the process's memory pool chosen first
-
 from connectors import registry
 from core import sync
 from jobs import export_plan, runner
@@ -70,7 +68,7 @@ from jobs.runner import RunContext, RunResult
 from storage import changes
 from storage import db as db_memory
 from storage import exports as repo
-from storage.arrow_columns import int64_array, string_array
+from storage.arrow_columns import arrow, int64_array, is_arrow, string_array
 
 PIPELINE_WINDOW = 16           # most submissions in flight before the oldest is collected; a client's
                                # `pipeline_depth` (omnisend 16, sendgrid 4, iterable 8) may lower it
@@ -371,13 +369,10 @@ class ExportRun:
                 repo.record_outcomes(cur, skips)
                 # ledger and delivery state from one columnar batch, in SQL; this run's own adds were
                 # planned as "no delivery row": nothing to delete first
-                # every column handed over as Arrow built from its buffers (storage.arrow_columns): pa.array on
-                # a list would import pandas into a process that has none (~50 MB at the run's peak)
+                # columns as lists, or Arrow where the plan's were (storage.exports decides how DuckDB reads them)
                 repo.record_and_fold(cur, run_id, export_id, {
-                    "target_key": string_array(c_tkey), "email": string_array(c_email),
-                    "customer_id": c_cid.arrow(), "action": string_array(c_action),
-                    "outcome": string_array(c_status), "reason": string_array(c_reason),
-                    "contact_hash": c_hash.arrow()},
+                    "target_key": c_tkey, "email": c_email, "customer_id": c_cid.column(), "action": c_action,
+                    "outcome": c_status, "reason": c_reason, "contact_hash": c_hash.column()},
                     adds_are_new=not recovered)
                 repo.mark_collected_many(cur, done_ids)
                 repo.save_collected_markers(cur, markers)
@@ -579,10 +574,18 @@ class ExportRun:
 
     def _plan_batches(self, target: dict) -> Iterator:
         """The target's plan as Arrow record batches (columns: action, customer_id, email, contact_hash,
-        skip_reason, the mapped fields, email_fast_ok)."""
+        skip_reason, the mapped fields, email_fast_ok); a small one (a temp table of at most
+        repo.LIST_BATCH_MAX_ROWS rows) as _RowsBatch, its columns Python lists: a small run never imports
+        pyarrow (storage.arrow_columns.arrow)."""
         source = self._sources[target["key"]][0]
         if source[0] == "file":
             yield from _file_batches(source[1])
+            return
+        if source[0] == "table" and self._scratch.execute(
+                f"SELECT count(*) FROM {source[1]}").fetchall()[0][0] <= repo.LIST_BATCH_MAX_ROWS:
+            rows = self._scratch.execute(f"SELECT * FROM {source[1]}").fetchall()   # read to its end
+            for i in range(0, len(rows), FETCH_ROWS):
+                yield _RowsBatch(rows[i:i + FETCH_ROWS])
             return
         sql, params = (f"SELECT * FROM {source[1]}", []) if source[0] == "table" else (source[1], source[2])
         yield from self._scratch.sql(sql, params=list(params) or None).to_arrow_reader(FETCH_ROWS)
@@ -603,9 +606,11 @@ class ExportRun:
         for batch in self._plan_batches(target):
             cols = batch.columns
             cid_col, hash_col = cols[1], cols[3]
-            actions, emails, fast_ok = cols[0].to_pylist(), cols[2].to_pylist(), cols[-1].to_pylist()
-            reasons = cols[4].to_pylist() if cols[4].null_count < len(batch) else None
-            value_cols = [c.to_pylist() for c in cols[5:-1]]
+            cid_at = cid_col.__getitem__ if isinstance(cid_col, list) else (lambda i, c=cid_col: c[i].as_py())
+            actions, emails, fast_ok = _pylist(cols[0]), _pylist(cols[2]), _pylist(cols[-1])
+            reasons = cols[4] if isinstance(cols[4], list) else (
+                cols[4].to_pylist() if cols[4].null_count < len(batch) else None)
+            value_cols = [_pylist(c) for c in cols[5:-1]]
             values_of = list(zip(*value_cols)) if value_cols else None
             # a field limit to enforce in this batch at all? (one pass per column, not a dict per contact)
             over_limit = limited and any(max(map(len, filter(None, col)), default=0) > self.limits[k]
@@ -614,17 +619,17 @@ class ExportRun:
             for i, action in enumerate(actions):
                 email = emails[i]
                 if action == sync.SKIP:
-                    self._skip(tkey, email, cid_col[i].as_py(), reasons[i] if reasons else None)
+                    self._skip(tkey, email, cid_at(i), reasons[i] if reasons else None)
                     continue
                 problem = email_problem(email, fast_ok[i])
                 if problem:
-                    self._skip(tkey, email, cid_col[i].as_py(), problem)
+                    self._skip(tkey, email, cid_at(i), problem)
                     continue
                 values = values_of[i] if values_of is not None else ()
                 if over_limit:
                     fields, problem = sync.apply_field_limits(dict(zip(field_keys, values)), self.limits, policy)
                     if problem:
-                        self._skip(tkey, email, cid_col[i].as_py(), problem)
+                        self._skip(tkey, email, cid_at(i), problem)
                         continue
                 else:
                     fields = dict(zip(field_keys, values))
@@ -1063,7 +1068,10 @@ class _PendingMeta:
             cid_col, hash_col, picked = self.chunks[0]
             k = min(n, len(picked))
             if k:
-                if picked[k - 1] - picked[0] == k - 1:   # consecutive rows (no skips among them): a slice,
+                if isinstance(cid_col, list):   # a small plan's (_RowsBatch)
+                    cids.append([cid_col[i] for i in picked[:k]])
+                    hashes.append([hash_col[i] for i in picked[:k]])
+                elif picked[k - 1] - picked[0] == k - 1:   # consecutive rows (no skips among them): a slice,
                     cids.append(cid_col.slice(picked[0], k))   # no copy, and no pyarrow.compute (its import
                     hashes.append(hash_col.slice(picked[0], k))   # is ~45 ms of a small re-run)
                 else:
@@ -1089,7 +1097,7 @@ class _PendingMeta:
             del self.actions[:n]
             return meta
         total = len(self.emails)
-        all_cids, all_hashes = (c.to_pylist() for c in self._take_columns(total))
+        all_cids, all_hashes = (_pylist(c) for c in self._take_columns(total))
         position = {e: i for i, e in enumerate(self.emails)}
         picked = [position[e] for e in emails]
         meta = BatchMeta(list(emails), [all_cids[i] for i in picked], [all_hashes[i] for i in picked],
@@ -1097,20 +1105,39 @@ class _PendingMeta:
         rest = sorted(set(range(total)) - set(picked))
         self.emails[:] = [self.emails[i] for i in rest]       # in place: _contacts holds their append methods
         self.actions[:] = [self.actions[i] for i in rest]
-        self.chunks.appendleft([string_array([all_cids[i] for i in rest]),
-                                string_array([all_hashes[i] for i in rest]), list(range(len(rest)))])
+        self.chunks.appendleft([[all_cids[i] for i in rest], [all_hashes[i] for i in rest],
+                                list(range(len(rest)))])
         return meta
 
 
 def _concat(arrays: list):
-    if not arrays:
-        return string_array([])
-    arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
-    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+    """One column of the given pieces: Arrow if they all are, else a list (a small plan's, or a reordered batch's)."""
+    if arrays and all(is_arrow(a) for a in arrays):
+        pa = arrow()
+        arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
+        return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+    return [v for a in arrays for v in _pylist(a)]
+
+
+def _pylist(column) -> list:
+    return column if isinstance(column, list) else column.to_pylist()
+
+
+class _RowsBatch:
+    """A small plan's rows as columns of Python lists, read like an Arrow record batch (`columns`, len)."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self.columns = [list(c) for c in zip(*rows)]
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
 
 
 class _StringColumn:
-    """A string column gathered from Python values and Arrow arrays, as one Arrow column at the end."""
+    """A string column gathered from Python values and Arrow arrays: a list if no piece was Arrow, else one Arrow
+    column at the end."""
 
     __slots__ = ("pieces", "tail")
 
@@ -1122,7 +1149,7 @@ class _StringColumn:
         self.tail.append(value)
 
     def extend(self, values) -> None:
-        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        if is_arrow(values):
             if self.tail:
                 self.pieces.append(string_array(self.tail))
                 self.tail = []
@@ -1130,7 +1157,10 @@ class _StringColumn:
         else:
             self.tail.extend(values)
 
-    def arrow(self) -> pa.ChunkedArray:
+    def column(self):
+        if not self.pieces:
+            return self.tail
+        pa = arrow()
         chunks = []
         for p in self.pieces + ([string_array(self.tail)] if self.tail else []):
             chunks.extend(p.chunks if isinstance(p, pa.ChunkedArray) else [p])

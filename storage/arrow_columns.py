@@ -1,4 +1,7 @@
-"""Arrow arrays built from Python lists without pyarrow importing pandas (issue 16: peak memory).
+"""pyarrow on first use (arrow()), and Arrow arrays built from Python lists without it importing pandas (issue 16).
+
+A small export run never needs pyarrow (its plan and columns stay Python lists): it is imported by arrow() only,
+after the allocator and BLAS choices below.
 
 `pa.array(list)` asks pyarrow's pandas shim whether the list is "array-like" before converting it, and the
 first such question imports pandas (~50 MB RSS, ~0.4 s) in a process that never uses it: a CLI or bench run
@@ -7,6 +10,7 @@ instead, which never consults the shim. Same values and type as `pa.array(values
 from __future__ import annotations
 
 import os
+import sys
 from array import array
 from itertools import accumulate
 
@@ -14,7 +18,7 @@ from itertools import accumulate
 # own segments: a 1 M SendGrid export peaked ~35 MB higher with it (326 vs 291 MB, same time), and glibc's
 # malloc_trim (storage.db.release_memory, after every run) cannot hand those back. The system allocator can.
 # Arrow's C++ side reads ARROW_DEFAULT_MEMORY_POOL once, so it is set before pyarrow's first import (the export
-# modules import pyarrow through this one: `from storage.arrow_columns import pa`); where pyarrow came first
+# modules import pyarrow through this one: `arrow()`); where pyarrow came first
 # (Streamlit imports it), pyarrow's own default is switched, which covers what pyarrow allocates for us. An
 # explicit ARROW_DEFAULT_MEMORY_POOL is left alone.
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
@@ -27,25 +31,51 @@ os.environ.setdefault(ARROW_POOL_ENV, "system")
 # and harmless.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import pyarrow as pa  # noqa: E402  (after the pool's choice above)
-
-if not _POOL_CHOSEN and pa.default_memory_pool().backend_name != "system":
-    pa.set_memory_pool(pa.system_memory_pool())
-
-_EMPTY_OFFSETS = pa.py_buffer(array("i", [0]).tobytes())
+_pa = None   # pyarrow, once arrow() imported it
 
 
-def int64_array(values) -> pa.Array:
+def _system_pool(pa) -> None:
+    if not _POOL_CHOSEN and pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+def arrow():
+    """The pyarrow module, imported on first use, after the choices above. A small run never needs it: its plan,
+    columns and writes stay Python lists (jobs/export_run.py, storage/exports.py), and pyarrow's import (with the
+    numpy it imports) is ~60 ms and ~35 MB of a short process."""
+    global _pa
+    if _pa is None:
+        import pyarrow
+
+        _system_pool(pyarrow)
+        _pa = pyarrow
+    return _pa
+
+
+def is_arrow(values) -> bool:
+    """values is an Arrow array or chunked array (never imports pyarrow: without it, nothing is)."""
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(values, (pa.Array, pa.ChunkedArray))
+
+
+if "pyarrow" in sys.modules:   # it came first (Streamlit): its default pool is switched now, as before
+    arrow()
+
+
+def int64_array(values):
     """A non-null int64 array of the given ints (e.g. row positions for Array.take)."""
+    pa = arrow()
     buf = array("q", values)
     return pa.Array.from_buffers(pa.int64(), len(buf), [None, pa.py_buffer(buf)])
 
 
-def string_array(values) -> pa.Array:
+def string_array(values):
     """A string array of str values; None becomes null."""
+    pa = arrow()
     n = len(values)
     if not n:
-        return pa.Array.from_buffers(pa.string(), 0, [None, _EMPTY_OFFSETS, pa.py_buffer(b"")])
+        return pa.Array.from_buffers(pa.string(), 0, [None, pa.py_buffer(array("i", [0]).tobytes()),
+                                                      pa.py_buffer(b"")])
     validity = None
     null_count = values.count(None)
     if null_count == n:    # e.g. the reasons of a batch all accepted

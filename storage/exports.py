@@ -44,15 +44,15 @@ Suppression: suppressed_count(db), list_suppressed(db, limit, offset), add_suppr
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any, Iterator
 
 import orjson
-from storage.arrow_columns import pa   # pyarrow, with the process's memory pool chosen first
 
 from core import sync
 from storage import changes
-from storage.arrow_columns import int64_array, string_array
+from storage.arrow_columns import arrow, int64_array, is_arrow, string_array
 from storage.db import quote_ident
 
 EXPORT_COLUMNS = ("id", "name", "connection_id", "vendor", "sync_mode", "over_limit", "mapping_json", "active",
@@ -465,7 +465,37 @@ def delivered_emails(db, export_id: int, tkey: str) -> set[str]:
 # ------------------------------------------------------------------------------ outcomes and state
 
 def _arrow(columns: dict[str, list]):
-    return pa.table({k: string_array(v) for k, v in columns.items()})
+    return arrow().table({k: string_array(v) for k, v in columns.items()})
+
+
+# a batch of at most this many rows, all in Python lists, goes to DuckDB as list parameters (unnest), not as Arrow:
+# a small run then never imports pyarrow (~60 ms and ~35 MB of a short process, with the numpy it imports); its
+# cost per value is higher (~0.3 vs ~0.15 us), so large batches stay Arrow
+LIST_BATCH_MAX_ROWS = 20_000
+
+
+@contextlib.contextmanager
+def _batch_table(cur, name: str, columns: dict[str, Any], types: dict[str, str] | None = None) -> Iterator[None]:
+    """columns (equal length: Python lists, or Arrow arrays) readable as the table `name` on cur for the block.
+    types: DuckDB types of the columns that are not VARCHAR (list parameters only; Arrow carries its own)."""
+    types = types or {}
+    n = len(next(iter(columns.values())))
+    if n <= LIST_BATCH_MAX_ROWS and not any(is_arrow(v) for v in columns.values()):
+        select = ", ".join(f"unnest(?::{types.get(k, 'VARCHAR')}[]) AS {k}" for k in columns)
+        cur.execute(f"CREATE TEMP TABLE {name} AS SELECT {select}", [list(v) for v in columns.values()]).fetchall()
+        try:
+            yield
+        finally:
+            cur.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+        return
+    pa = arrow()
+    cur.register(name, pa.table({k: v if is_arrow(v) else
+                                 (int64_array(v) if types.get(k) == "BIGINT" else string_array(v))
+                                 for k, v in columns.items()}))
+    try:
+        yield
+    finally:
+        cur.unregister(name)
 
 
 def record_outcomes(cur, rows: list[tuple]) -> None:
@@ -473,20 +503,14 @@ def record_outcomes(cur, rows: list[tuple]) -> None:
     if not rows:
         return
     run_ids, export_ids, tkeys, emails, cids, actions, outcomes, reasons = (list(c) for c in zip(*rows))
-    batch = _arrow({"target_key": tkeys, "email": emails, "customer_id": cids, "action": actions,
-                    "outcome": outcomes, "reason": reasons})
-    cur.register("outcome_batch", batch)
-    try:
-        if len(set(run_ids)) == 1 and len(set(export_ids)) == 1:
-            cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
-                        "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
-                        "FROM outcome_batch", [run_ids[0], export_ids[0]])
-        else:  # never happens in practice (one run per flush); keep it correct anyway
-            for r in rows:
-                cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, "
-                            "action, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(r))
-    finally:
-        cur.unregister("outcome_batch")
+    if len(set(run_ids)) != 1 or len(set(export_ids)) != 1:   # never in practice (one run per flush); correct anyway
+        for r in rows:
+            cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, "
+                        "action, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(r))
+        return
+    record_outcome_columns(cur, run_ids[0], export_ids[0], {
+        "target_key": tkeys, "email": emails, "customer_id": cids, "action": actions, "outcome": outcomes,
+        "reason": reasons})
 
 
 def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, list]) -> None:
@@ -494,21 +518,11 @@ def record_outcome_columns(cur, run_id: int, export_id: int, columns: dict[str, 
     reason (equal-length lists). Same rows as record_outcomes, without building per-row tuples."""
     if not columns.get("email"):
         return
-    batch = _arrow({k: columns[k] for k in ("target_key", "email", "customer_id", "action", "outcome", "reason")})
-    cur.register("outcome_batch", batch)
-    try:
+    with _batch_table(cur, "outcome_batch", {k: columns[k] for k in (
+            "target_key", "email", "customer_id", "action", "outcome", "reason")}):
         cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
                     "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
                     "FROM outcome_batch", [run_id, export_id])
-    finally:
-        cur.unregister("outcome_batch")
-
-
-def _string_column(values):
-    """A string column from a list or as it is when already Arrow (the runner hands ids and hashes so)."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values
-    return string_array(values)
 
 
 _EFFECTIVE = ("(outcome = 'accepted' OR (outcome = 'rejected' AND action IN ('update', 'retry')))")
@@ -524,18 +538,14 @@ def record_and_fold(cur, run_id: int, export_id: int, columns: dict[str, list], 
     n = len(columns.get("email") or ())
     if not n:
         return
-    table = pa.table({**{k: _string_column(columns[k]) for k in (
-        "target_key", "email", "customer_id", "action", "outcome", "reason", "contact_hash")},
-        "pos": int64_array(range(n))})
-    cur.register("fold_batch", table)
-    try:
+    batch = {k: columns[k] for k in ("target_key", "email", "customer_id", "action", "outcome", "reason",
+                                     "contact_hash")}
+    with _batch_table(cur, "fold_batch", {**batch, "pos": range(n)}, {"pos": "BIGINT"}):
         cur.execute("INSERT INTO export_run_contacts (run_id, export_id, target_key, email, customer_id, action, "
                     "outcome, reason) SELECT ?, ?, target_key, email, customer_id, action, outcome, reason "
                     "FROM fold_batch", [run_id, export_id])
         for (tkey,) in cur.execute(f"SELECT DISTINCT target_key FROM fold_batch WHERE {_EFFECTIVE}").fetchall():
             _fold_target(cur, export_id, tkey, run_id, adds_are_new)
-    finally:
-        cur.unregister("fold_batch")
 
 
 # the delivery state's integer keys (migration 0076): DuckDB's hash() of the email and of the customer id, written
@@ -635,6 +645,7 @@ def apply_delivered(cur, export_id: int, tkey: str, run_id: int, rows: list[tupl
     if not keep and not touched:
         return
 
+    pa = arrow()
     emails = list(keep)
     gone = _arrow({"email": list(set(touched))})
     cur.register("delivered_gone", gone)

@@ -39,6 +39,37 @@ def test_a_value_that_is_not_text_is_refused_as_pyarrow_refuses_it():
         string_array(["a", 1])
 
 
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_a_batch_reads_the_same_as_list_parameters_or_as_arrow(tmp_path, monkeypatch, n):
+    """storage.exports._batch_table: a small batch of Python lists goes to DuckDB as list parameters (a temp table),
+    a larger one or one with an Arrow column as Arrow (a registered view); both read back the same rows, in order,
+    with NULLs and non-ASCII text, and leave nothing behind."""
+    from storage import exports as repo
+
+    values = {"email": ["ÑANDU@x.com", None, "a\tb@example.com"][:n], "reason": [None, "fünf", ""][:n],
+              "pos": range(n)}
+    want = [(e, r, i, "BIGINT") for i, (e, r) in enumerate(zip(values["email"], values["reason"]))]
+    temp_b = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'b' AND temporary"
+    db = Database(tmp_path / "b.duckdb")
+    try:
+        for limit, as_table in ((repo.LIST_BATCH_MAX_ROWS, True), (n - 1, False)):   # lists; Arrow (over the limit)
+            monkeypatch.setattr(repo, "LIST_BATCH_MAX_ROWS", limit)
+            with db.cursor() as cur:
+                with repo._batch_table(cur, "b", dict(values), {"pos": "BIGINT"}):
+                    assert cur.execute("SELECT email, reason, pos, typeof(pos) FROM b").fetchall() == want
+                    assert cur.execute(temp_b).fetchall()[0][0] == int(as_table)
+                assert cur.execute(temp_b).fetchall()[0][0] == 0
+                with pytest.raises(duckdb.CatalogException):
+                    cur.execute("SELECT * FROM b").fetchall()
+        monkeypatch.setattr(repo, "LIST_BATCH_MAX_ROWS", 10)
+        with db.cursor() as cur:   # an Arrow column: Arrow, whatever the size
+            with repo._batch_table(cur, "b", {"email": pa.array(values["email"], type=pa.string())}):
+                assert cur.execute("SELECT email FROM b").fetchall() == [(e,) for e in values["email"]]
+                assert cur.execute(temp_b).fetchall()[0][0] == 0
+    finally:
+        db.close()
+
+
 def test_int64_arrays_from_buffers_equal_pa_array():
     assert int64_array([]).equals(pa.array([], type=pa.int64()))
     assert int64_array(range(5)).equals(pa.array([0, 1, 2, 3, 4], type=pa.int64()))
@@ -52,7 +83,9 @@ def test_a_run_in_a_fresh_process_imports_only_what_it_needs(tmp_path):
       were built from buffers;
     - pydantic: a static segment's members need no rule model (~0.1 s; core.segments builds them on use);
     - pyarrow.compute on a re-run: its batches are slices, its columns already strings (~45 ms);
-    - email_validator: only an address core.sync's fast path does not accept needs it (~13 ms)."""
+    - email_validator: only an address core.sync's fast path does not accept needs it (~13 ms);
+    - pyarrow (and the numpy it imports): a small plan is read, sent and written as Python lists (~60 ms and
+      ~35 MB of a short process)."""
     from bench import _peer_world
     from connectors.sandbox.server import spawn
 
@@ -62,13 +95,15 @@ def test_a_run_in_a_fresh_process_imports_only_what_it_needs(tmp_path):
     probe.write_text(
         "import atexit, json, runpy, sys\n"
         f"atexit.register(lambda: open({str(mods)!r}, 'w').write(json.dumps("
-        "{m: m in sys.modules for m in ('pandas', 'pydantic', 'pyarrow.compute', 'email_validator')})))\n"
+        "{m: m in sys.modules for m in ('pandas', 'pydantic', 'pyarrow', 'numpy', 'pyarrow.compute', "
+        "'email_validator')})))\n"
         f"sys.argv = sys.argv[1:]; sys.path[0] = {str(ROOT / 'bench')!r}\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     with spawn("sendgrid", "--no-rate-limits", "--job-delay-s", "0") as em:
-        for run, expected in (("full", {"pandas": False, "pydantic": False, "email_validator": False}),
+        for run, expected in (("full", {"pandas": False, "pydantic": False, "email_validator": False,
+                                        "pyarrow": False, "numpy": False}),
                               ("rerun", {"pandas": False, "pydantic": False, "pyarrow.compute": False,
-                                         "email_validator": False})):
+                                         "email_validator": False, "pyarrow": False, "numpy": False})):
             if run == "rerun":   # one profile changed by a writer outside the app (a later updated_at)
                 con = duckdb.connect(str(world_.app_db))
                 con.execute("UPDATE profiles SET first_name = 'Changed', updated_at = TIMESTAMP '2026-06-01' "

@@ -808,9 +808,11 @@ def test_large_plan_from_a_file_leaves_no_transaction_open_while_sending(world, 
     assert again["counts"]["sent"] == 0 and again["counts"]["unchanged"] == n
 
 
-def test_batch_meta_follows_batches_across_plan_chunks_and_reordering_clients():
+@pytest.mark.parametrize("as_lists", [False, True], ids=["arrow-columns", "list-columns"])
+def test_batch_meta_follows_batches_across_plan_chunks_and_reordering_clients(as_lists):
     """_PendingMeta hands each batch the customer ids and hashes of exactly its contacts: batches that
-    cut across the plan's record batches, and a client that reorders contacts (served by lookup)."""
+    cut across the plan's record batches, and a client that reorders contacts (served by lookup). The plan's
+    columns are Arrow (a large plan) or Python lists (a small one, read without pyarrow)."""
     import pyarrow as pa
 
     from jobs.export_journal import decode_submission, encode_submission
@@ -822,7 +824,8 @@ def test_batch_meta_follows_batches_across_plan_chunks_and_reordering_clients():
     taken = []
     for start in (0, 10, 20):      # three plan chunks of 10, 10, 5 rows; every third row skipped
         chunk = rows[start:start + 10]
-        picked = pending.new_chunk(pa.array([r[1] for r in chunk]), pa.array([r[2] for r in chunk]))
+        cids, hashes = [r[1] for r in chunk], [r[2] for r in chunk]
+        picked = pending.new_chunk(*((cids, hashes) if as_lists else (pa.array(cids), pa.array(hashes))))
         for i, (email, _, _) in enumerate(chunk):
             if (start + i) % 3 == 2:
                 continue
@@ -841,7 +844,9 @@ def test_batch_meta_follows_batches_across_plan_chunks_and_reordering_clients():
     assert all(m[e] == [e.replace("e", "c").split("@")[0], e.replace("e", "h").split("@")[0], "add"]
                for m in taken for e in m)
     assert not pending.emails and sum(len(c[2]) for c in pending.chunks) == 0
-    # the journal line of a batch whose ids and hashes are Arrow reads back as the plain meta mapping
+    # lists stay lists; Arrow stays Arrow until a reordered batch (its leftovers are then looked up as lists)
+    assert all(isinstance(m.cids, list) for m in taken) if as_lists else not isinstance(taken[0].cids, list)
+    # the journal line of a batch (ids and hashes Arrow or lists) reads back as the plain meta mapping
     meta = taken[0]
     sub = Submission("iterable", "upsert", None, list(meta.emails))
     assert decode_submission(encode_submission(sub, meta))[1] == meta.to_dict() == {e: meta[e] for e in meta}
