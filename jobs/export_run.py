@@ -1060,9 +1060,9 @@ class _PendingMeta:
         return picked
 
     def _take_columns(self, n: int) -> tuple:
-        """The first n pending customer ids and hashes as Arrow arrays, removed from the chunks. The last
-        chunk's position list is the one _contacts is still appending to: it is emptied in place, never
-        replaced or dropped."""
+        """The first n pending customer ids and hashes (Arrow arrays; lists for a small plan's chunks), removed from
+        the chunks. The last chunk's position list is the one _contacts is still appending to: it is emptied in
+        place, never replaced or dropped."""
         cids, hashes = [], []
         while n > 0 and self.chunks:
             cid_col, hash_col, picked = self.chunks[0]

@@ -477,7 +477,7 @@ LIST_BATCH_MAX_ROWS = 20_000
 @contextlib.contextmanager
 def _batch_table(cur, name: str, columns: dict[str, Any], types: dict[str, str] | None = None) -> Iterator[None]:
     """columns (equal length: Python lists, or Arrow arrays) readable as the table `name` on cur for the block.
-    types: DuckDB types of the columns that are not VARCHAR (list parameters only; Arrow carries its own)."""
+    types: DuckDB types of the columns that are not VARCHAR (only BIGINT so far; an Arrow column carries its own)."""
     types = types or {}
     n = len(next(iter(columns.values())))
     if n <= LIST_BATCH_MAX_ROWS and not any(is_arrow(v) for v in columns.values()):
