@@ -47,8 +47,9 @@ def test_a_batch_reads_the_same_as_list_parameters_or_as_arrow(tmp_path, monkeyp
     from storage import exports as repo
 
     values = {"email": ["ÑANDU@x.com", None, "a\tb@example.com"][:n], "reason": [None, "fünf", ""][:n],
-              "pos": range(n)}
-    want = [(e, r, i, "BIGINT") for i, (e, r) in enumerate(zip(values["email"], values["reason"]))]
+              "pos": range(n), "target_key": ["name:Everyone"] * n, "note": [None] * n}   # (two of one value)
+    want = [(e, r, i, "BIGINT", "name:Everyone", None)
+            for i, (e, r) in enumerate(zip(values["email"], values["reason"]))]
     temp_b = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'b' AND temporary"
     db = Database(tmp_path / "b.duckdb")
     try:
@@ -56,12 +57,18 @@ def test_a_batch_reads_the_same_as_list_parameters_or_as_arrow(tmp_path, monkeyp
             monkeypatch.setattr(repo, "LIST_BATCH_MAX_ROWS", limit)
             with db.cursor() as cur:
                 with repo._batch_table(cur, "b", dict(values), {"pos": "BIGINT"}):
-                    assert cur.execute("SELECT email, reason, pos, typeof(pos) FROM b").fetchall() == want
+                    assert cur.execute("SELECT email, reason, pos, typeof(pos), target_key, note FROM b "
+                                       "ORDER BY pos").fetchall() == want
+                    assert cur.execute("SELECT typeof(note), typeof(target_key) FROM b LIMIT 1").fetchall() in (
+                        [], [("VARCHAR", "VARCHAR")])
                     assert cur.execute(temp_b).fetchall()[0][0] == int(as_table)
                 assert cur.execute(temp_b).fetchall()[0][0] == 0
                 with pytest.raises(duckdb.CatalogException):
                     cur.execute("SELECT * FROM b").fetchall()
         monkeypatch.setattr(repo, "LIST_BATCH_MAX_ROWS", 10)
+        with db.cursor() as cur:   # every column of one value: still n rows
+            with repo._batch_table(cur, "b", {"a": ["x"] * n, "b": [None] * n}):
+                assert cur.execute("SELECT a, b FROM b").fetchall() == [("x", None)] * n
         with db.cursor() as cur:   # an Arrow column: Arrow, whatever the size
             with repo._batch_table(cur, "b", {"email": pa.array(values["email"], type=pa.string())}):
                 assert cur.execute("SELECT email FROM b").fetchall() == [(e,) for e in values["email"]]
