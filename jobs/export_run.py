@@ -394,8 +394,9 @@ class ExportRun:
 
     def _checkpoint(self) -> None:
         """On the writer thread: the ledger and delivery rows committed so far written to the file as row groups
-        of their own (storage.db.ROW_GROUP_ROWS). When a writer is busy it is tried again after the next flush."""
-        if self.db.checkpoint_if_idle():
+        of their own (storage.db.ROW_GROUP_ROWS). A progress write is waited for (up to 1 s); when a page is
+        writing, it is tried again after the next flush."""
+        if self.db.checkpoint_if_idle(run_wait_s=1.0):
             self._since_checkpoint = 0
 
     # ------------------------------------------------------------------ phases

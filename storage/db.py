@@ -527,11 +527,12 @@ class Database:
     def current_threads(self) -> int:
         return int(self.query_one("SELECT current_setting('threads')")[0])
 
-    def _checkpoint_if_idle(self, run_wait_s: float = 0.0) -> bool:
+    def checkpoint_if_idle(self, run_wait_s: float = 0.0) -> bool:
         """CHECKPOINT when no writer of either lane is busy (else skip: the next run's end does it). Rows a
         run appended live in memory until a checkpoint writes them to the file (~80 MB per 300 k contacts
         exported, measured); the page writes that arrive meanwhile wait for it (~0.5 s per 300 k). A run's
-        own lane may be waited for up to run_wait_s (a progress write takes milliseconds)."""
+        own lane may be waited for up to run_wait_s (a progress write takes milliseconds): a run's own checkpoint
+        (see ROW_GROUP_ROWS) is tried again later when this returns False. Never raises for DuckDB."""
         app, run = self._write_locks[APP_LANE], self._write_locks[RUN_LANE]
         if not app.acquire(blocking=False):
             return False
@@ -550,12 +551,6 @@ class Database:
         finally:
             app.release()
 
-    def checkpoint_if_idle(self, run_wait_s: float = 1.0) -> bool:
-        """A run's own checkpoint (see ROW_GROUP_ROWS): True when the rows committed so far are in the file
-        now; False when a writer was busy (a page's write, or the run lane for longer than run_wait_s), in
-        which case the caller tries again later. Never raises for DuckDB."""
-        return self._checkpoint_if_idle(run_wait_s)
-
     @contextlib.contextmanager
     def run_checkpoints(self) -> Iterator[None]:
         """While any run is in this block, DuckDB's automatic checkpoint waits for RUN_CHECKPOINT_THRESHOLD of
@@ -566,10 +561,11 @@ class Database:
             if self._checkpoint_runs == 1:
                 self._idle_checkpoint_threshold = ""
                 try:
-                    current = self._con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
-                    if _limit_bytes(str(current).replace(" ", "")) < _limit_bytes(RUN_CHECKPOINT_THRESHOLD):
+                    current = str(self._con.execute("SELECT current_setting('checkpoint_threshold')")
+                                  .fetchall()[0][0]).replace(" ", "")   # e.g. '16.0 MiB'
+                    if _limit_bytes(current) < _limit_bytes(RUN_CHECKPOINT_THRESHOLD):
                         self._con.execute(f"SET checkpoint_threshold = '{RUN_CHECKPOINT_THRESHOLD}'")
-                        self._idle_checkpoint_threshold = str(current).replace(" ", "")
+                        self._idle_checkpoint_threshold = current
                 except (duckdb.Error, AttributeError, KeyError):   # a setting, not the run: DuckDB's own then
                     log.error("could not raise DuckDB's checkpoint threshold for a run")
         try:
@@ -646,7 +642,7 @@ class Database:
         buffers stay, a busy page loses nothing but cache); then glibc's freed heap.
         Best effort: returns what was done, never raises."""
         done = {"gc_objects": gc.collect(), "checkpoint": False, "duckdb_evicted": False, "malloc_trim": False}
-        done["checkpoint"] = self._checkpoint_if_idle()
+        done["checkpoint"] = self.checkpoint_if_idle()
         with self._memory_lock:
             done["duckdb_evicted"] = self._evict_locked()
         if _MALLOC_TRIM is not None:
