@@ -43,7 +43,7 @@ def build(base_dir: Path, contacts: int, vendors: tuple[str, ...] = VENDORS) -> 
     os.environ["INSIGHT_RELAY_DATA_DIR"] = str(base_dir)
     from core.permissions import Role, User
     from services import connections
-    from storage import users
+    from storage import segments, users
     from storage.db import Database
 
     from bench.exports import _save
@@ -65,7 +65,7 @@ def build(base_dir: Path, contacts: int, vendors: tuple[str, ...] = VENDORS) -> 
             "FROM range(?) t(i)", [contacts])
         sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES ('Everyone', 'static', '{}') "
                           "RETURNING id").fetchone()[0]
-        cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles", [sid])
+        segments.take_members(cur, sid, "SELECT customer_id FROM profiles", [])   # the app's writer: with keys
     export_ids = {v: _save(db, admin, v, sid) for v in vendors}
     changed = db.query_dicts(f"SELECT count(*) AS n FROM profiles WHERE {CHANGED_PREDICATE}")[0]["n"]
     db.close()

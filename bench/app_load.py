@@ -77,7 +77,7 @@ def _prepare(data: Path, profiles: int, contacts: int, vendor: str, base_url: st
     from core.permissions import Role, User
     from services import connections as conn_svc
     from services import exports
-    from storage import users
+    from storage import segments, users
     from storage.db import Database
 
     db = Database(config.db_path())
@@ -86,8 +86,8 @@ def _prepare(data: Path, profiles: int, contacts: int, vendor: str, base_url: st
         with db.transaction() as cur:
             sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES (?, 'static', '{}') RETURNING id",
                               [f"Bench load {contacts}"]).fetchone()[0]
-            cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles WHERE email IS NOT NULL "
-                        "ORDER BY customer_id LIMIT ?", [sid, contacts])
+            segments.take_members(cur, sid, "SELECT customer_id FROM profiles WHERE email IS NOT NULL "
+                                  "ORDER BY customer_id LIMIT ?", [contacts])   # the app's writer: with keys
         if base_url:   # a vendor outside the server's process, as a real one is
             from core import consent
 

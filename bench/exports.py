@@ -66,7 +66,7 @@ def _world(tmp: Path, contacts: int):
     os.environ["INSIGHT_RELAY_DATA_DIR"] = str(tmp)
     from core.permissions import Role, User
     from services import connections
-    from storage import users
+    from storage import segments, users
     from storage.db import Database
 
     db = Database(tmp / "bench.duckdb")
@@ -81,7 +81,7 @@ def _world(tmp: Path, contacts: int):
             "'City' || (i % 5000), 'Norway', FALSE FROM range(?) t(i)", [contacts])
         sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES ('Everyone', 'static', '{}') "
                           "RETURNING id").fetchone()[0]
-        cur.execute("INSERT INTO segment_members SELECT ?, customer_id FROM profiles", [sid])
+        segments.take_members(cur, sid, "SELECT customer_id FROM profiles", [])   # the app's writer: with keys
     return db, admin, sid
 
 

@@ -265,13 +265,11 @@ def count_plan(db, export: dict, target: dict, retry_run: int | None = None) -> 
 
 
 def _member_rows(cur, db, export: dict, target: dict) -> int:
-    """The pass's member rows without the diff: the profiles (and their joined attributes) in the segments."""
+    """The pass's member rows without the diff: the profiles (and their joined attributes) in the segments. Every
+    row of a member customer id, as the pass reads them: a rule's own rows are not enough, since nothing keeps
+    customer ids unique and a rule holds for a customer id when it holds for any of its rows."""
     members, params = repo.members_sql(db, [int(s) for s in target["segment_ids"]])
     _, joins, _ = repo.mapping_columns(db, list(export["mapping"]))
-    if len(target["segment_ids"]) == 1 and not joins and " JOIN " not in members.upper():
-        # one segment's member query, joining nothing, is a filter over profiles (one row per profile row, as
-        # below): count it as it is, without joining its result to profiles once more (a second semi join)
-        return cur.execute(f"SELECT count(*) FROM ({members})", params).fetchall()[0][0]
     return cur.execute(f"SELECT count(*) FROM profiles p {' '.join(joins)} WHERE p.customer_id IN ({members})",
                        params).fetchall()[0][0]
 
@@ -428,35 +426,61 @@ def restricted(cur, export: dict, target: dict, basis: "Basis | None", prefix: s
     snapshot(cur)."""
     if basis is None or basis.since is None:
         return None
-    candidates(cur, export, target, basis.since, prefix, basis.since_cursor)
+    candidates(cur, export, target, basis.since, prefix, basis.since_cursor, stamped_rows_alone=basis.static)
     add_probe(cur, prefix)
     return prefix
 
 
-def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_cursor=None) -> None:
+def candidates(cur, export: dict, target: dict, since: int, prefix: str, since_cursor=None, *,
+               stamped_rows_alone: bool = False) -> None:
     """Temp tables on `cur` for an incremental plan from the settled plan at change `since` (see above):
     <prefix>_i and <prefix>_e, the candidate customer ids and emails; <prefix>_rows (rid, customer_id), the row
     ids and customer ids of the profile rows to look at (every row with a candidate email, normalized as the
     pass does, and the candidates without one): the pass reads those rows by id, so call this inside
-    snapshot(cur). One statement per source: as one UNION, DuckDB took ten times as long."""
+    snapshot(cur). One statement per source: as one UNION, DuckDB took ten times as long.
+
+    stamped_rows_alone: a profile row stamped after the cursor stands for itself, not for every row of its customer
+    id. Only for static segments without joined attributes (Basis.static): there a row's plan follows from its own
+    values, its customer id's place on a member list the state key fixes, and the rows sharing its email (found by
+    email below), so another row of the same customer id, unchanged, is planned as before. (A rule segment's
+    membership is per customer id, from any of its rows: there a stamped row stands for all of them.) It spares a
+    scan of every customer id when only stamped rows changed (an outside writer, as drt's users update profiles);
+    ids the app logged still bring all their rows."""
     eid, tkey = int(export["id"]), target["key"]
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_i AS SELECT DISTINCT customer_id FROM ("
-                "SELECT customer_id FROM data_changes WHERE change_no > ? UNION ALL "
-                "SELECT customer_id FROM export_plan_residue WHERE export_id = ? AND target_key = ? UNION ALL "
-                "SELECT customer_id FROM profiles WHERE updated_at > coalesce(?::TIMESTAMP, '-infinity'::TIMESTAMP)) "
-                "WHERE customer_id IS NOT NULL", [since, eid, tkey, since_cursor])
+    logged = ("SELECT customer_id FROM data_changes WHERE change_no > ? UNION ALL "
+              "SELECT customer_id FROM export_plan_residue WHERE export_id = ? AND target_key = ?")
+    stamped = "FROM profiles WHERE updated_at > coalesce(?::TIMESTAMP, '-infinity'::TIMESTAMP)"
+
+    def rows_of(ids: str) -> str:
+        # the rows of these customer ids: found by their ids alone, then their emails read by row id (only those
+        # rows' emails are read: a join on the ids read every profile's email), then trim(): with IN (...) DuckDB
+        # trimmed every profile's email before filtering
+        return (f"SELECT rid, customer_id, nullif(lower(trim(email)), '') AS email FROM (SELECT p.rowid AS rid, "
+                f"p.customer_id, p.email FROM profiles p WHERE p.rowid IN (SELECT rowid FROM profiles WHERE "
+                f"customer_id IN (SELECT customer_id FROM {ids})))")
+
+    if not stamped_rows_alone:
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_i AS SELECT DISTINCT customer_id FROM ({logged} "
+                    f"UNION ALL SELECT customer_id {stamped}) WHERE customer_id IS NOT NULL",
+                    [since, eid, tkey, since_cursor])
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_ir AS {rows_of(f'{prefix}_i')}")
+    else:   # the stamped rows by their own row ids; the logged ids' rows (usually none) by their ids
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_ir AS SELECT rowid AS rid, customer_id, "
+                    f"nullif(lower(trim(email)), '') AS email {stamped}", [since_cursor])
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_l AS SELECT DISTINCT customer_id FROM ({logged}) "
+                    "WHERE customer_id IS NOT NULL", [since, eid, tkey])
+        if cur.execute(f"SELECT count(*) FROM {prefix}_l").fetchall()[0][0]:
+            cur.execute(f"INSERT INTO {prefix}_ir SELECT * FROM ({rows_of(f'{prefix}_l')}) "
+                        f"WHERE rid NOT IN (SELECT rid FROM {prefix}_ir)")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_i AS SELECT DISTINCT customer_id FROM ("
+                    f"SELECT customer_id FROM {prefix}_l UNION ALL SELECT customer_id FROM {prefix}_ir)")
+        cur.execute(f"DROP TABLE {prefix}_l")
     emails = f"{prefix}_e0"
     # the logged emails normalized as the pass normalizes (a suppression entry is logged as typed); the other sources
     # hold normalized emails already (the candidates' rows: below; the residue and the delivery state: the pass's
     # own emails), and trim() is ~0.4 µs per email: not again over all of them
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {emails} AS SELECT nullif(lower(trim(email)), '') AS email "
                 "FROM data_changes WHERE change_no > ? AND email IS NOT NULL", [since])
-    # the candidates' own rows: found by their ids alone, then their emails read by row id (only those rows' emails
-    # are read: a join on the ids read every profile's email), then trim(): with IN (...) DuckDB trimmed every
-    # profile's email before filtering
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_ir AS SELECT rid, customer_id, nullif(lower(trim(email)), '') "
-                f"AS email FROM (SELECT p.rowid AS rid, p.customer_id, p.email FROM profiles p WHERE p.rowid IN "
-                f"(SELECT rowid FROM profiles WHERE customer_id IN (SELECT customer_id FROM {prefix}_i)))")
     for sql, params in (
             ("SELECT email FROM export_plan_residue WHERE export_id = ? AND target_key = ?", [eid, tkey]),
             (f"SELECT email FROM {prefix}_ir", []),
@@ -753,12 +777,12 @@ def _segments_state(db, segment_ids) -> tuple:
     ids = sorted({int(s) for s in segment_ids})
     if not ids:
         return ()
-    rows = db.query("SELECT s.id, s.kind, s.rule_json, s.updated_at, s.members_taken_at, m.n, m.h FROM segments s "
-                    "LEFT JOIN (SELECT segment_id, count(*) AS n, sum(hash(customer_id)) AS h FROM segment_members "
-                    "WHERE segment_id IN (SELECT unnest(?::BIGINT[])) GROUP BY segment_id) m ON m.segment_id = s.id "
-                    "WHERE s.id IN (SELECT unnest(?::BIGINT[])) ORDER BY s.id", [ids, ids])
+    rows = db.query("SELECT id, kind, rule_json, updated_at, members_taken_at FROM segments "
+                    "WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id", [ids])
+    lists = repo.member_fingerprints(db, ids)
     members_sql, params = repo.members_sql(db, ids)
-    return tuple(tuple(str(v) for v in r) for r in rows) + (members_sql, tuple(str(p) for p in params))
+    return (tuple(tuple(str(v) for v in (*r, *lists.get(int(r[0]), (None, None)))) for r in rows)
+            + (members_sql, tuple(str(p) for p in params)))
 
 
 def _data_state(db) -> tuple:

@@ -293,7 +293,7 @@ class Database:
         self._configure()
         if migrate and not read_only:
             self.migrate()
-            self._check_delivered_keys()
+            self._check_keys()
 
     def _configure(self) -> None:
         """Bound DuckDB's memory so big imports and demo generation spill to disk instead of growing RSS.
@@ -682,25 +682,33 @@ class Database:
             return set()
         return {r[0] for r in self.query("SELECT version FROM schema_version")}
 
-    def _check_delivered_keys(self) -> bool:
-        """export_delivered's email_h / customer_h are DuckDB's hash() of the email / customer id (migration 0076): a
-        DuckDB that hashes differently (an upgrade) would make every key stale, and a lookup by key would miss the
-        rows. A sample of rows is compared with hash() now (a few rows, every open); when they disagree, every key is
-        recomputed, once. True when keys were recomputed."""
-        stale_sql = "email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM hash(customer_id)"
-        with self.cursor() as cur:
-            try:
-                stale = cur.execute("SELECT count(*) FROM (SELECT email, customer_id, email_h, customer_h "
-                                    f"FROM export_delivered LIMIT 64) WHERE {stale_sql}").fetchone()[0]
-            except duckdb.CatalogException:   # a schema without them (a test's own migrations)
-                return False
-        if not stale:
-            return False
-        log.warning("recomputing the delivery state's keys (DuckDB's hash() differs from the one that wrote them)")
-        with self.transaction() as cur:
-            cur.execute(f"UPDATE export_delivered SET email_h = hash(email), customer_h = hash(customer_id) "
-                        f"WHERE {stale_sql}")
-        return True
+    # the integer keys kept beside strings (migrations 0076, 0077): table -> (key column, the column it hashes)
+    KEYED_COLUMNS = {"export_delivered": (("email_h", "email"), ("customer_h", "customer_id")),
+                     "segment_members": (("customer_h", "customer_id"),)}
+
+    def _check_keys(self) -> list[str]:
+        """The integer keys of KEYED_COLUMNS are DuckDB's hash() of their strings: a DuckDB that hashes differently
+        (an upgrade) would make every key stale, and a lookup by key would miss the rows. A sample of each table's
+        rows is compared with hash() now (a few rows, every open); where they disagree, or a writer left keys out,
+        the table's keys are recomputed, once. The tables whose keys were recomputed."""
+        fixed = []
+        for table, keys in self.KEYED_COLUMNS.items():
+            stale_sql = " OR ".join(f"{k} IS DISTINCT FROM hash({c})" for k, c in keys)
+            cols = ", ".join(c for pair in keys for c in pair)
+            with self.cursor() as cur:
+                try:
+                    stale = cur.execute(f"SELECT count(*) FROM (SELECT {cols} FROM {table} LIMIT 64) "
+                                        f"WHERE {stale_sql}").fetchone()[0]
+                except duckdb.CatalogException:   # a schema without them (a test's own migrations)
+                    continue
+            if not stale:
+                continue
+            log.warning("recomputing the keys of %s (DuckDB's hash() differs from the one that wrote them)", table)
+            with self.transaction() as cur:
+                sets = ", ".join(f"{k} = hash({c})" for k, c in keys)
+                cur.execute(f"UPDATE {table} SET {sets} WHERE {stale_sql}")
+            fixed.append(table)
+        return fixed
 
     def migrate(self) -> list[int]:
         """Apply pending migrations in order; refuse a database newer than this code."""

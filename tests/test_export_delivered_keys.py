@@ -48,9 +48,9 @@ def test_keys_another_duckdb_hashed_are_recomputed_when_the_database_opens(world
     with world.db.transaction() as cur:   # as if written by a DuckDB whose hash() differs
         cur.execute("UPDATE export_delivered SET email_h = email_h + 1, customer_h = customer_h + 1")
     assert _stale_keys(world.db) == 8
-    assert world.db._check_delivered_keys() is True   # noqa: SLF001 - what Database() runs after migrating
+    assert world.db._check_keys() == ["export_delivered"]   # noqa: SLF001 - what Database() runs after migrating
     assert _stale_keys(world.db) == 0
-    assert world.db._check_delivered_keys() is False  # noqa: SLF001 - once
+    assert world.db._check_keys() == []  # noqa: SLF001 - once
     world.update_profile("c2", first_name="Two")
     run = world.run(eid)
     assert (run["counts"]["updated"], run["counts"]["unchanged"]) == (1, 7)

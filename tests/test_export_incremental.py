@@ -49,6 +49,14 @@ def _raw_update(db, customer_id, **values):
             cur.execute(f"UPDATE profiles SET {col} = ?, updated_at = now() WHERE customer_id = ?", [val, customer_id])
 
 
+def _raw_update_row(db, customer_id, which, **values):
+    """_raw_update of one row of a customer id with two: its first (which="min") or its last ("max") row."""
+    with db.transaction() as cur:
+        rid = cur.execute(f"SELECT {which}(rowid) FROM profiles WHERE customer_id = ?", [customer_id]).fetchone()[0]
+        for col, val in values.items():
+            cur.execute(f"UPDATE profiles SET {col} = ?, updated_at = now() WHERE rowid = ?", [val, rid])
+
+
 def _dynamic_segment(world) -> int:
     """A rule segment whose membership the test's writes change: first names starting with F (or the other
     people's initials) are in; an outside writer's "R..." first names take a profile out."""
@@ -77,6 +85,11 @@ def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world,
         {"customer_id": "z1", "email": "outsider@example.com", "first_name": "NotAMember"},
     ]
     world.add_profiles(people)
+    twins = ["c1", "c2", "d1"]
+    with world.db.transaction() as cur:   # another writer's second rows for customer ids (nothing keeps them unique)
+        cur.execute("INSERT INTO profiles (customer_id, email, first_name, updated_at) VALUES ('c1', "
+                    "'twin1@example.com', 'Twin', now()), ('c2', NULL, 'Twin', now()), ('d1', 'shared@example.com', "
+                    "'Ray', now())")
     ids = [p["customer_id"] for p in people if p["customer_id"] != "z1"]
     sid = world.segment("Inc", ids) if kind == "static" else _dynamic_segment(world)
     eid = world.export("iterable", [sid], mode=mode)
@@ -105,6 +118,10 @@ def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world,
             suppression.add_emails(world.db, world.admin, [rng.choice([e for e in emails if e and "@" in e])])
         elif op == 7 and step % 5 == 0:
             suppression.remove_emails(world.db, world.admin, [rng.choice([e for e in emails if e]).strip().lower()])
+        elif op == 8:   # one of the rows of a customer id that has two (a rule segment's membership may follow)
+            _raw_update_row(world.db, rng.choice(twins), rng.choice(["min", "max"]),
+                            **rng.choice([{"first_name": f"F{step}"}, {"first_name": f"R{step}"},
+                                          {"email": rng.choice(emails)}]))
         incremental += _compare(world.db, eid, monkeypatch)
         if step % 3 == 2:   # a run settles a plan: the next ones derive from it
             run = world.run(eid, confirm_removals=True)
@@ -118,6 +135,29 @@ def test_incremental_plans_equal_the_whole_diff_after_every_kind_of_write(world,
     run = world.run(eid, confirm_removals=True)
     assert run["counts"]["sent"] == 0 or run["status"] in ("succeeded", "partially_succeeded")
     assert world.run(eid, confirm_removals=True)["counts"]["sent"] == 0
+
+
+@pytest.mark.parametrize("kind", ["static", "dynamic"])
+def test_a_stamped_row_of_a_customer_id_with_two_rows(world, monkeypatch, kind):
+    """Nothing keeps customer ids unique. A rule holds for a customer id when it holds for any of its rows, so a
+    stamped row can bring its customer id's other, unchanged row into a rule segment: that row is planned too. On a
+    static list only the stamped row itself can change."""
+    people = base_people(4)
+    people[1]["first_name"] = "Zed"   # c1: no F, so outside the rule segment
+    world.add_profiles(people)
+    with world.db.transaction() as cur:
+        cur.execute("INSERT INTO profiles (customer_id, email, first_name, updated_at) "
+                    "VALUES ('c1', 'twin1@example.com', 'Zed2', now())")
+    sid = world.segment("All", ["c0", "c2", "c3"]) if kind == "static" else _dynamic_segment(world)
+    eid = world.export("sendgrid", [sid])
+    assert world.run(eid)["counts"]["added"] == 3
+    _raw_update_row(world.db, "c1", "min", first_name="Fresh")   # the rule's F: c1's two rows are now members
+    _raw_update_row(world.db, "c2", "min", first_name="Ferdinand")
+    assert _compare(world.db, eid, monkeypatch)
+    run = world.run(eid)
+    added = 2 if kind == "dynamic" else 0
+    assert (run["counts"]["added"], run["counts"]["updated"], run["counts"]["unchanged"]) == (added, 1, 2)
+    assert world.run(eid)["counts"]["sent"] == 0
 
 
 def test_a_rerun_sends_exactly_what_changed_and_derives_its_plan(world):

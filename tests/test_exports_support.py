@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core import data_version, sync
+from storage import segments
 
 VENDORS = ("sendgrid", "iterable", "omnisend")
 
@@ -58,15 +59,12 @@ class World:
         with self.db.transaction() as cur:
             sid = cur.execute("INSERT INTO segments (name, kind, rule_json) VALUES (?, 'static', '{}') RETURNING id",
                               [name]).fetchone()[0]
-            cur.execute("INSERT INTO segment_members (segment_id, customer_id) SELECT ?, unnest(?::VARCHAR[])",
-                        [sid, list(customer_ids)])
+            segments.take_members(cur, sid, "SELECT unnest(?::VARCHAR[]) AS customer_id", [list(customer_ids)])
         return sid
 
     def set_members(self, segment_id: int, customer_ids: list[str]) -> None:
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment_id])
-            cur.execute("INSERT INTO segment_members (segment_id, customer_id) SELECT ?, unnest(?::VARCHAR[])",
-                        [segment_id, list(customer_ids)])
+            segments.take_members(cur, segment_id, "SELECT unnest(?::VARCHAR[]) AS customer_id", [list(customer_ids)])
 
     def export(self, vendor: str, segment_ids: list[int], *, mode: str = sync.MODE_MIRROR, name: str | None = None,
                mapping=None, targets=None, over_limit: str = "truncate") -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from core import sync
+from storage import segments
 from tests.test_exports_support import assert_counts_add_up
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,9 +138,7 @@ def _insert_people(db, rows: list[dict]) -> None:
 
 def _set_members(db, segment_id: int, ids) -> None:
     with db.transaction() as cur:
-        cur.execute("DELETE FROM segment_members WHERE segment_id = ?", [segment_id])
-        cur.execute("INSERT INTO segment_members (segment_id, customer_id) SELECT ?, unnest(?::VARCHAR[])",
-                    [segment_id, [f"c{i}" for i in ids]])
+        segments.take_members(cur, segment_id, "SELECT unnest(?::VARCHAR[]) AS customer_id", [[f"c{i}" for i in ids]])
 
 
 def _emulator_connection(db, admin, vendor: str, base_url: str, api_key: str) -> int:
