@@ -3,6 +3,8 @@ with a delivery row; a re-run finds its candidates' rows by those keys and then 
 only a shortcut: a missing key, a key shared by chance or keys a different DuckDB hashed must change nothing."""
 from __future__ import annotations
 
+import pytest
+
 from core import sync
 from tests.test_export_incremental import _compare, _raw_update
 from tests.test_exports_support import base_people
@@ -41,17 +43,27 @@ def test_every_writer_stores_the_keys(world):
     assert _stale_keys(world.db) == 0
 
 
-def test_keys_another_duckdb_hashed_are_recomputed_when_the_database_opens(world):
+# each keyed table (storage.db.Database.KEYED_COLUMNS): its keys made stale, and the rows that must then be stale
+_STALE = {"export_delivered": ("UPDATE export_delivered SET email_h = email_h + 1, customer_h = customer_h + 1",
+                               "email_h IS DISTINCT FROM hash(email) OR customer_h IS DISTINCT FROM hash(customer_id)"),
+          "segment_members": ("UPDATE segment_members SET customer_h = customer_h + 1",
+                              "customer_h IS DISTINCT FROM hash(customer_id)")}
+
+
+@pytest.mark.parametrize("table", sorted(_STALE))
+def test_keys_another_duckdb_hashed_are_recomputed_when_the_database_opens(world, monkeypatch, table):
     world.add_profiles(base_people(8))
     eid = world.export("iterable", [world.segment("All", [f"c{i}" for i in range(8)])])
     assert world.run(eid)["status"] == "succeeded"
+    make_stale, stale_sql = _STALE[table]
     with world.db.transaction() as cur:   # as if written by a DuckDB whose hash() differs
-        cur.execute("UPDATE export_delivered SET email_h = email_h + 1, customer_h = customer_h + 1")
-    assert _stale_keys(world.db) == 8
-    assert world.db._check_keys() == ["export_delivered"]   # noqa: SLF001 - what Database() runs after migrating
-    assert _stale_keys(world.db) == 0
-    assert world.db._check_keys() == []  # noqa: SLF001 - once
+        cur.execute(make_stale)
+    assert world.db.query_one(f"SELECT count(*) FROM {table} WHERE {stale_sql}")[0] == 8
+    assert world.db._check_keys() == [table]   # noqa: SLF001 - what Database() runs after migrating
+    assert world.db.query_one(f"SELECT count(*) FROM {table} WHERE {stale_sql}")[0] == 0
+    assert world.db._check_keys() == []        # noqa: SLF001 - once
     world.update_profile("c2", first_name="Two")
+    assert _compare(world.db, eid, monkeypatch)
     run = world.run(eid)
     assert (run["counts"]["updated"], run["counts"]["unchanged"]) == (1, 7)
     _one_row_per_email(world.db, eid)

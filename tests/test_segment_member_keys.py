@@ -1,7 +1,8 @@
 """The static member lists' integer keys (migration 0077, issue 16): every writer stores hash(customer_id) with a member
 row; a re-run checks its candidates against the lists by that key and then compares the customer id exactly, and the
 plan's fingerprint of a list is summed from the keys. A key is only a shortcut: a missing key, a key shared by chance
-or keys a different DuckDB hashed must change nothing."""
+or keys a different DuckDB hashed must change nothing (the last: tests/test_export_delivered_keys.py, for both keyed
+tables)."""
 from __future__ import annotations
 
 from storage import segments
@@ -68,19 +69,3 @@ def test_a_key_shared_by_chance_makes_nobody_a_member(world, monkeypatch):
     run = world.run(eid)
     assert (run["counts"]["updated"], run["counts"]["added"], run["counts"]["unchanged"]) == (1, 0, 3)
     assert world.db.query_one("SELECT count(*) FROM export_delivered WHERE customer_id = 'c5'")[0] == 0
-
-
-def test_keys_another_duckdb_hashed_are_recomputed_when_the_database_opens(world, monkeypatch):
-    world.add_profiles(base_people(8))
-    eid = world.export("omnisend", [world.segment("All", [f"c{i}" for i in range(8)])])
-    assert world.run(eid)["status"] == "succeeded"
-    with world.db.transaction() as cur:   # as if written by a DuckDB whose hash() differs
-        cur.execute("UPDATE segment_members SET customer_h = customer_h + 1")
-    assert _stale_keys(world.db) == 8
-    assert world.db._check_keys() == ["segment_members"]   # noqa: SLF001 - what Database() runs after migrating
-    assert _stale_keys(world.db) == 0
-    assert world.db._check_keys() == []                    # noqa: SLF001 - once
-    world.update_profile("c2", first_name="Two")
-    assert _compare(world.db, eid, monkeypatch)
-    run = world.run(eid)
-    assert (run["counts"]["updated"], run["counts"]["unchanged"]) == (1, 7)
